@@ -1,0 +1,29 @@
+/* api.h -- the host services a plugin reaches through its bh_ctx_t. */
+#ifndef BH_API_H
+#define BH_API_H
+
+#include "bushost.h"
+#include "config.h"
+#include "job.h"
+#include "log.h"
+
+/* What stands behind a plugin's bh_ctx_t. */
+typedef struct bh__ctx {
+    bh_ctx_t pub;
+    const char *service;
+    bh_format_t format;         /* the service's outgoing content type */
+    bh__logger_t *log;
+    bh__job_t *job;             /* the message being handled; NULL in init/fini */
+    const bh__svc_conf_t *conf; /* set during init only */
+} bh__ctx_t;
+
+/* The one function table (built on first use; thread-safe). */
+const bh_api_t *bh__api(void);
+
+void bh__ctx_init(bh__ctx_t *c, const char *service, bh_format_t format, bh__logger_t *log,
+                  bh__job_t *job, const bh__svc_conf_t *conf);
+
+/* A random (v4) UUID as 36 characters + NUL, for conversation and correlation ids. */
+void bh__uuid(char out[37]);
+
+#endif

@@ -1,0 +1,72 @@
+/* broker.h -- the only module that touches rabbitmq-c.
+ *
+ * One bh__broker_t is one AMQP connection with three channels: 1 consumes
+ * (acks go there), 2 publishes events/commands/results in confirm mode, 3
+ * publishes logs without confirms. It belongs to one thread. Every call
+ * returns 0 or a negative value; after a negative value the connection is
+ * dead and must be freed, and err says why. */
+#ifndef BH_BROKER_H
+#define BH_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+typedef struct bh__broker bh__broker_t;
+
+typedef struct bh__topology bh__topology_t;
+
+typedef struct bh__broker_cbs {
+    /* A delivery; the callee owns d (free() it). */
+    void (*delivery)(void *ud, bh__delivery_t *d);
+    /* basic.ack / basic.nack for a publish on the confirm channel. */
+    void (*confirm)(void *ud, uint64_t tag, bool multiple, bool acked);
+    /* A mandatory publish came back unroutable. */
+    void (*returned)(void *ud, const char *exchange, const char *routing_key, int code,
+                     const char *text, const char *conversation_id);
+    /* The broker cancelled one of our consumers (queue deleted, node down). */
+    void (*cancelled)(void *ud, const char *consumer_tag);
+    /* connection.blocked (reason) / connection.unblocked (NULL). */
+    void (*blocked)(void *ud, const char *reason);
+} bh__broker_cbs_t;
+
+/* Open, log in (heartbeat seconds, 0 = off), open the channels and put the
+ * publish channel in confirm mode. name is shown by rabbitmqctl. */
+int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const char *name,
+                       char *err, size_t errlen);
+/* Close channels and connection politely (bounded by the RPC timeout), free. */
+void bh__broker_close(bh__broker_t *b);
+/* Free without talking to the broker (the connection is already dead). */
+void bh__broker_free(bh__broker_t *b);
+int bh__broker_fd(const bh__broker_t *b);
+
+/* Declare exchanges, queues and bindings (never passive). */
+int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size_t errlen);
+/* basic.qos (per consumer) then basic.consume on each queue of t. */
+int bh__broker_consume(bh__broker_t *b, const bh__topology_t *t, int prefetch, char *err,
+                       size_t errlen);
+/* basic.cancel every consumer. */
+int bh__broker_cancel_all(bh__broker_t *b, char *err, size_t errlen);
+
+int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen);
+/* Logs: no properties, no confirm. */
+int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body,
+                           size_t len, char *err, size_t errlen);
+int bh__broker_ack(bh__broker_t *b, uint64_t tag, bool multiple, char *err, size_t errlen);
+int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, size_t errlen);
+
+/* Process every frame the library has or the socket holds, without blocking.
+ * pump: also give the library a moment (1 ms) to send a due heartbeat and
+ * notice a silent broker; call it on a timer. */
+int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud,
+                    char *err, size_t errlen);
+
+/* Frames or bytes the library holds that poll() has not handed out yet. */
+bool bh__broker_buffered(const bh__broker_t *b);
+
+/* "amqp://user:***@host:port/vhost" for logs. */
+void bh__broker_redact_url(const char *url, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,77 @@
+/* config.h -- the INI file (inih): [broker], [host] and one section per plugin.
+ *
+ * Loading validates [broker] and [host] and keeps every other section as raw
+ * key/value lines; each plugin section is validated once the plugins are
+ * loaded and their key tables known. Every error reads "file:line: reason". */
+#ifndef BH_CONFIG_H
+#define BH_CONFIG_H
+
+#include <stddef.h>
+
+#include "bushost.h"
+
+typedef struct bh__kv {
+    char *key;
+    char *value;
+    int line;
+    struct bh__kv *next;
+} bh__kv_t;
+
+typedef struct bh__section {
+    char *name;
+    int line;
+    bh__kv_t *keys; /* file order */
+    struct bh__section *next;
+} bh__section_t;
+
+typedef struct bh__config {
+    char *path;
+    /* [broker] */
+    char **urls; /* url = ... (repeatable, tried in turn); BUSHOST_URL replaces them */
+    size_t n_urls;
+    int heartbeat; /* seconds, default 30, 0 disables */
+    /* [host] */
+    char *plugins_dir;        /* relative paths are taken from the config file's folder */
+    bh_level_t log_level;     /* stderr filter, default INFO */
+    int healthcheck_interval; /* seconds, default 60, 0 disables */
+    int shutdown_timeout;     /* ms to let running handlers finish, default 30000 */
+    bh__section_t *sections;  /* every other section, unvalidated */
+} bh__config_t;
+
+/* Load and validate. BUSHOST_URL (if set and non-empty; several URLs may be
+ * separated by spaces or commas) replaces the [broker] urls. With no URL at
+ * all the default is amqp://guest:guest@localhost:5672/. */
+int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errlen);
+void bh__config_free(bh__config_t *cfg);
+
+/* A plugin's section, validated. Host keys per service:
+ *   service      logical service name (default: the plugin's)
+ *   workers      1..256, default 4
+ *   prefetch     1..65535, default 8 * workers
+ *   content_type cbor | json | application/cbor | application/json (default cbor)
+ * plus the keys the plugin declares. */
+typedef struct bh__svc_conf {
+    char *service;
+    int workers;
+    int prefetch;
+    bh_format_t format;
+    size_t n;      /* plugin keys, declared order; defaults applied */
+    char **keys;
+    char **values; /* NULL for absent keys without a default */
+} bh__svc_conf_t;
+
+int bh__config_service(const bh__config_t *cfg, const char *plugin_name,
+                       const char *default_service, const bh_config_key_t *table,
+                       bh__svc_conf_t *out, char *err, size_t errlen);
+void bh__svc_conf_free(bh__svc_conf_t *sc);
+const char *bh__svc_conf_get(const bh__svc_conf_t *sc, const char *key);
+
+/* Refuse sections that name no loaded plugin ("file:line: section [x] names no
+ * plugin; loaded: echo, cart"). */
+int bh__config_check_sections(const bh__config_t *cfg, const char *const *plugin_names, size_t n,
+                              char *err, size_t errlen);
+
+/* Keys a plugin may not declare, because the host owns them. */
+bool bh__config_reserved_key(const char *key);
+
+#endif

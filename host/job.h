@@ -1,0 +1,74 @@
+/* job.h -- the units of work that move between the I/O thread and the workers.
+ *
+ * A job is one delivered message. The I/O thread creates it, a worker runs the
+ * handler and fills `outs`, then hands the whole job back; from then on only
+ * the I/O thread touches it. No field is shared by two threads at once. */
+#ifndef BH_JOB_H
+#define BH_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bushost.h"
+
+enum { BH__EX_EVENTS = 0, BH__EX_COMMANDS = 1, BH__EX_LOGS = 2 };
+const char *bh__exchange_name(int exchange);
+
+/* A received message, copied out of the AMQP library into one allocation.
+ * Absent string properties are NULL. */
+typedef struct bh__delivery {
+    uint64_t tag;
+    bool redelivered;
+    const char *exchange;
+    const char *routing_key;
+    const char *content_type;
+    const char *conversation_id;
+    const char *status;
+    const char *reply_to;
+    const char *correlation_id;
+    const void *body;
+    size_t body_len;
+} bh__delivery_t;
+
+/* An outgoing event, command or result, in one allocation. */
+typedef struct bh__out {
+    struct bh__out *next;
+    struct bh__job *job; /* waits for this confirm; NULL when nobody does */
+    int exchange;
+    bool mandatory;
+    unsigned nacks;           /* times the broker refused it */
+    const char *routing_key;
+    const char *content_type;
+    const char *conversation_id;
+    const char *reply_to;       /* "" unless a command */
+    const char *correlation_id; /* "" on events */
+    const char *status;         /* NULL unless a result */
+    const unsigned char *body;
+    size_t len;
+} bh__out_t;
+
+/* Copies every argument (NULL strings become ""; status stays NULL). */
+bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *content_type,
+                       const char *conversation_id, const char *reply_to,
+                       const char *correlation_id, const char *status, const void *body,
+                       size_t len);
+
+typedef struct bh__job {
+    struct bh__job *next; /* link in the worker queue or the completion queue */
+    struct bh__service *svc;
+    bh__delivery_t *d;
+    uint64_t gen;               /* connection generation the delivery came on */
+    bh_handler_fn handler;
+    bh_msg_t msg;               /* the plugin's view of d */
+    bh_value_t *payload;
+    /* Filled on the worker: */
+    bh_outcome_t outcome;       /* 0 when the payload failed to decode */
+    char err[200];              /* why it failed to decode */
+    bh__out_t *outs, **outs_tail;
+    bool has_result;
+    /* I/O thread only, after the handler returned: */
+    size_t pending;             /* outs not yet confirmed */
+} bh__job_t;
+
+#endif

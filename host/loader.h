@@ -1,0 +1,39 @@
+/* loader.h -- finding, opening and checking plugin shared objects. */
+#ifndef BH_LOADER_H
+#define BH_LOADER_H
+
+#include <stddef.h>
+
+#include "bushost.h"
+
+typedef struct bh__loaded {
+    char *path;                /* as found, e.g. "plugins/echo.so" */
+    void *dl;                  /* dlopen handle */
+    const bh_plugin_t *desc;   /* inside the object */
+} bh__loaded_t;
+
+/* Check a descriptor. Pure: no dlopen. Messages name the file, what was
+ * expected and what was found, e.g.
+ *   "plugins/x.so: bad magic 0x00000000, expected 0x42555348 (not a bushost plugin, or garbled)"
+ *   "plugins/x.so: ABI 2.0, this host speaks 1.0 (major must match): rebuild the plugin"
+ *   "plugins/x.so: ABI 1.3 is newer than this host's 1.0: upgrade bushost"
+ * It also checks name/service/route keys (non-empty, no '.', '*', '#' or
+ * spaces in names and command keys; a handler for each route; no duplicate
+ * keys) and config keys (no host-reserved or duplicate keys). */
+int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t errlen);
+
+/* dlopen(RTLD_NOW | RTLD_LOCAL) one file, look up BH_PLUGIN_SYMBOL, check. */
+int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errlen);
+
+/* Open every "*.so" in dir, in name order. Any failure fails the whole load
+ * (nothing is skipped). An empty folder is an error. Two plugins with the same
+ * name or service are an error. */
+int bh__loader_open_dir(const char *dir, bh__loaded_t **out, size_t *n, char *err, size_t errlen);
+
+/* Run the plugin's init (if any) with ctx; an error names the file. */
+int bh__loader_init(const bh__loaded_t *p, bh_ctx_t *ctx, void **state, char *err, size_t errlen);
+
+void bh__loader_close(bh__loaded_t *p);
+void bh__loader_close_all(bh__loaded_t *v, size_t n);
+
+#endif

@@ -1,0 +1,205 @@
+/* log.c -- stderr for the operator, GELF on `logs` for everyone else. */
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gelf.h"
+
+struct bh__logger {
+    char *service;
+    char hostname[256];
+    long pid;
+    uv_mutex_t mu;
+    bh__logrec_t *head, **tail;
+    size_t n, dropped;
+    uv_async_t *wake;
+    bool queueing;
+};
+
+static _Atomic int stderr_level = BH_INFO;
+
+void bh__log_set_stderr_level(bh_level_t level) { stderr_level = (int)level; }
+
+bh__logger_t *bh__logger_new(const char *service)
+{
+    bh__logger_t *l = calloc(1, sizeof *l);
+    if (!l || !(l->service = strdup(service)) || uv_mutex_init(&l->mu)) {
+        if (l) free(l->service);
+        free(l);
+        return NULL;
+    }
+    if (gethostname(l->hostname, sizeof l->hostname - 1)) strcpy(l->hostname, "localhost");
+    l->pid = (long)getpid();
+    l->tail = &l->head;
+    l->queueing = true; /* init() logs wait for the first connection */
+    return l;
+}
+
+static void drop_all(bh__logrec_t *r)
+{
+    while (r) {
+        bh__logrec_t *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+void bh__logger_free(bh__logger_t *l)
+{
+    if (!l) return;
+    drop_all(l->head);
+    uv_mutex_destroy(&l->mu);
+    free(l->service);
+    free(l);
+}
+
+static void to_stderr(const char *service, bh_level_t level, const char *conv, const char *msg)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* One fprintf per line: stdio locks the stream, so threads don't interleave. */
+    fprintf(stderr, "%s.%03ldZ %s %s%s%s%s %s\n", when, ts.tv_nsec / 1000000L,
+            service ? service : "bushost", bh__level_name(level), conv && *conv ? " [" : "",
+            conv && *conv ? conv : "", conv && *conv ? "]" : "", msg);
+}
+
+static void enqueue(bh__logger_t *l, bh_level_t level, const char *conv,
+                    const char *const *extra, const char *msg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    bh__gelf_t g = {.service = l->service,
+                    .hostname = l->hostname,
+                    .pid = l->pid,
+                    .level = level,
+                    .timestamp = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
+                    .conversation_id = conv,
+                    .message = msg,
+                    .extra = extra};
+    size_t len, klen = strlen(l->service) + 1 + strlen(bh__level_name(level)) + 1;
+    char *json = bh__gelf_format(&g, &len);
+    bh__logrec_t *r = json ? malloc(sizeof *r + len + 1 + klen) : NULL;
+    uv_async_t *wake = NULL;
+
+    if (r) {
+        memcpy(r->body, json, len + 1);
+        r->len = len;
+        r->key = r->body + len + 1;
+        snprintf((char *)r->key, klen, "%s.%s", l->service, bh__level_name(level));
+        r->next = NULL;
+    }
+    free(json);
+    uv_mutex_lock(&l->mu);
+    if (!l->queueing) {
+        free(r);
+    } else if (!r || l->n >= BH__LOG_QUEUE_MAX) {
+        l->dropped++;
+        free(r);
+    } else {
+        *l->tail = r;
+        l->tail = &r->next;
+        l->n++;
+        wake = l->wake;
+    }
+    /* Sent under the lock: attach(NULL) can't race with a send on a handle
+     * that is about to be closed. */
+    if (wake) uv_async_send(wake);
+    uv_mutex_unlock(&l->mu);
+}
+
+void bh__vlog(bh__logger_t *l, bh_level_t level, const char *conv, const char *const *extra,
+              const char *fmt, va_list ap)
+{
+    char buf[2048], *msg = buf;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n >= (int)sizeof buf && (msg = malloc((size_t)n + 1)))
+        vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+    else if (!msg)
+        msg = buf; /* out of memory: keep the truncated text */
+    va_end(ap2);
+    if (level > BH_DEBUG) level = BH_DEBUG;
+    if ((int)level <= stderr_level) to_stderr(l ? l->service : NULL, level, conv, msg);
+    if (l) enqueue(l, level, conv, extra, msg);
+    if (msg != buf) free(msg);
+}
+
+void bh__log(bh__logger_t *l, bh_level_t level, const char *conv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bh__vlog(l, level, conv, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void bh__log_extra(bh__logger_t *l, bh_level_t level, const char *conv, const char *const *extra,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bh__vlog(l, level, conv, extra, fmt, ap);
+    va_end(ap);
+}
+
+void bh__logger_attach(bh__logger_t *l, uv_async_t *wake)
+{
+    bh__logrec_t *drop = NULL;
+    uv_mutex_lock(&l->mu);
+    l->wake = wake;
+    if (!wake) {
+        l->queueing = false;
+        drop = l->head;
+        l->head = NULL;
+        l->tail = &l->head;
+        l->n = 0;
+    } else if (l->head) {
+        uv_async_send(wake);
+    }
+    uv_mutex_unlock(&l->mu);
+    drop_all(drop);
+}
+
+bh__logrec_t *bh__logger_take(bh__logger_t *l, size_t *dropped)
+{
+    uv_mutex_lock(&l->mu);
+    bh__logrec_t *r = l->head;
+    l->head = NULL;
+    l->tail = &l->head;
+    l->n = 0;
+    *dropped = l->dropped;
+    l->dropped = 0;
+    uv_mutex_unlock(&l->mu);
+    return r;
+}
+
+void bh__logger_untake(bh__logger_t *l, bh__logrec_t *recs)
+{
+    if (!recs) return;
+    bh__logrec_t *last = recs;
+    size_t n = 1;
+    while (last->next) {
+        last = last->next;
+        n++;
+    }
+    uv_mutex_lock(&l->mu);
+    if (!l->queueing) {
+        uv_mutex_unlock(&l->mu);
+        drop_all(recs);
+        return;
+    }
+    last->next = l->head;
+    if (!l->head) l->tail = &last->next;
+    l->head = recs;
+    l->n += n;
+    /* May exceed the cap by what was taken; enqueue() refuses until it shrinks. */
+    uv_mutex_unlock(&l->mu);
+}

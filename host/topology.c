@@ -1,0 +1,72 @@
+/* topology.c -- queue names and bindings of one service. */
+#include "topology.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+
+static char *join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + 1 + lb + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    s[la] = '.';
+    memcpy(s + la + 1, b, lb + 1);
+    return s;
+}
+
+static size_t count(const bh_route_t *r)
+{
+    size_t n = 0;
+    while (r && r[n].key) n++;
+    return n;
+}
+
+static int add(bh__topology_t *t, int exchange, const char *queue, char *key)
+{
+    bh__binding_t *b = &t->bindings[t->n_bindings];
+    if (!key || !(b->queue = strdup(queue))) {
+        free(key);
+        return BH_ENOMEM;
+    }
+    b->exchange = exchange;
+    b->key = key;
+    t->n_bindings++;
+    return 0;
+}
+
+int bh__topology_build(bh__topology_t *t, const char *service, const bh_plugin_t *p)
+{
+    size_t ne = count(p->events), nc = count(p->commands), nr = count(p->results);
+    memset(t, 0, sizeof *t);
+    t->bindings = calloc(ne + nc + nr + 1, sizeof *t->bindings);
+    t->commands_queue = join(service, "commands");
+    if (ne) t->events_queue = join(service, "events");
+    if (!t->bindings || !t->commands_queue || (ne && !t->events_queue)) goto oom;
+    for (size_t i = 0; i < ne; i++)
+        if (add(t, BH__EX_EVENTS, t->events_queue, strdup(p->events[i].key))) goto oom;
+    for (size_t i = 0; i < nc; i++)
+        if (add(t, BH__EX_COMMANDS, t->commands_queue, join(service, p->commands[i].key)))
+            goto oom;
+    for (size_t i = 0; i < nr; i++)
+        if (add(t, BH__EX_COMMANDS, t->commands_queue, strdup(p->results[i].key))) goto oom;
+    return 0;
+oom:
+    bh__topology_free(t);
+    return BH_ENOMEM;
+}
+
+void bh__topology_free(bh__topology_t *t)
+{
+    for (size_t i = 0; i < t->n_bindings; i++) {
+        free(t->bindings[i].queue);
+        free(t->bindings[i].key);
+    }
+    free(t->bindings);
+    free(t->events_queue);
+    free(t->commands_queue);
+    memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,435 @@
+/*
+ * bushost.h -- the one header a bushost plugin author reads.
+ *
+ * A plugin is a shared object holding one descriptor, `bh_plugin`, made with
+ * BH_PLUGIN(...). The host loads it, creates its service's queues on the
+ * RabbitMQ bus, and calls the plugin's handlers on a pool of worker threads.
+ * The host does everything else: topology, prefetch, acks, publisher
+ * confirms, results, logs, redelivery and shutdown.
+ *
+ * Read top to bottom: versions, basic types, payload values, the message
+ * view, host services, the descriptor.
+ *
+ * OWNERSHIP, stated once for every call below:
+ *   - Arguments are borrowed. The host copies what it keeps (payloads are
+ *     encoded before a publish call returns).
+ *   - What a *_new function returns belongs to the caller, who releases it
+ *     with bh_value_free(), unless it is handed to bh_map_set() or
+ *     bh_array_push(), which take ownership (even when they fail).
+ *   - What the host hands out (bh_msg_t, msg->payload, strings from
+ *     bh_config_str) is read-only and valid until the call that received it
+ *     returns. Copy what you keep. A plugin never frees host memory.
+ *
+ * THREADS:
+ *   - init() and fini() run on the host's main thread, once.
+ *   - Handlers run on the plugin's worker threads, several AT THE SAME TIME
+ *     (`workers` in the config). State shared between handlers must be
+ *     protected by the plugin (see plugins/cart/cart.c for a mutex example).
+ *   - A bh_ctx_t belongs to one call on one thread; never keep it.
+ *   - "Thread:" on each function says where it may be called.
+ *
+ * ERRORS: functions return 0 or a negative BH_E* code; bh_strerror() names it.
+ *
+ * ABI CHANGELOG (the host refuses a plugin whose major differs or whose
+ * minor is higher than its own):
+ *   1.0  first release.
+ */
+#ifndef BUSHOST_H
+#define BUSHOST_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BH_MAGIC 0x42555348u /* "BUSH": a descriptor that is not garbled */
+#define BH_ABI_MAJOR 1
+#define BH_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define BH_EXPORT __attribute__((visibility("default")))
+#define BH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define BH_EXPORT
+#define BH_PRINTF(fmt, args)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Basic types                                                              */
+
+/* What a handler tells the host to do with the message it was given. */
+typedef enum bh_outcome {
+    BH_DONE = 1,   /* ack, once every message it published is confirmed */
+    BH_RETRY = 2,  /* unexpected failure: requeue once, then dead-letter */
+    BH_REJECT = 3, /* dead-letter now (reject without requeue) */
+} bh_outcome_t;
+
+/* Syslog levels; logs travel with routing key "<service>.<LEVEL>". */
+typedef enum bh_level {
+    BH_EMERGENCY = 0,
+    BH_ALERT = 1,
+    BH_CRITICAL = 2,
+    BH_ERROR = 3,
+    BH_WARNING = 4,
+    BH_NOTICE = 5,
+    BH_INFO = 6,
+    BH_DEBUG = 7,
+} bh_level_t;
+
+/* Error codes (negative). */
+enum {
+    BH_OK = 0,
+    BH_EINVAL = -1,   /* a bad argument */
+    BH_ENOMEM = -2,   /* out of memory */
+    BH_ETYPE = -3,    /* the value is not of the asked type */
+    BH_ENOENT = -4,   /* no such field or config key */
+    BH_ESTATE = -5,   /* not allowed here (e.g. a result outside a command) */
+    BH_EENCODE = -6,  /* the payload cannot be encoded in the wire format */
+};
+
+static inline const char *bh_strerror(int err)
+{
+    switch (err) {
+    case BH_OK: return "ok";
+    case BH_EINVAL: return "invalid argument";
+    case BH_ENOMEM: return "out of memory";
+    case BH_ETYPE: return "value has another type";
+    case BH_ENOENT: return "no such field or key";
+    case BH_ESTATE: return "not allowed in this context";
+    case BH_EENCODE: return "payload cannot be encoded";
+    default: return "unknown error";
+    }
+}
+
+/* Every host handle starts with the host's function table, so a plugin needs
+ * no link-time symbol from the host (and a test can hand it a fake host).
+ * Plugins use the functions below, never the table directly. */
+typedef struct bh_api bh_api_t;
+typedef struct bh_ctx { const bh_api_t *api; } bh_ctx_t;       /* opaque beyond api */
+typedef struct bh_value { const bh_api_t *api; } bh_value_t;   /* opaque beyond api */
+typedef struct bh_msg bh_msg_t;
+
+/* ------------------------------------------------------------------------ */
+/* Payload values: the same tree whether the wire carries CBOR or JSON.     */
+
+typedef enum bh_type {
+    BH_T_NONE = 0, /* a missing value (NULL pointer) */
+    BH_T_NULL,
+    BH_T_BOOL,
+    BH_T_INT,      /* int64 */
+    BH_T_FLOAT,    /* double */
+    BH_T_STRING,   /* UTF-8 */
+    BH_T_BYTES,    /* CBOR byte string; cannot be sent as JSON */
+    BH_T_ARRAY,
+    BH_T_MAP,      /* string keys, insertion order kept */
+} bh_type_t;
+
+/* Wire formats for outgoing payloads. */
+typedef enum bh_format {
+    BH_FORMAT_DEFAULT = 0, /* the service's configured content type */
+    BH_FORMAT_CBOR,        /* application/cbor */
+    BH_FORMAT_JSON,        /* application/json */
+} bh_format_t;
+
+struct bh_api {
+    /* Values. Thread: any. */
+    bh_type_t (*type)(const bh_value_t *v);
+    const bh_value_t *(*map_get)(const bh_value_t *map, const char *key);
+    size_t (*len)(const bh_value_t *v);
+    const bh_value_t *(*array_at)(const bh_value_t *arr, size_t i);
+    const char *(*map_key_at)(const bh_value_t *map, size_t i);
+    const bh_value_t *(*map_value_at)(const bh_value_t *map, size_t i);
+    int (*as_bool)(const bh_value_t *v, bool *out);
+    int (*as_int)(const bh_value_t *v, int64_t *out);
+    int (*as_double)(const bh_value_t *v, double *out);
+    const char *(*as_str)(const bh_value_t *v, size_t *len);
+    const void *(*as_bytes)(const bh_value_t *v, size_t *len);
+    bh_value_t *(*map_new)(bh_ctx_t *ctx);
+    bh_value_t *(*array_new)(bh_ctx_t *ctx);
+    bh_value_t *(*null_new)(bh_ctx_t *ctx);
+    bh_value_t *(*bool_new)(bh_ctx_t *ctx, bool b);
+    bh_value_t *(*int_new)(bh_ctx_t *ctx, int64_t i);
+    bh_value_t *(*double_new)(bh_ctx_t *ctx, double d);
+    bh_value_t *(*str_new)(bh_ctx_t *ctx, const char *s, size_t len);
+    bh_value_t *(*bytes_new)(bh_ctx_t *ctx, const void *p, size_t len);
+    bh_value_t *(*copy)(bh_ctx_t *ctx, const bh_value_t *v);
+    int (*map_set)(bh_value_t *map, const char *key, bh_value_t *v);
+    int (*array_push)(bh_value_t *arr, bh_value_t *v);
+    void (*value_free)(bh_value_t *v);
+    /* Messages. Thread: handler. */
+    int (*publish)(bh_ctx_t *ctx, int kind, const char *key, const bh_value_t *payload,
+                   bh_format_t fmt, const char *content_type, const void *body, size_t len,
+                   const char *reply_to, const char *correlation_id);
+    int (*result)(bh_ctx_t *ctx, bool success, const bh_value_t *payload, bh_format_t fmt,
+                  const char *content_type, const void *body, size_t len);
+    /* Logs. Thread: handler or init/fini. */
+    void (*vlog)(bh_ctx_t *ctx, bh_level_t level, const char *fmt, va_list ap);
+    /* Config. Thread: init. */
+    const char *(*config_str)(bh_ctx_t *ctx, const char *key);
+    const char *(*service)(bh_ctx_t *ctx);
+    /* ABI 1.1+ appends here. */
+};
+
+/* Reading. All accept NULL (a missing value) and then report BH_T_NONE,
+ * NULL or BH_ENOENT. Thread: any. Returned pointers are borrowed. */
+static inline bh_type_t bh_type(const bh_value_t *v) { return v ? v->api->type(v) : BH_T_NONE; }
+/* The field `key` of a map, or NULL when absent or `map` is not a map. */
+static inline const bh_value_t *bh_map_get(const bh_value_t *map, const char *key)
+{ return map ? map->api->map_get(map, key) : NULL; }
+/* Entries of a map or array, bytes of a string or byte string; else 0. */
+static inline size_t bh_len(const bh_value_t *v) { return v ? v->api->len(v) : 0; }
+static inline const bh_value_t *bh_array_at(const bh_value_t *a, size_t i)
+{ return a ? a->api->array_at(a, i) : NULL; }
+/* The i-th key / value of a map, in wire order. */
+static inline const char *bh_map_key_at(const bh_value_t *m, size_t i)
+{ return m ? m->api->map_key_at(m, i) : NULL; }
+static inline const bh_value_t *bh_map_value_at(const bh_value_t *m, size_t i)
+{ return m ? m->api->map_value_at(m, i) : NULL; }
+/* Scalars. as_double also takes integers; as_int takes only integers. */
+static inline int bh_as_bool(const bh_value_t *v, bool *out)
+{ return v ? v->api->as_bool(v, out) : BH_ENOENT; }
+static inline int bh_as_int(const bh_value_t *v, int64_t *out)
+{ return v ? v->api->as_int(v, out) : BH_ENOENT; }
+static inline int bh_as_double(const bh_value_t *v, double *out)
+{ return v ? v->api->as_double(v, out) : BH_ENOENT; }
+/* A NUL-terminated UTF-8 string (len may be NULL), or NULL if not a string. */
+static inline const char *bh_as_str(const bh_value_t *v, size_t *len)
+{ return v ? v->api->as_str(v, len) : NULL; }
+static inline const void *bh_as_bytes(const bh_value_t *v, size_t *len)
+{ return v ? v->api->as_bytes(v, len) : NULL; }
+
+/* Shorthands for the common case: a field of the top-level map. */
+static inline const char *bh_get_str(const bh_value_t *map, const char *key)
+{ return bh_as_str(bh_map_get(map, key), NULL); }
+static inline int bh_get_int(const bh_value_t *map, const char *key, int64_t *out)
+{ return bh_as_int(bh_map_get(map, key), out); }
+static inline int bh_get_double(const bh_value_t *map, const char *key, double *out)
+{ return bh_as_double(bh_map_get(map, key), out); }
+static inline int bh_get_bool(const bh_value_t *map, const char *key, bool *out)
+{ return bh_as_bool(bh_map_get(map, key), out); }
+
+/* Building. Each *_new returns a new value owned by the caller, or NULL when
+ * out of memory. Thread: handler or init (needs the ctx you were given). */
+static inline bh_value_t *bh_map_new(bh_ctx_t *ctx) { return ctx->api->map_new(ctx); }
+static inline bh_value_t *bh_array_new(bh_ctx_t *ctx) { return ctx->api->array_new(ctx); }
+static inline bh_value_t *bh_null_new(bh_ctx_t *ctx) { return ctx->api->null_new(ctx); }
+static inline bh_value_t *bh_bool_new(bh_ctx_t *ctx, bool b) { return ctx->api->bool_new(ctx, b); }
+static inline bh_value_t *bh_int_new(bh_ctx_t *ctx, int64_t i) { return ctx->api->int_new(ctx, i); }
+static inline bh_value_t *bh_double_new(bh_ctx_t *ctx, double d)
+{ return ctx->api->double_new(ctx, d); }
+/* A copy of the NUL-terminated UTF-8 string s (NULL if s is not UTF-8). */
+static inline bh_value_t *bh_str_new(bh_ctx_t *ctx, const char *s)
+{ return s ? ctx->api->str_new(ctx, s, strlen(s)) : NULL; }
+static inline bh_value_t *bh_strn_new(bh_ctx_t *ctx, const char *s, size_t len)
+{ return ctx->api->str_new(ctx, s, len); }
+static inline bh_value_t *bh_bytes_new(bh_ctx_t *ctx, const void *p, size_t len)
+{ return ctx->api->bytes_new(ctx, p, len); }
+/* A deep copy of v, e.g. to forward an incoming field. */
+static inline bh_value_t *bh_value_copy(bh_ctx_t *ctx, const bh_value_t *v)
+{ return v ? ctx->api->copy(ctx, v) : NULL; }
+/* Free a value made by a *_new function (and everything it holds). */
+static inline void bh_value_free(bh_value_t *v) { if (v) v->api->value_free(v); }
+/* Set map[key] = v, replacing an existing entry. TAKES OWNERSHIP of v, also
+ * on failure; a NULL v (a failed *_new) gives BH_ENOMEM. */
+static inline int bh_map_set(bh_value_t *map, const char *key, bh_value_t *v)
+{
+    if (!map) { bh_value_free(v); return BH_EINVAL; }
+    return map->api->map_set(map, key, v);
+}
+/* Append v to an array. TAKES OWNERSHIP of v, also on failure. */
+static inline int bh_array_push(bh_value_t *arr, bh_value_t *v)
+{
+    if (!arr) { bh_value_free(v); return BH_EINVAL; }
+    return arr->api->array_push(arr, v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The message a handler receives: a read-only view owned by the host,      */
+/* valid until the handler returns.                                          */
+
+typedef enum bh_kind {
+    BH_KIND_EVENT = 1,   /* from the `events` exchange */
+    BH_KIND_COMMAND = 2, /* from `commands` with a reply_to */
+    BH_KIND_RESULT = 3,  /* from `commands` with a status header */
+} bh_kind_t;
+
+struct bh_msg {
+    bh_kind_t kind;
+    const char *routing_key;     /* event name, "<service>.<Command>" or result key */
+    const char *conversation_id; /* never empty: the host rejects such messages */
+    const char *correlation_id;  /* "" on events */
+    const char *reply_to;        /* "" on events and results */
+    const char *status;          /* results: "success" or "error"; else "" */
+    const char *content_type;    /* as on the wire; "" when absent (means JSON) */
+    const void *body;            /* the raw payload bytes */
+    size_t body_len;
+    const bh_value_t *payload;   /* the decoded top-level map; NULL if the body is empty */
+    bool redelivered;            /* the broker delivered it before */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Host services for handlers. Thread: handler (the ctx it was given).      */
+/* Everything published carries the conversation id of the message being   */
+/* handled. Publishes are sent when the handler returns BH_DONE, BH_RETRY   */
+/* or BH_REJECT alike; the input is acked only after all are confirmed.     */
+
+/* Publish event `name` on `events`. payload may be NULL (an empty body). */
+static inline int bh_publish_event(bh_ctx_t *ctx, const char *name, const bh_value_t *payload)
+{
+    return ctx->api->publish(ctx, BH_KIND_EVENT, name, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0,
+                             NULL, NULL);
+}
+/* Same, with bytes already encoded as content_type. */
+static inline int bh_publish_event_raw(bh_ctx_t *ctx, const char *name, const char *content_type,
+                                       const void *body, size_t len)
+{
+    return ctx->api->publish(ctx, BH_KIND_EVENT, name, NULL, BH_FORMAT_DEFAULT, content_type, body,
+                             len, NULL, NULL);
+}
+/* Send command `key` ("<service>.<VerbObject>") on `commands`, mandatory.
+ * Its result will come back on `reply_to` (a result key this plugin lists in
+ * .results). correlation_id may be NULL: the host then makes a unique one. */
+static inline int bh_send_command(bh_ctx_t *ctx, const char *key, const bh_value_t *payload,
+                                  const char *reply_to, const char *correlation_id)
+{
+    return ctx->api->publish(ctx, BH_KIND_COMMAND, key, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0,
+                             reply_to, correlation_id);
+}
+/* Answer the command being handled (once): status "success" or "error".
+ * An error result is an expected, documented outcome, never a bug report. */
+static inline int bh_result_success(bh_ctx_t *ctx, const bh_value_t *payload)
+{ return ctx->api->result(ctx, true, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0); }
+static inline int bh_result_error(bh_ctx_t *ctx, const bh_value_t *payload)
+{ return ctx->api->result(ctx, false, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0); }
+/* Answer with bytes already encoded as content_type (e.g. echo them back). */
+static inline int bh_result_raw(bh_ctx_t *ctx, bool success, const char *content_type,
+                                const void *body, size_t len)
+{ return ctx->api->result(ctx, success, NULL, BH_FORMAT_DEFAULT, content_type, body, len); }
+
+/* Log at a syslog level, to the `logs` exchange (GELF, with the conversation
+ * id of the message being handled) and to the operator's stderr.
+ * Thread: handler, init or fini. */
+static inline void bh_log(bh_ctx_t *ctx, bh_level_t level, const char *fmt, ...) BH_PRINTF(3, 4);
+static inline void bh_log(bh_ctx_t *ctx, bh_level_t level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ctx->api->vlog(ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+/* The logical service name this plugin runs as (config may override it).
+ * Thread: handler, init or fini. */
+static inline const char *bh_service(bh_ctx_t *ctx) { return ctx->api->service(ctx); }
+
+/* ------------------------------------------------------------------------ */
+/* Config: the plugin declares its keys; the host reads its INI section,    */
+/* refuses unknown keys and bad values with file:line, and applies defaults. */
+
+typedef enum bh_conf_type {
+    BH_CONF_STR = 1,
+    BH_CONF_INT,   /* checked against [min, max] */
+    BH_CONF_BOOL,  /* true/false, yes/no, on/off, 1/0 */
+    BH_CONF_DOUBLE,
+} bh_conf_type_t;
+
+typedef struct bh_config_key {
+    const char *key;
+    bh_conf_type_t type;
+    const char *def;  /* default as text, or NULL: the key is required */
+    const char *help; /* one line, shown by `bushost --check -v` */
+    int64_t min, max; /* BH_CONF_INT bounds; both 0 means unbounded */
+} bh_config_key_t;
+
+/* The value of one of the plugin's declared keys, already validated, as text
+ * (or its default; NULL if the key has no default and is absent).
+ * Thread: init only. The string lives until init returns. */
+static inline const char *bh_config_str(bh_ctx_t *ctx, const char *key)
+{ return ctx->api->config_str(ctx, key); }
+static inline int bh_config_int(bh_ctx_t *ctx, const char *key, int64_t *out)
+{
+    const char *s = bh_config_str(ctx, key);
+    char *end;
+    long long v;
+    if (!s) return BH_ENOENT;
+    errno = 0;
+    v = strtoll(s, &end, 0);
+    if (end == s || *end || errno == ERANGE) return BH_ETYPE;
+    *out = (int64_t)v;
+    return BH_OK;
+}
+static inline int bh_config_bool(bh_ctx_t *ctx, const char *key, bool *out)
+{
+    const char *s = bh_config_str(ctx, key);
+    if (!s) return BH_ENOENT;
+    /* The host has already normalised boolean values to "true"/"false". */
+    *out = s[0] == 't';
+    return BH_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The descriptor                                                           */
+
+/* Handler for one routing key. `state` is what init() stored. */
+typedef bh_outcome_t (*bh_handler_fn)(bh_ctx_t *ctx, const bh_msg_t *msg, void *state);
+
+typedef struct bh_route {
+    const char *key; /* event name, command VerbObject, or result key */
+    bh_handler_fn handler;
+} bh_route_t;
+
+typedef struct bh_plugin {
+    /* Identity: these four fields never move. */
+    uint32_t magic;     /* BH_MAGIC */
+    uint16_t abi_major; /* BH_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor; /* BH_ABI_MINOR the plugin was built with */
+    uint32_t size;      /* sizeof(bh_plugin_t) the plugin was built with */
+
+    const char *name;    /* the plugin; also its config section [name] */
+    const char *version; /* free text, e.g. "1.2.0" */
+    const char *service; /* logical service name; `service =` overrides */
+
+    /* Tables ended by an entry with key NULL; any may be NULL (empty).
+     * events:   event names, bound on `events` to <service>.events
+     * commands: VerbObject, bound on `commands` as <service>.<VerbObject>
+     * results:  result keys (the reply_to of commands it sends), bound on
+     *           `commands` to <service>.commands */
+    const bh_route_t *events;
+    const bh_route_t *commands;
+    const bh_route_t *results;
+    const bh_config_key_t *config; /* its INI keys; ended by key NULL */
+
+    /* Called once before the service connects; 0 or a negative error stops
+     * start-up. May store plugin-owned state in *state. Thread: main. */
+    int (*init)(bh_ctx_t *ctx, void **state);
+    /* Called once after the last handler returned. Thread: main. */
+    void (*fini)(bh_ctx_t *ctx, void *state);
+    /* ABI 1.1+ appends fields here; the host reads them only if `size`
+     * says the plugin has them. */
+} bh_plugin_t;
+
+/* The fixed exported symbol the host looks up. */
+#define BH_PLUGIN_SYMBOL "bh_plugin"
+
+/* Define the plugin's descriptor:
+ *   BH_PLUGIN(.name = "echo", .version = "1.0", .service = "echo",
+ *             .commands = commands);                                      */
+#define BH_PLUGIN(...)                                                                      \
+    BH_EXPORT extern const bh_plugin_t bh_plugin;                                          \
+    const bh_plugin_t bh_plugin = {.magic = BH_MAGIC,                                       \
+                                   .abi_major = BH_ABI_MAJOR,                               \
+                                   .abi_minor = BH_ABI_MINOR,                               \
+                                   .size = (uint32_t)sizeof(bh_plugin_t),                   \
+                                   __VA_ARGS__}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BUSHOST_H */

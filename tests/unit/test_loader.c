@@ -1,0 +1,917 @@
+/* test_loader.c -- the plugin loader against fixture plugins (one per way a
+ * plugin can fail, see tests/fixtures/) and in-memory descriptors.
+ * Fakes: fake_config.c (the reserved config keys). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loader.h"
+
+#define MIN_DESC_SIZE (offsetof(bh_plugin_t, fini) + sizeof(void (*)(void)))
+
+static char err[1024];
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+
+/* The full path of a fixture, e.g. fx("good/good.so"). A few rotating
+ * buffers, so one call's result survives the next ones in an expression. */
+static const char *fx(const char *rel)
+{
+    static char bufs[4][PATH_MAX];
+    static int next;
+    const char *root = getenv("BH_FIXTURES");
+    char *b = bufs[next++ % 4];
+    if (!root || !*root)
+        fail_msg("BH_FIXTURES is not set: run this test through ctest");
+    snprintf(b, PATH_MAX, "%s/%s", root, rel);
+    return b;
+}
+
+#define assert_contains(hay, needle)                                                           \
+    do {                                                                                       \
+        if (!strstr((hay), (needle)))                                                          \
+            fail_msg("expected \"%s\" in error \"%s\"", (needle), (hay));                      \
+    } while (0)
+
+/* Errors always start with the file (or folder) they are about. */
+#define assert_names_file(hay, path)                                                           \
+    do {                                                                                       \
+        size_t len_ = strlen(path);                                                            \
+        if (strncmp((hay), (path), len_) || strncmp((hay) + len_, ": ", 2))                    \
+            fail_msg("expected error to start with \"%s: \", found \"%s\"", (path), (hay));    \
+    } while (0)
+
+/* Whether the file at path is still mapped in this process. */
+static bool is_loaded(const char *path)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    if (dl)
+        dlclose(dl);
+    return dl != NULL;
+}
+
+static void open_fails(const char *rel, const char *needle1, const char *needle2)
+{
+    const char *path = fx(rel);
+    bh__loaded_t p;
+    err[0] = 0;
+    assert_int_not_equal(bh__loader_open(path, &p, err, sizeof err), 0);
+    assert_null(p.dl);
+    assert_null(p.path);
+    assert_null(p.desc);
+    assert_names_file(err, path);
+    assert_contains(err, needle1);
+    if (needle2)
+        assert_contains(err, needle2);
+    assert_false(is_loaded(path));
+}
+
+static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state) { return BH_DONE; }
+
+static int init_returns_seven(bh_ctx_t *ctx, void **state) { return 7; }
+
+/* Tables a test may change; reset before each test by valid(). */
+static bh_route_t events[4], commands[4], results[4];
+static bh_config_key_t config[4];
+
+/* A well-formed descriptor that each check test spoils one way. */
+static bh_plugin_t valid(void)
+{
+    static const bh_route_t ev[] = {{"CartValidated", handler}, {"audit.Logged", handler},
+                                    {NULL, NULL}};
+    static const bh_route_t cmd[] = {{"Echo", handler}, {NULL, NULL}};
+    static const bh_route_t res[] = {{"svc.EchoReturn", handler}, {NULL, NULL}};
+    static const bh_config_key_t cf[] = {{"greeting", BH_CONF_STR, "hi", "what to say", 0, 0},
+                                         {"limit", BH_CONF_INT, "3", "how many", 1, 10},
+                                         {NULL, 0, NULL, NULL, 0, 0}};
+    bh_plugin_t d = {.magic = BH_MAGIC,
+                     .abi_major = BH_ABI_MAJOR,
+                     .abi_minor = BH_ABI_MINOR,
+                     .size = sizeof(bh_plugin_t),
+                     .name = "plug",
+                     .version = "1.0",
+                     .service = "svc",
+                     .events = events,
+                     .commands = commands,
+                     .results = results,
+                     .config = config};
+    memset(events, 0, sizeof events);
+    memset(commands, 0, sizeof commands);
+    memset(results, 0, sizeof results);
+    memset(config, 0, sizeof config);
+    memcpy(events, ev, sizeof ev);
+    memcpy(commands, cmd, sizeof cmd);
+    memcpy(results, res, sizeof res);
+    memcpy(config, cf, sizeof cf);
+    return d;
+}
+
+#define CHECK_PATH "plugins/p.so"
+
+static void check_ok(const bh_plugin_t *d)
+{
+    strcpy(err, "untouched");
+    if (bh__loader_check(CHECK_PATH, d, err, sizeof err) != 0)
+        fail_msg("expected the descriptor to pass, got \"%s\"", err);
+    assert_string_equal(err, "untouched");
+}
+
+static void check_bad(const bh_plugin_t *d, const char *needle1, const char *needle2)
+{
+    err[0] = 0;
+    if (bh__loader_check(CHECK_PATH, d, err, sizeof err) != BH_EINVAL)
+        fail_msg("expected the descriptor to fail with \"%s\"", needle1);
+    assert_names_file(err, CHECK_PATH);
+    assert_contains(err, needle1);
+    if (needle2)
+        assert_contains(err, needle2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_check: identity                                               */
+
+static void check_accepts_a_valid_descriptor(void **s)
+{
+    bh_plugin_t d = valid();
+    check_ok(&d);
+}
+
+static void check_rejects_a_null_descriptor(void **s)
+{
+    check_bad(NULL, "expected a bh_plugin_t, found NULL", NULL);
+}
+
+static void check_rejects_bad_magic_showing_both_values(void **s)
+{
+    bh_plugin_t d = valid();
+    d.magic = 0xdeadbeef;
+    check_bad(&d, "bad magic 0xdeadbeef, expected 0x42555348", "garbled");
+}
+
+static void check_rejects_another_abi_major(void **s)
+{
+    char want[64];
+    bh_plugin_t d = valid();
+    d.abi_major = BH_ABI_MAJOR + 1;
+    snprintf(want, sizeof want, "ABI %d.%d, this host speaks %d.%d (major must match)",
+             BH_ABI_MAJOR + 1, BH_ABI_MINOR, BH_ABI_MAJOR, BH_ABI_MINOR);
+    check_bad(&d, want, "rebuild the plugin");
+    d.abi_major = BH_ABI_MAJOR - 1;
+    snprintf(want, sizeof want, "ABI %d.%d, this host speaks", BH_ABI_MAJOR - 1, BH_ABI_MINOR);
+    check_bad(&d, want, NULL);
+}
+
+static void check_rejects_a_newer_abi_minor(void **s)
+{
+    char want[64];
+    bh_plugin_t d = valid();
+    d.abi_minor = BH_ABI_MINOR + 1;
+    snprintf(want, sizeof want, "ABI %d.%d is newer than this host's %d.%d", BH_ABI_MAJOR,
+             BH_ABI_MINOR + 1, BH_ABI_MAJOR, BH_ABI_MINOR);
+    check_bad(&d, want, "upgrade bushost");
+}
+
+static void check_rejects_a_size_below_the_abi_1_0_descriptor(void **s)
+{
+    char want[96];
+    bh_plugin_t d = valid();
+    d.size = (uint32_t)MIN_DESC_SIZE - 1;
+    snprintf(want, sizeof want, "descriptor size %zu bytes, expected at least %zu",
+             MIN_DESC_SIZE - 1, MIN_DESC_SIZE);
+    check_bad(&d, want, "garbled");
+    d.size = 0;
+    check_bad(&d, "descriptor size 0 bytes", NULL);
+}
+
+static void check_accepts_the_size_of_the_abi_1_0_descriptor(void **s)
+{
+    bh_plugin_t d = valid();
+    d.size = (uint32_t)MIN_DESC_SIZE;
+    check_ok(&d);
+}
+
+static void check_rejects_a_size_larger_than_this_abi(void **s)
+{
+    char want[96];
+    bh_plugin_t d = valid();
+    d.size = (uint32_t)sizeof(bh_plugin_t) + 8;
+    snprintf(want, sizeof want, "descriptor size %zu bytes for ABI %d.%d, expected at most %zu",
+             sizeof(bh_plugin_t) + 8, BH_ABI_MAJOR, BH_ABI_MINOR, sizeof(bh_plugin_t));
+    check_bad(&d, want, "garbled");
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_check: names                                                  */
+
+static void check_rejects_missing_name_version_or_service(void **s)
+{
+    bh_plugin_t d = valid();
+    d.name = NULL;
+    check_bad(&d, "no name: expected .name", "found NULL");
+    d = valid();
+    d.version = NULL;
+    check_bad(&d, "plugin 'plug' has no version: expected .version", "found NULL");
+    d = valid();
+    d.service = NULL;
+    check_bad(&d, "no service: expected .service", "found NULL");
+}
+
+static void check_rejects_bad_plugin_and_service_names(void **s)
+{
+    static const struct {
+        const char *name, *found;
+    } bad[] = {
+        {"cart.v2", "\"cart.v2\": expected letters, digits, '_' or '-', found '.' at byte 4"},
+        {"my cart", "found a space at byte 2"},
+        {"cart*", "found '*' at byte 4"},
+        {"#cart", "found '#' at byte 0"},
+        {"a/b", "found '/' at byte 1"},
+        {"tab\there", "found byte 0x09 at byte 3"},
+        {"caf\xc3\xa9", "found byte 0xc3 at byte 3"},
+    };
+    size_t i;
+    bh_plugin_t d = valid();
+    d.name = "";
+    check_bad(&d, "empty name: expected letters, digits, '_' or '-', found \"\"", NULL);
+    d = valid();
+    d.service = "";
+    check_bad(&d, "empty service: expected letters, digits, '_' or '-', found \"\"", NULL);
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+        d = valid();
+        d.name = bad[i].name;
+        check_bad(&d, "bad name \"", bad[i].found);
+        d = valid();
+        d.service = bad[i].name;
+        check_bad(&d, "bad service \"", bad[i].found);
+    }
+}
+
+static void check_accepts_names_of_letters_digits_dash_underscore(void **s)
+{
+    bh_plugin_t d = valid();
+    d.name = "My-plugin_2";
+    d.service = "svc-9_X";
+    check_ok(&d);
+}
+
+static void check_limits_the_service_so_its_queue_name_fits_255_bytes(void **s)
+{
+    char svc[260];
+    bh_plugin_t d = valid();
+    memset(svc, 'a', sizeof svc);
+    svc[255 - strlen(".commands")] = 0; /* 246 bytes: "<svc>.commands" is 255 */
+    d.service = svc;
+    d.commands = NULL; /* its command keys would be too long */
+    check_ok(&d);
+    svc[255 - strlen(".commands")] = 'a';
+    svc[256 - strlen(".commands")] = 0;
+    check_bad(&d, "is 247 bytes long, expected at most 246", NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_check: routes                                                 */
+
+static void check_rejects_bad_event_and_result_keys(void **s)
+{
+    static const struct {
+        const char *key, *found;
+    } bad[] = {
+        {"", "key: expected a name, found \"\""},
+        {"Cart*", "\"Cart*\" is not a valid routing key: expected dot-separated words without "
+                  "'*', '#' or spaces, found '*' at byte 4"},
+        {"cart.#", "found '#' at byte 5"},
+        {"Cart Validated", "found a space at byte 4"},
+        {"Cart\nValidated", "found byte 0x0a at byte 4"},
+        {".Cart", "expected dot-separated words, found an empty word at byte 0"},
+        {"Cart.", "found an empty word at byte 5"},
+        {"cart..Validated", "found an empty word at byte 5"},
+        {".", "found an empty word at byte 0"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bh_plugin_t d = valid();
+        events[1].key = bad[i].key;
+        check_bad(&d, "event key", bad[i].found);
+        d = valid();
+        results[0].key = bad[i].key;
+        check_bad(&d, "result key", bad[i].found);
+    }
+}
+
+static void check_accepts_dotted_event_and_result_keys(void **s)
+{
+    bh_plugin_t d = valid();
+    events[0].key = "cart.item.Added";
+    events[1].key = "ShoppingCartValidated";
+    results[0].key = "ping.EchoReturn";
+    check_ok(&d);
+}
+
+static void check_limits_event_and_result_keys_to_255_bytes(void **s)
+{
+    char key[300];
+    bh_plugin_t d = valid();
+    memset(key, 'k', sizeof key);
+    key[255] = 0;
+    events[0].key = key;
+    results[0].key = key;
+    check_ok(&d);
+    key[255] = 'k';
+    key[256] = 0;
+    check_bad(&d, "event key", "is 256 bytes long, expected at most 255");
+    events[0].key = "Fine";
+    check_bad(&d, "result key", "is 256 bytes long, expected at most 255");
+}
+
+static void check_rejects_bad_command_keys(void **s)
+{
+    static const struct {
+        const char *key, *found;
+    } bad[] = {
+        {"", "empty command key: expected a name"},
+        {"svc.Echo", "found '.' at byte 3"},
+        {"Echo*", "found '*' at byte 4"},
+        {"Echo#", "found '#' at byte 4"},
+        {"Echo It", "found a space at byte 4"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bh_plugin_t d = valid();
+        commands[0].key = bad[i].key;
+        check_bad(&d, bad[i].found, NULL);
+    }
+    {
+        bh_plugin_t d = valid();
+        commands[0].key = "svc.Echo";
+        check_bad(&d, "command key \"svc.Echo\" is not a VerbObject name",
+                  "expected no '.', '*', '#' or spaces");
+    }
+}
+
+static void check_limits_command_keys_so_service_dot_command_fits(void **s)
+{
+    char key[300];
+    bh_plugin_t d = valid(); /* service "svc": 3 bytes + '.' */
+    memset(key, 'C', sizeof key);
+    key[251] = 0;
+    commands[0].key = key;
+    check_ok(&d);
+    key[251] = 'C';
+    key[252] = 0;
+    check_bad(&d, "command key", "is 252 bytes long, expected at most 251");
+}
+
+static void check_rejects_a_route_without_handler_in_each_table(void **s)
+{
+    bh_plugin_t d = valid();
+    events[1].handler = NULL;
+    check_bad(&d, "event \"audit.Logged\" has no handler: expected a function, found NULL", NULL);
+    d = valid();
+    commands[0].handler = NULL;
+    check_bad(&d, "command \"Echo\" has no handler", NULL);
+    d = valid();
+    results[0].handler = NULL;
+    check_bad(&d, "result \"svc.EchoReturn\" has no handler", NULL);
+}
+
+static void check_rejects_duplicate_keys_in_each_table(void **s)
+{
+    bh_plugin_t d = valid();
+    events[2] = (bh_route_t){"CartValidated", handler};
+    check_bad(&d, "event key \"CartValidated\" is listed twice (entries 0 and 2)",
+              "expected each key once");
+    d = valid();
+    commands[1] = commands[0];
+    check_bad(&d, "command key \"Echo\" is listed twice (entries 0 and 1)", NULL);
+    d = valid();
+    results[1] = results[0];
+    check_bad(&d, "result key \"svc.EchoReturn\" is listed twice (entries 0 and 1)", NULL);
+}
+
+static void check_allows_one_key_in_different_tables(void **s)
+{
+    bh_plugin_t d = valid();
+    events[0].key = "Echo";
+    commands[0].key = "Echo";
+    results[0].key = "Echo";
+    check_ok(&d);
+}
+
+static void check_rejects_a_plugin_without_routes(void **s)
+{
+    bh_plugin_t d = valid();
+    d.events = d.commands = d.results = NULL;
+    check_bad(&d, "plugin 'plug' handles nothing",
+              "expected at least one event, command or result route, found none");
+    d = valid();
+    events[0].key = commands[0].key = results[0].key = NULL; /* empty, terminated tables */
+    check_bad(&d, "handles nothing", NULL);
+}
+
+static void check_accepts_a_plugin_with_one_table_only(void **s)
+{
+    bh_plugin_t d = valid();
+    d.events = d.commands = NULL;
+    check_ok(&d); /* results only */
+    d = valid();
+    d.commands = d.results = NULL;
+    check_ok(&d); /* events only */
+    d = valid();
+    d.events = d.results = NULL;
+    d.config = NULL;
+    check_ok(&d); /* commands only, no config */
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_check: config keys                                            */
+
+static void check_rejects_an_empty_config_key(void **s)
+{
+    bh_plugin_t d = valid();
+    config[1].key = "";
+    check_bad(&d, "config key 1 is empty: expected a name, found \"\"", NULL);
+}
+
+static void check_rejects_a_config_key_declared_twice(void **s)
+{
+    bh_plugin_t d = valid();
+    config[2] = config[0];
+    check_bad(&d, "config key \"greeting\" is declared twice (entries 0 and 2)",
+              "expected each key once");
+}
+
+static void check_rejects_each_host_reserved_config_key(void **s)
+{
+    static const char *const reserved[] = {"service", "workers", "prefetch", "content_type"};
+    size_t i;
+    for (i = 0; i < 4; i++) {
+        char want[64];
+        bh_plugin_t d = valid();
+        config[1].key = reserved[i];
+        snprintf(want, sizeof want, "config key \"%s\" is reserved by the host", reserved[i]);
+        check_bad(&d, want, "expected another name");
+    }
+}
+
+static void check_rejects_config_keys_an_ini_file_cannot_hold(void **s)
+{
+    static const struct {
+        const char *key, *found;
+    } bad[] = {
+        {"my key", "found a space at byte 2"},  {"a=b", "found '=' at byte 1"},
+        {"a:b", "found ':' at byte 1"},         {";a", "found ';' at byte 0"},
+        {"a#", "found '#' at byte 1"},          {"[a]", "found '[' at byte 0"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bh_plugin_t d = valid();
+        config[0].key = bad[i].key;
+        check_bad(&d, "cannot be written in an INI file", bad[i].found);
+    }
+}
+
+static void check_rejects_an_unknown_config_type(void **s)
+{
+    bh_plugin_t d = valid();
+    config[0].type = (bh_conf_type_t)0;
+    check_bad(&d, "config key \"greeting\" has type 0: expected BH_CONF_STR", NULL);
+    config[0].type = (bh_conf_type_t)(BH_CONF_DOUBLE + 1);
+    check_bad(&d, "has type 5", NULL);
+    config[0].type = BH_CONF_BOOL;
+    check_ok(&d);
+    config[0].type = BH_CONF_DOUBLE;
+    check_ok(&d);
+}
+
+static void check_rejects_int_bounds_min_above_max(void **s)
+{
+    bh_plugin_t d = valid();
+    config[1].min = 10;
+    config[1].max = -3;
+    check_bad(&d, "config key \"limit\" has bounds [10, -3]: expected min <= max", NULL);
+    config[1].min = config[1].max = 0; /* unbounded */
+    check_ok(&d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_check: error buffers                                          */
+
+static void check_truncates_errors_to_the_buffer(void **s)
+{
+    char small[12];
+    bh_plugin_t d = valid();
+    d.magic = 0;
+    memset(small, 'x', sizeof small);
+    assert_int_equal(bh__loader_check(CHECK_PATH, &d, small, sizeof small), BH_EINVAL);
+    assert_string_equal(small, "plugins/p.s");
+    assert_int_equal(bh__loader_check("a-rather-long-path/p.so", &d, small, sizeof small),
+                     BH_EINVAL);
+    assert_string_equal(small, "a-rather-lo");
+    assert_int_equal(bh__loader_check(CHECK_PATH, &d, NULL, 0), BH_EINVAL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_open on fixture plugins                                       */
+
+static void open_loads_a_good_plugin_and_its_descriptor_is_readable(void **s)
+{
+    const char *path = fx("good/good.so");
+    bh__loaded_t p;
+    if (bh__loader_open(path, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_string_equal(p.path, path);
+    assert_non_null(p.dl);
+    assert_ptr_equal(p.desc, dlsym(p.dl, BH_PLUGIN_SYMBOL));
+    assert_int_equal(p.desc->magic, BH_MAGIC);
+    assert_int_equal(p.desc->size, sizeof(bh_plugin_t));
+    assert_string_equal(p.desc->name, "good");
+    assert_string_equal(p.desc->version, "1.0");
+    assert_string_equal(p.desc->service, "good");
+    assert_string_equal(p.desc->events[1].key, "audit.Logged");
+    assert_string_equal(p.desc->commands[0].key, "Echo");
+    assert_non_null(p.desc->commands[0].handler);
+    assert_null(p.desc->commands[1].key);
+    assert_string_equal(p.desc->results[0].key, "good.EchoReturn");
+    assert_string_equal(p.desc->config[1].key, "limit");
+    assert_int_equal(p.desc->config[1].max, 100);
+    assert_non_null(p.desc->init);
+    assert_non_null(p.desc->fini);
+    assert_true(is_loaded(path));
+    bh__loader_close(&p);
+    assert_null(p.path);
+    assert_null(p.dl);
+    assert_false(is_loaded(path));
+}
+
+static void open_refuses_bad_magic(void **s)
+{
+    open_fails("bad_magic/bad_magic.so", "bad magic 0x00000000, expected 0x42555348",
+               "(not a bushost plugin, or garbled)");
+}
+
+static void open_refuses_another_abi_major(void **s)
+{
+    char want[64];
+    snprintf(want, sizeof want, "ABI %d.%d, this host speaks %d.%d (major must match)",
+             BH_ABI_MAJOR + 1, BH_ABI_MINOR, BH_ABI_MAJOR, BH_ABI_MINOR);
+    open_fails("abi_major/abi_major.so", want, "rebuild the plugin");
+}
+
+static void open_refuses_a_newer_abi_minor(void **s)
+{
+    char want[64];
+    snprintf(want, sizeof want, "ABI %d.%d is newer than this host's %d.%d", BH_ABI_MAJOR,
+             BH_ABI_MINOR + 3, BH_ABI_MAJOR, BH_ABI_MINOR);
+    open_fails("abi_minor/abi_minor.so", want, "upgrade bushost");
+}
+
+static void open_refuses_a_garbled_size(void **s)
+{
+    char want[64];
+    snprintf(want, sizeof want, "descriptor size 8 bytes, expected at least %zu", MIN_DESC_SIZE);
+    open_fails("bad_size/bad_size.so", want, "garbled");
+}
+
+static void open_refuses_an_object_without_the_symbol(void **s)
+{
+    open_fails("no_symbol/no_symbol.so",
+               "no symbol 'bh_plugin': not a bushost plugin (define it with BH_PLUGIN(...))", NULL);
+}
+
+static void open_refuses_unresolved_symbols_with_dlerror_and_ldd_hint(void **s)
+{
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "(check its dependencies with: ldd %s)",
+             fx("unresolved/unresolved.so"));
+    open_fails("unresolved/unresolved.so", "bh_fixture_undefined_function", want);
+    assert_contains(err, "cannot load: ");
+}
+
+static void open_refuses_a_missing_file_with_dlerror(void **s)
+{
+    open_fails("good/missing.so", "cannot load: ", "No such file or directory");
+}
+
+static void open_refuses_a_bad_service_name(void **s)
+{
+    open_fails("bad_service/bad_service.so",
+               "bad service \"cart.v2\": expected letters, digits, '_' or '-', found '.' at byte 4",
+               NULL);
+}
+
+static void open_refuses_a_duplicate_route(void **s)
+{
+    open_fails("dup_route/dup_route.so",
+               "command key \"Echo\" is listed twice (entries 0 and 2): expected each key once",
+               NULL);
+}
+
+static void open_refuses_a_reserved_config_key(void **s)
+{
+    open_fails("reserved_key/reserved_key.so",
+               "config key \"workers\" is reserved by the host: expected another name", NULL);
+}
+
+/* A bare file name means the file here, not a library on the search path. */
+static void open_takes_a_bare_name_as_a_file_in_the_current_folder(void **s)
+{
+    char cwd[PATH_MAX];
+    bh__loaded_t p;
+    int rc;
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(fx("good")), 0);
+    rc = bh__loader_open("good.so", &p, err, sizeof err);
+    if (rc == 0) {
+        assert_string_equal(p.path, "good.so");
+        assert_string_equal(p.desc->name, "good");
+        bh__loader_close(&p);
+    }
+    /* On the search path libc would load, then lack the symbol. */
+    assert_int_not_equal(bh__loader_open("libc.so.6", &p, err, sizeof err), 0);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, 0);
+    assert_names_file(err, "libc.so.6");
+    assert_contains(err, "cannot load: ");
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_init                                                          */
+
+static void init_runs_and_keeps_the_plugin_state(void **s)
+{
+    bh_ctx_t ctx = {NULL};
+    bh__loaded_t p;
+    void *state = NULL;
+    if (bh__loader_open(fx("good/good.so"), &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(bh__loader_init(&p, &ctx, &state, err, sizeof err), 0);
+    assert_non_null(state);
+    assert_string_equal((const char *)state, "good state");
+    bh__loader_close(&p);
+}
+
+static void init_failure_names_file_plugin_and_error(void **s)
+{
+    char want[PATH_MAX + 128];
+    bh_ctx_t ctx = {NULL};
+    bh__loaded_t p;
+    void *state = &ctx;
+    const char *path = fx("init_fails/init_fails.so");
+    if (bh__loader_open(path, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(bh__loader_init(&p, &ctx, &state, err, sizeof err), BH_EINVAL);
+    snprintf(want, sizeof want, "%s: init of plugin 'init_fails' failed: invalid argument (-1)",
+             path);
+    assert_string_equal(err, want);
+    assert_null(state);
+    bh__loader_close(&p);
+}
+
+static void init_turns_a_positive_return_into_an_error(void **s)
+{
+    bh_ctx_t ctx = {NULL};
+    bh_plugin_t d = valid();
+    bh__loaded_t p = {.path = "mem/p.so", .dl = NULL, .desc = &d};
+    void *state = NULL;
+    d.init = init_returns_seven;
+    assert_int_equal(bh__loader_init(&p, &ctx, &state, err, sizeof err), BH_EINVAL);
+    assert_string_equal(err, "mem/p.so: init of plugin 'plug' failed: unknown error (7)");
+}
+
+static void init_without_an_init_function_succeeds_with_null_state(void **s)
+{
+    bh_ctx_t ctx = {NULL};
+    bh_plugin_t d = valid();
+    bh__loaded_t p = {.path = "mem/p.so", .dl = NULL, .desc = &d};
+    void *state = &ctx;
+    assert_int_equal(bh__loader_init(&p, &ctx, &state, err, sizeof err), 0);
+    assert_null(state);
+}
+
+/* ------------------------------------------------------------------------ */
+/* bh__loader_open_dir                                                      */
+
+static void open_dir_loads_every_plugin_in_name_order(void **s)
+{
+    bh__loaded_t *v = NULL;
+    size_t n = 0;
+    if (bh__loader_open_dir(fx("multi"), &v, &n, err, sizeof err))
+        fail_msg("%s", err);
+    /* README.txt, old.so.bak and the folder folder.so are skipped. */
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].path, fx("multi/good.so"));
+    assert_string_equal(v[0].desc->name, "good");
+    assert_string_equal(v[1].path, fx("multi/second.so"));
+    assert_string_equal(v[1].desc->name, "second");
+    assert_string_equal(v[1].desc->service, "second");
+    bh__loader_close_all(v, n);
+    assert_false(is_loaded(fx("multi/good.so")));
+    assert_false(is_loaded(fx("multi/second.so")));
+}
+
+/* Links "z.so" ... "a.so" to broken plugins: opening in name order fails
+ * on "a.so" first, whatever order the folder lists them in. */
+static void open_dir_opens_in_name_order_not_folder_order(void **s)
+{
+    char dir[] = "/tmp/bh_loader_order_XXXXXX";
+    char link[64], want[96];
+    bh__loaded_t *v;
+    size_t n;
+    int rc;
+    char c;
+    assert_non_null(mkdtemp(dir));
+    for (c = 'z'; c >= 'a'; c--) {
+        snprintf(link, sizeof link, "%s/%c.so", dir, c);
+        assert_int_equal(symlink(fx(c % 2 ? "bad_magic/bad_magic.so" : "abi_major/abi_major.so"),
+                                 link), 0);
+    }
+    rc = bh__loader_open_dir(dir, &v, &n, err, sizeof err);
+    for (c = 'z'; c >= 'a'; c--) {
+        snprintf(link, sizeof link, "%s/%c.so", dir, c);
+        unlink(link);
+    }
+    rmdir(dir);
+    assert_int_not_equal(rc, 0);
+    snprintf(want, sizeof want, "%s/a.so", dir);
+    assert_names_file(err, want);
+    assert_contains(err, "bad magic"); /* 'a' is odd */
+}
+
+static void open_dir_adds_no_second_slash(void **s)
+{
+    bh__loaded_t *v = NULL;
+    size_t n = 0;
+    if (bh__loader_open_dir(fx("good/"), &v, &n, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].path, fx("good/good.so"));
+    bh__loader_close_all(v, n);
+}
+
+static void open_dir_refuses_an_empty_folder(void **s)
+{
+    char dir[] = "/tmp/bh_loader_empty_XXXXXX";
+    char want[64];
+    bh__loaded_t *v = (bh__loaded_t *)1;
+    size_t n = 9;
+    int rc;
+    assert_non_null(mkdtemp(dir));
+    rc = bh__loader_open_dir(dir, &v, &n, err, sizeof err);
+    rmdir(dir);
+    assert_int_not_equal(rc, 0);
+    snprintf(want, sizeof want, "%s: no plugins (*.so) found", dir);
+    assert_string_equal(err, want);
+    assert_null(v);
+    assert_int_equal(n, 0);
+}
+
+static void open_dir_refuses_a_missing_folder(void **s)
+{
+    bh__loaded_t *v;
+    size_t n;
+    const char *dir = fx("no_such_folder");
+    assert_int_not_equal(bh__loader_open_dir(dir, &v, &n, err, sizeof err), 0);
+    assert_names_file(err, dir);
+    assert_contains(err, "cannot read plugin folder: No such file or directory");
+    assert_null(v);
+    assert_int_equal(n, 0);
+}
+
+static void open_dir_refuses_a_file_given_as_folder(void **s)
+{
+    bh__loaded_t *v;
+    size_t n;
+    const char *dir = fx("good/good.so");
+    assert_int_not_equal(bh__loader_open_dir(dir, &v, &n, err, sizeof err), 0);
+    assert_names_file(err, dir);
+    assert_contains(err, "cannot read plugin folder: Not a directory");
+}
+
+/* "mixed" holds good.so, middle.so (bad magic) and second.so. */
+static void open_dir_fails_whole_when_one_plugin_is_broken(void **s)
+{
+    bh__loaded_t *v = (bh__loaded_t *)1;
+    size_t n = 9;
+    assert_int_not_equal(bh__loader_open_dir(fx("mixed"), &v, &n, err, sizeof err), 0);
+    assert_names_file(err, fx("mixed/middle.so"));
+    assert_contains(err, "bad magic");
+    assert_null(v);
+    assert_int_equal(n, 0);
+    /* good.so was opened before middle.so failed: it must be closed again. */
+    assert_false(is_loaded(fx("mixed/good.so")));
+    assert_false(is_loaded(fx("mixed/second.so")));
+}
+
+static void open_dir_fails_on_each_broken_fixture_folder(void **s)
+{
+    static const char *const cases[] = {"bad_magic", "abi_major", "abi_minor",  "bad_size",
+                                        "no_symbol", "unresolved", "bad_service", "dup_route",
+                                        "reserved_key"};
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char rel[64];
+        bh__loaded_t *v;
+        size_t n;
+        snprintf(rel, sizeof rel, "%s/%s.so", cases[i], cases[i]);
+        assert_int_not_equal(bh__loader_open_dir(fx(cases[i]), &v, &n, err, sizeof err), 0);
+        assert_names_file(err, fx(rel));
+        assert_null(v);
+    }
+}
+
+static void open_dir_refuses_two_plugins_with_one_name(void **s)
+{
+    bh__loaded_t *v;
+    size_t n;
+    assert_int_not_equal(bh__loader_open_dir(fx("dup_name"), &v, &n, err, sizeof err), 0);
+    assert_names_file(err, fx("dup_name/renamed.so"));
+    assert_contains(err, "plugin name 'good' is already used by ");
+    assert_contains(err, fx("dup_name/good.so"));
+    assert_contains(err, "expected each plugin once");
+    assert_null(v);
+    assert_false(is_loaded(fx("dup_name/good.so")));
+    assert_false(is_loaded(fx("dup_name/renamed.so")));
+}
+
+static void open_dir_refuses_two_plugins_with_one_service(void **s)
+{
+    bh__loaded_t *v;
+    size_t n;
+    assert_int_not_equal(bh__loader_open_dir(fx("dup_service"), &v, &n, err, sizeof err), 0);
+    assert_names_file(err, fx("dup_service/other.so"));
+    assert_contains(err, "service 'good' (plugin 'other') is already the service of plugin 'good'");
+    assert_contains(err, fx("dup_service/good.so"));
+    assert_null(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(check_accepts_a_valid_descriptor),
+        cmocka_unit_test(check_rejects_a_null_descriptor),
+        cmocka_unit_test(check_rejects_bad_magic_showing_both_values),
+        cmocka_unit_test(check_rejects_another_abi_major),
+        cmocka_unit_test(check_rejects_a_newer_abi_minor),
+        cmocka_unit_test(check_rejects_a_size_below_the_abi_1_0_descriptor),
+        cmocka_unit_test(check_accepts_the_size_of_the_abi_1_0_descriptor),
+        cmocka_unit_test(check_rejects_a_size_larger_than_this_abi),
+        cmocka_unit_test(check_rejects_missing_name_version_or_service),
+        cmocka_unit_test(check_rejects_bad_plugin_and_service_names),
+        cmocka_unit_test(check_accepts_names_of_letters_digits_dash_underscore),
+        cmocka_unit_test(check_limits_the_service_so_its_queue_name_fits_255_bytes),
+        cmocka_unit_test(check_rejects_bad_event_and_result_keys),
+        cmocka_unit_test(check_accepts_dotted_event_and_result_keys),
+        cmocka_unit_test(check_limits_event_and_result_keys_to_255_bytes),
+        cmocka_unit_test(check_rejects_bad_command_keys),
+        cmocka_unit_test(check_limits_command_keys_so_service_dot_command_fits),
+        cmocka_unit_test(check_rejects_a_route_without_handler_in_each_table),
+        cmocka_unit_test(check_rejects_duplicate_keys_in_each_table),
+        cmocka_unit_test(check_allows_one_key_in_different_tables),
+        cmocka_unit_test(check_rejects_a_plugin_without_routes),
+        cmocka_unit_test(check_accepts_a_plugin_with_one_table_only),
+        cmocka_unit_test(check_rejects_an_empty_config_key),
+        cmocka_unit_test(check_rejects_a_config_key_declared_twice),
+        cmocka_unit_test(check_rejects_each_host_reserved_config_key),
+        cmocka_unit_test(check_rejects_config_keys_an_ini_file_cannot_hold),
+        cmocka_unit_test(check_rejects_an_unknown_config_type),
+        cmocka_unit_test(check_rejects_int_bounds_min_above_max),
+        cmocka_unit_test(check_truncates_errors_to_the_buffer),
+        cmocka_unit_test(open_loads_a_good_plugin_and_its_descriptor_is_readable),
+        cmocka_unit_test(open_refuses_bad_magic),
+        cmocka_unit_test(open_refuses_another_abi_major),
+        cmocka_unit_test(open_refuses_a_newer_abi_minor),
+        cmocka_unit_test(open_refuses_a_garbled_size),
+        cmocka_unit_test(open_refuses_an_object_without_the_symbol),
+        cmocka_unit_test(open_refuses_unresolved_symbols_with_dlerror_and_ldd_hint),
+        cmocka_unit_test(open_refuses_a_missing_file_with_dlerror),
+        cmocka_unit_test(open_refuses_a_bad_service_name),
+        cmocka_unit_test(open_refuses_a_duplicate_route),
+        cmocka_unit_test(open_refuses_a_reserved_config_key),
+        cmocka_unit_test(open_takes_a_bare_name_as_a_file_in_the_current_folder),
+        cmocka_unit_test(init_runs_and_keeps_the_plugin_state),
+        cmocka_unit_test(init_failure_names_file_plugin_and_error),
+        cmocka_unit_test(init_turns_a_positive_return_into_an_error),
+        cmocka_unit_test(init_without_an_init_function_succeeds_with_null_state),
+        cmocka_unit_test(open_dir_loads_every_plugin_in_name_order),
+        cmocka_unit_test(open_dir_opens_in_name_order_not_folder_order),
+        cmocka_unit_test(open_dir_adds_no_second_slash),
+        cmocka_unit_test(open_dir_refuses_an_empty_folder),
+        cmocka_unit_test(open_dir_refuses_a_missing_folder),
+        cmocka_unit_test(open_dir_refuses_a_file_given_as_folder),
+        cmocka_unit_test(open_dir_fails_whole_when_one_plugin_is_broken),
+        cmocka_unit_test(open_dir_fails_on_each_broken_fixture_folder),
+        cmocka_unit_test(open_dir_refuses_two_plugins_with_one_name),
+        cmocka_unit_test(open_dir_refuses_two_plugins_with_one_service),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
