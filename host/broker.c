@@ -9,6 +9,7 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -166,9 +167,12 @@ int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const
         fail(err, errlen, "cannot create a socket");
         goto done;
     }
+    errno = 0;
     int st = amqp_socket_open_noblock(sock, ci.host, ci.port, &connect_tv);
     if (st != AMQP_STATUS_OK) {
-        fail(err, errlen, "cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(st));
+        /* rabbitmq-c says only "a socket error occurred"; errno says which. */
+        fail(err, errlen, "cannot connect to %s:%d: %s%s%s", ci.host, ci.port,
+             amqp_error_string2(st), errno ? ": " : "", errno ? strerror(errno) : "");
         goto done;
     }
     harden_socket(amqp_socket_get_sockfd(sock), heartbeat);

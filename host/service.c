@@ -54,7 +54,9 @@ struct bh__service {
     char broken_why[512];
     uint64_t gen;
     size_t url_index;
-    unsigned attempts;
+    unsigned attempts;    /* failed connects in a row */
+    unsigned reconnects;  /* connections made after the first */
+    bool connected_once;
     bh__confirms_t confirms;
     bh__acks_t acks;
     bh__out_t *unsent, **unsent_tail;
@@ -611,8 +613,12 @@ static void on_retry(uv_timer_t *t)
         tick(s, false);
         return;
     }
-    slog(s, BH_NOTICE, NULL, "connected to %s%s", shown,
-         s->attempts ? " after reconnecting" : "");
+    if (s->connected_once)
+        slog(s, BH_NOTICE, NULL, "reconnected to %s after %u failed attempt(s) (reconnect #%u)",
+             shown, s->attempts, ++s->reconnects);
+    else
+        slog(s, BH_NOTICE, NULL, "connected to %s", shown);
+    s->connected_once = true;
     s->attempts = 0;
     if (s->st == S_CONNECTING) s->st = S_RUNNING;
     s->poll = malloc(sizeof *s->poll);
