@@ -8,9 +8,9 @@
 #        scripts/test.sh --sanitize thread  TSan build in build-tsan
 #
 # Builds with scripts/setup.sh (BUILD_DIR, BH_WERROR, CMAKE_ARGS are passed
-# on), starts scripts/broker.sh unless that node already runs (BH_BROKER_*
-# choose it), exports BUSHOST_URL and BH_BROKER_* for the tests, runs ctest
-# and exits with its status. A broker this script started is stopped at exit.
+# on), runs ctest and exits with its status. The integration tests start and
+# stop their own private broker through a ctest fixture (scripts/broker.sh on
+# port BH_ITEST_PORT, a CMake cache variable, default 5791).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,34 +62,10 @@ export BH_SANITIZE=$sanitize
 
 "$ROOT/scripts/setup.sh"
 
-BROKER=$ROOT/scripts/broker.sh
-started_broker=0
-# shellcheck disable=SC2317 # called from the EXIT trap
-stop_broker() {
-    if ((started_broker)); then
-        "$BROKER" stop || true
-    fi
-}
-trap stop_broker EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# The integration tests start and stop their own private broker (a ctest
+# fixture on port BH_ITEST_PORT, default 5791), so nothing is started here.
+echo "test.sh: build in $BUILD_DIR" >&2
 
-if "$BROKER" status >/dev/null 2>&1; then
-    echo "test.sh: using the broker that is already running" >&2
-else
-    # A fresh node: no queues or messages left over from an earlier run.
-    "$BROKER" reset
-    started_broker=1
-    "$BROKER" start >/dev/null
-fi
-# BUSHOST_URL for the tests, BH_BROKER_* so that tests calling
-# scripts/broker.sh ctl reach the same node.
-eval "$("$BROKER" env)"
-echo "test.sh: broker at $BUSHOST_URL, build in $BUILD_DIR" >&2
-
-# ctest runs in its own process group, in the background, so that a signal
-# to this script is handled at once and takes the tests down with ctest
-# (ctest alone dies on SIGTERM and leaves its tests running).
 setsid ctest --test-dir "$BUILD_DIR" --output-on-failure -j2 "${ctest_args[@]}" &
 ctest_pid=$!
 trap 'kill -TERM -- "-$ctest_pid" 2>/dev/null; exit 130' INT

@@ -2,7 +2,7 @@
  *
  * A test talks to the private broker with rabbitmq-c as any other service on
  * the bus would, and runs bushost as a child process with a generated config.
- * Every helper fails the running cmocka test (fail_msg) when something it
+ * Every helper fails the running cmocka test (IT_FAIL) when something it
  * needs does not happen, so tests read as a straight line of steps.
  *
  * The environment comes from ctest (tests/integration/CMakeLists.txt):
@@ -54,8 +54,9 @@ void it_sleep_ms(int ms);
 
 typedef struct it_conn it_conn_t;
 
-/* A connection to BUSHOST_URL with channel 1 open and in confirm mode.
- * Closed by it_teardown if the test does not close it. */
+/* A connection to BUSHOST_URL (an empty vhost means "/", as for the host)
+ * that has declared the three exchanges, publishing in confirm mode. Closed
+ * by it_teardown if the test does not close it. */
 it_conn_t *it_connect(void);
 void it_close(it_conn_t *c);
 
@@ -164,16 +165,17 @@ struct it_host {
     char *log;    /* stdout and stderr of the child */
 };
 
-/* Write the config and start bushost -c <ini>. */
+/* Write the config (and plugins_dir) only: plugins_dir = plugins,
+ * log_level = debug, healthcheck_interval = 0 and shutdown_timeout = 10000
+ * unless host_keys sets them. */
+it_host_t *it_host_prepare(const it_host_opts_t *o);
+/* it_host_prepare, then start bushost -c <ini>. */
 it_host_t *it_host_start(const it_host_opts_t *o);
 /* true while the child runs (reaps it otherwise). */
 bool it_host_alive(it_host_t *h);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL. The exit code (128 + signal
  * if killed by one, -1 if it had to be SIGKILLed). */
 int it_host_stop(it_host_t *h, int timeout_ms);
-/* Wait up to timeout_ms for the child to exit on its own: its exit code,
- * or -1 on timeout (it keeps running). */
-int it_host_wait(it_host_t *h, int timeout_ms);
 /* The child's captured output so far (malloc'd). */
 char *it_host_output(const it_host_t *h);
 void it_host_dump(const it_host_t *h);

@@ -1,0 +1,138 @@
+/* test_check.c -- `bushost --check -c FILE`: validates the config and loads
+ * and inits the plugins without touching the broker; errors name the file
+ * (and line) at fault. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* Nothing listens on port 1: a --check that tried to connect would fail. */
+#define NO_BROKER "BUSHOST_URL=amqp://guest:guest@127.0.0.1:1/"
+
+static int check(const it_host_t *h, char **out)
+{
+    const char *argv[] = {it_env("BH_BUSHOST"), "--check", "-c", h->ini, NULL};
+    const char *env[] = {NO_BROKER, NULL};
+    int rc = it_run(argv, env, 20000, out);
+
+    print_message("bushost --check -c %s: exit %d\n%s", h->ini, rc, *out);
+    return rc;
+}
+
+/* "<ini>:<line of the first line containing needle>" */
+static void file_line(const it_host_t *h, const char *needle, char *buf, size_t n)
+{
+    FILE *f = fopen(h->ini, "r");
+    char line[512];
+    int no = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f)) {
+        no++;
+        if (strstr(line, needle)) {
+            fclose(f);
+            snprintf(buf, n, "%s:%d", h->ini, no);
+            return;
+        }
+    }
+    fclose(f);
+    IT_FAIL("%s has no line with '%s'", h->ini, needle);
+}
+
+static void assert_mentions(const char *out, const char *what)
+{
+    if (!strstr(out, what))
+        IT_FAIL("the message does not name '%s'", what);
+}
+
+static void test_check_accepts_good_config_without_a_broker(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){
+        .plugins = "echo cart", .sections = "[echo]\nworkers = 2\n\n[cart]\nmax_items = 10\n"});
+    char *out = NULL;
+
+    assert_int_equal(check(h, &out), 0);
+    assert_mentions(out, "OK");
+    assert_mentions(out, "echo");
+    assert_mentions(out, "cart");
+    free(out);
+    it_pass();
+}
+
+static void test_check_refuses_unknown_host_key_naming_file_and_line(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo",
+                                                     .host_keys = "no_such_key = 1\n"});
+    char where[1024], *out = NULL;
+
+    file_line(h, "no_such_key", where, sizeof where);
+    assert_int_not_equal(check(h, &out), 0);
+    assert_mentions(out, where);
+    assert_mentions(out, "no_such_key");
+    free(out);
+    it_pass();
+}
+
+static void test_check_refuses_out_of_range_plugin_key_naming_file_and_line(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo",
+                                                     .sections = "[echo]\nworkers = 0\n"});
+    char where[1024], *out = NULL;
+
+    file_line(h, "workers = 0", where, sizeof where);
+    assert_int_not_equal(check(h, &out), 0);
+    assert_mentions(out, where);
+    assert_mentions(out, "workers");
+    free(out);
+    it_pass();
+}
+
+static void test_check_refuses_missing_plugins_dir_naming_it(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){
+        .plugins = "echo", .host_keys = "plugins_dir = no-such-folder\n"});
+    char *out = NULL;
+
+    assert_int_not_equal(check(h, &out), 0);
+    assert_mentions(out, "no-such-folder");
+    free(out);
+    it_pass();
+}
+
+static void test_check_refuses_broken_plugin_naming_the_file(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo"});
+    char path[1024], *out = NULL;
+    FILE *f;
+
+    /* Not a shared object at all. */
+    snprintf(path, sizeof path, "%s/plugins/broken.so", h->dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("this is not an ELF file\n", f);
+    fclose(f);
+    assert_int_not_equal(check(h, &out), 0);
+    assert_mentions(out, "broken.so");
+    free(out);
+    it_pass();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        IT_TEST(test_check_accepts_good_config_without_a_broker),
+        IT_TEST(test_check_refuses_unknown_host_key_naming_file_and_line),
+        IT_TEST(test_check_refuses_out_of_range_plugin_key_naming_file_and_line),
+        IT_TEST(test_check_refuses_missing_plugins_dir_naming_it),
+        IT_TEST(test_check_refuses_broken_plugin_naming_the_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
