@@ -43,7 +43,7 @@ static void usage(FILE *f)
             "                     without connecting; exit 0 when all is well\n"
             "  -h, --help         this text\n"
             "  -V, --version      the version and plugin ABI\n\n"
-            "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space-separated).\n"
+            "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space- or comma-separated).\n"
             "Exit status: 0 clean stop, 1 runtime failure or unclean stop, 2 bad usage or config.\n");
 }
 
@@ -77,9 +77,11 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 static void teardown(host_t *h)
 {
-    for (size_t i = 0; i < h->n_svcs; i++) bh__service_free(h->svcs[i]);
+    bool unload = true;
+    for (size_t i = 0; i < h->n_svcs; i++) unload &= bh__service_free(h->svcs[i]);
     free(h->svcs);
-    bh__loader_close_all(h->plugins, h->n_plugins);
+    /* A handler stuck past the deadline still runs plugin code: keep it mapped. */
+    if (unload) bh__loader_close_all(h->plugins, h->n_plugins);
     bh__config_free(&h->cfg);
 }
 
@@ -103,6 +105,16 @@ static int setup(host_t *h, const char *path, char *err, size_t errlen)
     for (size_t i = 0; i < h->n_plugins; i++) {
         if (bh__service_new(&h->svcs[i], &h->cfg, &h->plugins[i], err, errlen)) return EXIT_CONFIG;
         h->n_svcs++;
+        /* Two plugins on one service would share queues and dead-letter each
+         * other's messages as "no handler". */
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(bh__service_name(h->svcs[i]), bh__service_name(h->svcs[j]))) {
+                snprintf(err, errlen, "%s: plugins '%s' (%s) and '%s' (%s) both run as service "
+                         "'%s': give one of them another `service =` in its section",
+                         path, h->plugins[j].desc->name, h->plugins[j].path,
+                         h->plugins[i].desc->name, h->plugins[i].path, bh__service_name(h->svcs[i]));
+                return EXIT_CONFIG;
+            }
     }
     for (size_t i = 0; i < h->n_svcs; i++)
         if (bh__service_init(h->svcs[i], err, errlen)) return EXIT_CONFIG;

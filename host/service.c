@@ -259,8 +259,6 @@ static void conn_lost(bh__service_t *s)
     }
 }
 
-static void send_out(bh__service_t *s, bh__out_t *o);
-
 static void park(bh__service_t *s, bh__out_t *o)
 {
     o->next = NULL;
@@ -268,13 +266,10 @@ static void park(bh__service_t *s, bh__out_t *o)
     s->unsent_tail = &o->next;
 }
 
-static void send_out(bh__service_t *s, bh__out_t *o)
+/* Publish now; the caller checked that we may. */
+static void publish_now(bh__service_t *s, bh__out_t *o)
 {
     char err[300];
-    if (!up(s) || s->blocked || s->unsent || bh__confirms_pending(&s->confirms) >= CONFIRM_WINDOW) {
-        park(s, o);
-        return;
-    }
     if (bh__broker_publish(s->broker, o, err, sizeof err)) {
         park(s, o);
         broke(s, err);
@@ -288,14 +283,25 @@ static void send_out(bh__service_t *s, bh__out_t *o)
     }
 }
 
+static bool can_publish(const bh__service_t *s)
+{
+    return up(s) && !s->blocked && bh__confirms_pending(&s->confirms) < CONFIRM_WINDOW;
+}
+
+/* Publish, or wait behind what already waits (order is kept). */
+static void send_out(bh__service_t *s, bh__out_t *o)
+{
+    if (s->unsent || !can_publish(s)) park(s, o);
+    else publish_now(s, o);
+}
+
 static void flush_unsent(bh__service_t *s)
 {
-    while (s->unsent && up(s) && !s->blocked &&
-           bh__confirms_pending(&s->confirms) < CONFIRM_WINDOW) {
+    while (s->unsent && can_publish(s)) {
         bh__out_t *o = s->unsent;
         if (!(s->unsent = o->next)) s->unsent_tail = &s->unsent;
         o->next = NULL;
-        send_out(s, o);
+        publish_now(s, o);
     }
 }
 
@@ -549,12 +555,13 @@ static void tick(bh__service_t *s, bool pump)
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     bh__service_t *s = h->data;
-    if (status < 0) {
+    tick(s, false); /* the library usually knows the real reason first */
+    if (status < 0 && s->poll == h && !s->broken && s->broker) {
         char why[200];
         snprintf(why, sizeof why, "socket error: %s", uv_strerror(status));
         broke(s, why);
+        tick(s, false);
     }
-    tick(s, false);
 }
 
 static void on_pump(uv_timer_t *t) { tick(t->data, true); }
@@ -794,13 +801,13 @@ static void free_out(void *ud, void *item)
     free(item);
 }
 
-void bh__service_free(bh__service_t *s)
+bool bh__service_free(bh__service_t *s)
 {
-    if (!s) return;
+    if (!s) return true;
     if (s->workers) {
         /* A handler is still running plugin code: neither fini nor unload
          * is safe. The process is about to exit anyway. */
-        return;
+        return false;
     }
     if (s->inited && s->plugin->desc->fini) {
         bh__ctx_t ctx;
@@ -819,4 +826,5 @@ void bh__service_free(bh__service_t *s)
     bh__svc_conf_free(&s->conf);
     uv_mutex_destroy(&s->mu);
     free(s);
+    return true;
 }

@@ -30,7 +30,8 @@ void bh__service_stop(bh__service_t *s);
 /* Join the I/O thread, then the workers (up to the shutdown deadline that is
  * left). True when everything stopped cleanly: every message settled. */
 bool bh__service_join(bh__service_t *s);
-/* Run fini (if init ran and no handler is still running) and free. */
-void bh__service_free(bh__service_t *s);
+/* Run fini (if init ran) and free. False, freeing nothing, while one of its
+ * handlers is still running: then the plugin must not be unloaded either. */
+bool bh__service_free(bh__service_t *s);
 
 #endif

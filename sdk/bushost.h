@@ -344,7 +344,7 @@ typedef struct bh_config_key {
     const char *key;
     bh_conf_type_t type;
     const char *def;  /* default as text, or NULL: the key is required */
-    const char *help; /* one line, shown by `bushost --check -v` */
+    const char *help; /* one line, shown when a required key is missing */
     int64_t min, max; /* BH_CONF_INT bounds; both 0 means unbounded */
 } bh_config_key_t;
 
