@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +218,18 @@ void bh__broker_close(bh__broker_t *b)
 }
 
 int bh__broker_fd(const bh__broker_t *b) { return amqp_get_sockfd(b->conn); }
+
+size_t bh__broker_write_room(const bh__broker_t *b)
+{
+    int fd = amqp_get_sockfd(b->conn), queued = 0, sndbuf = 0;
+    socklen_t len = sizeof sndbuf;
+    if (ioctl(fd, SIOCOUTQ, &queued) || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len))
+        return 0;
+    /* The kernel counts its own overhead against SO_SNDBUF too (it reports
+     * twice the payload room): stay within half, minus what is queued. */
+    size_t room = (size_t)sndbuf / 2;
+    return room > (size_t)queued ? room - (size_t)queued : 0;
+}
 
 bool bh__broker_buffered(const bh__broker_t *b)
 {

@@ -63,6 +63,11 @@ int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, si
 int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud,
                     char *err, size_t errlen);
 
+/* Bytes that may still be written without blocking: rabbitmq-c's writes
+ * wait without a deadline on a full send buffer, so the caller holds
+ * publishes back (and waits for the socket to drain) instead. */
+size_t bh__broker_write_room(const bh__broker_t *b);
+
 /* Frames or bytes the library holds that poll() has not handed out yet. */
 bool bh__broker_buffered(const bh__broker_t *b);
 

@@ -61,6 +61,9 @@ struct bh__service {
     bh__acks_t acks;
     bh__out_t *unsent, **unsent_tail;
     bool blocked;
+    size_t room;       /* bytes we may write before the socket could block */
+    bool want_write;   /* publishes wait for the socket to drain */
+    int poll_events;   /* what s->poll watches now */
     size_t inflight; /* jobs created and not yet freed */
     state_t st;
     uint64_t stop_at;
@@ -266,10 +269,14 @@ static void park(bh__service_t *s, bh__out_t *o)
     s->unsent_tail = &o->next;
 }
 
+/* A frame's worth of headers and properties on top of the body. */
+static size_t wire_size(const bh__out_t *o) { return o->len + strlen(o->routing_key) + 512; }
+
 /* Publish now; the caller checked that we may. */
 static void publish_now(bh__service_t *s, bh__out_t *o)
 {
     char err[300];
+    s->room -= wire_size(o);
     if (bh__broker_publish(s->broker, o, err, sizeof err)) {
         park(s, o);
         broke(s, err);
@@ -283,21 +290,33 @@ static void publish_now(bh__service_t *s, bh__out_t *o)
     }
 }
 
-static bool can_publish(const bh__service_t *s)
+/* Never write more than the socket takes without blocking: a broker that
+ * stopped reading must not freeze this thread (heartbeats need it). */
+static bool fits(bh__service_t *s, size_t need)
 {
-    return up(s) && !s->blocked && bh__confirms_pending(&s->confirms) < CONFIRM_WINDOW;
+    if (s->room >= need) return true;
+    s->room = bh__broker_write_room(s->broker);
+    if (s->room >= need) return true;
+    s->want_write = true;
+    return false;
+}
+
+static bool can_publish(bh__service_t *s, const bh__out_t *o)
+{
+    return up(s) && !s->blocked && bh__confirms_pending(&s->confirms) < CONFIRM_WINDOW &&
+           fits(s, wire_size(o));
 }
 
 /* Publish, or wait behind what already waits (order is kept). */
 static void send_out(bh__service_t *s, bh__out_t *o)
 {
-    if (s->unsent || !can_publish(s)) park(s, o);
+    if (s->unsent || !can_publish(s, o)) park(s, o);
     else publish_now(s, o);
 }
 
 static void flush_unsent(bh__service_t *s)
 {
-    while (s->unsent && can_publish(s)) {
+    while (s->unsent && can_publish(s, s->unsent)) {
         bh__out_t *o = s->unsent;
         if (!(s->unsent = o->next)) s->unsent_tail = &s->unsent;
         o->next = NULL;
@@ -332,8 +351,9 @@ static void flush_logs(bh__service_t *s)
     if (dropped)
         slog(s, BH_WARNING, NULL, "%zu log records were dropped: the log queue was full",
              dropped);
-    while (r && up(s) && !s->blocked) {
+    while (r && up(s) && !s->blocked && fits(s, r->len + 512)) {
         bh__logrec_t *next = r->next;
+        s->room -= r->len + 512;
         if (bh__broker_publish_log(s->broker, r->key, r->body, r->len, err, sizeof err)) {
             broke(s, err);
             break;
@@ -536,9 +556,12 @@ static void check_drained(bh__service_t *s)
 
 /* Run after every libuv callback: drain the library, send what waits, and
  * reconnect if a call failed meanwhile. */
+static void on_poll(uv_poll_t *h, int status, int events);
+
 static void tick(bh__service_t *s, bool pump)
 {
     char err[512];
+    s->want_write = false;
     for (int round = 0; round < 16; round++) {
         if (up(s) && bh__broker_poll(s->broker, pump, &broker_cbs, s, err, sizeof err))
             broke(s, err);
@@ -548,6 +571,12 @@ static void tick(bh__service_t *s, bool pump)
         flush_logs(s);
         if (s->broken) conn_lost(s);
         if (!up(s) || !bh__broker_buffered(s->broker)) break;
+    }
+    /* Wake on writable only while something waits for room. */
+    int want = s->want_write ? UV_READABLE | UV_WRITABLE : UV_READABLE;
+    if (s->poll && want != s->poll_events) {
+        uv_poll_start(s->poll, want, on_poll);
+        s->poll_events = want;
     }
     check_drained(s);
 }
@@ -636,6 +665,7 @@ static void on_retry(uv_timer_t *t)
     } else {
         s->poll->data = s;
         uv_poll_start(s->poll, UV_READABLE, on_poll);
+        s->poll_events = UV_READABLE;
     }
     /* Pump often enough for heartbeat/2 and for a timely confirm flush. */
     uint64_t every = s->cfg->heartbeat > 0 ? (uint64_t)s->cfg->heartbeat * 250u : 1000u;
