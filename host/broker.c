@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +239,13 @@ bool bh__broker_buffered(const bh__broker_t *b)
 
 static amqp_bytes_t cbytes(const char *s) { return amqp_cstring_bytes(s ? s : ""); }
 
+static void str_entry(amqp_table_entry_t *e, const char *key, const char *value)
+{
+    e->key = amqp_cstring_bytes(key);
+    e->value.kind = AMQP_FIELD_KIND_UTF8;
+    e->value.value.bytes = cbytes(value);
+}
+
 int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size_t errlen)
 {
     char what[300];
@@ -247,11 +255,35 @@ int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size
         snprintf(what, sizeof what, "declaring exchange '%s'", bh__exchange_name(ex));
         if (rpc_check(amqp_get_rpc_reply(b->conn), what, err, errlen)) return -1;
     }
+    /* Service queues: no arguments unless the service opted in. */
+    amqp_table_entry_t qa[3];
+    amqp_table_t qargs = {0, qa};
+    if (t->quorum) str_entry(&qa[qargs.num_entries++], "x-queue-type", "quorum");
+    if (t->delivery_limit) {
+        qa[qargs.num_entries].key = amqp_cstring_bytes("x-delivery-limit");
+        qa[qargs.num_entries].value.kind = AMQP_FIELD_KIND_I64;
+        qa[qargs.num_entries++].value.value.i64 = t->delivery_limit;
+    }
+    if (t->dead_letter_exchange)
+        str_entry(&qa[qargs.num_entries++], "x-dead-letter-exchange", t->dead_letter_exchange);
     const char *queues[2] = {t->events_queue, t->commands_queue};
     for (int i = 0; i < 2; i++) {
         if (!queues[i]) continue;
-        amqp_queue_declare(b->conn, CH_CONSUME, cbytes(queues[i]), 0, 1, 0, 0, amqp_empty_table);
+        amqp_queue_declare(b->conn, CH_CONSUME, cbytes(queues[i]), 0, 1, 0, 0, qargs);
         snprintf(what, sizeof what, "declaring queue '%s'", queues[i]);
+        if (rpc_check(amqp_get_rpc_reply(b->conn), what, err, errlen)) return -1;
+    }
+    /* Delayed-retry queues: hold for ttl, then back to the service queue. */
+    for (size_t i = 0; i < t->n_retry; i++) {
+        amqp_table_entry_t ra[3];
+        ra[0].key = amqp_cstring_bytes("x-message-ttl");
+        ra[0].value.kind = AMQP_FIELD_KIND_I64;
+        ra[0].value.value.i64 = t->retry[i].ttl;
+        str_entry(&ra[1], "x-dead-letter-exchange", "");
+        str_entry(&ra[2], "x-dead-letter-routing-key", t->retry[i].target);
+        amqp_queue_declare(b->conn, CH_CONSUME, cbytes(t->retry[i].name), 0, 1, 0, 0,
+                           (amqp_table_t){3, ra});
+        snprintf(what, sizeof what, "declaring retry queue '%s'", t->retry[i].name);
         if (rpc_check(amqp_get_rpc_reply(b->conn), what, err, errlen)) return -1;
     }
     for (size_t i = 0; i < t->n_bindings; i++) {
@@ -300,21 +332,25 @@ int bh__broker_cancel_all(bh__broker_t *b, char *err, size_t errlen)
 
 int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
 {
-    amqp_table_entry_t h[2];
+    amqp_table_entry_t h[5];
     amqp_basic_properties_t p;
+    int n = 0;
     memset(&p, 0, sizeof p);
-    h[0].key = amqp_cstring_bytes("conversation_id");
-    h[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    h[0].value.value.bytes = cbytes(o->conversation_id);
-    h[1].key = amqp_cstring_bytes("status");
-    h[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    h[1].value.value.bytes = cbytes(o->status);
+    str_entry(&h[n++], "conversation_id", o->conversation_id);
+    if (o->status) str_entry(&h[n++], "status", o->status);
+    if (o->first_routing_key) {
+        h[n].key = amqp_cstring_bytes(BH__H_ATTEMPT);
+        h[n].value.kind = AMQP_FIELD_KIND_I32;
+        h[n++].value.value.i32 = (int32_t)o->attempt;
+        str_entry(&h[n++], BH__H_EXCHANGE, o->first_exchange);
+        str_entry(&h[n++], BH__H_ROUTING_KEY, o->first_routing_key);
+    }
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
                AMQP_BASIC_CORRELATION_ID_FLAG;
     p.content_type = cbytes(o->content_type);
     p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    p.headers.num_entries = o->status ? 2 : 1;
+    p.headers.num_entries = n;
     p.headers.entries = h;
     p.reply_to = cbytes(o->reply_to);
     p.correlation_id = cbytes(o->correlation_id);
@@ -350,16 +386,44 @@ int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, si
 
 /* -- reading ------------------------------------------------------------- */
 
-static const amqp_bytes_t *header(const amqp_basic_properties_t *p, const char *key)
+static const amqp_field_value_t *field(const amqp_basic_properties_t *p, const char *key)
 {
     if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return NULL;
     for (int i = 0; i < p->headers.num_entries; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
-        if (e->key.len == strlen(key) && !memcmp(e->key.bytes, key, e->key.len) &&
-            (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES))
-            return &e->value.value.bytes;
+        if (e->key.len == strlen(key) && !memcmp(e->key.bytes, key, e->key.len))
+            return &e->value;
     }
     return NULL;
+}
+
+/* A string header (AMQP long string or byte array), or NULL. */
+static const amqp_bytes_t *header(const amqp_basic_properties_t *p, const char *key)
+{
+    const amqp_field_value_t *v = field(p, key);
+    if (v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES))
+        return &v->value.bytes;
+    return NULL;
+}
+
+/* An integer header of any width, clamped to 0..UINT_MAX; 0 when absent. */
+static unsigned header_uint(const amqp_basic_properties_t *p, const char *key)
+{
+    const amqp_field_value_t *v = field(p, key);
+    long long x = 0;
+    if (!v) return 0;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8: x = v->value.i8; break;
+    case AMQP_FIELD_KIND_U8: x = v->value.u8; break;
+    case AMQP_FIELD_KIND_I16: x = v->value.i16; break;
+    case AMQP_FIELD_KIND_U16: x = v->value.u16; break;
+    case AMQP_FIELD_KIND_I32: x = v->value.i32; break;
+    case AMQP_FIELD_KIND_U32: x = v->value.u32; break;
+    case AMQP_FIELD_KIND_I64: x = v->value.i64; break;
+    case AMQP_FIELD_KIND_U64: x = v->value.u64 > INT64_MAX ? INT64_MAX : (long long)v->value.u64; break;
+    default: return 0;
+    }
+    return x < 0 ? 0 : x > UINT_MAX ? UINT_MAX : (unsigned)x;
 }
 
 /* Copies s (NULL stays NULL) as a NUL-terminated string at *cur. */
@@ -380,7 +444,9 @@ static bh__delivery_t *delivery_new(const amqp_basic_deliver_t *m, const amqp_me
     const amqp_bytes_t *rt = p->_flags & AMQP_BASIC_REPLY_TO_FLAG ? &p->reply_to : NULL;
     const amqp_bytes_t *ci = p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG ? &p->correlation_id : NULL;
     const amqp_bytes_t *conv = header(p, "conversation_id"), *st = header(p, "status");
-    const amqp_bytes_t *parts[] = {&m->exchange, &m->routing_key, ct, conv, st, rt, ci, &msg->body};
+    const amqp_bytes_t *fx = header(p, BH__H_EXCHANGE), *fk = header(p, BH__H_ROUTING_KEY);
+    const amqp_bytes_t *parts[] = {&m->exchange, &m->routing_key, ct, conv, st, rt, ci, fx, fk,
+                                   &msg->body};
     size_t size = sizeof(bh__delivery_t);
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (parts[i]) size += parts[i]->len + 1;
@@ -396,6 +462,9 @@ static bh__delivery_t *delivery_new(const amqp_basic_deliver_t *m, const amqp_me
     d->status = pack(&cur, st);
     d->reply_to = pack(&cur, rt);
     d->correlation_id = pack(&cur, ci);
+    d->first_exchange = pack(&cur, fx);
+    d->first_routing_key = pack(&cur, fk);
+    d->attempt = header_uint(p, BH__H_ATTEMPT);
     d->body_len = msg->body.len;
     d->body = pack(&cur, &msg->body); /* NUL-terminated too: handy for JSON */
     return d;

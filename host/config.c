@@ -40,6 +40,9 @@ typedef enum kind {
     K_DIR,    /* char *, joined to the config file's folder when relative */
     K_NAME,   /* char *, [A-Za-z0-9_-]+ */
     K_FORMAT, /* bh_format_t from a content type */
+    K_QTYPE,  /* bool: classic (false) or quorum (true) */
+    K_EXCHANGE, /* char *, an AMQP exchange name */
+    K_DELAYS, /* unsigned[] of ms, with n_retry_delays */
 } kind_t;
 
 typedef struct spec {
@@ -86,6 +89,16 @@ static const spec_t service_keys[] = {
      .offset = SVC(prefetch), .help = "unacked messages the broker may hand over at once"},
     {.key = "content_type", .kind = K_FORMAT, .def = "cbor", .offset = SVC(format),
      .help = "format of outgoing payloads: cbor or json"},
+    {.key = "queue_type", .kind = K_QTYPE, .def = "classic", .offset = SVC(quorum),
+     .help = "classic or quorum; opt-in because a queue's type cannot change"},
+    {.key = "delivery_limit", .kind = K_INT, .def = "0", .min = 0, .max = 1000000,
+     .offset = SVC(delivery_limit),
+     .help = "quorum only: deliveries before the broker dead-letters a message, 0 = none"},
+    {.key = "dead_letter_exchange", .kind = K_EXCHANGE, .def = NULL,
+     .offset = SVC(dead_letter_exchange),
+     .help = "exchange for rejected messages, set on the queues; default: a broker policy"},
+    {.key = "retry_delays", .kind = K_DELAYS, .def = NULL, .offset = SVC(retry_delays),
+     .help = "delayed retry: waits before each new attempt, e.g. 1s, 10s, 60s"},
 };
 #define N_SERVICE_KEYS (sizeof service_keys / sizeof service_keys[0])
 
@@ -246,7 +259,55 @@ static void expect(const spec_t *k, char *buf, size_t n)
     case K_DIR: snprintf(buf, n, "a folder path"); break;
     case K_NAME: snprintf(buf, n, "a name of letters, digits, '_' and '-'"); break;
     case K_FORMAT: snprintf(buf, n, "cbor, json, application/cbor or application/json"); break;
+    case K_QTYPE: snprintf(buf, n, "classic or quorum"); break;
+    case K_EXCHANGE:
+        snprintf(buf, n, "an exchange name of letters, digits, '_', '-', '.' and ':'");
+        break;
+    case K_DELAYS:
+        snprintf(buf, n, "1 to %d comma-separated durations of 1ms..24h, e.g. 500ms, 10s, 5m",
+                 BH__MAX_RETRY_DELAYS);
+        break;
     }
+}
+
+static bool valid_exchange(const char *s)
+{
+    if (!*s || strlen(s) > 255) return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("_-.:", *s)) return false;
+    return true;
+}
+
+/* "1s, 10s, 60s" or "250ms,2m" or plain milliseconds "1000, 5000". */
+static bool parse_delays(const char *s, bh__svc_conf_t *sc)
+{
+    size_t n = 0;
+    while (*s) {
+        char *end;
+        unsigned long long v;
+        while (isspace((unsigned char)*s)) s++;
+        if (!isdigit((unsigned char)*s) || n == BH__MAX_RETRY_DELAYS) return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno) return false;
+        s = end;
+        if (!strncmp(s, "ms", 2)) s += 2;
+        else if (*s == 's') v *= 1000, s++;
+        else if (*s == 'm') v *= 60000, s++;
+        else if (*s == 'h') v *= 3600000, s++;
+        if (v < 1 || v > 86400000ull) return false;
+        sc->retry_delays[n++] = (unsigned)v;
+        while (isspace((unsigned char)*s)) s++;
+        if (*s == ',') {
+            s++;
+            if (!*s) return false;
+        } else if (*s) {
+            return false;
+        }
+    }
+    if (!n) return false;
+    sc->n_retry_delays = n;
+    return true;
 }
 
 /* Store the text s in the field k describes, inside base (a bh__config_t for
@@ -280,6 +341,14 @@ static int set_value(const spec_t *k, void *base, const char *s, const char *cfg
         return valid_name(s) ? dup_into((char **)(void *)field, s) : BH_EINVAL;
     case K_FORMAT:
         return parse_format(s, (bh_format_t *)(void *)field) ? BH_OK : BH_EINVAL;
+    case K_QTYPE:
+        if (strcmp(s, "classic") && strcmp(s, "quorum")) return BH_EINVAL;
+        *(bool *)(void *)field = strcmp(s, "quorum") == 0;
+        return BH_OK;
+    case K_EXCHANGE:
+        return valid_exchange(s) ? dup_into((char **)(void *)field, s) : BH_EINVAL;
+    case K_DELAYS:
+        return parse_delays(s, base) ? BH_OK : BH_EINVAL;
     }
     return BH_EINVAL;
 }
@@ -918,6 +987,13 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     }
     if (!out->prefetch) /* enough to keep every worker busy */
         out->prefetch = 8 * out->workers;
+    if (out->delivery_limit && !out->quorum) {
+        for (i = 0; i < N_SERVICE_KEYS && strcmp(service_keys[i].key, "delivery_limit"); i++)
+            continue;
+        say(err, errlen, "%s:%d: [%s] delivery_limit = %d needs queue_type = quorum (classic "
+            "queues have no delivery limit)", path, seen[i], plugin, out->delivery_limit);
+        return BH_EINVAL;
+    }
     for (i = 0; i < out->n; i++) {
         if (out->values[i])
             continue;
@@ -991,6 +1067,7 @@ void bh__svc_conf_free(bh__svc_conf_t *sc)
     free(sc->keys);
     free(sc->values);
     free(sc->service);
+    free(sc->dead_letter_exchange);
     memset(sc, 0, sizeof *sc);
 }
 

@@ -49,12 +49,27 @@ void bh__config_free(bh__config_t *cfg);
  *   workers      1..256, default 4
  *   prefetch     1..65535, default 8 * workers
  *   content_type cbor | json | application/cbor | application/json (default cbor)
+ *   queue_type   classic | quorum (default classic)
+ *   delivery_limit        0..1000000, quorum only (default 0: none)
+ *   dead_letter_exchange  an exchange name (default: none; use a broker policy)
+ *   retry_delays durations such as "1s, 10s, 60s" (default: none)
  * plus the keys the plugin declares. */
+enum { BH__MAX_RETRY_DELAYS = 16 };
+
 typedef struct bh__svc_conf {
     char *service;
     int workers;
     int prefetch;
     bh_format_t format;
+    /* Opt-in queue arguments: an existing queue's arguments cannot change,
+     * so none is set unless asked for (docs/reliability.md). */
+    bool quorum;                /* queue_type = quorum */
+    int delivery_limit;         /* x-delivery-limit (quorum only), 0 = none */
+    char *dead_letter_exchange; /* x-dead-letter-exchange, NULL = none (policy) */
+    /* Delayed retry: BH_RETRY waits retry_delays[attempt] ms, then the last
+     * failure is dead-lettered. n_retry_delays == 0: requeue once (default). */
+    unsigned retry_delays[BH__MAX_RETRY_DELAYS];
+    size_t n_retry_delays;
     size_t n;      /* plugin keys, declared order; defaults applied */
     char **keys;
     char **values; /* NULL for absent keys without a default */

@@ -12,7 +12,14 @@
 
 #include "bushost.h"
 
-enum { BH__EX_EVENTS = 0, BH__EX_COMMANDS = 1, BH__EX_LOGS = 2 };
+/* BH__EX_DEFAULT is the broker's nameless direct exchange: delayed retries
+ * are published through it straight to a retry queue. */
+enum { BH__EX_EVENTS = 0, BH__EX_COMMANDS = 1, BH__EX_LOGS = 2, BH__EX_DEFAULT = 3 };
+
+/* Headers of the host's own, on delayed-retry copies (docs/reliability.md). */
+#define BH__H_ATTEMPT "x-bushost-attempt"
+#define BH__H_EXCHANGE "x-bushost-exchange"
+#define BH__H_ROUTING_KEY "x-bushost-routing-key"
 const char *bh__exchange_name(int exchange);
 
 /* A received message, copied out of the AMQP library into one allocation.
@@ -29,6 +36,11 @@ typedef struct bh__delivery {
     const char *correlation_id;
     const void *body;
     size_t body_len;
+    /* A delayed retry coming back: the retries so far and where the message
+     * was first published (NULL otherwise). */
+    unsigned attempt;
+    const char *first_exchange;
+    const char *first_routing_key;
 } bh__delivery_t;
 
 /* An outgoing event, command or result, in one allocation. */
@@ -44,6 +56,10 @@ typedef struct bh__out {
     const char *reply_to;       /* "" unless a command */
     const char *correlation_id; /* "" on events */
     const char *status;         /* NULL unless a result */
+    /* Delayed-retry copies only: sent as BH__H_* headers. */
+    unsigned attempt;
+    const char *first_exchange;
+    const char *first_routing_key;
     const unsigned char *body;
     size_t len;
 } bh__out_t;
@@ -53,6 +69,9 @@ bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *conten
                        const char *conversation_id, const char *reply_to,
                        const char *correlation_id, const char *status, const void *body,
                        size_t len);
+/* A copy of a delivery for the retry queue `queue`, carrying its attempt
+ * count and where it was first published. */
+bh__out_t *bh__out_retry(const bh__delivery_t *d, const char *queue, unsigned attempt);
 
 typedef struct bh__job {
     struct bh__job *next; /* link in the worker queue or the completion queue */

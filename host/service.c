@@ -120,7 +120,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
         return BH_EINVAL;
     }
     if (!(s->log = bh__logger_new(s->conf.service)) ||
-        bh__topology_build(&s->topo, s->conf.service, plugin->desc)) {
+        bh__topology_build(&s->topo, &s->conf, plugin->desc)) {
         snprintf(err, errlen, "out of memory");
         bh__service_free(s);
         return BH_ENOMEM;
@@ -367,6 +367,8 @@ static void flush_logs(bh__service_t *s)
 /* ------------------------------------------------------------------------ */
 /* Settling messages (I/O thread)                                           */
 
+static void retry_later(bh__service_t *s, bh__job_t *job);
+
 static void settle_job(bh__service_t *s, bh__job_t *job)
 {
     const bh__delivery_t *d = job->d;
@@ -387,6 +389,10 @@ static void settle_job(bh__service_t *s, bh__job_t *job)
         reject(s, d->tag, false);
         break;
     case BH_RETRY:
+        if (s->conf.n_retry_delays) {
+            retry_later(s, job);
+            return;
+        }
         if (!d->redelivered) {
             slog(s, BH_ALERT, conv, "handler failed on %s '%s'; requeueing it once",
                  kind_name(job->msg.kind), d->routing_key);
@@ -401,6 +407,32 @@ static void settle_job(bh__service_t *s, bh__job_t *job)
         break;
     }
     job_free(s, job);
+}
+
+/* Delayed retry: park a copy in the retry queue for this attempt, and ack the
+ * original once the copy is confirmed. After the last delay: dead-letter. */
+static void retry_later(bh__service_t *s, bh__job_t *job)
+{
+    const bh__delivery_t *d = job->d;
+    const char *conv = job->msg.conversation_id;
+    size_t n = s->conf.n_retry_delays;
+    const char *src = !strcmp(d->exchange, "events") ? s->topo.events_queue : s->topo.commands_queue;
+    const char *q = d->attempt < n ? bh__topology_retry_queue(&s->topo, src, d->attempt) : NULL;
+    bh__out_t *o = q ? bh__out_retry(d, q, d->attempt + 1) : NULL;
+    if (!o) {
+        slog(s, BH_EMERGENCY, conv, "Giving up on %s", d->routing_key);
+        if (q) slog(s, BH_CRITICAL, conv, "(out of memory making its retry copy)");
+        reject(s, d->tag, false);
+        job_free(s, job);
+        return;
+    }
+    slog(s, BH_ALERT, conv, "handler failed on %s '%s'; retry %u of %zu in %u ms",
+         kind_name(job->msg.kind), d->routing_key, d->attempt + 1, n,
+         s->conf.retry_delays[d->attempt]);
+    job->outcome = BH_DONE; /* once the copy is safe, the original is done */
+    o->job = job;
+    job->pending++;
+    send_out(s, o);
 }
 
 /* A worker finished a job: send what it published, settle when confirmed. */
@@ -457,6 +489,11 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
         reject(s, d->tag, true);
         free(d);
         return;
+    }
+    if (d->first_routing_key && !*d->exchange) {
+        /* A delayed retry back from its retry queue: dispatch it as what it was. */
+        e.exchange = d->exchange = d->first_exchange ? d->first_exchange : "";
+        d->routing_key = d->first_routing_key;
     }
     kind = bh__envelope_classify(&e, why, sizeof why);
     if (kind == BH_KIND_EVENT) {

@@ -38,10 +38,30 @@ static int add(bh__topology_t *t, int exchange, const char *queue, char *key)
     return 0;
 }
 
-int bh__topology_build(bh__topology_t *t, const char *service, const bh_plugin_t *p)
+static int add_retry(bh__topology_t *t, const char *target, unsigned ttl)
 {
+    bh__retry_queue_t *r = &t->retry[t->n_retry];
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "retry.%u", ttl);
+    if (!(r->name = join(target, suffix)) || !(r->target = strdup(target))) {
+        free(r->name);
+        return BH_ENOMEM;
+    }
+    r->ttl = ttl;
+    t->n_retry++;
+    return 0;
+}
+
+int bh__topology_build(bh__topology_t *t, const bh__svc_conf_t *sc, const bh_plugin_t *p)
+{
+    const char *service = sc->service;
     size_t ne = count(p->events), nc = count(p->commands), nr = count(p->results);
     memset(t, 0, sizeof *t);
+    t->quorum = sc->quorum;
+    t->delivery_limit = sc->delivery_limit;
+    t->dead_letter_exchange = sc->dead_letter_exchange;
+    if (sc->n_retry_delays && !(t->retry = calloc(2 * sc->n_retry_delays, sizeof *t->retry)))
+        return BH_ENOMEM;
     t->bindings = calloc(ne + nc + nr + 1, sizeof *t->bindings);
     t->commands_queue = join(service, "commands");
     if (ne) t->events_queue = join(service, "events");
@@ -53,6 +73,10 @@ int bh__topology_build(bh__topology_t *t, const char *service, const bh_plugin_t
             goto oom;
     for (size_t i = 0; i < nr; i++)
         if (add(t, BH__EX_COMMANDS, t->commands_queue, strdup(p->results[i].key))) goto oom;
+    for (size_t i = 0; i < sc->n_retry_delays; i++) {
+        if (t->events_queue && add_retry(t, t->events_queue, sc->retry_delays[i])) goto oom;
+        if (add_retry(t, t->commands_queue, sc->retry_delays[i])) goto oom;
+    }
     return 0;
 oom:
     bh__topology_free(t);
@@ -65,8 +89,21 @@ void bh__topology_free(bh__topology_t *t)
         free(t->bindings[i].queue);
         free(t->bindings[i].key);
     }
+    for (size_t i = 0; i < t->n_retry; i++) {
+        free(t->retry[i].name);
+        free(t->retry[i].target);
+    }
+    free(t->retry);
     free(t->bindings);
     free(t->events_queue);
     free(t->commands_queue);
     memset(t, 0, sizeof *t);
+}
+
+const char *bh__topology_retry_queue(const bh__topology_t *t, const char *queue, size_t attempt)
+{
+    size_t seen = 0;
+    for (size_t i = 0; i < t->n_retry; i++)
+        if (!strcmp(t->retry[i].target, queue) && seen++ == attempt) return t->retry[i].name;
+    return NULL;
 }

@@ -859,11 +859,9 @@ static void unknown_plugin_key_lists_host_and_plugin_keys(void **state)
     (void)state;
     assert_service_error("[echo]\ncount = 2\ngreting = hi\n", sample_keys,
                          "etc/x.ini:3: [echo] unknown key 'greting' (known: service, workers, "
-                         "prefetch, content_type, greeting, count, offset, loud, ratio)");
-    /* Keys reserved for later host features are not settable yet. */
-    assert_service_error("[echo]\nqueue_type = quorum\n", NULL,
-                         "etc/x.ini:2: [echo] unknown key 'queue_type' (known: service, "
-                         "workers, prefetch, content_type)");
+                         "prefetch, content_type, queue_type, delivery_limit, "
+                         "dead_letter_exchange, retry_delays, greeting, count, offset, loud, "
+                         "ratio)");
 }
 
 static void missing_required_key_is_refused(void **state)
@@ -1008,6 +1006,68 @@ static void reserved_keys_are_exactly_the_host_owned_ones(void **state)
     assert_false(bh__config_reserved_key(NULL));
 }
 
+
+static void reliability_options_are_off_by_default(void **state)
+{
+    (void)state;
+    assert_service_ok("[echo]\n", sample_keys);
+    assert_false(sc.quorum);
+    assert_int_equal(sc.delivery_limit, 0);
+    assert_null(sc.dead_letter_exchange);
+    assert_int_equal(sc.n_retry_delays, 0);
+}
+
+static void reliability_options_are_read(void **state)
+{
+    (void)state;
+    assert_service_ok("[echo]\nqueue_type = quorum\ndelivery_limit = 2\n"
+                      "dead_letter_exchange = bus.dlx\nretry_delays = 1000, 10s,2m, 250ms\n",
+                      sample_keys);
+    assert_true(sc.quorum);
+    assert_int_equal(sc.delivery_limit, 2);
+    assert_string_equal(sc.dead_letter_exchange, "bus.dlx");
+    assert_int_equal(sc.n_retry_delays, 4);
+    assert_int_equal(sc.retry_delays[0], 1000);
+    assert_int_equal(sc.retry_delays[1], 10000);
+    assert_int_equal(sc.retry_delays[2], 120000);
+    assert_int_equal(sc.retry_delays[3], 250);
+}
+
+static void bad_reliability_options_are_refused(void **state)
+{
+    static const char delays_want[] =
+        "expected 1 to 16 comma-separated durations of 1ms..24h, e.g. 500ms, 10s, 5m";
+    static const struct {
+        const char *ini, *want;
+    } cases[] = {
+        {"[echo]\nqueue_type = stream\n",
+         "etc/x.ini:2: [echo] queue_type = 'stream': expected classic or quorum"},
+        {"[echo]\n\ndelivery_limit = 3\n",
+         "etc/x.ini:3: [echo] delivery_limit = 3 needs queue_type = quorum (classic queues have "
+         "no delivery limit)"},
+        {"[echo]\nqueue_type = quorum\ndelivery_limit = -1\n",
+         "etc/x.ini:3: [echo] delivery_limit = '-1': expected an integer 0..1000000"},
+        {"[echo]\ndead_letter_exchange = a b\n",
+         "etc/x.ini:2: [echo] dead_letter_exchange = 'a b': expected an exchange name of "
+         "letters, digits, '_', '-', '.' and ':'"},
+    };
+    static const char *const bad_delays[] = {
+        "0", "1s,", ",1s", "1x", "1s 2s", "25h", "-1", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17",
+    };
+    char ini[256], want[512];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_service_error(cases[i].ini, sample_keys, cases[i].want);
+    for (i = 0; i < sizeof bad_delays / sizeof bad_delays[0]; i++) {
+        snprintf(ini, sizeof ini, "[echo]\nretry_delays = %s\n", bad_delays[i]);
+        snprintf(want, sizeof want, "etc/x.ini:2: [echo] retry_delays = '%s': %s", bad_delays[i],
+                 delays_want);
+        assert_service_error(ini, sample_keys, want);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
 
 int main(void)
@@ -1065,6 +1125,9 @@ int main(void)
         T(sections_naming_loaded_plugins_are_accepted),
         T(section_naming_no_plugin_is_refused),
         T(reserved_keys_are_exactly_the_host_owned_ones),
+        T(reliability_options_are_off_by_default),
+        T(reliability_options_are_read),
+        T(bad_reliability_options_are_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
