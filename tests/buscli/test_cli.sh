@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Every subcommand has --help; usage errors exit 64 with a message; no broker
+# is needed for any of this.
+source "$(dirname "$0")/lib.sh"
+
+for cmd in logs monitor publish send inspect resurrect topology; do
+    expect_rc 0 help "$BUSCLI" "$cmd" --help
+    has help "usage: buscli $cmd"
+    has help "--url URL"
+    has help "exit codes:"
+    expect_rc 0 help2 "$BUSCLI" help "$cmd"
+    has help2 "usage: buscli $cmd"
+done
+
+expect_rc 0 top "$BUSCLI" --help
+for cmd in logs monitor publish send inspect resurrect topology; do has top "  $cmd "; done
+expect_rc 64 none "$BUSCLI"
+expect_rc 64 unknown "$BUSCLI" frobnicate
+has_err unknown "unknown command 'frobnicate'"
+expect_rc 0 version "$BUSCLI" --version
+has version "buscli "
+
+# Options and arguments.
+expect_rc 64 badopt "$BUSCLI" publish Foo --data '{}' --frob
+has_err badopt "unknown option '--frob'"
+expect_rc 64 noval "$BUSCLI" send echo.Echo --data
+has_err noval "--data needs a value"
+expect_rc 64 missing "$BUSCLI" publish
+has_err missing "missing arguments"
+expect_rc 64 extra "$BUSCLI" inspect q1 q2
+has_err extra "unexpected argument 'q2'"
+expect_rc 64 nopayload "$BUSCLI" publish Foo
+has_err nopayload "no payload"
+expect_rc 64 twopayloads "$BUSCLI" send a.B /dev/null --data '{}'
+has_err twopayloads "either FILE or --data"
+expect_rc 64 bothfmt "$BUSCLI" publish Foo --data '{}' --json --cbor
+has_err bothfmt "exclude each other"
+expect_rc 64 emptydata "$BUSCLI" publish Foo --data ''
+has_err emptydata "--data is empty"
+expect_rc 64 badkey "$BUSCLI" send nodot --data '{}'
+has_err badkey "SERVICE.Command"
+expect_rc 64 badcount "$BUSCLI" inspect q --count 0
+has_err badcount "--count takes a whole number from 1"
+expect_rc 64 badcount2 "$BUSCLI" logs --count 12abc
+expect_rc 64 badfilter "$BUSCLI" monitor --filter novalue
+has_err badfilter "--filter takes FIELD=VALUE"
+expect_rc 64 badlevel "$BUSCLI" logs --level loud
+has_err badlevel "--level"
+expect_rc 64 badcolor "$BUSCLI" logs --color sometimes
+expect_rc 64 dlqalone "$BUSCLI" topology --dlq x
+has_err dlqalone "go with --dlx"
+expect_rc 64 showargs "$BUSCLI" topology somequeue
+has_err showargs "go with --show"
+expect_rc 64 loop "$BUSCLI" topology --dlx dead.commands
+has_err loop "would loop"
+expect_rc 64 badurl "$BUSCLI" publish Foo --data '{}' --url 'http://example.com/'
+has_err badurl "is not an AMQP URL"
+expect_rc 64 amqps "$BUSCLI" publish Foo --data '{}' --url 'amqps://guest:guest@127.0.0.1:5671/'
+has_err amqps "amqps:// is not supported"
+pass "help for every subcommand, usage errors exit 64"
