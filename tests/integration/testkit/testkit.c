@@ -4,14 +4,41 @@
  *                   call at NOTICE with its redelivered flag
  *   command Sleep   {"ms": int} sleeps that long, then answers {"slept": ms}
  *   command Reject  BH_REJECT (dead-letter at once)
- *   event   Tick    {"n": int} publishes Tocked {"n": n, "pid": getpid()}, so a
- *                   test can tell which host instance handled it */
+ *   command Echo    {"id": int, "ms": int, "pad": int (both optional)} sleeps ms,
+ *                   then answers {"id": id, "pid": getpid()}, plus a "pad"
+ *                   string of that many bytes (the fault tests count these)
+ *   command Crash   like Echo, but crashes the whole process with SIGSEGV when
+ *                   the payload has {"crash": true} (a poison message)
+ *   event   Tick    {"n": int, "ms": int (optional)} sleeps ms, then publishes
+ *                   Tocked {"n": n, "pid": getpid()}, so a test can tell which
+ *                   host instance handled it */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bushost.h"
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* The optional "ms" field: 0 when absent, -1 when out of 0..60000. */
+static int64_t optional_ms(const bh_msg_t *msg)
+{
+    int64_t ms = 0;
+
+    if (bh_get_int(msg->payload, "ms", &ms) != BH_OK)
+        return 0;
+    return ms < 0 || ms > 60000 ? -1 : ms;
+}
 
 static bh_outcome_t on_fail(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 {
@@ -27,7 +54,6 @@ static bh_outcome_t on_reject(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 static bh_outcome_t on_sleep(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 {
     int64_t ms;
-    struct timespec ts;
     bh_value_t *p;
     int rc;
 
@@ -35,10 +61,7 @@ static bh_outcome_t on_sleep(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
         bh_log(ctx, BH_ERROR, "Sleep needs ms, an integer 0..60000");
         return BH_REJECT;
     }
-    ts.tv_sec = (time_t)(ms / 1000);
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    sleep_ms(ms);
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "slept", bh_int_new(ctx, ms)) : BH_ENOMEM;
     if (rc == BH_OK)
@@ -47,16 +70,64 @@ static bh_outcome_t on_sleep(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     return rc == BH_OK ? BH_DONE : BH_RETRY;
 }
 
-static bh_outcome_t on_tick(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+enum { MAX_PAD = 16 << 20 };
+
+static bh_outcome_t on_echo(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 {
-    int64_t n;
+    int64_t id, ms = optional_ms(msg), pad = 0;
     bh_value_t *p;
     int rc;
 
-    if (bh_get_int(msg->payload, "n", &n) != BH_OK) {
-        bh_log(ctx, BH_ERROR, "Tick needs n, an integer");
+    if (bh_get_int(msg->payload, "id", &id) != BH_OK || ms < 0 ||
+        (bh_get_int(msg->payload, "pad", &pad) == BH_OK && (pad < 0 || pad > MAX_PAD))) {
+        bh_log(ctx, BH_ERROR,
+               "%s needs id, an integer, and optionally ms, 0..60000, and pad, 0..%d",
+               msg->routing_key, MAX_PAD);
         return BH_REJECT;
     }
+    sleep_ms(ms);
+    p = bh_map_new(ctx);
+    rc = p ? bh_map_set(p, "id", bh_int_new(ctx, id)) : BH_ENOMEM;
+    if (rc == BH_OK)
+        rc = bh_map_set(p, "pid", bh_int_new(ctx, (int64_t)getpid()));
+    if (rc == BH_OK && pad > 0) {
+        char *text = malloc((size_t)pad);
+        if (text)
+            memset(text, 'x', (size_t)pad);
+        rc = text ? bh_map_set(p, "pad", bh_strn_new(ctx, text, (size_t)pad)) : BH_ENOMEM;
+        free(text);
+    }
+    if (rc == BH_OK)
+        rc = bh_result_success(ctx, p);
+    bh_value_free(p);
+    return rc == BH_OK ? BH_DONE : BH_RETRY;
+}
+
+static bh_outcome_t on_crash(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+{
+    bool crash = false;
+
+    if (bh_get_bool(msg->payload, "crash", &crash) == BH_OK && crash) {
+        bh_log(ctx, BH_NOTICE, "Crash: crashing the process (redelivered=%s)",
+               msg->redelivered ? "true" : "false");
+        /* A real segfault, as a buggy handler would die, without the
+         * undefined behaviour of dereferencing NULL. */
+        raise(SIGSEGV);
+    }
+    return on_echo(ctx, msg, state);
+}
+
+static bh_outcome_t on_tick(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+{
+    int64_t n, ms = optional_ms(msg);
+    bh_value_t *p;
+    int rc;
+
+    if (bh_get_int(msg->payload, "n", &n) != BH_OK || ms < 0) {
+        bh_log(ctx, BH_ERROR, "Tick needs n, an integer, and optionally ms, 0..60000");
+        return BH_REJECT;
+    }
+    sleep_ms(ms);
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "n", bh_int_new(ctx, n)) : BH_ENOMEM;
     if (rc == BH_OK)
@@ -71,6 +142,8 @@ static const bh_route_t commands[] = {
     {"Fail", on_fail},
     {"Sleep", on_sleep},
     {"Reject", on_reject},
+    {"Echo", on_echo},
+    {"Crash", on_crash},
     {NULL, NULL},
 };
 
