@@ -173,9 +173,11 @@ int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const
     errno = 0;
     int st = amqp_socket_open_noblock(sock, ci.host, ci.port, &connect_tv);
     if (st != AMQP_STATUS_OK) {
-        /* rabbitmq-c says only "a socket error occurred"; errno says which. */
+        /* rabbitmq-c says only "a socket error occurred"; errno sometimes says
+         * which, but EINPROGRESS is just its non-blocking connect's leftover. */
+        bool why = errno && errno != EINPROGRESS;
         fail(err, errlen, "cannot connect to %s:%d: %s%s%s", ci.host, ci.port,
-             amqp_error_string2(st), errno ? ": " : "", errno ? strerror(errno) : "");
+             amqp_error_string2(st), why ? ": " : "", why ? strerror(errno) : "");
         goto done;
     }
     harden_socket(amqp_socket_get_sockfd(sock), heartbeat);
@@ -332,7 +334,7 @@ int bh__broker_cancel_all(bh__broker_t *b, char *err, size_t errlen)
 
 int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
 {
-    amqp_table_entry_t h[5];
+    amqp_table_entry_t h[6];
     amqp_basic_properties_t p;
     int n = 0;
     memset(&p, 0, sizeof p);
@@ -344,6 +346,9 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
         h[n++].value.value.i32 = (int32_t)o->attempt;
         str_entry(&h[n++], BH__H_EXCHANGE, o->first_exchange);
         str_entry(&h[n++], BH__H_ROUTING_KEY, o->first_routing_key);
+        h[n].key = amqp_cstring_bytes(BH__H_COPY);
+        h[n].value.kind = AMQP_FIELD_KIND_U64;
+        h[n++].value.value.u64 = o->copy_seq;
     }
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
@@ -406,12 +411,13 @@ static const amqp_bytes_t *header(const amqp_basic_properties_t *p, const char *
     return NULL;
 }
 
-/* An integer header of any width, clamped to 0..UINT_MAX; 0 when absent. */
-static unsigned header_uint(const amqp_basic_properties_t *p, const char *key)
+/* An integer header of any width, clamped to 0..UINT64_MAX; 0 when absent. */
+static uint64_t header_u64(const amqp_basic_properties_t *p, const char *key)
 {
     const amqp_field_value_t *v = field(p, key);
     long long x = 0;
     if (!v) return 0;
+    if (v->kind == AMQP_FIELD_KIND_U64) return v->value.u64;
     switch (v->kind) {
     case AMQP_FIELD_KIND_I8: x = v->value.i8; break;
     case AMQP_FIELD_KIND_U8: x = v->value.u8; break;
@@ -420,10 +426,15 @@ static unsigned header_uint(const amqp_basic_properties_t *p, const char *key)
     case AMQP_FIELD_KIND_I32: x = v->value.i32; break;
     case AMQP_FIELD_KIND_U32: x = v->value.u32; break;
     case AMQP_FIELD_KIND_I64: x = v->value.i64; break;
-    case AMQP_FIELD_KIND_U64: x = v->value.u64 > INT64_MAX ? INT64_MAX : (long long)v->value.u64; break;
     default: return 0;
     }
-    return x < 0 ? 0 : x > UINT_MAX ? UINT_MAX : (unsigned)x;
+    return x < 0 ? 0 : (uint64_t)x;
+}
+
+static unsigned header_uint(const amqp_basic_properties_t *p, const char *key)
+{
+    uint64_t x = header_u64(p, key);
+    return x > UINT_MAX ? UINT_MAX : (unsigned)x;
 }
 
 /* Copies s (NULL stays NULL) as a NUL-terminated string at *cur. */
@@ -506,8 +517,9 @@ static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
         return -1;
     const amqp_bytes_t *c = header(&msg.properties, "conversation_id");
     if (c) snprintf(conv, sizeof conv, "%.*s", (int)c->len, (const char *)c->bytes);
+    uint64_t copy = header_u64(&msg.properties, BH__H_COPY);
     amqp_destroy_message(&msg);
-    cbs->returned(ud, ex, rk, code, text, conv);
+    cbs->returned(ud, ex, rk, code, text, conv, copy);
     return 0;
 }
 

@@ -105,6 +105,12 @@ size_t bh__confirms_settle(bh__confirms_t *c, uint64_t tag, bool multiple,
     return n;
 }
 
+void *bh__confirms_get(const bh__confirms_t *c, uint64_t seq)
+{
+    if (seq < c->base || seq >= c->next_seq) return NULL;
+    return *confirms_slot(c, seq);
+}
+
 size_t bh__confirms_pending(const bh__confirms_t *c)
 {
     return c->count;

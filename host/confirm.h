@@ -29,6 +29,8 @@ uint64_t bh__confirms_add(bh__confirms_t *c, void *item);
  * items were settled. */
 size_t bh__confirms_settle(bh__confirms_t *c, uint64_t tag, bool multiple,
                            void (*cb)(void *ud, void *item, bool acked), void *ud, bool acked);
+/* The unsettled item under seq, or NULL. */
+void *bh__confirms_get(const bh__confirms_t *c, uint64_t seq);
 /* Unsettled publishes. */
 size_t bh__confirms_pending(const bh__confirms_t *c);
 /* The connection died: hand back every unsettled item in seq order (to be

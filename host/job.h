@@ -20,6 +20,7 @@ enum { BH__EX_EVENTS = 0, BH__EX_COMMANDS = 1, BH__EX_LOGS = 2, BH__EX_DEFAULT =
 #define BH__H_ATTEMPT "x-bushost-attempt"
 #define BH__H_EXCHANGE "x-bushost-exchange"
 #define BH__H_ROUTING_KEY "x-bushost-routing-key"
+#define BH__H_COPY "x-bushost-copy"
 const char *bh__exchange_name(int exchange);
 
 /* A received message, copied out of the AMQP library into one allocation.
@@ -60,6 +61,8 @@ typedef struct bh__out {
     unsigned attempt;
     const char *first_exchange;
     const char *first_routing_key;
+    uint64_t copy_seq; /* its confirm seq, sent as BH__H_COPY so a return names it */
+    bool returned;     /* the broker returned it: its confirm is no success */
     const unsigned char *body;
     size_t len;
 } bh__out_t;

@@ -27,6 +27,7 @@
  * never a wait per message. */
 enum { CONFIRM_WINDOW = 1000 };
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000 };
+enum { NACK_PAUSE_MS = 200, DRAIN_CHECK_MS = 5 };
 
 typedef enum { S_CONNECTING, S_RUNNING, S_DRAINING, S_DONE } state_t;
 
@@ -45,7 +46,7 @@ struct bh__service {
     bh__workers_t *workers;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t pump, health, retry, deadline;
+    uv_timer_t pump, health, retry, deadline, renack, drain;
     uv_poll_t *poll;
 
     /* I/O thread only. */
@@ -60,10 +61,10 @@ struct bh__service {
     bh__confirms_t confirms;
     bh__acks_t acks;
     bh__out_t *unsent, **unsent_tail;
+    bh__out_t *nacked, **nacked_tail; /* refused by the broker, sent again after a pause */
     bool blocked;
     size_t room;       /* bytes we may write before the socket could block */
     bool want_write;   /* publishes wait for the socket to drain */
-    int poll_events;   /* what s->poll watches now */
     size_t inflight; /* jobs created and not yet freed */
     state_t st;
     uint64_t stop_at;
@@ -107,6 +108,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
     uv_mutex_init(&s->mu);
     s->done_tail = &s->done;
     s->unsent_tail = &s->unsent;
+    s->nacked_tail = &s->nacked;
     atomic_init(&s->stop_requested, false);
     atomic_init(&s->clean, true);
     bh__confirms_init(&s->confirms);
@@ -244,6 +246,7 @@ static void conn_lost(bh__service_t *s)
     s->broker = NULL;
     s->broken = false;
     s->blocked = false;
+    s->room = 0; /* measured again on the next socket */
     s->gen++;
     bh__acks_reset(&s->acks);
     bh__confirms_reset(&s->confirms, push_unsent_front, &again_tail);
@@ -277,6 +280,8 @@ static void publish_now(bh__service_t *s, bh__out_t *o)
 {
     char err[300];
     s->room -= wire_size(o);
+    o->copy_seq = s->confirms.next_seq; /* the seq bh__confirms_add will give it */
+    o->returned = false;
     if (bh__broker_publish(s->broker, o, err, sizeof err)) {
         park(s, o);
         broke(s, err);
@@ -451,18 +456,49 @@ static void complete(bh__service_t *s, bh__job_t *job)
     if (!job->pending) settle_job(s, job);
 }
 
+static void tick(bh__service_t *s, bool pump);
+
+/* Refused publishes go out again, behind what already waits. */
+static void on_renack(uv_timer_t *t)
+{
+    bh__service_t *s = t->data;
+    if (s->nacked) {
+        *s->unsent_tail = s->nacked;
+        s->unsent_tail = s->nacked_tail;
+        s->nacked = NULL;
+        s->nacked_tail = &s->nacked;
+    }
+    tick(s, false);
+}
+
 static void on_confirm_item(void *ud, void *item, bool acked)
 {
     bh__service_t *s = ud;
     bh__out_t *o = item;
     bh__job_t *job = o->job;
     if (!acked) {
-        o->nacks++;
-        slog(s, BH_WARNING, o->conversation_id,
-             "broker refused (nack) %s '%s', publishing it again (attempt %u)",
-             bh__exchange_name(o->exchange), o->routing_key, o->nacks + 1);
-        park(s, o); /* sent by the next flush, not while the tracker iterates */
+        /* Published again after a pause (a broker refusing everything, e.g. a
+         * queue at its length limit, must not make us spin); logged on the
+         * first refusal and then every 10th. */
+        if (o->nacks++ % 10 == 0)
+            slog(s, BH_WARNING, o->conversation_id,
+                 "broker refused (nack) %s '%s', publishing it again in %d ms (refusal %u)",
+                 bh__exchange_name(o->exchange), o->routing_key, NACK_PAUSE_MS, o->nacks);
+        o->next = NULL;
+        *s->nacked_tail = o;
+        s->nacked_tail = &o->next;
+        if (!uv_is_active((uv_handle_t *)&s->renack))
+            uv_timer_start(&s->renack, on_renack, NACK_PAUSE_MS, 0);
         return;
+    }
+    if (o->returned && job && job->outcome == BH_DONE && o->first_routing_key) {
+        /* A delayed-retry copy the broker could not route (its retry queue is
+         * gone) is confirmed all the same: the original must not be acked. */
+        job->outcome = 0;
+        snprintf(job->err, sizeof job->err, "its retry copy to '%s' was returned",
+                 o->routing_key);
+        slog(s, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
+             job->d->routing_key, job->err);
     }
     free(o);
     if (job && --job->pending == 0) settle_job(s, job);
@@ -547,9 +583,11 @@ static void cb_confirm(void *ud, uint64_t tag, bool multiple, bool acked)
 }
 
 static void cb_returned(void *ud, const char *exchange, const char *key, int code,
-                        const char *text, const char *conv)
+                        const char *text, const char *conv, uint64_t copy_seq)
 {
     bh__service_t *s = ud;
+    bh__out_t *o = copy_seq ? bh__confirms_get(&s->confirms, copy_seq) : NULL;
+    if (o && o->first_routing_key) o->returned = true;
     slog(s, BH_ERROR, conv,
          "the broker returned a message published to '%s' with key '%s': %d %s "
          "(no queue is bound for it; is the service running?)",
@@ -585,7 +623,8 @@ static void finish(bh__service_t *s);
 
 static void check_drained(bh__service_t *s)
 {
-    if (s->st != S_DRAINING || s->inflight || s->unsent || bh__confirms_pending(&s->confirms))
+    if (s->st != S_DRAINING || s->inflight || s->unsent || s->nacked ||
+        bh__confirms_pending(&s->confirms))
         return;
     flush_acks(s);
     finish(s);
@@ -593,7 +632,7 @@ static void check_drained(bh__service_t *s)
 
 /* Run after every libuv callback: drain the library, send what waits, and
  * reconnect if a call failed meanwhile. */
-static void on_poll(uv_poll_t *h, int status, int events);
+static void on_drain(uv_timer_t *t);
 
 static void tick(bh__service_t *s, bool pump)
 {
@@ -609,12 +648,11 @@ static void tick(bh__service_t *s, bool pump)
         if (s->broken) conn_lost(s);
         if (!up(s) || !bh__broker_buffered(s->broker)) break;
     }
-    /* Wake on writable only while something waits for room. */
-    int want = s->want_write ? UV_READABLE | UV_WRITABLE : UV_READABLE;
-    if (s->poll && want != s->poll_events) {
-        uv_poll_start(s->poll, want, on_poll);
-        s->poll_events = want;
-    }
+    /* Something waits for room in the socket: look again shortly. (Not
+     * UV_WRITABLE: the kernel says writable below a fill level of its own,
+     * which need not leave the room we ask for, and we would spin.) */
+    if (s->want_write && s->st != S_DONE && !uv_is_active((uv_handle_t *)&s->drain))
+        uv_timer_start(&s->drain, on_drain, DRAIN_CHECK_MS, 0);
     check_drained(s);
 }
 
@@ -631,6 +669,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 }
 
 static void on_pump(uv_timer_t *t) { tick(t->data, true); }
+
+static void on_drain(uv_timer_t *t) { tick(t->data, false); }
 
 static void begin_drain(bh__service_t *s);
 
@@ -702,7 +742,6 @@ static void on_retry(uv_timer_t *t)
     } else {
         s->poll->data = s;
         uv_poll_start(s->poll, UV_READABLE, on_poll);
-        s->poll_events = UV_READABLE;
     }
     /* Pump often enough for heartbeat/2 and for a timely confirm flush. */
     uint64_t every = s->cfg->heartbeat > 0 ? (uint64_t)s->cfg->heartbeat * 250u : 1000u;
@@ -783,6 +822,8 @@ static void finish(bh__service_t *s)
     uv_close((uv_handle_t *)&s->health, close_cb);
     uv_close((uv_handle_t *)&s->retry, close_cb);
     uv_close((uv_handle_t *)&s->deadline, close_cb);
+    uv_close((uv_handle_t *)&s->renack, close_cb);
+    uv_close((uv_handle_t *)&s->drain, close_cb);
 }
 
 static void io_main(void *arg)
@@ -809,7 +850,10 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
     uv_timer_init(&s->loop, &s->health);
     uv_timer_init(&s->loop, &s->retry);
     uv_timer_init(&s->loop, &s->deadline);
+    uv_timer_init(&s->loop, &s->renack);
+    uv_timer_init(&s->loop, &s->drain);
     s->wake.data = s->pump.data = s->health.data = s->retry.data = s->deadline.data = s;
+    s->renack.data = s->drain.data = s;
     bh__logger_attach(s->log, &s->wake);
     if (s->cfg->healthcheck_interval > 0) {
         uint64_t every = (uint64_t)s->cfg->healthcheck_interval * 1000u;
@@ -884,10 +928,11 @@ bool bh__service_free(bh__service_t *s)
     bh__confirms_reset(&s->confirms, free_out, NULL);
     bh__confirms_free(&s->confirms);
     bh__acks_free(&s->acks);
-    for (bh__out_t *o = s->unsent, *n; o; o = n) {
-        n = o->next;
-        free(o);
-    }
+    for (bh__out_t *lists[2] = {s->unsent, s->nacked}, **l = lists; l < lists + 2; l++)
+        for (bh__out_t *o = *l, *n; o; o = n) {
+            n = o->next;
+            free(o);
+        }
     bh__topology_free(&s->topo);
     bh__logger_free(s->log);
     bh__svc_conf_free(&s->conf);
