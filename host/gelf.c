@@ -200,7 +200,8 @@ char *bh__gelf_format(const bh__gelf_t *g, size_t *len)
         first--;
     rc = json_object_set_new(o, "version", json_string("1.1"));
     rc |= set_str(o, "host", host);
-    rc |= set_text(o, "short_message", msg, first);
+    /* GELF requires a non-empty short_message (Graylog drops the record). */
+    rc |= first ? set_text(o, "short_message", msg, first) : set_str(o, "short_message", "-");
     /* A trailing newline alone does not make a message multi-line. */
     rc |= set_str(o, "full_message", nl && nl[1] ? msg : "");
     /* jansson has no NaN: a broken clock must not lose the record. */
