@@ -378,6 +378,30 @@ static bool opt_flag(int argc, char **argv, const char *name)
     return false;
 }
 
+/* amqp_consume_message stops at any frame that is not a delivery: a late
+ * basic.ack of our confirm channel, or a basic.return. Read it and go on. */
+static bool skipped_stray_frame(amqp_rpc_reply_t r)
+{
+    amqp_frame_t f;
+
+    if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION ||
+        r.library_error != AMQP_STATUS_UNEXPECTED_STATE)
+        return false;
+    if (amqp_simple_wait_frame(conn, &f) != AMQP_STATUS_OK)
+        die("consume: connection lost reading a stray frame");
+    if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+        amqp_message_t m;
+
+        if (amqp_read_message(conn, f.channel, &m, 0).reply_type == AMQP_RESPONSE_NORMAL)
+            amqp_destroy_message(&m);
+    } else if (f.frame_type == AMQP_FRAME_METHOD &&
+               (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+        die("consume: the broker closed the channel or connection");
+    }
+    return true;
+}
+
 static int cmd_capture(int argc, char **argv)
 {
     const char *count_s = opt_value(argc, argv, "--count");
@@ -417,6 +441,8 @@ static int cmd_capture(int argc, char **argv)
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
             break;
+        if (skipped_stray_frame(r))
+            continue;
         check(r, "consume");
         {
             char *ex = strndup(env.exchange.bytes, env.exchange.len);
@@ -603,6 +629,8 @@ static int cmd_service(int argc, char **argv)
         r = amqp_consume_message(conn, &env, &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
+            continue;
+        if (skipped_stray_frame(r))
             continue;
         check(r, "consume");
         handle(name, fail, &env, &seq);
