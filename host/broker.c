@@ -487,11 +487,11 @@ static int on_deliver(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_c
     amqp_basic_deliver_t m = *(const amqp_basic_deliver_t *)f->payload.method.decoded;
     amqp_message_t msg;
     /* Copy the method's strings: reading the message may recycle its pool. */
-    char ex[256], rk[256];
-    snprintf(ex, sizeof ex, "%.*s", (int)m.exchange.len, (const char *)m.exchange.bytes);
-    snprintf(rk, sizeof rk, "%.*s", (int)m.routing_key.len, (const char *)m.routing_key.bytes);
-    m.exchange = amqp_cstring_bytes(ex);
-    m.routing_key = amqp_cstring_bytes(rk);
+    char ex[256], rk[256]; /* AMQP short strings: at most 255 bytes */
+    memcpy(ex, m.exchange.bytes, m.exchange.len);
+    memcpy(rk, m.routing_key.bytes, m.routing_key.len);
+    m.exchange.bytes = ex;
+    m.routing_key.bytes = rk;
     if (rpc_check(amqp_read_message(b->conn, f->channel, &msg, 0), "reading a delivery", err,
                   errlen))
         return -1;

@@ -47,7 +47,7 @@ void bh__config_free(bh__config_t *cfg);
 /* A plugin's section, validated. Host keys per service:
  *   service      logical service name (default: the plugin's)
  *   workers      1..256, default 4
- *   prefetch     1..65535, default 8 * workers
+ *   prefetch     1..65535, default 25 * workers
  *   content_type cbor | json | application/cbor | application/json (default cbor)
  *   queue_type   classic | quorum (default classic)
  *   delivery_limit        0..1000000, quorum only (default 0: none)

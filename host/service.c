@@ -61,6 +61,8 @@ struct bh__service {
     bh__confirms_t confirms;
     bh__acks_t acks;
     bh__out_t *unsent, **unsent_tail;
+    bh__job_t *batch, **batch_tail; /* deliveries of this tick, handed over at once */
+    size_t batch_n;
     bh__out_t *nacked, **nacked_tail; /* refused by the broker, sent again after a pause */
     bool blocked;
     size_t room;       /* bytes we may write before the socket could block */
@@ -108,6 +110,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
     uv_mutex_init(&s->mu);
     s->done_tail = &s->done;
     s->unsent_tail = &s->unsent;
+    s->batch_tail = &s->batch;
     s->nacked_tail = &s->nacked;
     atomic_init(&s->stop_requested, false);
     atomic_init(&s->clean, true);
@@ -573,7 +576,19 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
                           .body_len = d->body_len,
                           .redelivered = d->redelivered};
     s->inflight++;
-    bh__workers_push(s->workers, job);
+    /* Handed to the workers at the end of this poll, in one go: one lock and
+     * as few wake-ups as the batch needs. */
+    *s->batch_tail = job;
+    s->batch_tail = &job->next;
+    s->batch_n++;
+}
+
+static void flush_batch(bh__service_t *s)
+{
+    bh__workers_push_list(s->workers, s->batch, s->batch_tail, s->batch_n);
+    s->batch = NULL;
+    s->batch_tail = &s->batch;
+    s->batch_n = 0;
 }
 
 static void cb_confirm(void *ud, uint64_t tag, bool multiple, bool acked)
@@ -641,6 +656,7 @@ static void tick(bh__service_t *s, bool pump)
     for (int round = 0; round < 16; round++) {
         if (up(s) && bh__broker_poll(s->broker, pump, &broker_cbs, s, err, sizeof err))
             broke(s, err);
+        flush_batch(s);
         pump = false;
         flush_unsent(s);
         flush_acks(s);

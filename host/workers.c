@@ -12,6 +12,8 @@ struct bh__workers {
     uv_cond_t exit_cv; /* a thread exited */
     bh__job_t *head, **tail;
     size_t queued, running;
+    size_t idle;   /* threads waiting on cv */
+    size_t waking; /* signalled, not yet running */
     int n, exited;
     int stopping;
     bh__work_fn fn;
@@ -19,12 +21,30 @@ struct bh__workers {
     uv_thread_t *threads;
 };
 
+/* Wake one sleeping thread per queued job that no thread is already on its
+ * way to take. A thread that finishes a job takes the next one without
+ * sleeping, so cheap handlers cost few wake-ups (each one a context switch),
+ * while a job queued behind a long handler still gets an idle thread at
+ * once. Lock held. */
+static void wake_some(bh__workers_t *w)
+{
+    while (w->waking < w->queued && w->idle > w->waking) {
+        uv_cond_signal(&w->cv);
+        w->waking++;
+    }
+}
+
 static void worker_main(void *arg)
 {
     bh__workers_t *w = arg;
     uv_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stopping) uv_cond_wait(&w->cv, &w->mu);
+        while (!w->head && !w->stopping) {
+            w->idle++;
+            uv_cond_wait(&w->cv, &w->mu);
+            w->idle--;
+            if (w->waking) w->waking--;
+        }
         if (!w->head) break;
         bh__job_t *job = w->head;
         if (!(w->head = job->next)) w->tail = &w->head;
@@ -70,11 +90,17 @@ int bh__workers_start(bh__workers_t **out, int n, bh__work_fn fn, void *ud)
 void bh__workers_push(bh__workers_t *w, bh__job_t *job)
 {
     job->next = NULL;
+    bh__workers_push_list(w, job, &job->next, 1);
+}
+
+void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, size_t n)
+{
+    if (!head) return;
     uv_mutex_lock(&w->mu);
-    *w->tail = job;
-    w->tail = &job->next;
-    w->queued++;
-    uv_cond_signal(&w->cv);
+    *w->tail = head;
+    w->tail = tail;
+    w->queued += n;
+    wake_some(w);
     uv_mutex_unlock(&w->mu);
 }
 

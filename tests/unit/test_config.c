@@ -676,7 +676,7 @@ static void plugin_without_section_gets_every_default(void **state)
     assert_service_ok("[host]\n", sample_keys);
     assert_string_equal(sc.service, "echo-svc");
     assert_int_equal(sc.workers, 4);
-    assert_int_equal(sc.prefetch, 32);
+    assert_int_equal(sc.prefetch, 100);
     assert_int_equal(sc.format, BH_FORMAT_CBOR);
     assert_int_equal(sc.n, 5);
     assert_string_equal(sc.keys[0], "greeting");
@@ -702,7 +702,7 @@ static void plugin_section_sets_host_and_plugin_keys(void **state)
                       sample_keys);
     assert_string_equal(sc.service, "echo_2-b");
     assert_int_equal(sc.workers, 2);
-    assert_int_equal(sc.prefetch, 16); /* 8 * workers */
+    assert_int_equal(sc.prefetch, 50); /* 25 * workers */
     assert_int_equal(sc.format, BH_FORMAT_JSON);
     assert_string_equal(bh__svc_conf_get(&sc, "greeting"), "hi there");
     assert_string_equal(bh__svc_conf_get(&sc, "count"), "10");
