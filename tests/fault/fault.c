@@ -7,12 +7,10 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,64 +26,6 @@ enum { CH = 1 };
 struct fault_conn {
     amqp_connection_state_t conn;
 };
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-
-    if (!p)
-        IT_FAIL("out of memory");
-    return p;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *p;
-    int n;
-
-    va_start(ap, fmt);
-    n = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        IT_FAIL("out of memory");
-    return p;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-
-    if (!f)
-        IT_FAIL("cannot read %s: %s", path, strerror(errno));
-    do {
-        if (cap - len < 4096) {
-            char *b = realloc(buf, cap += 65536);
-            if (!b) {
-                fclose(f);
-                free(buf);
-                IT_FAIL("out of memory");
-            }
-            buf = b;
-        }
-        n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-    } while (n > 0);
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
-static void spill(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-        IT_FAIL("cannot write %s: %s", path, strerror(errno));
-}
 
 /* ------------------------------------------------------------------------ */
 /* Nodes                                                                    */
@@ -117,8 +57,8 @@ static int broker_v(int port, int timeout_ms, char **output, va_list ap)
     const char *argv[16] = {it_env("BH_BROKER_SH")};
     size_t n = 1;
     const char *a;
-    char *env_port = xasprintf("BH_BROKER_PORT=%d", port);
-    char *env_name = xasprintf("BH_BROKER_NAME=%s%d", it_env("BH_FAULT_NAME_PREFIX"), port);
+    char *env_port = it_asprintf("BH_BROKER_PORT=%d", port);
+    char *env_name = it_asprintf("BH_BROKER_NAME=%s%d", it_env("BH_FAULT_NAME_PREFIX"), port);
     const char *env[] = {env_port, env_name, NULL};
     char *out = NULL;
     int rc;
@@ -188,9 +128,9 @@ static bool proc_stat(long pid, long *ppid, char *comm, size_t commlen)
 
 pid_t fault_beam_pid(int port)
 {
-    char *pidfile = xasprintf("%s/%s%d/broker.pid", it_env("BH_BROKER_DIR"),
-                              it_env("BH_FAULT_NAME_PREFIX"), port);
-    char *text = slurp(pidfile);
+    char *pidfile = it_asprintf("%s/%s%d/broker.pid", it_env("BH_BROKER_DIR"),
+                                it_env("BH_FAULT_NAME_PREFIX"), port);
+    char *text = it_read_file(pidfile);
     long server = strtol(text, NULL, 10), found = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -275,38 +215,12 @@ int fault_close_host_connections(int port, const char *why)
 /* ------------------------------------------------------------------------ */
 /* Connections                                                              */
 
-static bool reply_ok(amqp_rpc_reply_t r, char *why, size_t len)
-{
-    switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-        return true;
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        snprintf(why, len, "%s", amqp_error_string2(r.library_error));
-        return false;
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            const amqp_channel_close_t *m = r.reply.decoded;
-            snprintf(why, len, "channel closed: %u %.*s", m->reply_code, (int)m->reply_text.len,
-                     (const char *)m->reply_text.bytes);
-        } else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            const amqp_connection_close_t *m = r.reply.decoded;
-            snprintf(why, len, "connection closed: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else {
-            snprintf(why, len, "server method 0x%08x", (unsigned)r.reply.id);
-        }
-        return false;
-    default:
-        snprintf(why, len, "no reply");
-        return false;
-    }
-}
-
 fault_conn_t *fault_try_connect(int port, int timeout_ms)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     fault_conn_t *c = calloc(1, sizeof *c);
     amqp_socket_t *sock;
+    amqp_rpc_reply_t login;
     char why[200];
 
     if (!c || !(c->conn = amqp_new_connection()) || !(sock = amqp_tcp_socket_new(c->conn)))
@@ -315,11 +229,11 @@ fault_conn_t *fault_try_connect(int port, int timeout_ms)
         goto fail;
     amqp_set_handshake_timeout(c->conn, &tv);
     amqp_set_rpc_timeout(c->conn, &tv);
-    if (!reply_ok(amqp_login(c->conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest"),
-                  why, sizeof why))
+    login = amqp_login(c->conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+    if (!it_reply_ok(login, why, sizeof why))
         goto fail;
     amqp_channel_open(c->conn, CH);
-    if (!reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why))
+    if (!it_reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why))
         goto fail;
     return c;
 fail:
@@ -354,7 +268,7 @@ static void check(fault_conn_t *c, const char *what)
 {
     char why[300];
 
-    if (!reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why))
+    if (!it_reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why))
         IT_FAIL("%s: %s", what, why);
 }
 
@@ -383,27 +297,11 @@ void fault_bind(fault_conn_t *c, const char *queue, const char *exchange, const 
     check(c, queue);
 }
 
-/* After a 404 on a passive declare the broker closed the channel: reopen. */
-static bool missing_queue(fault_conn_t *c)
-{
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
-
-    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
-        ((amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
-        amqp_channel_close_ok_t ok = {0};
-        if (amqp_send_method(c->conn, CH, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK)
-            return false;
-        amqp_channel_open(c->conn, CH);
-        return amqp_get_rpc_reply(c->conn).reply_type == AMQP_RESPONSE_NORMAL;
-    }
-    return false;
-}
-
 void fault_purge(fault_conn_t *c, const char *queue)
 {
     if (amqp_queue_purge(c->conn, CH, amqp_cstring_bytes(queue)))
         return;
-    if (!missing_queue(c))
+    if (!it_reopen_on_404(c->conn, CH, amqp_get_rpc_reply(c->conn)))
         check(c, queue);
 }
 
@@ -426,11 +324,11 @@ json_t *fault_get(fault_conn_t *c, const char *queue, char *reason, size_t reaso
     json_t *v;
     char why[300];
 
-    if (!reply_ok(r, why, sizeof why))
+    if (!it_reply_ok(r, why, sizeof why))
         IT_FAIL("basic.get %s: %s", queue, why);
     if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
         return NULL;
-    if (!reply_ok(amqp_read_message(c->conn, CH, &m, 0), why, sizeof why))
+    if (!it_reply_ok(amqp_read_message(c->conn, CH, &m, 0), why, sizeof why))
         IT_FAIL("basic.get %s: reading the message: %s", queue, why);
     v = it_cbor_decode(m.body.bytes, m.body.len);
     if (!v)
@@ -629,7 +527,7 @@ void fault_drain(fault_tally_t *t, fault_conn_t *c, const char *queue, int settl
         }
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             char why[300];
-            reply_ok(r, why, sizeof why);
+            it_reply_ok(r, why, sizeof why);
             IT_FAIL("draining %s: %s", queue, why);
         }
         tally_add(t, &env.message);
@@ -644,6 +542,15 @@ void fault_drain(fault_tally_t *t, fault_conn_t *c, const char *queue, int settl
         amqp_basic_ack(c->conn, CH, last_tag, 1);
     amqp_basic_cancel(c->conn, CH, amqp_cstring_bytes(tag));
     check(c, "basic.cancel");
+}
+
+void fault_collect(fault_tally_t *t, int port, int settle_ms, int timeout_ms)
+{
+    fault_conn_t *c = fault_connect(port, 30000);
+
+    fault_drain(t, c, FAULT_OBSERVE, settle_ms, timeout_ms);
+    fault_close(c);
+    fault_report(t);
 }
 
 size_t fault_lost(const fault_tally_t *t)
@@ -684,35 +591,21 @@ void fault_report(const fault_tally_t *t)
 /* ------------------------------------------------------------------------ */
 /* Hosts                                                                    */
 
+/* bushost without BUSHOST_URL in its environment (it would replace the
+ * urls of the config). */
 static void spawn_host(it_host_t *h)
 {
-    const char *bushost = it_env("BH_BUSHOST");
-    pid_t pid;
+    const char *argv[] = {it_env("BH_BUSHOST"), "-c", h->ini, NULL};
+    static const char *const env[] = {"BUSHOST_URL", NULL};
 
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0)
-        IT_FAIL("fork: %s", strerror(errno));
-    if (pid == 0) {
-        int fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int null = open("/dev/null", O_RDONLY);
-        if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a killed test */
-        unsetenv("BUSHOST_URL");
-        execl(bushost, bushost, "-c", h->ini, (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", bushost, strerror(errno));
-        _exit(127);
-    }
-    h->pid = pid;
+    h->pid = it_spawn(argv, env, h->log);
     h->status = 0;
 }
 
 it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f)
 {
     it_host_t *h = it_host_prepare(o);
-    char *ini = slurp(h->ini), *head, *tail, *broker, *out;
+    char *ini = it_read_file(h->ini), *head, *tail, *broker, *out;
     size_t cap = 64, len;
     int one = fault_port(0);
     const int *ports = f && f->ports ? f->ports : &one;
@@ -732,12 +625,25 @@ it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f)
         len += (size_t)sprintf(broker + len, "url = amqp://guest:guest@127.0.0.1:%d/\n", ports[i]);
     sprintf(broker + len, "heartbeat = %d\n", f && f->heartbeat ? f->heartbeat : 10);
     *head = '\0';
-    out = xasprintf("%s%s%s", ini, broker, tail);
-    spill(h->ini, out);
+    out = it_asprintf("%s%s%s", ini, broker, tail);
+    it_write_file(h->ini, out);
     free(out);
     free(broker);
     free(ini);
     spawn_host(h);
+    return h;
+}
+
+it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host_opts_t *o,
+                            const fault_host_opts_t *f)
+{
+    it_conn_t *c = it_connect();
+    it_host_t *h;
+
+    it_purge(c, queue);
+    h = fault_host_start(o, f);
+    it_wait_consumers(c, queue, consumers, 30000, h);
+    it_close(c);
     return h;
 }
 
@@ -781,7 +687,7 @@ char *fault_log_line(const it_host_t *h, const char *text, size_t n)
             char *start = p, *end = strchr(p, '\n');
             while (start > out && start[-1] != '\n')
                 start--;
-            line = end ? strndup(start, (size_t)(end - start)) : xstrdup(start);
+            line = end ? strndup(start, (size_t)(end - start)) : it_strdup(start);
             break;
         }
     free(out);

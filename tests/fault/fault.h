@@ -142,6 +142,10 @@ void fault_send_stream(fault_tally_t *t, const char *service, const char *comman
 void fault_drain(fault_tally_t *t, fault_conn_t *c, const char *queue, int settle_ms,
                  int timeout_ms);
 
+/* fault_drain of FAULT_OBSERVE on the node on `port` (on a connection of
+ * its own), then fault_report. */
+void fault_collect(fault_tally_t *t, int port, int settle_ms, int timeout_ms);
+
 size_t fault_lost(const fault_tally_t *t);
 size_t fault_duplicated(const fault_tally_t *t);
 /* Print "FAULT <name>: sent=N handled=N results=N lost=N duplicated=N" and
@@ -160,6 +164,12 @@ typedef struct fault_host_opts {
 /* it_host_prepare, then rewrite [broker] as `f` says and start bushost with
  * BUSHOST_URL removed from its environment (it would replace the urls). */
 it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f);
+/* The usual start of a test: purge `queue` (the input of the host's
+ * service; BUSHOST_URL's node), fault_host_start, and wait (up to 30 s)
+ * until the queue has `consumers` consumers, failing at once if the host
+ * exits. */
+it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host_opts_t *o,
+                            const fault_host_opts_t *f);
 /* Start the same config again once the host has exited (output appended). */
 void fault_host_respawn(it_host_t *h);
 /* Occurrences of `text` in the host's output so far. */

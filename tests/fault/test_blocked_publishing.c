@@ -25,17 +25,11 @@ static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(voi
         .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("blocked_publishing", COMMANDS);
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
     long done, queued, at_block, after_wait;
 
     fault_observe(port, FAULT_OBSERVE, false, "commands", FAULT_REPLY);
-    c = it_connect();
-    it_purge(c, "testkit.commands");
-    h = fault_host_start(&opts, NULL);
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
-    it_close(c);
+    h = fault_host_ready("testkit.commands", 1, &opts, NULL);
 
     fault_send_stream(t, "testkit", "Echo", FAULT_REPLY, ECHO_MS, -1);
     done = fault_wait_depth(port, FAULT_OBSERVE, COMMANDS / 5, 60000);
@@ -58,10 +52,7 @@ static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(voi
     if (!fault_wait_log(h, "broker unblocked publishing", 1, 30000))
         IT_FAIL("the host did not resume after the alarm cleared");
 
-    fc = fault_connect(port, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, port, 1500, 120000);
     {
         char *b = fault_log_line(h, "broker blocked publishing", 1);
         char *u = fault_log_line(h, "broker unblocked publishing", 1);

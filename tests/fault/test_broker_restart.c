@@ -22,18 +22,12 @@ static void test_broker_restart_mid_stream_every_command_answered_by_the_same_ho
         .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("broker_restart", COMMANDS);
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
     long done, queued;
     pid_t pid;
 
     fault_observe(port, FAULT_OBSERVE, false, "commands", FAULT_REPLY);
-    c = it_connect();
-    it_purge(c, "testkit.commands");
-    h = fault_host_start(&opts, NULL);
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
-    it_close(c);
+    h = fault_host_ready("testkit.commands", 1, &opts, NULL);
     pid = h->pid;
 
     fault_send_stream(t, "testkit", "Echo", FAULT_REPLY, ECHO_MS, -1);
@@ -50,10 +44,7 @@ static void test_broker_restart_mid_stream_every_command_answered_by_the_same_ho
     if (!fault_wait_log(h, "reconnected to", 1, 60000))
         IT_FAIL("the host did not reconnect within 60 s of the broker's restart");
 
-    fc = fault_connect(port, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, port, 1500, 120000);
     {
         char *line = fault_log_line(h, "reconnected to", 1);
         printf("  %s\n", line ? line : "");

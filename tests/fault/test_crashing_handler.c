@@ -41,7 +41,6 @@ static void test_poison_message_ends_in_dlq_after_delivery_limit_and_all_others_
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("crashing_handler", COMMANDS);
     fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
     int crashes = 0;
     int64_t deadline;
@@ -54,12 +53,8 @@ static void test_poison_message_ends_in_dlq_after_delivery_limit_and_all_others_
     fault_declare_queue(fc, DLQ, false);
     fault_bind(fc, DLQ, DLX, "");
     fault_purge(fc, DLQ);
-    fault_purge(fc, "crashkit.commands");
     fault_close(fc);
-    c = it_connect();
-    h = fault_host_start(&opts, NULL);
-    it_wait_consumers(c, "crashkit.commands", 1, 15000, h);
-    it_close(c);
+    h = fault_host_ready("crashkit.commands", 1, &opts, NULL);
 
     t->excluded = MARKED;
     fault_send_stream(t, "crashkit", "Crash", FAULT_REPLY, 0, MARKED);
@@ -84,11 +79,10 @@ static void test_poison_message_ends_in_dlq_after_delivery_limit_and_all_others_
         it_sleep_ms(100);
     }
 
-    fc = fault_connect(port, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 60000);
-    fault_report(t);
+    fault_collect(t, port, 1500, 60000);
     printf("  the host crashed %d time(s) on the marked message (delivery_limit = %d)\n",
            crashes, DELIVERY_LIMIT);
+    fc = fault_connect(port, 30000);
     dead = fault_get(fc, DLQ, reason, sizeof reason);
     assert_non_null(dead);
     printf("  in %s: id %lld, x-first-death-reason '%s'\n", DLQ,

@@ -22,16 +22,10 @@ static void test_three_forced_closes_mid_stream_lose_no_command(void **state)
         .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("forced_close", COMMANDS);
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
 
     fault_observe(port, FAULT_OBSERVE, false, "commands", FAULT_REPLY);
-    c = it_connect();
-    it_purge(c, "testkit.commands");
-    h = fault_host_start(&opts, NULL);
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
-    it_close(c);
+    h = fault_host_ready("testkit.commands", 1, &opts, NULL);
 
     fault_send_stream(t, "testkit", "Echo", FAULT_REPLY, ECHO_MS, -1);
     for (int k = 1; k <= CLOSES; k++) {
@@ -51,10 +45,7 @@ static void test_three_forced_closes_mid_stream_lose_no_command(void **state)
             IT_FAIL("the host did not reconnect after forced close #%d", k);
     }
 
-    fc = fault_connect(port, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, port, 1500, 120000);
     assert_int_equal(fault_lost(t), 0);
     assert_int_equal(fault_log_count(h, "CONNECTION_FORCED"), CLOSES);
     assert_true(it_host_alive(h));

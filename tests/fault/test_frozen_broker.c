@@ -53,17 +53,11 @@ static void test_frozen_broker_is_noticed_within_twice_the_heartbeat_and_nothing
     const fault_host_opts_t fopts = {.heartbeat = HEARTBEAT};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("frozen_broker", COMMANDS);
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
     long done, queued;
 
     fault_observe(port, FAULT_OBSERVE, false, "commands", FAULT_REPLY);
-    c = it_connect();
-    it_purge(c, "testkit.commands");
-    h = fault_host_start(&opts, &fopts);
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
-    it_close(c);
+    h = fault_host_ready("testkit.commands", 1, &opts, &fopts);
 
     fault_send_stream(t, "testkit", "Echo", FAULT_REPLY, ECHO_MS, -1);
     done = fault_wait_depth(port, FAULT_OBSERVE, COMMANDS / 5, 60000);
@@ -75,10 +69,7 @@ static void test_frozen_broker_is_noticed_within_twice_the_heartbeat_and_nothing
 
     freeze_until_noticed(h, port);
 
-    fc = fault_connect(port, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, port, 1500, 120000);
     assert_int_equal(fault_lost(t), 0);
     /* No thread hangs: the host still stops on SIGTERM, cleanly. */
     assert_int_equal(it_host_stop(h, 30000), 0);
@@ -100,17 +91,11 @@ static void test_frozen_broker_during_a_publish_that_fills_the_socket_is_noticed
     const fault_host_opts_t fopts = {.heartbeat = HEARTBEAT};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("frozen_broker_full_socket", BIG);
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
     int64_t t0;
 
     fault_observe(port, FAULT_OBSERVE, false, "commands", FAULT_REPLY);
-    c = it_connect();
-    it_purge(c, "testkit.commands");
-    h = fault_host_start(&opts, &fopts);
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
-    it_close(c);
+    h = fault_host_ready("testkit.commands", 1, &opts, &fopts);
 
     t->pad = BIG_PAD;
     t0 = it_now_ms();
@@ -127,12 +112,9 @@ static void test_frozen_broker_during_a_publish_that_fills_the_socket_is_noticed
            FREEZE_MS, BIG, BIG_PAD / 1024, BIG_MS);
     freeze_until_noticed(h, port);
 
-    fc = fault_connect(port, 30000);
     /* Redelivered commands sleep BIG_MS again before their second result:
      * wait longer than that for duplicates. */
-    fault_drain(t, fc, FAULT_OBSERVE, BIG_MS + 2000, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, port, BIG_MS + 2000, 120000);
     assert_int_equal(fault_lost(t), 0);
     assert_int_equal(it_host_stop(h, 30000), 0);
     fault_tally_free(t);

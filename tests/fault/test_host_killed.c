@@ -29,19 +29,12 @@ static void test_kill_9_of_one_host_loses_nothing_and_duplicates_at_most_its_pre
         .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = " STR(PREFETCH) "\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("host_killed", EVENTS);
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *a, *b;
     long done, queued, killed_pid;
 
     fault_observe(port, FAULT_OBSERVE, false, "events", "Tocked");
-    c = it_connect();
-    it_purge(c, "testkit.events");
-    a = fault_host_start(&opts, NULL);
-    b = fault_host_start(&opts, NULL);
-    it_wait_consumers(c, "testkit.events", 2, 15000, a);
-    it_wait_consumers(c, "testkit.events", 2, 15000, b);
-    it_close(c);
+    a = fault_host_ready("testkit.events", 1, &opts, NULL);
+    b = fault_host_ready("testkit.events", 2, &opts, NULL);
 
     fault_send_stream(t, "testkit", NULL, NULL, TICK_MS, -1);
     done = fault_wait_depth(port, FAULT_OBSERVE, EVENTS / 4, 60000);
@@ -54,10 +47,7 @@ static void test_kill_9_of_one_host_loses_nothing_and_duplicates_at_most_its_pre
     if (queued <= 0)
         IT_FAIL("the kill came after the stream ended: the test proves nothing");
 
-    fc = fault_connect(port, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, port, 1500, 120000);
     assert_int_equal(fault_lost(t), 0);
     if (fault_duplicated(t) > PREFETCH)
         IT_FAIL("%zu duplicates, more than the killed host's unacked window (prefetch %d)",

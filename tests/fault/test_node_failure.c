@@ -31,20 +31,12 @@ static void test_stopping_the_hosts_node_fails_over_to_another_url_and_loses_not
     int mine = ports[2];
     fault_tally_t *t = fault_tally_new("node_failure", COMMANDS);
     char first[64], lost_url[64];
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
     char *line;
     long done, queued;
 
     fault_observe(mine, FAULT_OBSERVE, true, "commands", FAULT_REPLY);
-    fc = fault_connect(mine, 30000);
-    fault_purge(fc, "nodekit.commands");
-    fault_close(fc);
-    c = it_connect();
-    h = fault_host_start(&opts, &fopts);
-    it_wait_consumers(c, "nodekit.commands", 1, 30000, h);
-    it_close(c);
+    h = fault_host_ready("nodekit.commands", 1, &opts, &fopts);
     /* The host tries its URLs in order: it is on the first node. */
     snprintf(first, sizeof first, "127.0.0.1:%d/", ports[0]);
     line = fault_log_line(h, "connected to", 1);
@@ -70,10 +62,7 @@ static void test_stopping_the_hosts_node_fails_over_to_another_url_and_loses_not
         IT_FAIL("the host 'reconnected' to the node that was stopped: %s", line);
     free(line);
 
-    fc = fault_connect(mine, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, mine, 1500, 120000);
     assert_int_equal(fault_lost(t), 0);
     assert_true(it_host_alive(h));
     assert_int_equal(it_host_stop(h, 30000), 0);

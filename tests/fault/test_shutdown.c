@@ -30,18 +30,13 @@ static void test_sigterm_mid_stream_stops_within_deadline_and_handles_nothing_tw
         .sections = "[testkit]\nworkers = 4\nprefetch = 8\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("shutdown", COMMANDS);
-    fault_conn_t *fc;
-    it_conn_t *c;
     it_host_t *h;
     long done, queued;
     int64_t t0, took;
     int rc;
 
     fault_observe(port, FAULT_OBSERVE, false, "commands", FAULT_REPLY);
-    c = it_connect();
-    it_purge(c, "testkit.commands");
-    h = fault_host_start(&opts, NULL);
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
+    h = fault_host_ready("testkit.commands", 1, &opts, NULL);
 
     fault_send_stream(t, "testkit", "Echo", FAULT_REPLY, ECHO_MS, -1);
     done = fault_wait_depth(port, FAULT_OBSERVE, COMMANDS / 10, 60000);
@@ -61,20 +56,19 @@ static void test_sigterm_mid_stream_stops_within_deadline_and_handles_nothing_tw
         IT_FAIL("no command left after the stop: the test proves nothing");
     /* Nothing stays unacked with the stopped host: all went back. */
     {
+        it_conn_t *c = it_connect();
         uint32_t consumers = 1;
+
         assert_true(it_queue_info(c, "testkit.commands", NULL, &consumers));
         assert_int_equal(consumers, 0);
+        it_close(c);
     }
 
     fault_host_respawn(h);
-    fc = fault_connect(port, 30000);
-    fault_drain(t, fc, FAULT_OBSERVE, 1500, 120000);
-    fault_close(fc);
-    fault_report(t);
+    fault_collect(t, port, 1500, 120000);
     assert_int_equal(fault_lost(t), 0);
     assert_int_equal(fault_duplicated(t), 0);
     assert_int_equal(it_host_stop(h, 4 * SHUTDOWN_TIMEOUT_MS), 0);
-    it_close(c);
     fault_tally_free(t);
     it_pass();
 }

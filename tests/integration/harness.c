@@ -126,7 +126,7 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-static char *xstrdup(const char *s)
+char *it_strdup(const char *s)
 {
     char *p = strdup(s);
 
@@ -135,8 +135,7 @@ static char *xstrdup(const char *s)
     return p;
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
+char *it_asprintf(const char *fmt, ...)
 {
     va_list ap;
     char *p;
@@ -168,29 +167,41 @@ static bool verbose(void)
 /* ------------------------------------------------------------------------ */
 /* rabbitmq-c                                                               */
 
-static void check_reply(amqp_rpc_reply_t r, const char *what)
+bool it_reply_ok(amqp_rpc_reply_t r, char *why, size_t len)
 {
     switch (r.reply_type) {
     case AMQP_RESPONSE_NORMAL:
-        return;
+        return true;
     case AMQP_RESPONSE_NONE:
-        IT_FAIL("%s: no RPC reply", what);
+        snprintf(why, len, "no RPC reply");
+        return false;
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        IT_FAIL("%s: %s", what, amqp_error_string2(r.library_error));
+        snprintf(why, len, "%s", amqp_error_string2(r.library_error));
+        return false;
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             const amqp_connection_close_t *m = r.reply.decoded;
-            IT_FAIL("%s: broker closed the connection: %u %.*s", what, m->reply_code,
-                    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        }
-        if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            snprintf(why, len, "broker closed the connection: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             const amqp_channel_close_t *m = r.reply.decoded;
-            IT_FAIL("%s: broker closed the channel: %u %.*s", what, m->reply_code,
-                    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            snprintf(why, len, "broker closed the channel: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else {
+            snprintf(why, len, "unexpected server method 0x%08x", (unsigned)r.reply.id);
         }
-        IT_FAIL("%s: unexpected server method 0x%08x", what, (unsigned)r.reply.id);
+        return false;
     }
-    IT_FAIL("%s: unknown reply type %d", what, (int)r.reply_type);
+    snprintf(why, len, "unknown reply type %d", (int)r.reply_type);
+    return false;
+}
+
+static void check_reply(amqp_rpc_reply_t r, const char *what)
+{
+    char why[300];
+
+    if (!it_reply_ok(r, why, sizeof why))
+        IT_FAIL("%s: %s", what, why);
 }
 
 static void check_rpc(it_conn_t *c, const void *ok, const char *what)
@@ -202,7 +213,7 @@ static void check_rpc(it_conn_t *c, const void *ok, const char *what)
 it_conn_t *it_connect(void)
 {
     const char *url = it_env("BUSHOST_URL");
-    char *copy = xstrdup(url);
+    char *copy = it_strdup(url);
     struct amqp_connection_info info;
     struct timeval tv = {10, 0};
     amqp_socket_t *sock;
@@ -265,22 +276,28 @@ void it_close(it_conn_t *c)
     free(c);
 }
 
-/* Reopen AUX after the broker closed it (a passive declare of a missing
- * queue answers with channel.close 404). */
-static bool aux_closed_404(it_conn_t *c, const char *what)
+bool it_reopen_on_404(amqp_connection_state_t conn, amqp_channel_t ch, amqp_rpc_reply_t r)
+{
+    amqp_channel_close_ok_t ok = {0};
+
+    if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+        ((amqp_channel_close_t *)r.reply.decoded)->reply_code != AMQP_NOT_FOUND)
+        return false;
+    if (amqp_send_method(conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK)
+        IT_FAIL("cannot acknowledge channel.close on channel %u", (unsigned)ch);
+    amqp_channel_open(conn, ch);
+    check_reply(amqp_get_rpc_reply(conn), "channel.open");
+    return true;
+}
+
+/* A failed RPC on AUX: fine when the queue it named does not exist (the
+ * channel is open again), else the test fails. */
+static void aux_missing_ok(it_conn_t *c, const char *what)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
 
-    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
-        ((amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
-        amqp_channel_close_ok_t ok = {0};
-        if (amqp_send_method(c->conn, AUX, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK)
-            IT_FAIL("%s: cannot acknowledge channel.close", what);
-        check_rpc(c, amqp_channel_open(c->conn, AUX), "channel.open");
-        return true;
-    }
-    check_reply(r, what);
-    return false;
+    if (!it_reopen_on_404(c->conn, AUX, r))
+        check_reply(r, what);
 }
 
 bool it_queue_info(it_conn_t *c, const char *queue, uint32_t *messages, uint32_t *consumers)
@@ -288,7 +305,7 @@ bool it_queue_info(it_conn_t *c, const char *queue, uint32_t *messages, uint32_t
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(c->conn, AUX, amqp_cstring_bytes(queue), 1, 0,
                                                      0, 0, amqp_empty_table);
     if (!ok) {
-        aux_closed_404(c, "passive queue.declare");
+        aux_missing_ok(c, "passive queue.declare");
         return false;
     }
     if (messages)
@@ -302,7 +319,7 @@ bool it_queue_info(it_conn_t *c, const char *queue, uint32_t *messages, uint32_t
 void it_purge(it_conn_t *c, const char *queue)
 {
     if (!amqp_queue_purge(c->conn, AUX, amqp_cstring_bytes(queue)))
-        aux_closed_404(c, "queue.purge");
+        aux_missing_ok(c, "queue.purge");
 }
 
 void it_wait_consumers(it_conn_t *c, const char *queue, uint32_t min, int timeout_ms,
@@ -862,7 +879,7 @@ json_t *it_cbor_decode(const void *p, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Child processes                                                          */
 
-static void write_file(const char *path, const char *text)
+void it_write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
 
@@ -870,14 +887,14 @@ static void write_file(const char *path, const char *text)
         IT_FAIL("cannot write %s: %s", path, strerror(errno));
 }
 
-static char *read_file(const char *path)
+char *it_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     char *buf = NULL;
     size_t len = 0, cap = 0, n;
 
     if (!f)
-        return xstrdup("");
+        return it_strdup("");
     do {
         if (cap - len < 4096) {
             char *b = realloc(buf, cap += 65536);
@@ -899,7 +916,7 @@ static char *read_file(const char *path)
 static char *make_tmpdir(void)
 {
     const char *tmp = getenv("TMPDIR");
-    char *dir = xasprintf("%s/bh-itest.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char *dir = it_asprintf("%s/bh-itest.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 
     if (!mkdtemp(dir)) {
         int e = errno;
@@ -921,7 +938,7 @@ static void remove_tree(const char *path)
     while ((e = readdir(d))) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        char *p = xasprintf("%s/%s", path, e->d_name);
+        char *p = it_asprintf("%s/%s", path, e->d_name);
         struct stat st;
         if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
             remove_tree(p);
@@ -943,14 +960,18 @@ static _Noreturn void exec_child(const char *const *argv, const char *const *env
         _exit(126);
     /* A test killed by ctest's timeout must not leave a host consuming. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    for (size_t i = 0; env && env[i]; i++)
-        putenv((char *)env[i]);
+    for (size_t i = 0; env && env[i]; i++) {
+        if (strchr(env[i], '='))
+            putenv((char *)env[i]);
+        else
+            unsetenv(env[i]);
+    }
     execv(argv[0], (char *const *)argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
 }
 
-static pid_t spawn(const char *const *argv, const char *const *env, const char *log)
+pid_t it_spawn(const char *const *argv, const char *const *env, const char *log)
 {
     pid_t pid;
 
@@ -994,8 +1015,8 @@ static int wait_pid(pid_t pid, int timeout_ms)
 int it_run(const char *const *argv, const char *const *env, int timeout_ms, char **output)
 {
     char *dir = make_tmpdir();
-    char *log = xasprintf("%s/output", dir);
-    pid_t pid = spawn(argv, env, log);
+    char *log = it_asprintf("%s/output", dir);
+    pid_t pid = it_spawn(argv, env, log);
     int rc = wait_pid(pid, timeout_ms);
 
     if (rc == -2) {
@@ -1004,7 +1025,7 @@ int it_run(const char *const *argv, const char *const *env, int timeout_ms, char
         rc = -1;
     }
     if (output)
-        *output = read_file(log);
+        *output = it_read_file(log);
     remove_tree(dir);
     free(log);
     free(dir);
@@ -1025,18 +1046,19 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
 
     reg_add(reg.hosts, h);
     h->dir = make_tmpdir();
-    h->ini = xasprintf("%s/service.ini", h->dir);
-    h->log = xasprintf("%s/stderr.log", h->dir);
+    h->ini = it_asprintf("%s/service.ini", h->dir);
+    h->log = it_asprintf("%s/stderr.log", h->dir);
 
     /* plugins_dir holds links to just the plugins this test wants. */
-    plugins = xasprintf("%s/plugins", h->dir);
+    plugins = it_asprintf("%s/plugins", h->dir);
     if (mkdir(plugins, 0755))
         IT_FAIL("mkdir %s: %s", plugins, strerror(errno));
-    list = xstrdup(o->plugins);
+    list = it_strdup(o->plugins);
     for (tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        char *src = strcmp(tok, "testkit") == 0 ? xstrdup(it_env("BH_TESTKIT"))
-                                                : xasprintf("%s/%s.so", it_env("BH_PLUGINS"), tok);
-        char *dst = xasprintf("%s/%s.so", plugins, tok);
+        char *src = strcmp(tok, "testkit") == 0
+                        ? it_strdup(it_env("BH_TESTKIT"))
+                        : it_asprintf("%s/%s.so", it_env("BH_PLUGINS"), tok);
+        char *dst = it_asprintf("%s/%s.so", plugins, tok);
         if (access(src, R_OK))
             IT_FAIL("plugin %s: %s: %s (build it first)", tok, src, strerror(errno));
         if (symlink(src, dst))
@@ -1047,16 +1069,16 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
     free(list);
     free(plugins);
 
-    ini = xasprintf("; written by tests/integration/harness.c\n"
-                    "[broker]\nurl = %.*s\nheartbeat = 10\n\n"
-                    "[host]\n%s%s%s%s%s\n%s",
-                    (int)strcspn(url, " ,\t"), url,
-                    mentions(hk, "plugins_dir") ? "" : "plugins_dir = plugins\n",
-                    mentions(hk, "log_level") ? "" : "log_level = debug\n",
-                    mentions(hk, "healthcheck_interval") ? "" : "healthcheck_interval = 0\n",
-                    mentions(hk, "shutdown_timeout") ? "" : "shutdown_timeout = 10000\n", hk,
-                    o->sections ? o->sections : "");
-    write_file(h->ini, ini);
+    ini = it_asprintf("; written by tests/integration/harness.c\n"
+                      "[broker]\nurl = %.*s\nheartbeat = 10\n\n"
+                      "[host]\n%s%s%s%s%s\n%s",
+                      (int)strcspn(url, " ,\t"), url,
+                      mentions(hk, "plugins_dir") ? "" : "plugins_dir = plugins\n",
+                      mentions(hk, "log_level") ? "" : "log_level = debug\n",
+                      mentions(hk, "healthcheck_interval") ? "" : "healthcheck_interval = 0\n",
+                      mentions(hk, "shutdown_timeout") ? "" : "shutdown_timeout = 10000\n", hk,
+                      o->sections ? o->sections : "");
+    it_write_file(h->ini, ini);
     free(ini);
     return h;
 }
@@ -1066,7 +1088,17 @@ it_host_t *it_host_start(const it_host_opts_t *o)
     it_host_t *h = it_host_prepare(o);
     const char *argv[] = {it_env("BH_BUSHOST"), "-c", h->ini, NULL};
 
-    h->pid = spawn(argv, NULL, h->log);
+    h->pid = it_spawn(argv, NULL, h->log);
+    return h;
+}
+
+it_host_t *it_host_ready(it_conn_t *c, const char *queue, const it_host_opts_t *o)
+{
+    it_host_t *h;
+
+    it_purge(c, queue);
+    h = it_host_start(o);
+    it_wait_consumers(c, queue, 1, 15000, h);
     return h;
 }
 
@@ -1106,7 +1138,7 @@ int it_host_stop(it_host_t *h, int timeout_ms)
 
 char *it_host_output(const it_host_t *h)
 {
-    return read_file(h->log);
+    return it_read_file(h->log);
 }
 
 void it_host_dump(const it_host_t *h)
@@ -1115,7 +1147,7 @@ void it_host_dump(const it_host_t *h)
 
     print_error("---- bushost %s: config %s ----\n", h->pid ? "(running)" : "(exited)", h->ini);
     {
-        char *ini = read_file(h->ini);
+        char *ini = it_read_file(h->ini);
         for (line = strtok_r(ini, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
             print_error("  ini | %s\n", line);
         free(ini);

@@ -49,10 +49,28 @@ void it_unique(char *buf, const char *prefix);
 int64_t it_now_ms(void);
 void it_sleep_ms(int ms);
 
+/* strdup, asprintf, that fail the test when out of memory. */
+char *it_strdup(const char *s);
+char *it_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A file's text (malloc'd); "" when it cannot be read. */
+char *it_read_file(const char *path);
+/* Write text to path, or fail the test. */
+void it_write_file(const char *path, const char *text);
+
 /* ------------------------------------------------------------------------ */
 /* Broker connections                                                       */
 
 typedef struct it_conn it_conn_t;
+
+/* true when an RPC went well; else false with the reason (a library error,
+ * or the code and text of the broker's channel.close / connection.close) in
+ * why. */
+bool it_reply_ok(amqp_rpc_reply_t r, char *why, size_t len);
+/* After a passive queue.declare or queue.purge of a missing queue the
+ * broker closes the channel with 404: true when r is that close and ch is
+ * open again (fails the test if it cannot be reopened); false, doing
+ * nothing, for any other reply. */
+bool it_reopen_on_404(amqp_connection_state_t conn, amqp_channel_t ch, amqp_rpc_reply_t r);
 
 /* A connection to BUSHOST_URL (an empty vhost means "/", as for the host)
  * that has declared the three exchanges, publishing in confirm mode. Closed
@@ -171,6 +189,9 @@ struct it_host {
 it_host_t *it_host_prepare(const it_host_opts_t *o);
 /* it_host_prepare, then start bushost -c <ini>. */
 it_host_t *it_host_start(const it_host_opts_t *o);
+/* Purge `queue` (the input of the host's service), it_host_start, and wait
+ * (up to 15 s) until the host consumes from the queue. */
+it_host_t *it_host_ready(it_conn_t *c, const char *queue, const it_host_opts_t *o);
 /* true while the child runs (reaps it otherwise). */
 bool it_host_alive(it_host_t *h);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL. The exit code (128 + signal
@@ -180,8 +201,12 @@ int it_host_stop(it_host_t *h, int timeout_ms);
 char *it_host_output(const it_host_t *h);
 void it_host_dump(const it_host_t *h);
 
-/* Run argv (argv[0] a path) with extra "NAME=value" environment entries,
- * output captured. Exit code, 128 + signal, or -1 on timeout (killed). */
+/* Start argv (argv[0] a path) with stdout and stderr appended to `log`,
+ * stdin /dev/null, killed when the test process dies. Each entry of the
+ * NULL-ended env (may be NULL) is "NAME=value" to add, or "NAME" to remove. */
+pid_t it_spawn(const char *const *argv, const char *const *env, const char *log);
+/* it_spawn into a temporary log and wait: the output is captured. Exit
+ * code, 128 + signal, or -1 on timeout (killed). */
 int it_run(const char *const *argv, const char *const *env, int timeout_ms, char **output);
 
 /* ------------------------------------------------------------------------ */

@@ -24,9 +24,7 @@ static void start(cart_test_t *t)
 {
     t->c = it_connect();
     t->l = it_listen("events", (const char *[]){"CartUpdated", NULL});
-    it_purge(t->c, "cart.events");
-    t->h = it_host_start(&(it_host_opts_t){.plugins = "cart"});
-    it_wait_consumers(t->c, "cart.events", 1, 15000, t->h);
+    t->h = it_host_ready(t->c, "cart.events", &(it_host_opts_t){.plugins = "cart"});
     it_unique(t->cart, "cart");
 }
 
@@ -80,21 +78,31 @@ static void expect_update(cart_test_t *t, const char *event, json_t *payload,
     it_msg_free(m);
 }
 
+/* expect_update for ItemSelected {"cart", "item", "qty"} / ItemRemoved
+ * {"cart", "item"} of t's cart. */
+static void select_item(cart_test_t *t, const char *item, int qty, const char *content_type,
+                        json_t *items)
+{
+    expect_update(t, "ItemSelected",
+                  json_pack("{s:s, s:s, s:i}", "cart", t->cart, "item", item, "qty", qty),
+                  content_type, items);
+}
+
+static void remove_item(cart_test_t *t, const char *item, const char *content_type, json_t *items)
+{
+    expect_update(t, "ItemRemoved", json_pack("{s:s, s:s}", "cart", t->cart, "item", item),
+                  content_type, items);
+}
+
 static void test_item_selected_twice_publishes_cart_updated_with_both_items(void **state)
 {
     cart_test_t t;
 
     start(&t);
-    expect_update(&t, "ItemSelected",
-                  json_pack("{s:s, s:s, s:i}", "cart", t.cart, "item", "apple", "qty", 2),
-                  "application/cbor", json_pack("{s:i}", "apple", 2));
-    expect_update(&t, "ItemSelected",
-                  json_pack("{s:s, s:s, s:i}", "cart", t.cart, "item", "pear", "qty", 1),
-                  "application/json", json_pack("{s:i, s:i}", "apple", 2, "pear", 1));
+    select_item(&t, "apple", 2, "application/cbor", json_pack("{s:i}", "apple", 2));
+    select_item(&t, "pear", 1, "application/json", json_pack("{s:i, s:i}", "apple", 2, "pear", 1));
     /* Selecting more of an item adds to its quantity. */
-    expect_update(&t, "ItemSelected",
-                  json_pack("{s:s, s:s, s:i}", "cart", t.cart, "item", "apple", "qty", 3),
-                  "application/cbor", json_pack("{s:i, s:i}", "apple", 5, "pear", 1));
+    select_item(&t, "apple", 3, "application/cbor", json_pack("{s:i, s:i}", "apple", 5, "pear", 1));
     assert_int_equal(it_host_stop(t.h, 15000), 0);
     it_pass();
 }
@@ -104,16 +112,10 @@ static void test_item_removed_publishes_cart_updated_without_the_item(void **sta
     cart_test_t t;
 
     start(&t);
-    expect_update(&t, "ItemSelected",
-                  json_pack("{s:s, s:s, s:i}", "cart", t.cart, "item", "apple", "qty", 2),
-                  "application/cbor", json_pack("{s:i}", "apple", 2));
-    expect_update(&t, "ItemSelected",
-                  json_pack("{s:s, s:s, s:i}", "cart", t.cart, "item", "pear", "qty", 1),
-                  "application/cbor", json_pack("{s:i, s:i}", "apple", 2, "pear", 1));
-    expect_update(&t, "ItemRemoved", json_pack("{s:s, s:s}", "cart", t.cart, "item", "apple"),
-                  "application/cbor", json_pack("{s:i}", "pear", 1));
-    expect_update(&t, "ItemRemoved", json_pack("{s:s, s:s}", "cart", t.cart, "item", "pear"),
-                  "application/json", json_object());
+    select_item(&t, "apple", 2, "application/cbor", json_pack("{s:i}", "apple", 2));
+    select_item(&t, "pear", 1, "application/cbor", json_pack("{s:i, s:i}", "apple", 2, "pear", 1));
+    remove_item(&t, "apple", "application/cbor", json_pack("{s:i}", "pear", 1));
+    remove_item(&t, "pear", "application/json", json_object());
     assert_int_equal(it_host_stop(t.h, 15000), 0);
     it_pass();
 }

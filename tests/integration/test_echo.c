@@ -17,12 +17,7 @@
 
 static it_host_t *start_echo(it_conn_t *c)
 {
-    it_host_t *h;
-
-    it_purge(c, "echo.commands");
-    h = it_host_start(&(it_host_opts_t){.plugins = "echo"});
-    it_wait_consumers(c, "echo.commands", 1, 15000, h);
-    return h;
+    return it_host_ready(c, "echo.commands", &(it_host_opts_t){.plugins = "echo"});
 }
 
 /* A result: on `commands` with the command's reply_to as routing key;

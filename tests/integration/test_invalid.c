@@ -97,8 +97,13 @@ static void assert_still_answers(it_conn_t *c, it_listener_t *results)
     it_msg_free(r);
 }
 
-static void expect_refused(const it_pub_t *bad)
+/* Publish echo.Echo with these properties (NULL leaves one out) and check
+ * that the host refuses it: dead-lettered unchanged, an EMERGENCY record,
+ * no result, and the host still answers. */
+static void expect_refused(const char *reply_to, const char *corr, const char *conv,
+                           const char *content_type, const void *body, size_t len)
 {
+    const it_pub_t bad = it_command("echo.Echo", reply_to, corr, conv, content_type, body, len);
     it_conn_t *c = it_connect();
     it_listener_t *logs = it_listen("logs", (const char *[]){"echo.*", NULL});
     it_listener_t *results = it_listen("commands", (const char *[]){RESULT_KEY, NULL});
@@ -108,17 +113,15 @@ static void expect_refused(const it_pub_t *bad)
     uint32_t n;
 
     it_dlx_setup(c);
-    it_purge(c, "echo.commands");
-    h = it_host_start(&(it_host_opts_t){.plugins = "echo"});
-    it_wait_consumers(c, "echo.commands", 1, 15000, h);
+    h = it_host_ready(c, "echo.commands", &(it_host_opts_t){.plugins = "echo"});
 
-    it_publish(c, bad);
+    it_publish(c, &bad);
     n = it_dlq_wait(c, 1, 10000);
     if (n != 1)
         IT_FAIL("%s holds %u messages 10 s after the bad message, expected 1", IT_DLQ, n);
     d = it_dlq_get(c);
     assert_non_null(d);
-    assert_unchanged(d, bad);
+    assert_unchanged(d, &bad);
     it_msg_free(d);
 
     g = it_get_log(logs, "echo.EMERGENCY", NULL, 10000);
@@ -135,67 +138,60 @@ static void expect_refused(const it_pub_t *bad)
     it_pass();
 }
 
+/* Fresh correlation and conversation ids for a bad message. */
+typedef struct ids {
+    char corr[IT_ID_MAX], conv[IT_ID_MAX];
+} ids_t;
+
+static ids_t fresh_ids(void)
+{
+    ids_t id;
+
+    it_unique(id.corr, "corr");
+    it_unique(id.conv, "conv");
+    return id;
+}
+
 static const char cbor_body[] = "\xa1\x61" "a" "\x01"; /* {"a": 1} */
 
 static void test_command_without_conversation_id_is_dead_lettered_and_logged(void **state)
 {
-    char corr[IT_ID_MAX];
-    it_pub_t p;
+    ids_t id = fresh_ids();
 
-    it_unique(corr, "corr");
-    p = it_command("echo.Echo", RESULT_KEY, corr, NULL, "application/cbor", cbor_body,
+    expect_refused(RESULT_KEY, id.corr, NULL, "application/cbor", cbor_body,
                    sizeof cbor_body - 1);
-    expect_refused(&p);
 }
 
 static void test_undecodable_cbor_payload_is_dead_lettered_and_logged(void **state)
 {
     /* A map of two entries holding only the first key: truncated. */
     static const char garbage[] = "\xa2\x61" "a";
-    char corr[IT_ID_MAX], conv[IT_ID_MAX];
-    it_pub_t p;
+    ids_t id = fresh_ids();
 
-    it_unique(corr, "corr");
-    it_unique(conv, "conv");
-    p = it_command("echo.Echo", RESULT_KEY, corr, conv, "application/cbor", garbage,
-                   sizeof garbage - 1);
-    expect_refused(&p);
+    expect_refused(RESULT_KEY, id.corr, id.conv, "application/cbor", garbage, sizeof garbage - 1);
 }
 
 static void test_undecodable_json_payload_is_dead_lettered_and_logged(void **state)
 {
     static const char garbage[] = "{\"a\": ";
-    char corr[IT_ID_MAX], conv[IT_ID_MAX];
-    it_pub_t p;
+    ids_t id = fresh_ids();
 
-    it_unique(corr, "corr");
-    it_unique(conv, "conv");
-    p = it_command("echo.Echo", RESULT_KEY, corr, conv, "application/json", garbage,
-                   sizeof garbage - 1);
-    expect_refused(&p);
+    expect_refused(RESULT_KEY, id.corr, id.conv, "application/json", garbage, sizeof garbage - 1);
 }
 
 static void test_commands_message_without_reply_to_or_status_is_dead_lettered(void **state)
 {
-    char conv[IT_ID_MAX];
-    it_pub_t p;
+    ids_t id = fresh_ids();
 
-    it_unique(conv, "conv");
-    p = it_command("echo.Echo", NULL, NULL, conv, "application/cbor", cbor_body,
-                   sizeof cbor_body - 1);
-    expect_refused(&p);
+    expect_refused(NULL, NULL, id.conv, "application/cbor", cbor_body, sizeof cbor_body - 1);
 }
 
 static void test_commands_message_with_empty_reply_to_and_no_status_is_dead_lettered(
     void **state)
 {
-    char conv[IT_ID_MAX];
-    it_pub_t p;
+    ids_t id = fresh_ids();
 
-    it_unique(conv, "conv");
-    p = it_command("echo.Echo", "", "", conv, "application/cbor", cbor_body,
-                   sizeof cbor_body - 1);
-    expect_refused(&p);
+    expect_refused("", "", id.conv, "application/cbor", cbor_body, sizeof cbor_body - 1);
 }
 
 int main(void)

@@ -81,10 +81,9 @@ static void test_handler_log_is_gelf_with_every_field_and_no_properties(void **s
     json_t *g = NULL;
     int64_t deadline;
 
-    it_purge(c, "echo.commands");
-    h = it_host_start(&(it_host_opts_t){.plugins = "echo",
+    h = it_host_ready(c, "echo.commands",
+                      &(it_host_opts_t){.plugins = "echo",
                                         .sections = "[echo]\nlog_requests = true\n"});
-    it_wait_consumers(c, "echo.commands", 1, 15000, h);
     it_unique(corr, "corr");
     it_unique(conv, "conv");
     cmd = it_command("echo.Echo", "itest.EchoResult", corr, conv, "application/json", body,
@@ -121,10 +120,9 @@ static void test_healthcheck_is_a_periodic_notice_with_healthcheck_ok(void **sta
     int seen = 0;
     it_msg_t *m;
 
-    it_purge(c, "echo.commands");
-    h = it_host_start(
+    h = it_host_ready(
+        c, "echo.commands",
         &(it_host_opts_t){.plugins = "echo", .host_keys = "healthcheck_interval = 1\n"});
-    it_wait_consumers(c, "echo.commands", 1, 15000, h);
 
     /* Two of them, about a second apart: periodic, not a one-off. */
     deadline = it_now_ms() + 6000;
@@ -156,9 +154,7 @@ static void test_sigterm_logs_shutting_down_as_a_warning(void **state)
     long pid;
     json_t *g;
 
-    it_purge(c, "echo.commands");
-    h = it_host_start(&(it_host_opts_t){.plugins = "echo"});
-    it_wait_consumers(c, "echo.commands", 1, 15000, h);
+    h = it_host_ready(c, "echo.commands", &(it_host_opts_t){.plugins = "echo"});
     pid = (long)h->pid;
     assert_int_equal(it_host_stop(h, 15000), 0);
     g = it_get_log(l, "echo.WARNING", "Shutting down", 5000);

@@ -116,31 +116,45 @@ static void send_and_dead_letter(it_conn_t *c, const char *key, const char *corr
     it_msg_free(d);
 }
 
+/* One command through a testkit host: the connection, a listener on the
+ * host's logs, the host, and the command's conversation id. */
+typedef struct run {
+    it_conn_t *c;
+    it_listener_t *logs;
+    it_host_t *h;
+    char conv[IT_ID_MAX];
+} run_t;
+
+/* Set up dead-lettering, start a testkit host, and send_and_dead_letter
+ * `key` in a new conversation. */
+static void start_and_dead_letter(run_t *r, const char *key)
+{
+    char corr[IT_ID_MAX];
+
+    r->c = it_connect();
+    r->logs = it_listen("logs", (const char *[]){"testkit.*", NULL});
+    it_dlx_setup(r->c);
+    r->h = it_host_ready(r->c, "testkit.commands", &(it_host_opts_t){.plugins = "testkit"});
+    it_unique(corr, "corr");
+    it_unique(r->conv, "conv");
+    send_and_dead_letter(r->c, key, corr, r->conv);
+}
+
 static void test_retry_outcome_is_requeued_once_then_dead_lettered_with_alert_then_emergency(
     void **state)
 {
-    char corr[IT_ID_MAX], conv[IT_ID_MAX];
-    it_conn_t *c = it_connect();
-    it_listener_t *logs = it_listen("logs", (const char *[]){"testkit.*", NULL});
     it_listener_t *results = it_listen("commands", (const char *[]){RESULT_KEY, NULL});
-    it_host_t *h;
+    run_t run;
     rec_t recs[64];
     size_t n;
     int first, second, alert, giving_up;
     it_msg_t *r;
 
-    it_dlx_setup(c);
-    it_purge(c, "testkit.commands");
-    h = it_host_start(&(it_host_opts_t){.plugins = "testkit"});
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
-
-    it_unique(corr, "corr");
-    it_unique(conv, "conv");
-    send_and_dead_letter(c, "testkit.Fail", corr, conv);
+    start_and_dead_letter(&run, "testkit.Fail");
 
     /* Logs travel apart from the dead-lettering: give them a moment, and
      * give a third delivery (which must not happen) the time to show. */
-    n = collect_logs(logs, recs, 64, 1500);
+    n = collect_logs(run.logs, recs, 64, 1500);
     first = find(recs, n, 0, "testkit.NOTICE", "Fail called (redelivered=false)");
     second = find(recs, n, 0, "testkit.NOTICE", "Fail called (redelivered=true)");
     alert = find(recs, n, 0, "testkit.ALERT", "");
@@ -152,40 +166,30 @@ static void test_retry_outcome_is_requeued_once_then_dead_lettered_with_alert_th
     if (alert < 0 || giving_up < 0 || giving_up < alert)
         IT_FAIL("expected an ALERT, then an EMERGENCY 'Giving up on testkit.Fail' (ALERT at %d, "
                 "EMERGENCY at %d of %zu records)", alert, giving_up, n);
-    assert_string_equal(recs[alert].conv, conv);
-    assert_string_equal(recs[giving_up].conv, conv);
+    assert_string_equal(recs[alert].conv, run.conv);
+    assert_string_equal(recs[giving_up].conv, run.conv);
 
     /* A bug produces no result. */
     r = it_get(results, 0);
     if (r)
         IT_FAIL("testkit.Fail got a result (status %s)", r->status ? r->status : "(none)");
-    assert_int_equal(it_dlq_count(c), 0);
-    assert_int_equal(it_host_stop(h, 15000), 0);
+    assert_int_equal(it_dlq_count(run.c), 0);
+    assert_int_equal(it_host_stop(run.h, 15000), 0);
     it_pass();
 }
 
 static void test_reject_outcome_is_dead_lettered_at_once_without_retry(void **state)
 {
-    char corr[IT_ID_MAX], conv[IT_ID_MAX];
-    it_conn_t *c = it_connect();
-    it_listener_t *logs = it_listen("logs", (const char *[]){"testkit.*", NULL});
-    it_host_t *h;
+    run_t run;
     rec_t recs[64];
     size_t n;
 
-    it_dlx_setup(c);
-    it_purge(c, "testkit.commands");
-    h = it_host_start(&(it_host_opts_t){.plugins = "testkit"});
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
-
-    it_unique(corr, "corr");
-    it_unique(conv, "conv");
-    send_and_dead_letter(c, "testkit.Reject", corr, conv);
-    n = collect_logs(logs, recs, 64, 1000);
+    start_and_dead_letter(&run, "testkit.Reject");
+    n = collect_logs(run.logs, recs, 64, 1000);
     /* The requeue path logs ALERT and EMERGENCY; a reject is not a bug. */
     assert_int_equal(find(recs, n, 0, "testkit.ALERT", ""), -1);
     assert_int_equal(find(recs, n, 0, "testkit.EMERGENCY", ""), -1);
-    assert_int_equal(it_host_stop(h, 15000), 0);
+    assert_int_equal(it_host_stop(run.h, 15000), 0);
     it_pass();
 }
 

@@ -71,9 +71,7 @@ static void test_sigterm_mid_stream_exits_zero_and_restart_answers_each_command_
 
     assert_non_null(t);
     json_decref(v);
-    it_purge(c, "testkit.commands");
-    h = it_host_start(&opts);
-    it_wait_consumers(c, "testkit.commands", 1, 15000, h);
+    h = it_host_ready(c, "testkit.commands", &opts);
 
     it_unique(t->prefix, "sleep");
     it_unique(conv, "conv");

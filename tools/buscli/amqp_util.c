@@ -711,6 +711,48 @@ int bh__cli_next_event(bh__cli_conn_t *c, int64_t deadline_ms, bh__cli_event_t *
     }
 }
 
+bool bh__cli_next_delivery(bh__cli_conn_t *c, int64_t deadline_ms, bool counting,
+                           bh__cli_event_t *ev, int *rc)
+{
+    for (;;) {
+        if ((*rc = bh__cli_next_event(c, deadline_ms, ev))) {
+            bh__cli_event_clear(ev);
+            return false;
+        }
+        switch (ev->type) {
+        case BC_EV_DELIVER:
+            return true;
+        case BC_EV_TIMEOUT:
+            *rc = counting ? BC_TIMEOUT : 0;
+            return false;
+        case BC_EV_INTERRUPT:
+            return false;
+        case BC_EV_CANCEL:
+            bh__cli_error("the broker cancelled our consumer");
+            *rc = EX_PROTOCOL;
+            return false;
+        default:
+            bh__cli_event_clear(ev);
+            continue;
+        }
+    }
+}
+
+int bh__cli_listen(const char *urls, const char *purpose, const bh__cli_binding_t *b, size_t n,
+                   bh__cli_conn_t **c, char **queue)
+{
+    int rc;
+
+    if ((rc = bh__cli_connect(urls, purpose, c)) || (rc = bh__cli_channel_open(*c, 1)) ||
+        (rc = bh__cli_declare_bus(*c, 1)) || (rc = bh__cli_temp_queue(*c, 1, queue)))
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < b[i].keys->n; k++)
+            if ((rc = bh__cli_bind(*c, 1, *queue, b[i].exchange, b[i].keys->v[k])))
+                return rc;
+    return bh__cli_consume(*c, 1, *queue, true);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Properties and headers                                                   */
 

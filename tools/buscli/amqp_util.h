@@ -137,6 +137,28 @@ typedef struct bh__cli_event {
 int bh__cli_next_event(bh__cli_conn_t *c, int64_t deadline_ms, bh__cli_event_t *ev);
 void bh__cli_event_clear(bh__cli_event_t *ev);
 
+/* What a tail (logs, monitor) reads: a temporary queue on channel 1, bound
+ * on each exchange with each of its topic patterns. */
+typedef struct bh__cli_binding {
+    const char *exchange;
+    const bh__cli_list_t *keys;
+} bh__cli_binding_t;
+
+/* Connect (`purpose` as for bh__cli_connect), declare the bus and consume
+ * without acks from a new temporary queue bound as b[0..n) say. 0 or an exit
+ * code; *c and *queue are the caller's to free either way
+ * (bh__cli_disconnect, free). */
+int bh__cli_listen(const char *urls, const char *purpose, const bh__cli_binding_t *b, size_t n,
+                   bh__cli_conn_t **c, char **queue);
+
+/* The next delivery of a tail, other events skipped: true with ev a
+ * BC_EV_DELIVER (clear it after use). false when the tail ends, *rc then its
+ * exit code: 0 when interrupted or at the deadline, except BC_TIMEOUT at the
+ * deadline when `counting` (the user asked for a number of messages);
+ * EX_PROTOCOL when the broker cancelled the consumer; or the error. */
+bool bh__cli_next_delivery(bh__cli_conn_t *c, int64_t deadline_ms, bool counting,
+                           bh__cli_event_t *ev, int *rc);
+
 /* Reading properties and headers. */
 char *bh__cli_bytes_dup(amqp_bytes_t b); /* NUL-terminated copy; NULL if OOM */
 /* A property as a malloc'd string, NULL when the flag is not set. */

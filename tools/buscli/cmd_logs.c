@@ -189,14 +189,8 @@ int bh__cli_cmd_logs(int argc, char **argv)
     }
 
     bh__cli_catch_signals();
-    if ((rc = bh__cli_connect(bh__cli_url(url), "buscli logs", &c)) ||
-        (rc = bh__cli_channel_open(c, 1)) || (rc = bh__cli_declare_bus(c, 1)) ||
-        (rc = bh__cli_temp_queue(c, 1, &queue)))
-        goto out;
-    for (size_t i = 0; i < pos.n; i++)
-        if ((rc = bh__cli_bind(c, 1, queue, BC_LOGS, pos.v[i])))
-            goto out;
-    if ((rc = bh__cli_consume(c, 1, queue, true)))
+    if ((rc = bh__cli_listen(bh__cli_url(url), "buscli logs",
+                             &(const bh__cli_binding_t){BC_LOGS, &pos}, 1, &c, &queue)))
         goto out;
     /* Tests and scripts wait for this line before they make traffic. */
     fprintf(stderr, "%s: listening on '%s' (", bh__cli_name, BC_LOGS);
@@ -207,34 +201,22 @@ int bh__cli_cmd_logs(int argc, char **argv)
     deadline = timeout ? bh__cli_now_ms() + timeout * 1000 : -1;
     while (!count || seen < count) {
         bh__cli_event_t ev;
+        json_t *g;
+        long level;
 
-        if ((rc = bh__cli_next_event(c, deadline, &ev)))
+        if (!bh__cli_next_delivery(c, deadline, count > 0, &ev, &rc))
             goto out;
-        if (ev.type == BC_EV_TIMEOUT) {
-            rc = count ? BC_TIMEOUT : 0;
-            goto out;
-        }
-        if (ev.type == BC_EV_INTERRUPT)
-            goto out;
-        if (ev.type == BC_EV_CANCEL) {
-            bh__cli_error("the broker cancelled our consumer");
-            rc = EX_PROTOCOL;
-            goto out;
-        }
-        if (ev.type == BC_EV_DELIVER) {
-            json_t *g = json_loadb(ev.msg.m.body.bytes, ev.msg.m.body.len, 0, NULL);
-            long level = g ? record_level(g, ev.msg.routing_key) : -1;
-
-            json_decref(g);
-            /* Records whose level cannot be told are shown: they are news. */
-            if (level < 0 || level <= (long)max_level) {
-                if (raw)
-                    printf("%.*s\n", (int)ev.msg.m.body.len, (const char *)ev.msg.m.body.bytes);
-                else
-                    print_record(ev.msg.routing_key, ev.msg.m.body.bytes, ev.msg.m.body.len, color);
-                fflush(stdout);
-                seen++;
-            }
+        g = json_loadb(ev.msg.m.body.bytes, ev.msg.m.body.len, 0, NULL);
+        level = g ? record_level(g, ev.msg.routing_key) : -1;
+        json_decref(g);
+        /* Records whose level cannot be told are shown: they are news. */
+        if (level < 0 || level <= (long)max_level) {
+            if (raw)
+                printf("%.*s\n", (int)ev.msg.m.body.len, (const char *)ev.msg.m.body.bytes);
+            else
+                print_record(ev.msg.routing_key, ev.msg.m.body.bytes, ev.msg.m.body.len, color);
+            fflush(stdout);
+            seen++;
         }
         bh__cli_event_clear(&ev);
     }

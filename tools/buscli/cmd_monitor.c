@@ -74,18 +74,12 @@ int bh__cli_cmd_monitor(int argc, char **argv)
     }
 
     bh__cli_catch_signals();
-    if ((rc = bh__cli_connect(bh__cli_url(url), "buscli monitor", &c)) ||
-        (rc = bh__cli_channel_open(c, 1)) || (rc = bh__cli_declare_bus(c, 1)) ||
-        (rc = bh__cli_temp_queue(c, 1, &queue)))
-        goto out;
-    for (size_t i = 0; i < ev_pats->n; i++)
-        if ((rc = bh__cli_bind(c, 1, queue, BC_EVENTS, ev_pats->v[i])))
+    {
+        const bh__cli_binding_t b[] = {{BC_EVENTS, ev_pats}, {BC_COMMANDS, cmd_pats}};
+
+        if ((rc = bh__cli_listen(bh__cli_url(url), "buscli monitor", b, 2, &c, &queue)))
             goto out;
-    for (size_t i = 0; i < cmd_pats->n; i++)
-        if ((rc = bh__cli_bind(c, 1, queue, BC_COMMANDS, cmd_pats->v[i])))
-            goto out;
-    if ((rc = bh__cli_consume(c, 1, queue, true)))
-        goto out;
+    }
     /* Tests and scripts wait for this line before they make traffic. */
     fprintf(stderr, "%s: listening on", bh__cli_name);
     print_patterns(BC_EVENTS, ev_pats, "");
@@ -97,23 +91,8 @@ int bh__cli_cmd_monitor(int argc, char **argv)
         bh__cli_event_t ev;
         json_t *d;
 
-        if ((rc = bh__cli_next_event(c, deadline, &ev)))
+        if (!bh__cli_next_delivery(c, deadline, count > 0, &ev, &rc))
             goto out;
-        if (ev.type == BC_EV_TIMEOUT) {
-            rc = count ? BC_TIMEOUT : 0;
-            goto out;
-        }
-        if (ev.type == BC_EV_INTERRUPT)
-            goto out;
-        if (ev.type == BC_EV_CANCEL) {
-            bh__cli_error("the broker cancelled our consumer");
-            rc = EX_PROTOCOL;
-            goto out;
-        }
-        if (ev.type != BC_EV_DELIVER) {
-            bh__cli_event_clear(&ev);
-            continue;
-        }
         d = bh__cli_describe(&ev.msg);
         if (!d) {
             bh__cli_event_clear(&ev);
