@@ -123,7 +123,7 @@ END {
     row("3p same, bushost prefetch = 100", "fanout", "raw", "bushost_p100")
     row(sprintf("4a 1 ms CPU x %d: 2 hosts vs 1 (workers 1)", scale_n), "scale", "one_w1", "two_w1")
     row(sprintf("4b 1 ms CPU x %d: workers 2 vs 1, one host", scale_n), "scale", "one_w1", "one_w2")
-    printf "\nbushost defaults unless stated: workers 4, prefetch 8 x workers = 32, confirm window 1000.\n"
+    printf "\nbushost defaults unless stated: workers 4, prefetch 25 x workers = 100, confirm window 1000.\n"
     printf "idle host with echo + cart: RSS %.1f MiB (peak %.1f MiB)\n", idle_rss / 1024, idle_hwm / 1024
     if (have_soak) {
         split(soak["rss_kb"], s, ",")

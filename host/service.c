@@ -28,6 +28,9 @@
 enum { CONFIRM_WINDOW = 1000 };
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000 };
 enum { NACK_PAUSE_MS = 200, DRAIN_CHECK_MS = 5 };
+/* Finished messages wait this long, or until a quarter of the prefetch has
+ * finished, so that one multiple ack covers many: each ack is a write. */
+enum { ACK_DELAY_MS = 2 };
 
 typedef enum { S_CONNECTING, S_RUNNING, S_DRAINING, S_DONE } state_t;
 
@@ -46,7 +49,7 @@ struct bh__service {
     bh__workers_t *workers;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t pump, health, retry, deadline, renack, drain;
+    uv_timer_t pump, health, retry, deadline, renack, drain, ackt;
     uv_poll_t *poll;
 
     /* I/O thread only. */
@@ -68,6 +71,7 @@ struct bh__service {
     size_t room;       /* bytes we may write before the socket could block */
     bool want_write;   /* publishes wait for the socket to drain */
     size_t inflight; /* jobs created and not yet freed */
+    size_t acks_waiting; /* finished, to be acked at the next flush */
     state_t st;
     uint64_t stop_at;
 
@@ -250,6 +254,8 @@ static void conn_lost(bh__service_t *s)
     s->broken = false;
     s->blocked = false;
     s->room = 0; /* measured again on the next socket */
+    s->acks_waiting = 0;
+    uv_timer_stop(&s->ackt);
     s->gen++;
     bh__acks_reset(&s->acks);
     bh__confirms_reset(&s->confirms, push_unsent_front, &again_tail);
@@ -349,6 +355,20 @@ static void flush_acks(bh__service_t *s)
         if (bh__broker_ack(s->broker, multi ? multi : single, multi != 0, err, sizeof err))
             broke(s, err);
     }
+    s->acks_waiting = 0;
+    uv_timer_stop(&s->ackt);
+}
+
+static void on_ack_timer(uv_timer_t *t);
+
+/* Ack now when enough has finished (or we are stopping), else shortly. */
+static void flush_acks_soon(bh__service_t *s)
+{
+    size_t enough = (size_t)s->conf.prefetch / 4;
+    if (!s->acks_waiting) return;
+    if (s->st != S_RUNNING || s->acks_waiting >= (enough ? enough : 1)) flush_acks(s);
+    else if (!uv_is_active((uv_handle_t *)&s->ackt))
+        uv_timer_start(&s->ackt, on_ack_timer, ACK_DELAY_MS, 0);
 }
 
 static void flush_logs(bh__service_t *s)
@@ -390,6 +410,7 @@ static void settle_job(bh__service_t *s, bh__job_t *job)
     switch ((int)job->outcome) {
     case BH_DONE:
         bh__acks_finished(&s->acks, d->tag, true);
+        s->acks_waiting++;
         break;
     case BH_REJECT:
         slog(s, BH_WARNING, conv, "handler rejected %s '%s': dead-lettered",
@@ -659,7 +680,7 @@ static void tick(bh__service_t *s, bool pump)
         flush_batch(s);
         pump = false;
         flush_unsent(s);
-        flush_acks(s);
+        flush_acks_soon(s);
         flush_logs(s);
         if (s->broken) conn_lost(s);
         if (!up(s) || !bh__broker_buffered(s->broker)) break;
@@ -687,6 +708,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
 static void on_pump(uv_timer_t *t) { tick(t->data, true); }
 
 static void on_drain(uv_timer_t *t) { tick(t->data, false); }
+
+static void on_ack_timer(uv_timer_t *t)
+{
+    flush_acks(t->data);
+    tick(t->data, false);
+}
 
 static void begin_drain(bh__service_t *s);
 
@@ -840,6 +867,7 @@ static void finish(bh__service_t *s)
     uv_close((uv_handle_t *)&s->deadline, close_cb);
     uv_close((uv_handle_t *)&s->renack, close_cb);
     uv_close((uv_handle_t *)&s->drain, close_cb);
+    uv_close((uv_handle_t *)&s->ackt, close_cb);
 }
 
 static void io_main(void *arg)
@@ -868,8 +896,9 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
     uv_timer_init(&s->loop, &s->deadline);
     uv_timer_init(&s->loop, &s->renack);
     uv_timer_init(&s->loop, &s->drain);
+    uv_timer_init(&s->loop, &s->ackt);
     s->wake.data = s->pump.data = s->health.data = s->retry.data = s->deadline.data = s;
-    s->renack.data = s->drain.data = s;
+    s->renack.data = s->drain.data = s->ackt.data = s;
     bh__logger_attach(s->log, &s->wake);
     if (s->cfg->healthcheck_interval > 0) {
         uint64_t every = (uint64_t)s->cfg->healthcheck_interval * 1000u;
