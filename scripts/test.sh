@@ -72,4 +72,10 @@ trap 'kill -TERM -- "-$ctest_pid" 2>/dev/null; exit 130' INT
 trap 'kill -TERM -- "-$ctest_pid" 2>/dev/null; exit 143' TERM
 status=0
 wait "$ctest_pid" || status=$?
+# The fault tests' counts (ctest keeps passing tests' output in its log only).
+log=$BUILD_DIR/Testing/Temporary/LastTest.log
+if grep -q '^FAULT ' "$log" 2>/dev/null; then
+    echo "test.sh: fault test counts:"
+    grep '^FAULT ' "$log"
+fi
 exit "$status"
