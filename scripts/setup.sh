@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 PACKAGES=(
-    gcc make cmake pkg-config
+    gcc make cmake pkg-config iproute2 procps
     librabbitmq-dev libuv1-dev libinih-dev libcmocka-dev libcbor-dev libjansson-dev
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
 )
