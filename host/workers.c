@@ -87,12 +87,6 @@ int bh__workers_start(bh__workers_t **out, int n, bh__work_fn fn, void *ud)
     return 0;
 }
 
-void bh__workers_push(bh__workers_t *w, bh__job_t *job)
-{
-    job->next = NULL;
-    bh__workers_push_list(w, job, &job->next, 1);
-}
-
 void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, size_t n)
 {
     if (!head) return;

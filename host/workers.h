@@ -15,9 +15,8 @@ typedef struct bh__workers bh__workers_t;
 typedef void (*bh__work_fn)(void *ud, bh__job_t *job);
 
 int bh__workers_start(bh__workers_t **out, int n, bh__work_fn fn, void *ud);
-/* Queue a job (FIFO). Thread: any. */
-void bh__workers_push(bh__workers_t *w, bh__job_t *job);
-/* Queue n jobs linked through ->next at once (tail: the last one's next). */
+/* Queue n jobs linked through ->next at once, FIFO (tail: the last one's
+ * next). Thread: any. */
 void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, size_t n);
 /* Remove and return the jobs no worker has started (a list through ->next). */
 bh__job_t *bh__workers_take_queued(bh__workers_t *w);
