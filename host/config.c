@@ -41,6 +41,7 @@ typedef enum kind {
     K_NAME,   /* char *, [A-Za-z0-9_-]+ */
     K_FORMAT, /* bh_format_t from a content type */
     K_QTYPE,  /* bool: classic (false) or quorum (true) */
+    K_SCHED,  /* bool: batch (true) or normal (false) */
     K_EXCHANGE, /* char *, an AMQP exchange name */
     K_DELAYS, /* unsigned[] of ms, with n_retry_delays */
 } kind_t;
@@ -87,6 +88,8 @@ static const spec_t service_keys[] = {
      .help = "handler threads"},
     {.key = "prefetch", .kind = K_INT, .def = NULL /* 25 * workers */, .min = 1, .max = 65535,
      .offset = SVC(prefetch), .help = "unacked messages the broker may hand over at once"},
+    {.key = "worker_scheduling", .kind = K_SCHED, .def = "batch", .offset = SVC(sched_batch),
+     .help = "batch: woken workers wait for the I/O thread's time slice; normal: they preempt it"},
     {.key = "content_type", .kind = K_FORMAT, .def = "cbor", .offset = SVC(format),
      .help = "format of outgoing payloads: cbor or json"},
     {.key = "queue_type", .kind = K_QTYPE, .def = "classic", .offset = SVC(quorum),
@@ -107,6 +110,7 @@ static const spec_t service_keys[] = {
 static const char *const reserved_keys[] = {
     "service",    "workers",        "prefetch",             "content_type",
     "queue_type", "delivery_limit", "dead_letter_exchange", "retry_delays",
+    "worker_scheduling",
 };
 
 bool bh__config_reserved_key(const char *key)
@@ -260,6 +264,7 @@ static void expect(const spec_t *k, char *buf, size_t n)
     case K_NAME: snprintf(buf, n, "a name of letters, digits, '_' and '-'"); break;
     case K_FORMAT: snprintf(buf, n, "cbor, json, application/cbor or application/json"); break;
     case K_QTYPE: snprintf(buf, n, "classic or quorum"); break;
+    case K_SCHED: snprintf(buf, n, "batch or normal"); break;
     case K_EXCHANGE:
         snprintf(buf, n, "an exchange name of letters, digits, '_', '-', '.' and ':'");
         break;
@@ -344,6 +349,10 @@ static int set_value(const spec_t *k, void *base, const char *s, const char *cfg
     case K_QTYPE:
         if (strcmp(s, "classic") && strcmp(s, "quorum")) return BH_EINVAL;
         *(bool *)(void *)field = strcmp(s, "quorum") == 0;
+        return BH_OK;
+    case K_SCHED:
+        if (strcmp(s, "batch") && strcmp(s, "normal")) return BH_EINVAL;
+        *(bool *)(void *)field = strcmp(s, "batch") == 0;
         return BH_OK;
     case K_EXCHANGE:
         return valid_exchange(s) ? dup_into((char **)(void *)field, s) : BH_EINVAL;

@@ -48,6 +48,7 @@ void bh__config_free(bh__config_t *cfg);
  *   service      logical service name (default: the plugin's)
  *   workers      1..256, default 4
  *   prefetch     1..65535, default 25 * workers
+ *   worker_scheduling     batch | normal (default batch)
  *   content_type cbor | json | application/cbor | application/json (default cbor)
  *   queue_type   classic | quorum (default classic)
  *   delivery_limit        0..1000000, quorum only (default 0: none)
@@ -60,6 +61,7 @@ typedef struct bh__svc_conf {
     char *service;
     int workers;
     int prefetch;
+    bool sched_batch; /* workers run SCHED_BATCH (docs/performance.md) */
     bh_format_t format;
     /* Opt-in queue arguments: an existing queue's arguments cannot change,
      * so none is set unless asked for (docs/reliability.md). */

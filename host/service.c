@@ -28,8 +28,10 @@
 enum { CONFIRM_WINDOW = 1000 };
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000 };
 enum { NACK_PAUSE_MS = 200, DRAIN_CHECK_MS = 5 };
-/* Finished messages wait this long, or until a quarter of the prefetch has
- * finished, so that one multiple ack covers many: each ack is a write. */
+/* Finished messages wait this long, or until half the prefetch has
+ * finished, so that one multiple ack covers many: each ack is a write (the
+ * broker still has the other half to deliver meanwhile). The same delay
+ * bounds how long a finished job waits for the I/O thread to collect it. */
 enum { ACK_DELAY_MS = 2 };
 
 typedef enum { S_CONNECTING, S_RUNNING, S_DRAINING, S_DONE } state_t;
@@ -49,7 +51,7 @@ struct bh__service {
     bh__workers_t *workers;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t pump, health, retry, deadline, renack, drain, ackt;
+    uv_timer_t pump, health, retry, deadline, renack, drain, ackt, collt;
     uv_poll_t *poll;
 
     /* I/O thread only. */
@@ -78,6 +80,10 @@ struct bh__service {
     /* Shared with workers and other threads, under mu. */
     uv_mutex_t mu;
     bh__job_t *done, **done_tail;
+    size_t done_n;      /* jobs in done */
+    bool collect_armed; /* collt will take done: a worker need not wake us */
+    bool eager;         /* draining: every completion wakes us */
+    size_t collect_at;  /* done_n that wakes us anyway */
     bool wake_closed;
     atomic_bool stop_requested;
     atomic_bool clean;
@@ -198,7 +204,15 @@ static void worker_run(void *ud, bh__job_t *job)
     }
     *s->done_tail = job;
     s->done_tail = &job->next;
-    uv_async_send(&s->wake);
+    s->done_n++;
+    /* Waking the I/O thread is a context switch, often taken from the
+     * broker. A finished job that only needs an ack can wait for the
+     * collect timer (armed with every hand-over) or for half the prefetch
+     * to finish, as its ack would anyway; what it published, a failure, or
+     * a stop is handled at once. */
+    if (!s->collect_armed || s->eager || job->outs || job->outcome != BH_DONE ||
+        s->done_n >= s->collect_at)
+        uv_async_send(&s->wake);
     uv_mutex_unlock(&s->mu);
 }
 
@@ -364,7 +378,7 @@ static void on_ack_timer(uv_timer_t *t);
 /* Ack now when enough has finished (or we are stopping), else shortly. */
 static void flush_acks_soon(bh__service_t *s)
 {
-    size_t enough = (size_t)s->conf.prefetch / 4;
+    size_t enough = (size_t)s->conf.prefetch / 2;
     if (!s->acks_waiting) return;
     if (s->st != S_RUNNING || s->acks_waiting >= (enough ? enough : 1)) flush_acks(s);
     else if (!uv_is_active((uv_handle_t *)&s->ackt))
@@ -604,8 +618,18 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
     s->batch_n++;
 }
 
+static void on_collect(uv_timer_t *t);
+
 static void flush_batch(bh__service_t *s)
 {
+    if (!s->batch) return;
+    /* Armed before the hand-over, so that no job finishes unseen. */
+    if (!uv_is_active((uv_handle_t *)&s->collt)) {
+        uv_mutex_lock(&s->mu);
+        s->collect_armed = true;
+        uv_mutex_unlock(&s->mu);
+        uv_timer_start(&s->collt, on_collect, ACK_DELAY_MS, 0);
+    }
     bh__workers_push_list(s->workers, s->batch, s->batch_tail, s->batch_n);
     s->batch = NULL;
     s->batch_tail = &s->batch;
@@ -669,11 +693,13 @@ static void check_drained(bh__service_t *s)
 /* Run after every libuv callback: drain the library, send what waits, and
  * reconnect if a call failed meanwhile. */
 static void on_drain(uv_timer_t *t);
+static void collect(bh__service_t *s, bool disarm);
 
 static void tick(bh__service_t *s, bool pump)
 {
     char err[512];
     s->want_write = false;
+    collect(s, false); /* we are awake anyway: ack what finished */
     for (int round = 0; round < 16; round++) {
         if (up(s) && bh__broker_poll(s->broker, pump, &broker_cbs, s, err, sizeof err))
             broke(s, err);
@@ -717,19 +743,39 @@ static void on_ack_timer(uv_timer_t *t)
 
 static void begin_drain(bh__service_t *s);
 
-static void on_wake(uv_async_t *a)
+/* Take what the workers finished. `disarm`: from the collect timer, after
+ * which workers must wake us again. */
+static void collect(bh__service_t *s, bool disarm)
 {
-    bh__service_t *s = a->data;
     uv_mutex_lock(&s->mu);
     bh__job_t *list = s->done;
     s->done = NULL;
     s->done_tail = &s->done;
+    s->done_n = 0;
+    if (disarm) s->collect_armed = false;
     uv_mutex_unlock(&s->mu);
     for (bh__job_t *j = list, *n; j; j = n) {
         n = j->next;
         j->next = NULL;
         complete(s, j);
     }
+}
+
+/* Shortly after a hand-over: take what finished and make sure no job waits
+ * behind a handler that turned out long while a thread sleeps. */
+static void on_collect(uv_timer_t *t)
+{
+    bh__service_t *s = t->data;
+    bool waiting = bh__workers_nudge(s->workers);
+    collect(s, !waiting);
+    if (waiting) uv_timer_start(&s->collt, on_collect, ACK_DELAY_MS, 0);
+    tick(s, false);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    bh__service_t *s = a->data;
+    collect(s, false);
     if (atomic_load(&s->stop_requested) && (s->st == S_RUNNING || s->st == S_CONNECTING))
         begin_drain(s);
     tick(s, false);
@@ -828,6 +874,9 @@ static void begin_drain(bh__service_t *s)
     slog(s, BH_WARNING, NULL, "Shutting down");
     bool was_running = s->st == S_RUNNING;
     s->st = S_DRAINING;
+    uv_mutex_lock(&s->mu);
+    s->eager = true;
+    uv_mutex_unlock(&s->mu);
     if (was_running && up(s) && bh__broker_cancel_all(s->broker, err, sizeof err)) broke(s, err);
     /* Prefetched but not started: give them back now, for other workers. */
     for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
@@ -868,6 +917,7 @@ static void finish(bh__service_t *s)
     uv_close((uv_handle_t *)&s->renack, close_cb);
     uv_close((uv_handle_t *)&s->drain, close_cb);
     uv_close((uv_handle_t *)&s->ackt, close_cb);
+    uv_close((uv_handle_t *)&s->collt, close_cb);
 }
 
 static void io_main(void *arg)
@@ -883,11 +933,13 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
 {
     s->on_exit = on_exit;
     s->on_exit_ud = ud;
-    if (bh__workers_start(&s->workers, s->conf.workers, worker_run, s)) {
+    if (bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
+                          s->conf.sched_batch, worker_run, s)) {
         snprintf(err, errlen, "%s: cannot start %d worker threads", s->conf.service,
                  s->conf.workers);
         return BH_ENOMEM;
     }
+    s->collect_at = (size_t)s->conf.prefetch / 2 ? (size_t)s->conf.prefetch / 2 : 1;
     uv_loop_init(&s->loop);
     uv_async_init(&s->loop, &s->wake, on_wake);
     uv_timer_init(&s->loop, &s->pump);
@@ -897,8 +949,9 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
     uv_timer_init(&s->loop, &s->renack);
     uv_timer_init(&s->loop, &s->drain);
     uv_timer_init(&s->loop, &s->ackt);
+    uv_timer_init(&s->loop, &s->collt);
     s->wake.data = s->pump.data = s->health.data = s->retry.data = s->deadline.data = s;
-    s->renack.data = s->drain.data = s->ackt.data = s;
+    s->renack.data = s->drain.data = s->ackt.data = s->collt.data = s;
     bh__logger_attach(s->log, &s->wake);
     if (s->cfg->healthcheck_interval > 0) {
         uint64_t every = (uint64_t)s->cfg->healthcheck_interval * 1000u;

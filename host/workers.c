@@ -1,6 +1,7 @@
 /* workers.c -- fixed threads pulling jobs from one locked FIFO. */
 #include "workers.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <uv.h>
 
@@ -18,25 +19,67 @@ struct bh__workers {
     int stopping;
     bh__work_fn fn;
     void *ud;
-    uv_thread_t *threads;
+    uint64_t budget_ns; /* see BH__WORKERS_BUDGET_NS */
+    bool batch;         /* threads run SCHED_BATCH */
+    uint64_t ewma_ns;   /* handler run time, smoothed over the last ~8 jobs */
+    uint64_t wakeups;  /* threads signalled, ever */
+    struct bh__worker *threads;
 };
 
-/* Wake one sleeping thread per queued job that no thread is already on its
- * way to take. A thread that finishes a job takes the next one without
- * sleeping, so cheap handlers cost few wake-ups (each one a context switch),
- * while a job queued behind a long handler still gets an idle thread at
- * once. Lock held. */
+struct bh__worker {
+    bh__workers_t *w;
+    uv_thread_t thread;
+    uint64_t started; /* uv_hrtime() its current job started; 0 when none. Under mu. */
+};
+
+size_t bh__workers_want(size_t queued, uint64_t ewma_ns, uint64_t budget_ns)
+{
+    if (!queued) return 0;
+    if (ewma_ns >= budget_ns) return queued;
+    uint64_t work = (uint64_t)queued * ewma_ns;
+    size_t want = (size_t)((work + budget_ns - 1) / budget_ns);
+    return want ? want : 1;
+}
+
+/* Wake as many sleeping threads as the queued jobs need to start within the
+ * budget. Each wake-up is a context switch, often taken from the broker on a
+ * small machine, so cheap handlers (measured) share a thread: one that
+ * finishes a job takes the next without sleeping. A thread counts as
+ * available only while its current job is young: one stuck in a long
+ * handler does not hold the queue (bh__workers_nudge looks again later).
+ * Lock held. */
 static void wake_some(bh__workers_t *w)
 {
-    while (w->waking < w->queued && w->idle > w->waking) {
+    size_t want = bh__workers_want(w->queued, w->ewma_ns, w->budget_ns), have = w->waking;
+    if (w->ewma_ns < w->budget_ns && w->running) {
+        uint64_t now = uv_hrtime();
+        for (int i = 0; i < w->n; i++)
+            if (w->threads[i].started && now - w->threads[i].started < w->budget_ns)
+                have++;
+    }
+    while (have < want && w->idle > w->waking) {
         uv_cond_signal(&w->cv);
         w->waking++;
+        w->wakeups++;
+        have++;
     }
 }
 
 static void worker_main(void *arg)
 {
-    bh__workers_t *w = arg;
+    struct bh__worker *me = arg;
+    bh__workers_t *w = me->w;
+#ifdef SCHED_BATCH
+    /* A woken SCHED_BATCH thread does not preempt the running one: the I/O
+     * thread that woke it finishes its poll (and goes back to sleep) first,
+     * instead of being switched out and in again for every hand-over. CPU
+     * shares are unchanged. Best effort: without it only the switches
+     * count changes. */
+    if (w->batch) {
+        struct sched_param sp = {0};
+        (void)sched_setscheduler(0, SCHED_BATCH, &sp);
+    }
+#endif
     uv_mutex_lock(&w->mu);
     for (;;) {
         while (!w->head && !w->stopping) {
@@ -51,9 +94,14 @@ static void worker_main(void *arg)
         job->next = NULL;
         w->queued--;
         w->running++;
+        uint64_t t0 = me->started = uv_hrtime();
         uv_mutex_unlock(&w->mu);
         w->fn(w->ud, job);
+        uint64_t dt = uv_hrtime() - t0;
         uv_mutex_lock(&w->mu);
+        me->started = 0;
+        w->ewma_ns = dt > w->ewma_ns ? w->ewma_ns + (dt - w->ewma_ns) / 8
+                                     : w->ewma_ns - (w->ewma_ns - dt) / 8;
         w->running--;
     }
     w->exited++;
@@ -61,7 +109,8 @@ static void worker_main(void *arg)
     uv_mutex_unlock(&w->mu);
 }
 
-int bh__workers_start(bh__workers_t **out, int n, bh__work_fn fn, void *ud)
+int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, bool batch,
+                      bh__work_fn fn, void *ud)
 {
     bh__workers_t *w = calloc(1, sizeof *w);
     *out = NULL;
@@ -75,8 +124,12 @@ int bh__workers_start(bh__workers_t **out, int n, bh__work_fn fn, void *ud)
     w->tail = &w->head;
     w->fn = fn;
     w->ud = ud;
+    w->budget_ns = budget_ns ? budget_ns : 1;
+    w->batch = batch;
+    w->ewma_ns = w->budget_ns; /* unknown: assume long until measured */
     for (; w->n < n; w->n++) {
-        if (uv_thread_create(&w->threads[w->n], worker_main, w)) {
+        w->threads[w->n].w = w;
+        if (uv_thread_create(&w->threads[w->n].thread, worker_main, &w->threads[w->n])) {
             bh__workers_stop(w);
             bh__workers_join(w, UINT64_MAX);
             bh__workers_free(w);
@@ -98,6 +151,15 @@ void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, 
     uv_mutex_unlock(&w->mu);
 }
 
+bool bh__workers_nudge(bh__workers_t *w)
+{
+    uv_mutex_lock(&w->mu);
+    wake_some(w);
+    bool waiting = w->queued > w->waking && w->idle > w->waking;
+    uv_mutex_unlock(&w->mu);
+    return waiting;
+}
+
 bh__job_t *bh__workers_take_queued(bh__workers_t *w)
 {
     uv_mutex_lock(&w->mu);
@@ -107,6 +169,13 @@ bh__job_t *bh__workers_take_queued(bh__workers_t *w)
     w->queued = 0;
     uv_mutex_unlock(&w->mu);
     return list;
+}
+
+void bh__workers_stats(bh__workers_t *w, bh__workers_stats_t *st)
+{
+    uv_mutex_lock(&w->mu);
+    *st = (bh__workers_stats_t){w->idle, w->queued, w->running, w->wakeups, w->ewma_ns};
+    uv_mutex_unlock(&w->mu);
 }
 
 size_t bh__workers_busy(bh__workers_t *w)
@@ -143,7 +212,7 @@ int bh__workers_join(bh__workers_t *w, uint64_t timeout_ms)
         }
     }
     uv_mutex_unlock(&w->mu);
-    for (int i = 0; i < w->n; i++) uv_thread_join(&w->threads[i]);
+    for (int i = 0; i < w->n; i++) uv_thread_join(&w->threads[i].thread);
     w->n = 0;
     return 0;
 }

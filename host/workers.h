@@ -6,20 +6,45 @@
 #ifndef BH_WORKERS_H
 #define BH_WORKERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "job.h"
 
 typedef struct bh__workers bh__workers_t;
+
+/* How long a queued job may wait for a thread that is busy with cheaper
+ * jobs before a sleeping thread is woken for it. */
+#define BH__WORKERS_BUDGET_NS 200000u
 typedef void (*bh__work_fn)(void *ud, bh__job_t *job);
 
-int bh__workers_start(bh__workers_t **out, int n, bh__work_fn fn, void *ud);
+/* n threads. budget_ns: how long a queued job may wait for a thread busy
+ * with cheap jobs (BH__WORKERS_BUDGET_NS; tests use others). batch: run the
+ * threads under SCHED_BATCH (Linux; elsewhere ignored). */
+int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, bool batch,
+                      bh__work_fn fn, void *ud);
 /* Queue n jobs linked through ->next at once, FIFO (tail: the last one's
  * next). Thread: any. */
 void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, size_t n);
+/* Wake threads for jobs still queued behind a handler that turned out long.
+ * The I/O thread calls it shortly after a hand-over, and again while it
+ * returns true: jobs wait (behind a handler still young) while threads
+ * sleep. */
+bool bh__workers_nudge(bh__workers_t *w);
+/* Threads needed so that `queued` jobs of `ewma_ns` each all start within
+ * the budget (at least one when anything is queued). */
+size_t bh__workers_want(size_t queued, uint64_t ewma_ns, uint64_t budget_ns);
 /* Remove and return the jobs no worker has started (a list through ->next). */
 bh__job_t *bh__workers_take_queued(bh__workers_t *w);
+typedef struct bh__workers_stats {
+    size_t idle;      /* threads asleep, waiting for a job */
+    size_t queued;    /* jobs no thread has started */
+    size_t running;   /* jobs in a handler */
+    uint64_t wakeups; /* sleeping threads woken, since the start */
+    uint64_t ewma_ns; /* handler run time, smoothed */
+} bh__workers_stats_t;
+void bh__workers_stats(bh__workers_t *w, bh__workers_stats_t *st);
 /* Jobs queued or running. */
 size_t bh__workers_busy(bh__workers_t *w);
 /* Let the threads exit once the queue is empty. */

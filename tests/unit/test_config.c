@@ -859,7 +859,7 @@ static void unknown_plugin_key_lists_host_and_plugin_keys(void **state)
     (void)state;
     assert_service_error("[echo]\ncount = 2\ngreting = hi\n", sample_keys,
                          "etc/x.ini:3: [echo] unknown key 'greting' (known: service, workers, "
-                         "prefetch, content_type, queue_type, delivery_limit, "
+                         "prefetch, worker_scheduling, content_type, queue_type, delivery_limit, "
                          "dead_letter_exchange, retry_delays, greeting, count, offset, loud, "
                          "ratio)");
 }
@@ -889,7 +889,8 @@ static void plugin_table_cannot_declare_reserved_keys(void **state)
 {
     static const char *const reserved[] = {"service",        "workers",      "prefetch",
                                            "content_type",   "queue_type",   "delivery_limit",
-                                           "dead_letter_exchange", "retry_delays"};
+                                           "dead_letter_exchange", "retry_delays",
+                                           "worker_scheduling"};
     bh_config_key_t t[] = {{.key = NULL, .type = BH_CONF_STR, .def = "x"}, {.key = NULL}};
     char want[256];
     size_t i;
@@ -994,7 +995,8 @@ static void reserved_keys_are_exactly_the_host_owned_ones(void **state)
 {
     static const char *const reserved[] = {"service",        "workers",      "prefetch",
                                            "content_type",   "queue_type",   "delivery_limit",
-                                           "dead_letter_exchange", "retry_delays"};
+                                           "dead_letter_exchange", "retry_delays",
+                                           "worker_scheduling"};
     size_t i;
 
     (void)state;
@@ -1015,6 +1017,7 @@ static void reliability_options_are_off_by_default(void **state)
     assert_int_equal(sc.delivery_limit, 0);
     assert_null(sc.dead_letter_exchange);
     assert_int_equal(sc.n_retry_delays, 0);
+    assert_true(sc.sched_batch);
 }
 
 static void reliability_options_are_read(void **state)
@@ -1031,6 +1034,10 @@ static void reliability_options_are_read(void **state)
     assert_int_equal(sc.retry_delays[1], 10000);
     assert_int_equal(sc.retry_delays[2], 120000);
     assert_int_equal(sc.retry_delays[3], 250);
+    assert_service_ok("[echo]\nworker_scheduling = normal\n", sample_keys);
+    assert_false(sc.sched_batch);
+    assert_service_ok("[echo]\nworker_scheduling = batch\n", sample_keys);
+    assert_true(sc.sched_batch);
 }
 
 static void bad_reliability_options_are_refused(void **state)
@@ -1040,6 +1047,8 @@ static void bad_reliability_options_are_refused(void **state)
     static const struct {
         const char *ini, *want;
     } cases[] = {
+        {"[echo]\nworker_scheduling = fifo\n",
+         "etc/x.ini:2: [echo] worker_scheduling = 'fifo': expected batch or normal"},
         {"[echo]\nqueue_type = stream\n",
          "etc/x.ini:2: [echo] queue_type = 'stream': expected classic or quorum"},
         {"[echo]\n\ndelivery_limit = 3\n",
