@@ -1,6 +1,8 @@
-/* pipeline.c -- the raw command -> result pipeline of workload 2.
+/* pipeline.c -- the raw command -> result pipeline of workload 2, and the
+ * raw two-thread event consumer of workload 1 (row 1c).
  *
  *   bench_pipeline URL QUEUE N [WORKERS] [PREFETCH] [WINDOW]
+ *   bench_pipeline --events URL QUEUE N [WORKERS] [PREFETCH] [BATCH]
  *
  * The shape bushost has, hand-written: one I/O thread owns the connection
  * (rabbitmq-c forbids sharing it) and feeds WORKERS threads (default 4)
@@ -13,7 +15,17 @@
  * "success") with at most WINDOW (default 1000) unconfirmed, and acks a
  * command only once its result is confirmed: `multiple` up to the highest
  * contiguous confirmed tag, as results finish out of order. PREFETCH
- * defaults to 100. Stops after N commands. */
+ * defaults to 100. Stops after N commands.
+ *
+ * --events: the same threads for events with a no-op handler, the least
+ * any host that keeps handlers off the connection's thread must do. A
+ * worker checks the envelope and decodes the CBOR payload, nothing is
+ * published; the deliveries of one read are queued at once with a single
+ * wake-up (the woken worker takes jobs until none is left); a worker wakes
+ * the I/O thread when BATCH (default 50) jobs finished since it last did,
+ * or when it is about to sleep; the I/O thread acks with `multiple` up to
+ * the highest contiguous finished tag once BATCH more have finished, and at
+ * the end. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -62,14 +74,18 @@ static job_t *fifo_pop(fifo_t *f)
     return j;
 }
 
+static bool events;        /* --events */
+static uint64_t ack_batch; /* --events: BATCH */
+
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     fifo_t todo;  /* I/O thread -> workers */
     fifo_t done;  /* workers -> I/O thread */
+    uint64_t done_n; /* pushed on done since the I/O thread was last woken */
     bool stop;
     int efd;      /* written by workers after adding to done */
-} q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, {0}, false, -1};
+} q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, {0}, 0, false, -1};
 
 static const amqp_bytes_t *header(const amqp_basic_properties_t *p, const char *key)
 {
@@ -96,6 +112,12 @@ static void *worker(void *arg)
             break;
         pthread_mutex_unlock(&q.mu);
 
+        if (events) {
+            /* No-op handler: the envelope and the decode only. */
+            if (!bench_has_conversation(&j->msg.properties))
+                bench_die("an event without conversation_id");
+            bench_cbor_check(j->msg.body.bytes, j->msg.body.len);
+        } else {
         /* The handler's share: envelope, decode, build and encode a result. */
         if (!bench_has_conversation(&j->msg.properties) ||
             !(j->msg.properties._flags & AMQP_BASIC_REPLY_TO_FLAG) || !j->msg.properties.reply_to.len)
@@ -106,14 +128,21 @@ static void *worker(void *arg)
                                              cbor_move(cbor_build_bool(true))});
         j->result_len = cbor_serialize(map, j->result, sizeof j->result);
         cbor_decref(&map);
+        }
 
         pthread_mutex_lock(&q.mu);
         /* Wake the I/O thread only when the list was empty: it takes the
-         * whole list at once, so one wake-up covers what follows. */
+         * whole list at once, so one wake-up covers what follows. With
+         * --events, only when an ack batch is ready or this worker is about
+         * to sleep: a finished event only needs its (batched) ack. */
         bool first = !q.done.head;
         fifo_push(&q.done, j);
+        q.done_n++;
         uint64_t one = 1;
-        if (first && write(q.efd, &one, sizeof one) < 0 && errno != EAGAIN)
+        bool wake = events ? q.done_n >= ack_batch || !q.todo.head : first;
+        if (wake)
+            q.done_n = 0;
+        if (wake && write(q.efd, &one, sizeof one) < 0 && errno != EAGAIN)
             bench_die("eventfd write: %s", strerror(errno));
     }
     pthread_mutex_unlock(&q.mu);
@@ -128,6 +157,7 @@ typedef struct io {
     uint64_t acked;     /* every tag <= acked is acked */
     uint64_t delivered;
     fifo_t ready;       /* results waiting for room in the window */
+    fifo_t batch;       /* --events: deliveries of this read */
     bench_stamp_t *st;
 } io_t;
 
@@ -154,10 +184,27 @@ static void on_deliver(io_t *io, const amqp_frame_t *f)
         bench_die("reading a delivery failed");
     if (j->tag != io->delivered)
         bench_die("delivery tags out of order");
+    if (events) {
+        fifo_push(&io->batch, j); /* handed over after the read: see hand_over */
+        return;
+    }
     pthread_mutex_lock(&q.mu);
     fifo_push(&q.todo, j);
     pthread_cond_signal(&q.cv);
     pthread_mutex_unlock(&q.mu);
+}
+
+/* --events: the deliveries of one read to the workers, one wake-up. */
+static void hand_over(io_t *io)
+{
+    if (!io->batch.head)
+        return;
+    pthread_mutex_lock(&q.mu);
+    *q.todo.tail = io->batch.head;
+    q.todo.tail = io->batch.tail;
+    pthread_cond_signal(&q.cv);
+    pthread_mutex_unlock(&q.mu);
+    fifo_init(&io->batch);
 }
 
 /* Everything the library has: deliveries go to the workers, confirms settle. */
@@ -231,12 +278,12 @@ static void publish_ready(io_t *io, uint64_t window)
     }
 }
 
-static void flush_acks(io_t *io, uint64_t n)
+static void flush_acks(io_t *io, uint64_t n, uint64_t batch)
 {
     uint64_t upto = io->acked;
     while (upto < n && io->finished[upto + 1])
         upto++;
-    if (upto > io->acked) {
+    if (upto > io->acked && (upto - io->acked >= batch || upto == n)) {
         bench_status(amqp_basic_ack(io->conn, CH, upto, 1), "basic.ack");
         io->acked = upto;
     }
@@ -248,8 +295,15 @@ int main(int argc, char **argv)
     pthread_t *threads;
     io_t io;
 
+    if (argc > 1 && !strcmp(argv[1], "--events")) {
+        events = true;
+        window = 50; /* the ack batch */
+        argv++;
+        argc--;
+    }
     if (argc < 4 || argc > 7)
-        bench_die("usage: bench_pipeline URL QUEUE N [WORKERS] [PREFETCH] [WINDOW]");
+        bench_die("usage: bench_pipeline [--events] URL QUEUE N [WORKERS] [PREFETCH] "
+                  "[WINDOW or, with --events, BATCH]");
     n = bench_count(argv[3], "N");
     if (argc > 4)
         workers = bench_count(argv[4], "WORKERS");
@@ -257,10 +311,12 @@ int main(int argc, char **argv)
         prefetch = bench_count(argv[5], "PREFETCH");
     if (argc > 6)
         window = bench_count(argv[6], "WINDOW");
+    ack_batch = window;
 
     memset(&io, 0, sizeof io);
     io.st = bench_stamp_open();
     fifo_init(&io.ready);
+    fifo_init(&io.batch);
     fifo_init(&q.todo);
     fifo_init(&q.done);
     bench_confirms_init(&io.confirms, n);
@@ -276,8 +332,10 @@ int main(int argc, char **argv)
             bench_die("cannot start a worker");
 
     io.conn = bench_connect(argv[1], 1);
-    amqp_confirm_select(io.conn, CH);
-    bench_rpc(io.conn, "confirm.select");
+    if (!events) {
+        amqp_confirm_select(io.conn, CH);
+        bench_rpc(io.conn, "confirm.select");
+    }
     amqp_basic_qos(io.conn, CH, 0, (uint16_t)prefetch, 0);
     bench_rpc(io.conn, "basic.qos");
     amqp_basic_consume(io.conn, CH, amqp_cstring_bytes(argv[2]), amqp_empty_bytes, 0, 0, 0,
@@ -290,12 +348,21 @@ int main(int argc, char **argv)
         job_t *j;
 
         drain_frames(&io);
+        hand_over(&io);
         pthread_mutex_lock(&q.mu);
-        while ((j = fifo_pop(&q.done)))
-            fifo_push(&io.ready, j);
+        while ((j = fifo_pop(&q.done))) {
+            if (!events) {
+                fifo_push(&io.ready, j);
+                continue;
+            }
+            io.finished[j->tag] = 1;
+            amqp_destroy_message(&j->msg);
+            free(j);
+        }
         pthread_mutex_unlock(&q.mu);
-        publish_ready(&io, window);
-        flush_acks(&io, n);
+        if (!events)
+            publish_ready(&io, window);
+        flush_acks(&io, n, events ? window : 1);
         if (io.acked >= n)
             break;
         if (amqp_frames_enqueued(io.conn) || amqp_data_in_buffer(io.conn))

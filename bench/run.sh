@@ -117,6 +117,7 @@ END {
     printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------------------", "-----------", "-----------", "-------", "--------", "--------", "-------", "---------"
     row("1a events, no-op (raw: ack each, prefetch 100)", "events", "raw_each", "bushost")
     row("1b events, no-op (raw: multiple/50, pf 100)", "events", "raw_multiple", "bushost")
+    row("1c events, no-op (raw: I/O+4 workers, mult./50)", "events", "raw_threads", "bushost")
     row("2  command->result (raw: I/O+4 workers, pf 100)", "pipeline", "raw", "bushost")
     row("2p same, bushost prefetch = 100", "pipeline", "raw", "bushost_p100")
     row("3  fan-out x10, published+confirmed (raw pub.)", "fanout", "raw", "bushost")
@@ -272,12 +273,14 @@ CMD=(commands bench.Run bench.commands)
 
 w1() { # event consumption, no-op handler
     local r=$1 side
-    for side in $(order "$r" raw_each raw_multiple bushost); do
+    for side in $(order "$r" raw_each raw_multiple raw_threads bushost); do
         case $side in
         raw_each) consume_run events "$side" "$r" "${EV[@]}" "$N" "$N" "" "" -- \
             "$B/bench_consume" "$URL" bench.events "$N" each 100 ;;
         raw_multiple) consume_run events "$side" "$r" "${EV[@]}" "$N" "$N" "" "" -- \
             "$B/bench_consume" "$URL" bench.events "$N" multiple 100 50 ;;
+        raw_threads) consume_run events "$side" "$r" "${EV[@]}" "$N" "$N" "" "" -- \
+            "$B/bench_pipeline" --events "$URL" bench.events "$N" 4 100 50 ;;
         bushost) consume_run events "$side" "$r" "${EV[@]}" "$N" "$N" "" "" -- \
             "$BUSHOST" -c "$CONF_DEFAULT" ;;
         esac
