@@ -118,6 +118,7 @@ END {
     row("1a events, no-op (raw: ack each, prefetch 100)", "events", "raw_each", "bushost")
     row("1b events, no-op (raw: multiple/50, pf 100)", "events", "raw_multiple", "bushost")
     row("1c events, no-op (raw: I/O+4 workers, mult./50)", "events", "raw_threads", "bushost")
+    row("1d as 1b, bushost workers = 0 (handler inline)", "events", "raw_multiple", "bushost_inline")
     row("2  command->result (raw: I/O+4 workers, pf 100)", "pipeline", "raw", "bushost")
     row("2p same, bushost prefetch = 100", "pipeline", "raw", "bushost_p100")
     row("3  fan-out x10, published+confirmed (raw pub.)", "fanout", "raw", "bushost")
@@ -246,6 +247,7 @@ BENCH_DIR=$B/plugins
 bench_conf() { host_conf "$1" "$BENCH_DIR" "[bench]" "${@:2}"; }
 CONF_DEFAULT=$(bench_conf default "workers = 4")
 CONF_P100=$(bench_conf p100 "workers = 4" "prefetch = 100")
+CONF_INLINE=$(bench_conf inline "workers = 0")
 CONF_FAN=$(bench_conf fan "workers = 4" "fanout = 10")
 CONF_FAN100=$(bench_conf fan100 "workers = 4" "fanout = 10" "prefetch = 100")
 CONF_BURN1=$(bench_conf burn1 "workers = 1" "burn_us = 1000")
@@ -273,7 +275,7 @@ CMD=(commands bench.Run bench.commands)
 
 w1() { # event consumption, no-op handler
     local r=$1 side
-    for side in $(order "$r" raw_each raw_multiple raw_threads bushost); do
+    for side in $(order "$r" raw_each raw_multiple raw_threads bushost bushost_inline); do
         case $side in
         raw_each) consume_run events "$side" "$r" "${EV[@]}" "$N" "$N" "" "" -- \
             "$B/bench_consume" "$URL" bench.events "$N" each 100 ;;
@@ -283,6 +285,8 @@ w1() { # event consumption, no-op handler
             "$B/bench_pipeline" --events "$URL" bench.events "$N" 4 100 50 ;;
         bushost) consume_run events "$side" "$r" "${EV[@]}" "$N" "$N" "" "" -- \
             "$BUSHOST" -c "$CONF_DEFAULT" ;;
+        bushost_inline) consume_run events "$side" "$r" "${EV[@]}" "$N" "$N" "" "" -- \
+            "$BUSHOST" -c "$CONF_INLINE" ;;
         esac
     done
 }

@@ -84,8 +84,8 @@ static const spec_t host_keys[] = {
 static const spec_t service_keys[] = {
     {.key = "service", .kind = K_NAME, .def = NULL /* the plugin's */, .offset = SVC(service),
      .help = "logical service name: queues <service>.events and <service>.commands"},
-    {.key = "workers", .kind = K_INT, .def = "4", .min = 1, .max = 256, .offset = SVC(workers),
-     .help = "handler threads"},
+    {.key = "workers", .kind = K_INT, .def = "4", .min = 0, .max = 256, .offset = SVC(workers),
+     .help = "handler threads; 0 runs handlers on the I/O thread (they must never block)"},
     {.key = "prefetch", .kind = K_INT, .def = NULL /* 25 * workers */, .min = 1, .max = 65535,
      .offset = SVC(prefetch), .help = "unacked messages the broker may hand over at once"},
     {.key = "worker_scheduling", .kind = K_SCHED, .def = "batch", .offset = SVC(sched_batch),
@@ -997,9 +997,10 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     /* Default: 25 per worker (100 for the default 4 workers), deep enough
      * that a worker's next message is already here while publishes of the
      * last ones wait for confirms (docs/performance.md measured 8 per worker
-     * 20-30% slower); a handler taking long should set it lower. */
+     * 20-30% slower); a handler taking long should set it lower. With
+     * workers = 0 (handlers on the I/O thread) 100, as for 4 workers. */
     if (!out->prefetch)
-        out->prefetch = 25 * out->workers > 65535 ? 65535 : 25 * out->workers;
+        out->prefetch = !out->workers ? 100 : 25 * out->workers > 65535 ? 65535 : 25 * out->workers;
     if (out->delivery_limit && !out->quorum) {
         for (i = 0; i < N_SERVICE_KEYS && strcmp(service_keys[i].key, "delivery_limit"); i++)
             continue;

@@ -46,8 +46,8 @@ void bh__config_free(bh__config_t *cfg);
 
 /* A plugin's section, validated. Host keys per service:
  *   service      logical service name (default: the plugin's)
- *   workers      1..256, default 4
- *   prefetch     1..65535, default 25 * workers
+ *   workers      0..256, default 4 (0: handlers run on the I/O thread)
+ *   prefetch     1..65535, default 25 * workers (100 with workers = 0)
  *   worker_scheduling     batch | normal (default batch)
  *   content_type cbor | json | application/cbor | application/json (default cbor)
  *   queue_type   classic | quorum (default classic)

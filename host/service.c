@@ -33,6 +33,8 @@ enum { NACK_PAUSE_MS = 200, DRAIN_CHECK_MS = 5 };
  * broker still has the other half to deliver meanwhile). The same delay
  * bounds how long a finished job waits for the I/O thread to collect it. */
 enum { ACK_DELAY_MS = 2 };
+/* workers = 0: a handler running this long on the I/O thread is logged. */
+enum { INLINE_SLOW_MS = 100 };
 
 typedef enum { S_CONNECTING, S_RUNNING, S_DRAINING, S_DONE } state_t;
 
@@ -169,9 +171,10 @@ static bh_handler_fn find_route(const bh_route_t *r, const char *key)
     return NULL;
 }
 
-static void worker_run(void *ud, bh__job_t *job)
+/* Decode the payload and call the handler: on a worker, or on the I/O
+ * thread itself with workers = 0. */
+static void run_handler(bh__service_t *s, bh__job_t *job)
 {
-    bh__service_t *s = ud;
     bh__delivery_t *d = job->d;
     if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
                            job->err, sizeof job->err)) {
@@ -195,6 +198,12 @@ static void worker_run(void *ud, bh__job_t *job)
         job->payload = NULL;
         job->msg.payload = NULL;
     }
+}
+
+static void worker_run(void *ud, bh__job_t *job)
+{
+    bh__service_t *s = ud;
+    run_handler(s, job);
     uv_mutex_lock(&s->mu);
     if (s->wake_closed) {
         /* The I/O thread gave up waiting (shutdown deadline): nobody can
@@ -620,9 +629,39 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
 
 static void on_collect(uv_timer_t *t);
 
+static void complete(bh__service_t *s, bh__job_t *job);
+
+/* workers = 0: the handlers run here, on the I/O thread, one after the
+ * other. The plugin promised they never block; one that takes long anyway
+ * holds up heartbeats, confirms and acks, so say so. */
+static void run_inline(bh__service_t *s)
+{
+    bh__job_t *j = s->batch, *n;
+    s->batch = NULL;
+    s->batch_tail = &s->batch;
+    s->batch_n = 0;
+    for (; j; j = n) {
+        n = j->next;
+        j->next = NULL;
+        uint64_t t0 = uv_hrtime();
+        run_handler(s, j);
+        uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+        if (ms >= INLINE_SLOW_MS)
+            slog(s, BH_WARNING, j->msg.conversation_id,
+                 "handler for %s '%s' ran %llu ms on the I/O thread (workers = 0), holding up "
+                 "heartbeats, confirms and acks; give this service workers",
+                 kind_name(j->msg.kind), j->d->routing_key, (unsigned long long)ms);
+        complete(s, j);
+    }
+}
+
 static void flush_batch(bh__service_t *s)
 {
     if (!s->batch) return;
+    if (!s->workers) {
+        run_inline(s);
+        return;
+    }
     /* Armed before the hand-over, so that no job finishes unseen. */
     if (!uv_is_active((uv_handle_t *)&s->collt)) {
         uv_mutex_lock(&s->mu);
@@ -766,7 +805,7 @@ static void collect(bh__service_t *s, bool disarm)
 static void on_collect(uv_timer_t *t)
 {
     bh__service_t *s = t->data;
-    bool waiting = bh__workers_nudge(s->workers);
+    bool waiting = s->workers && bh__workers_nudge(s->workers);
     collect(s, !waiting);
     if (waiting) uv_timer_start(&s->collt, on_collect, ACK_DELAY_MS, 0);
     tick(s, false);
@@ -879,12 +918,12 @@ static void begin_drain(bh__service_t *s)
     uv_mutex_unlock(&s->mu);
     if (was_running && up(s) && bh__broker_cancel_all(s->broker, err, sizeof err)) broke(s, err);
     /* Prefetched but not started: give them back now, for other workers. */
-    for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
+    for (bh__job_t *j = s->workers ? bh__workers_take_queued(s->workers) : NULL, *n; j; j = n) {
         n = j->next;
         if (j->gen == s->gen) reject(s, j->d->tag, true);
         job_free(s, j);
     }
-    bh__workers_stop(s->workers);
+    if (s->workers) bh__workers_stop(s->workers);
     uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->cfg->shutdown_timeout, 0);
 }
 
@@ -933,7 +972,8 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
 {
     s->on_exit = on_exit;
     s->on_exit_ud = ud;
-    if (bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
+    if (s->conf.workers > 0 &&
+        bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
                           s->conf.sched_batch, worker_run, s)) {
         snprintf(err, errlen, "%s: cannot start %d worker threads", s->conf.service,
                  s->conf.workers);
@@ -982,10 +1022,12 @@ bool bh__service_join(bh__service_t *s)
     if (!s->io_started) return true;
     uv_thread_join(&s->io);
     s->io_started = false;
-    bh__workers_stop(s->workers);
+    if (s->workers) bh__workers_stop(s->workers);
     /* The deadline already ran on the I/O thread; a handler still running
      * now is stuck: wait only briefly more. */
-    if (bh__workers_join(s->workers, atomic_load(&s->clean) ? UINT64_MAX : 100) == 0) {
+    if (!s->workers) {
+        /* workers = 0: the handlers ran on the I/O thread, now joined. */
+    } else if (bh__workers_join(s->workers, atomic_load(&s->clean) ? UINT64_MAX : 100) == 0) {
         bh__workers_free(s->workers);
         s->workers = NULL;
     } else {

@@ -84,10 +84,10 @@ static void test_check_refuses_unknown_host_key_naming_file_and_line(void **stat
 static void test_check_refuses_out_of_range_plugin_key_naming_file_and_line(void **state)
 {
     it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo",
-                                                     .sections = "[echo]\nworkers = 0\n"});
+                                                     .sections = "[echo]\nworkers = -1\n"});
     char where[1024], *out = NULL;
 
-    file_line(h, "workers = 0", where, sizeof where);
+    file_line(h, "workers = -1", where, sizeof where);
     assert_int_not_equal(check(h, &out), 0);
     assert_mentions(out, where);
     assert_mentions(out, "workers");

@@ -15,9 +15,12 @@
 
 #define RESULT_KEY "itest.EchoResult"
 
+static const char *echo_sections; /* extra config for [echo], or NULL */
+
 static it_host_t *start_echo(it_conn_t *c)
 {
-    return it_host_ready(c, "echo.commands", &(it_host_opts_t){.plugins = "echo"});
+    return it_host_ready(c, "echo.commands",
+                         &(it_host_opts_t){.plugins = "echo", .sections = echo_sections});
 }
 
 /* A result: on `commands` with the command's reply_to as routing key;
@@ -176,6 +179,26 @@ static void test_divide_seven_by_two_answers_success_three_and_a_half(void **sta
     it_pass();
 }
 
+/* workers = 0: the handlers run on the I/O thread; seen from the bus,
+ * nothing changes. */
+static void test_echo_with_zero_workers_answers_the_same(void **state)
+{
+    json_t *v = sample(), *d = json_pack("{s:i, s:i}", "a", 1, "b", 0);
+    json_t *want = json_pack("{s:s}", "error", "division by zero");
+    size_t len;
+    void *body = it_cbor_encode(v, &len);
+
+    echo_sections = "[echo]\nworkers = 0\n";
+    round_trip("application/cbor", body, len);
+    divide(d, "application/cbor", "error", want);
+    echo_sections = NULL;
+    free(body);
+    json_decref(v);
+    json_decref(d);
+    json_decref(want);
+    it_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +207,7 @@ int main(void)
         IT_TEST(test_echo_empty_body_answers_with_an_empty_body),
         IT_TEST(test_divide_by_zero_answers_status_error_with_the_reason),
         IT_TEST(test_divide_seven_by_two_answers_success_three_and_a_half),
+        IT_TEST(test_echo_with_zero_workers_answers_the_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

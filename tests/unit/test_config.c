@@ -722,6 +722,10 @@ static void explicit_prefetch_and_bounds_are_kept(void **state)
     assert_service_ok("[echo]\nworkers = 1\nprefetch = 1\n", sample_keys);
     assert_int_equal(sc.workers, 1);
     assert_int_equal(sc.prefetch, 1);
+    /* Handlers on the I/O thread: the prefetch of the default 4 workers. */
+    assert_service_ok("[echo]\nworkers = 0\n", sample_keys);
+    assert_int_equal(sc.workers, 0);
+    assert_int_equal(sc.prefetch, 100);
 }
 
 static void content_type_spellings_are_accepted(void **state)
@@ -755,12 +759,12 @@ static void bad_service_host_values_are_refused(void **state)
                                          "a name of letters, digits, '_' and '-'"},
         {"[echo]\nservice =\n", "etc/x.ini:2: [echo] service = '': expected a name of letters, "
                                 "digits, '_' and '-'"},
-        {"[echo]\nworkers = 0\n", "etc/x.ini:2: [echo] workers = '0': expected an integer "
-                                  "1..256"},
+        {"[echo]\nworkers = -1\n", "etc/x.ini:2: [echo] workers = '-1': expected an integer "
+                                   "0..256"},
         {"[echo]\n\nworkers = 257\n", "etc/x.ini:3: [echo] workers = '257': expected an "
-                                      "integer 1..256"},
+                                      "integer 0..256"},
         {"[echo]\nworkers = four\n", "etc/x.ini:2: [echo] workers = 'four': expected an "
-                                     "integer 1..256"},
+                                     "integer 0..256"},
         {"[echo]\nprefetch = 0\n", "etc/x.ini:2: [echo] prefetch = '0': expected an integer "
                                    "1..65535"},
         {"[echo]\nprefetch = 65536\n", "etc/x.ini:2: [echo] prefetch = '65536': expected an "

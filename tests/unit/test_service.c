@@ -172,10 +172,13 @@ static bh_outcome_t h_logging(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     return leave("Logging", BH_DONE);
 }
 
+static uv_thread_t compute_thread, io_thread; /* read after the service is joined */
+
 /* svc.Compute {"a", "b"} -> success {"sum": a + b}. */
 static bh_outcome_t h_compute(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 {
     int64_t a = 0, b = 0;
+    compute_thread = uv_thread_self();
     enter("Compute", state);
     if (bh_get_int(msg->payload, "a", &a) || bh_get_int(msg->payload, "b", &b))
         fb_mark("bad:payload");
@@ -266,6 +269,7 @@ static unsigned conn1; /* the first connection */
 static void on_io_exit(void *ud)
 {
     (void)ud;
+    io_thread = uv_thread_self();
     fb_mark("io-exit");
 }
 
@@ -1092,10 +1096,10 @@ static void message_without_handler_or_valid_envelope_is_dead_lettered(void **st
     stop_ok();
 }
 
-static void command_result_goes_to_reply_to_with_correlation_and_status(void **state)
+/* The result of svc.Compute {2, 3} on the first connection, confirmed and
+ * its command acked. */
+static void compute_round_trip(void)
 {
-    (void)state;
-    start(4, 5000);
     uint64_t tag = deliver("commands", "svc.Compute", "conv-7g", "caller.Computed", "corr-7",
                            NULL, "{\"a\":2,\"b\":3}", false);
     assert_true(fb_wait_count(FB_PUBLISH, conn1, 1, WAIT_MS));
@@ -1109,6 +1113,47 @@ static void command_result_goes_to_reply_to_with_correlation_and_status(void **s
     assert_non_null(p->status);
     assert_string_equal(p->status, "success");
     assert_int_equal(json_int(p->body, "sum"), 5);
+    assert_true(fb_confirm(1, false, true));
+    assert_true(fb_wait_tag(conn1, tag, FB_TAG_ACKED, WAIT_MS));
+}
+
+static void command_result_goes_to_reply_to_with_correlation_and_status(void **state)
+{
+    (void)state;
+    start(4, 5000);
+    compute_round_trip();
+    stop_ok();
+    assert_false(uv_thread_equal(&compute_thread, &io_thread)); /* on a worker */
+}
+
+/* workers = 0: the same, with the handler on the I/O thread itself. */
+static void zero_workers_run_handlers_on_the_io_thread(void **state)
+{
+    (void)state;
+    start(0, 5000);
+    compute_round_trip();
+    uint64_t tag = deliver("commands", "svc.Computed", "conv-7z", "", "corr-7", "success", "{}",
+                           false);
+    assert_true(fb_wait_tag(conn1, tag, FB_TAG_ACKED, WAIT_MS));
+    assert_int_equal(fb_count_mark("enter:Computed"), 1);
+    stop_ok();
+    assert_true(uv_thread_equal(&compute_thread, &io_thread));
+}
+
+/* workers = 0 and a handler that takes 150 ms: it is handled all the same,
+ * and a WARNING says it held up the I/O thread. */
+static void zero_workers_log_a_slow_handler(void **state)
+{
+    (void)state;
+    start(0, 5000);
+    uint64_t tag = deliver_event("Blocking", "conv-7s", "{}");
+    assert_true(fb_wait_mark("enter:Blocking", 1, WAIT_MS));
+    uv_sleep(150);
+    gate_set(&blocker, true);
+    json_t *g = wait_gelf("svc.WARNING", "on the I/O thread (workers = 0)");
+    assert_json_str(g, "_conversation_id", "conv-7s");
+    json_decref(g);
+    assert_true(fb_wait_count(FB_PUBLISH, conn1, 1, WAIT_MS)); /* Unblocked */
     assert_true(fb_confirm(1, false, true));
     assert_true(fb_wait_tag(conn1, tag, FB_TAG_ACKED, WAIT_MS));
     stop_ok();
@@ -1326,6 +1371,8 @@ int main(void)
         T(undecodable_payload_is_dead_lettered_unhandled),
         T(message_without_handler_or_valid_envelope_is_dead_lettered),
         T(command_result_goes_to_reply_to_with_correlation_and_status),
+        T(zero_workers_run_handlers_on_the_io_thread),
+        T(zero_workers_log_a_slow_handler),
         T(result_is_handed_to_the_results_handler),
         T(returned_message_is_logged_as_an_error),
         T(handler_log_is_published_as_gelf_with_the_conversation_id),
