@@ -6,6 +6,8 @@
  * only run handlers (worker_run) and append to `done` under `mu`. */
 #include "service.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +37,11 @@ enum { NACK_PAUSE_MS = 200, DRAIN_CHECK_MS = 5 };
 enum { ACK_DELAY_MS = 2 };
 /* workers = 0: a handler running this long on the I/O thread is logged. */
 enum { INLINE_SLOW_MS = 100 };
+#ifdef SCHED_BATCH
+#define WORKER_POLICY SCHED_BATCH
+#else
+#define WORKER_POLICY (-1) /* worker_scheduling = batch changes nothing here */
+#endif
 
 typedef enum { S_CONNECTING, S_RUNNING, S_DRAINING, S_DONE } state_t;
 
@@ -974,11 +981,18 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
     s->on_exit_ud = ud;
     if (s->conf.workers > 0 &&
         bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
-                          s->conf.sched_batch, worker_run, s)) {
+                          s->conf.sched_batch ? WORKER_POLICY : -1, worker_run, s)) {
         snprintf(err, errlen, "%s: cannot start %d worker threads", s->conf.service,
                  s->conf.workers);
         return BH_ENOMEM;
     }
+    int perr = s->workers ? bh__workers_policy_error(s->workers) : 0;
+    if (perr)
+        slog(s, BH_WARNING, NULL,
+             "cannot run the workers under SCHED_BATCH (%s): they run as normal threads, which "
+             "costs more context switches with cheap handlers; worker_scheduling = normal "
+             "asks for that without this warning",
+             strerror(perr));
     s->collect_at = (size_t)s->conf.prefetch / 2 ? (size_t)s->conf.prefetch / 2 : 1;
     uv_loop_init(&s->loop);
     uv_async_init(&s->loop, &s->wake, on_wake);

@@ -1,6 +1,7 @@
 /* workers.c -- fixed threads pulling jobs from one locked FIFO. */
 #include "workers.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <uv.h>
@@ -10,7 +11,7 @@
 struct bh__workers {
     uv_mutex_t mu;
     uv_cond_t cv;      /* a job arrived, or stop */
-    uv_cond_t exit_cv; /* a thread exited */
+    uv_cond_t exit_cv; /* a thread started or exited */
     bh__job_t *head, **tail;
     size_t queued, running;
     size_t idle;   /* threads waiting on cv */
@@ -20,7 +21,9 @@ struct bh__workers {
     bh__work_fn fn;
     void *ud;
     uint64_t budget_ns; /* see BH__WORKERS_BUDGET_NS */
-    bool batch;         /* threads run SCHED_BATCH */
+    int policy;         /* scheduling policy for the threads, -1: inherit */
+    int policy_err;     /* errno of the first thread that could not take it */
+    int started_n;      /* threads that applied (or failed) the policy */
     uint64_t ewma_ns;   /* handler run time, smoothed over the last ~8 jobs */
     uint64_t wakeups;  /* threads signalled, ever */
     struct bh__worker *threads;
@@ -69,18 +72,20 @@ static void worker_main(void *arg)
 {
     struct bh__worker *me = arg;
     bh__workers_t *w = me->w;
-#ifdef SCHED_BATCH
-    /* A woken SCHED_BATCH thread does not preempt the running one: the I/O
-     * thread that woke it finishes its poll (and goes back to sleep) first,
-     * instead of being switched out and in again for every hand-over. CPU
-     * shares are unchanged. Best effort: without it only the switches
-     * count changes. */
-    if (w->batch) {
+    /* SCHED_BATCH (service.c's default): a woken thread does not preempt
+     * the running one, so the I/O thread that woke it finishes its poll (and
+     * goes back to sleep) first, instead of being switched out and in again
+     * for every hand-over. CPU shares are unchanged. On Linux the call sets
+     * the calling thread's policy. */
+    int err = 0;
+    if (w->policy >= 0) {
         struct sched_param sp = {0};
-        (void)sched_setscheduler(0, SCHED_BATCH, &sp);
+        if (sched_setscheduler(0, w->policy, &sp)) err = errno;
     }
-#endif
     uv_mutex_lock(&w->mu);
+    if (err && !w->policy_err) w->policy_err = err;
+    w->started_n++;
+    uv_cond_broadcast(&w->exit_cv);
     for (;;) {
         while (!w->head && !w->stopping) {
             w->idle++;
@@ -109,7 +114,7 @@ static void worker_main(void *arg)
     uv_mutex_unlock(&w->mu);
 }
 
-int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, bool batch,
+int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, int policy,
                       bh__work_fn fn, void *ud)
 {
     bh__workers_t *w = calloc(1, sizeof *w);
@@ -125,7 +130,7 @@ int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, bool batch
     w->fn = fn;
     w->ud = ud;
     w->budget_ns = budget_ns ? budget_ns : 1;
-    w->batch = batch;
+    w->policy = policy;
     w->ewma_ns = w->budget_ns; /* unknown: assume long until measured */
     for (; w->n < n; w->n++) {
         w->threads[w->n].w = w;
@@ -136,6 +141,11 @@ int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, bool batch
             return BH_ENOMEM;
         }
     }
+    /* Every thread has taken its policy (or failed to) before we return,
+     * so bh__workers_policy_error is final. */
+    uv_mutex_lock(&w->mu);
+    while (w->started_n < w->n) uv_cond_wait(&w->exit_cv, &w->mu);
+    uv_mutex_unlock(&w->mu);
     *out = w;
     return 0;
 }
@@ -169,6 +179,14 @@ bh__job_t *bh__workers_take_queued(bh__workers_t *w)
     w->queued = 0;
     uv_mutex_unlock(&w->mu);
     return list;
+}
+
+int bh__workers_policy_error(bh__workers_t *w)
+{
+    uv_mutex_lock(&w->mu);
+    int err = w->policy_err;
+    uv_mutex_unlock(&w->mu);
+    return err;
 }
 
 void bh__workers_stats(bh__workers_t *w, bh__workers_stats_t *st)

@@ -20,10 +20,14 @@ typedef struct bh__workers bh__workers_t;
 typedef void (*bh__work_fn)(void *ud, bh__job_t *job);
 
 /* n threads. budget_ns: how long a queued job may wait for a thread busy
- * with cheap jobs (BH__WORKERS_BUDGET_NS; tests use others). batch: run the
- * threads under SCHED_BATCH (Linux; elsewhere ignored). */
-int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, bool batch,
+ * with cheap jobs (BH__WORKERS_BUDGET_NS; tests use others). policy: a
+ * scheduling policy each thread sets for itself (SCHED_BATCH), or -1 to
+ * keep the inherited one; a failure leaves the thread as it was (see
+ * bh__workers_policy_error). Returns once every thread has started. */
+int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, int policy,
                       bh__work_fn fn, void *ud);
+/* errno of the first thread that could not take the policy, 0 if none. */
+int bh__workers_policy_error(bh__workers_t *w);
 /* Queue n jobs linked through ->next at once, FIFO (tail: the last one's
  * next). Thread: any. */
 void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, size_t n);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <sched.h>
 #include <uv.h>
 
@@ -146,17 +147,17 @@ static void stop(bh__workers_t *w)
 }
 
 /* A pool of 4 (2 for test_scheduling_policy) under test; teardown stops it. */
-static bh__workers_t *start(int n, uint64_t budget_ns, bool batch)
+static bh__workers_t *start(int n, uint64_t budget_ns, int policy)
 {
     bh__workers_t *w;
-    assert_int_equal(bh__workers_start(&w, n, budget_ns, batch, work, NULL), 0);
+    assert_int_equal(bh__workers_start(&w, n, budget_ns, policy, work, NULL), 0);
     return pool = w;
 }
 
 /* A pool that has learnt its handlers are cheap, every thread asleep. */
 static bh__workers_t *start_cheap(uint64_t budget_ns)
 {
-    bh__workers_t *w = start(4, budget_ns, false);
+    bh__workers_t *w = start(4, budget_ns, -1);
     train_cheap(w);
     wait_idle(w, 4);
     return w;
@@ -193,7 +194,7 @@ static void test_cheap_jobs_share_a_thread(void **state)
 static void test_long_jobs_get_a_thread_each(void **state)
 {
     (void)state;
-    bh__workers_t *w = start(4, BH__WORKERS_BUDGET_NS, false);
+    bh__workers_t *w = start(4, BH__WORKERS_BUDGET_NS, -1);
     /* Nothing measured yet: assumed long. All four start together. */
     for (size_t i = 0; i < 4; i++) t.block[i] = true;
     wait_idle(w, 4);
@@ -268,15 +269,25 @@ static void test_nudge_leaves_a_job_behind_a_young_handler(void **state)
 static void test_scheduling_policy(void **state)
 {
     (void)state;
-    bh__workers_t *w = start(2, BH__WORKERS_BUDGET_NS, true);
+    bh__workers_t *w = start(2, BH__WORKERS_BUDGET_NS, SCHED_BATCH);
+    assert_int_equal(bh__workers_policy_error(w), 0);
     push(w, 0, 1);
     assert_true(wait_all(t.finished, 0, 1));
     assert_int_equal(t.policy[0], SCHED_BATCH);
     stop(w);
-    w = start(2, BH__WORKERS_BUDGET_NS, false);
+    w = start(2, BH__WORKERS_BUDGET_NS, -1);
+    assert_int_equal(bh__workers_policy_error(w), 0);
     push(w, 1, 1);
     assert_true(wait_all(t.finished, 1, 1));
     assert_int_equal(t.policy[1], SCHED_OTHER);
+    stop(w);
+    /* A policy the kernel refuses: the threads run as they were, and the
+     * pool says why, for the service to log. */
+    w = start(2, BH__WORKERS_BUDGET_NS, 12345);
+    assert_int_equal(bh__workers_policy_error(w), EINVAL);
+    push(w, 2, 1);
+    assert_true(wait_all(t.finished, 2, 1));
+    assert_int_equal(t.policy[2], SCHED_OTHER);
 }
 
 int main(void)
