@@ -49,6 +49,7 @@ struct bh__service {
     const bh__config_t *cfg;
     const bh__loaded_t *plugin;
     bh__svc_conf_t conf;
+    size_t half_prefetch; /* finished messages worth an ack (and a wake-up) at once */
     void *state;
     bool inited;
     bh__logger_t *log;
@@ -92,7 +93,6 @@ struct bh__service {
     size_t done_n;      /* jobs in done */
     bool collect_armed; /* collt will take done: a worker need not wake us */
     bool eager;         /* draining: every completion wakes us */
-    size_t collect_at;  /* done_n that wakes us anyway */
     bool wake_closed;
     atomic_bool stop_requested;
     atomic_bool clean;
@@ -143,6 +143,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
         free(s);
         return BH_EINVAL;
     }
+    s->half_prefetch = s->conf.prefetch > 1 ? (size_t)s->conf.prefetch / 2 : 1;
     if (!(s->log = bh__logger_new(s->conf.service)) ||
         bh__topology_build(&s->topo, &s->conf, plugin->desc)) {
         snprintf(err, errlen, "out of memory");
@@ -227,7 +228,7 @@ static void worker_run(void *ud, bh__job_t *job)
      * to finish, as its ack would anyway; what it published, a failure, or
      * a stop is handled at once. */
     if (!s->collect_armed || s->eager || job->outs || job->outcome != BH_DONE ||
-        s->done_n >= s->collect_at)
+        s->done_n >= s->half_prefetch)
         uv_async_send(&s->wake);
     uv_mutex_unlock(&s->mu);
 }
@@ -394,9 +395,8 @@ static void on_ack_timer(uv_timer_t *t);
 /* Ack now when enough has finished (or we are stopping), else shortly. */
 static void flush_acks_soon(bh__service_t *s)
 {
-    size_t enough = (size_t)s->conf.prefetch / 2;
     if (!s->acks_waiting) return;
-    if (s->st != S_RUNNING || s->acks_waiting >= (enough ? enough : 1)) flush_acks(s);
+    if (s->st != S_RUNNING || s->acks_waiting >= s->half_prefetch) flush_acks(s);
     else if (!uv_is_active((uv_handle_t *)&s->ackt))
         uv_timer_start(&s->ackt, on_ack_timer, ACK_DELAY_MS, 0);
 }
@@ -647,12 +647,13 @@ static void run_inline(bh__service_t *s)
     s->batch = NULL;
     s->batch_tail = &s->batch;
     s->batch_n = 0;
-    for (; j; j = n) {
+    uint64_t t0 = uv_hrtime(), t1;
+    for (; j; j = n, t0 = t1) {
         n = j->next;
         j->next = NULL;
-        uint64_t t0 = uv_hrtime();
         run_handler(s, j);
-        uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+        t1 = uv_hrtime(); /* one clock read per message (the next one counts from here) */
+        uint64_t ms = (t1 - t0) / 1000000u;
         if (ms >= INLINE_SLOW_MS)
             slog(s, BH_WARNING, j->msg.conversation_id,
                  "handler for %s '%s' ran %llu ms on the I/O thread (workers = 0), holding up "
@@ -665,7 +666,7 @@ static void run_inline(bh__service_t *s)
 static void flush_batch(bh__service_t *s)
 {
     if (!s->batch) return;
-    if (!s->workers) {
+    if (!s->conf.workers) {
         run_inline(s);
         return;
     }
@@ -745,7 +746,7 @@ static void tick(bh__service_t *s, bool pump)
 {
     char err[512];
     s->want_write = false;
-    collect(s, false); /* we are awake anyway: ack what finished */
+    collect(s, false); /* we are awake anyway: take what finished (and wake-ups) */
     for (int round = 0; round < 16; round++) {
         if (up(s) && bh__broker_poll(s->broker, pump, &broker_cbs, s, err, sizeof err))
             broke(s, err);
@@ -812,7 +813,7 @@ static void collect(bh__service_t *s, bool disarm)
 static void on_collect(uv_timer_t *t)
 {
     bh__service_t *s = t->data;
-    bool waiting = s->workers && bh__workers_nudge(s->workers);
+    bool waiting = bh__workers_nudge(s->workers);
     collect(s, !waiting);
     if (waiting) uv_timer_start(&s->collt, on_collect, ACK_DELAY_MS, 0);
     tick(s, false);
@@ -821,7 +822,6 @@ static void on_collect(uv_timer_t *t)
 static void on_wake(uv_async_t *a)
 {
     bh__service_t *s = a->data;
-    collect(s, false);
     if (atomic_load(&s->stop_requested) && (s->st == S_RUNNING || s->st == S_CONNECTING))
         begin_drain(s);
     tick(s, false);
@@ -905,11 +905,12 @@ static void schedule_connect(bh__service_t *s)
 static void on_deadline(uv_timer_t *t)
 {
     bh__service_t *s = t->data;
-    size_t busy = s->workers ? bh__workers_busy(s->workers) : 0;
+    bh__workers_stats_t ws = {0};
+    if (s->workers) bh__workers_stats(s->workers, &ws);
     slog(s, BH_ERROR, NULL,
          "shutdown deadline reached with %zu message(s) in flight (%zu handler(s) running, %zu "
          "publish(es) unconfirmed): they stay unacked and the broker will redeliver them",
-         s->inflight, busy, bh__confirms_pending(&s->confirms));
+         s->inflight, ws.running, bh__confirms_pending(&s->confirms));
     atomic_store(&s->clean, false);
     finish(s);
 }
@@ -925,12 +926,12 @@ static void begin_drain(bh__service_t *s)
     uv_mutex_unlock(&s->mu);
     if (was_running && up(s) && bh__broker_cancel_all(s->broker, err, sizeof err)) broke(s, err);
     /* Prefetched but not started: give them back now, for other workers. */
-    for (bh__job_t *j = s->workers ? bh__workers_take_queued(s->workers) : NULL, *n; j; j = n) {
+    for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
         n = j->next;
         if (j->gen == s->gen) reject(s, j->d->tag, true);
         job_free(s, j);
     }
-    if (s->workers) bh__workers_stop(s->workers);
+    bh__workers_stop(s->workers);
     uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->cfg->shutdown_timeout, 0);
 }
 
@@ -979,21 +980,21 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
 {
     s->on_exit = on_exit;
     s->on_exit_ud = ud;
-    if (s->conf.workers > 0 &&
-        bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
+    /* workers = 0 makes a pool without threads: handlers run on the I/O
+     * thread (run_inline), and the rest of the service need not know. */
+    if (bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
                           s->conf.sched_batch ? WORKER_POLICY : -1, worker_run, s)) {
         snprintf(err, errlen, "%s: cannot start %d worker threads", s->conf.service,
                  s->conf.workers);
         return BH_ENOMEM;
     }
-    int perr = s->workers ? bh__workers_policy_error(s->workers) : 0;
+    int perr = bh__workers_policy_error(s->workers);
     if (perr)
         slog(s, BH_WARNING, NULL,
              "cannot run the workers under SCHED_BATCH (%s): they run as normal threads, which "
              "costs more context switches with cheap handlers; worker_scheduling = normal "
              "asks for that without this warning",
              strerror(perr));
-    s->collect_at = (size_t)s->conf.prefetch / 2 ? (size_t)s->conf.prefetch / 2 : 1;
     uv_loop_init(&s->loop);
     uv_async_init(&s->loop, &s->wake, on_wake);
     uv_timer_init(&s->loop, &s->pump);
@@ -1036,12 +1037,10 @@ bool bh__service_join(bh__service_t *s)
     if (!s->io_started) return true;
     uv_thread_join(&s->io);
     s->io_started = false;
-    if (s->workers) bh__workers_stop(s->workers);
+    bh__workers_stop(s->workers);
     /* The deadline already ran on the I/O thread; a handler still running
      * now is stuck: wait only briefly more. */
-    if (!s->workers) {
-        /* workers = 0: the handlers ran on the I/O thread, now joined. */
-    } else if (bh__workers_join(s->workers, atomic_load(&s->clean) ? UINT64_MAX : 100) == 0) {
+    if (bh__workers_join(s->workers, atomic_load(&s->clean) ? UINT64_MAX : 100) == 0) {
         bh__workers_free(s->workers);
         s->workers = NULL;
     } else {

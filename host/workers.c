@@ -119,7 +119,8 @@ int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, int policy
 {
     bh__workers_t *w = calloc(1, sizeof *w);
     *out = NULL;
-    if (!w || !(w->threads = calloc((size_t)n, sizeof *w->threads))) {
+    /* n = 0 (workers = 0) is a pool without threads: nothing is ever pushed. */
+    if (!w || !(w->threads = calloc(n ? (size_t)n : 1, sizeof *w->threads))) {
         free(w);
         return BH_ENOMEM;
     }
@@ -194,14 +195,6 @@ void bh__workers_stats(bh__workers_t *w, bh__workers_stats_t *st)
     uv_mutex_lock(&w->mu);
     *st = (bh__workers_stats_t){w->idle, w->queued, w->running, w->wakeups, w->ewma_ns};
     uv_mutex_unlock(&w->mu);
-}
-
-size_t bh__workers_busy(bh__workers_t *w)
-{
-    uv_mutex_lock(&w->mu);
-    size_t n = w->queued + w->running;
-    uv_mutex_unlock(&w->mu);
-    return n;
 }
 
 void bh__workers_stop(bh__workers_t *w)

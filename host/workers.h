@@ -19,7 +19,8 @@ typedef struct bh__workers bh__workers_t;
 #define BH__WORKERS_BUDGET_NS 200000u
 typedef void (*bh__work_fn)(void *ud, bh__job_t *job);
 
-/* n threads. budget_ns: how long a queued job may wait for a thread busy
+/* n threads (0: a pool without threads, for workers = 0, where nothing is
+ * pushed; the other calls work and do nothing). budget_ns: how long a queued job may wait for a thread busy
  * with cheap jobs (BH__WORKERS_BUDGET_NS; tests use others). policy: a
  * scheduling policy each thread sets for itself (SCHED_BATCH), or -1 to
  * keep the inherited one; a failure leaves the thread as it was (see
@@ -49,8 +50,6 @@ typedef struct bh__workers_stats {
     uint64_t ewma_ns; /* handler run time, smoothed */
 } bh__workers_stats_t;
 void bh__workers_stats(bh__workers_t *w, bh__workers_stats_t *st);
-/* Jobs queued or running. */
-size_t bh__workers_busy(bh__workers_t *w);
 /* Let the threads exit once the queue is empty. */
 void bh__workers_stop(bh__workers_t *w);
 /* Wait up to timeout_ms for every thread to exit. 0 when all were joined

@@ -290,6 +290,19 @@ static void test_scheduling_policy(void **state)
     assert_int_equal(t.policy[2], SCHED_OTHER);
 }
 
+/* workers = 0: a pool without threads, which the service still stops and
+ * joins like any other. */
+static void test_empty_pool(void **state)
+{
+    (void)state;
+    bh__workers_t *w = start(0, BUDGET, SCHED_BATCH);
+    assert_int_equal(bh__workers_policy_error(w), 0);
+    assert_int_equal(stats(w).idle, 0);
+    assert_null(bh__workers_take_queued(w));
+    assert_false(bh__workers_nudge(w));
+    stop(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nudge_leaves_a_job_behind_a_young_handler, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_scheduling_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_pool, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
