@@ -40,8 +40,7 @@ typedef enum kind {
     K_DIR,    /* char *, joined to the config file's folder when relative */
     K_NAME,   /* char *, [A-Za-z0-9_-]+ */
     K_FORMAT, /* bh_format_t from a content type */
-    K_QTYPE,  /* bool: classic (false) or quorum (true) */
-    K_SCHED,  /* bool: batch (true) or normal (false) */
+    K_CHOICE, /* bool: words[0] (false) or words[1] (true) */
     K_EXCHANGE, /* char *, an AMQP exchange name */
     K_DELAYS, /* unsigned[] of ms, with n_retry_delays */
 } kind_t;
@@ -52,6 +51,7 @@ typedef struct spec {
     kind_t kind;
     const char *def; /* NULL: computed, see the table */
     long min, max;   /* K_INT */
+    const char *words[2]; /* K_CHOICE */
     bool repeatable;
     size_t offset; /* of the field in bh__config_t or bh__svc_conf_t */
     const char *help;
@@ -88,11 +88,13 @@ static const spec_t service_keys[] = {
      .help = "handler threads; 0 runs handlers on the I/O thread (they must never block)"},
     {.key = "prefetch", .kind = K_INT, .def = NULL /* 25 * workers */, .min = 1, .max = 65535,
      .offset = SVC(prefetch), .help = "unacked messages the broker may hand over at once"},
-    {.key = "worker_scheduling", .kind = K_SCHED, .def = "batch", .offset = SVC(sched_batch),
+    {.key = "worker_scheduling", .kind = K_CHOICE, .def = "batch", .offset = SVC(sched_batch),
+     .words = {"normal", "batch"},
      .help = "batch: woken workers wait for the I/O thread's time slice; normal: they preempt it"},
     {.key = "content_type", .kind = K_FORMAT, .def = "cbor", .offset = SVC(format),
      .help = "format of outgoing payloads: cbor or json"},
-    {.key = "queue_type", .kind = K_QTYPE, .def = "classic", .offset = SVC(quorum),
+    {.key = "queue_type", .kind = K_CHOICE, .def = "classic", .offset = SVC(quorum),
+     .words = {"classic", "quorum"},
      .help = "classic or quorum; opt-in because a queue's type cannot change"},
     {.key = "delivery_limit", .kind = K_INT, .def = "0", .min = 0, .max = 1000000,
      .offset = SVC(delivery_limit),
@@ -263,8 +265,9 @@ static void expect(const spec_t *k, char *buf, size_t n)
     case K_DIR: snprintf(buf, n, "a folder path"); break;
     case K_NAME: snprintf(buf, n, "a name of letters, digits, '_' and '-'"); break;
     case K_FORMAT: snprintf(buf, n, "cbor, json, application/cbor or application/json"); break;
-    case K_QTYPE: snprintf(buf, n, "classic or quorum"); break;
-    case K_SCHED: snprintf(buf, n, "batch or normal"); break;
+    case K_CHOICE: /* the default first */
+        snprintf(buf, n, "%s or %s", k->def, k->words[strcmp(k->def, k->words[0]) ? 0 : 1]);
+        break;
     case K_EXCHANGE:
         snprintf(buf, n, "an exchange name of letters, digits, '_', '-', '.' and ':'");
         break;
@@ -346,13 +349,9 @@ static int set_value(const spec_t *k, void *base, const char *s, const char *cfg
         return valid_name(s) ? dup_into((char **)(void *)field, s) : BH_EINVAL;
     case K_FORMAT:
         return parse_format(s, (bh_format_t *)(void *)field) ? BH_OK : BH_EINVAL;
-    case K_QTYPE:
-        if (strcmp(s, "classic") && strcmp(s, "quorum")) return BH_EINVAL;
-        *(bool *)(void *)field = strcmp(s, "quorum") == 0;
-        return BH_OK;
-    case K_SCHED:
-        if (strcmp(s, "batch") && strcmp(s, "normal")) return BH_EINVAL;
-        *(bool *)(void *)field = strcmp(s, "batch") == 0;
+    case K_CHOICE:
+        if (strcmp(s, k->words[0]) && strcmp(s, k->words[1])) return BH_EINVAL;
+        *(bool *)(void *)field = strcmp(s, k->words[1]) == 0;
         return BH_OK;
     case K_EXCHANGE:
         return valid_exchange(s) ? dup_into((char **)(void *)field, s) : BH_EINVAL;
