@@ -131,6 +131,12 @@ typedef struct bh__cli_event {
     bh__cli_msg_t msg;
 } bh__cli_event_t;
 
+/* A publisher confirm (ack or nack) that settles publish number seq. */
+static inline bool bh__cli_ev_covers(const bh__cli_event_t *ev, uint64_t seq)
+{
+    return ev->tag == seq || (ev->multiple && ev->tag > seq);
+}
+
 /* Wait until the next event or deadline_ms (bh__cli_now_ms() clock; -1 =
  * none). 0 with ev filled, or an exit code when the channel or connection
  * failed. Heartbeats are served while waiting. Clear ev after use. */

@@ -83,21 +83,19 @@ static long record_level(const json_t *g, const char *key)
     return -1;
 }
 
-static void print_record(const char *key, const void *body, size_t len, bool color)
+/* g: the body parsed (NULL when it is not JSON, err saying why), with its
+ * level (record_level). */
+static void print_record(const char *key, const void *body, size_t len, json_t *g,
+                         const json_error_t *err, long level, bool color)
 {
-    json_error_t err;
-    json_t *g = json_loadb(body, len, 0, &err);
     const char *service, *msg, *full, *conv, *lname;
-    char when[40], lbuf[16], svc[128];
-    long level;
+    char when[40], lbuf[32], svc[128];
 
     if (!json_is_object(g)) {
-        printf("(not a GELF record on %s: %s) %.*s\n", key, g ? "not an object" : err.text,
+        printf("(not a GELF record on %s: %s) %.*s\n", key, g ? "not an object" : err->text,
                (int)(len > 500 ? 500 : len), (const char *)body);
-        json_decref(g);
         return;
     }
-    level = record_level(g, key);
     lname = bh__level_name((bh_level_t)level);
     if (!lname) {
         snprintf(lbuf, sizeof lbuf, "level %ld", level);
@@ -132,7 +130,6 @@ static void print_record(const char *key, const void *body, size_t len, bool col
             p += n + (nl ? 1 : 0);
         }
     }
-    json_decref(g);
 }
 
 int bh__cli_cmd_logs(int argc, char **argv)
@@ -201,23 +198,25 @@ int bh__cli_cmd_logs(int argc, char **argv)
     deadline = timeout ? bh__cli_now_ms() + timeout * 1000 : -1;
     while (!count || seen < count) {
         bh__cli_event_t ev;
+        json_error_t jerr;
         json_t *g;
         long level;
 
         if (!bh__cli_next_delivery(c, deadline, count > 0, &ev, &rc))
             goto out;
-        g = json_loadb(ev.msg.m.body.bytes, ev.msg.m.body.len, 0, NULL);
+        g = json_loadb(ev.msg.m.body.bytes, ev.msg.m.body.len, 0, &jerr);
         level = g ? record_level(g, ev.msg.routing_key) : -1;
-        json_decref(g);
         /* Records whose level cannot be told are shown: they are news. */
         if (level < 0 || level <= (long)max_level) {
             if (raw)
                 printf("%.*s\n", (int)ev.msg.m.body.len, (const char *)ev.msg.m.body.bytes);
             else
-                print_record(ev.msg.routing_key, ev.msg.m.body.bytes, ev.msg.m.body.len, color);
+                print_record(ev.msg.routing_key, ev.msg.m.body.bytes, ev.msg.m.body.len, g, &jerr,
+                             level, color);
             fflush(stdout);
             seen++;
         }
+        json_decref(g);
         bh__cli_event_clear(&ev);
     }
 out:

@@ -50,7 +50,7 @@ static int wait_confirm(bh__cli_conn_t *c, uint64_t seq, int64_t deadline, char 
             break;
         case BC_EV_ACK:
         case BC_EV_NACK:
-            if (ev.tag == seq || (ev.multiple && ev.tag > seq))
+            if (bh__cli_ev_covers(&ev, seq))
                 return ev.type == BC_EV_NACK ? BC_FAILED : returned ? BC_UNROUTABLE : 0;
             break;
         default:

@@ -101,13 +101,13 @@ static int wait_result(bh__cli_conn_t *c, sent_t *s, int64_t started, int64_t de
             bh__cli_event_clear(&ev);
             return BC_UNROUTABLE;
         case BC_EV_NACK:
-            if (ev.tag == s->seq || (ev.multiple && ev.tag > s->seq)) {
+            if (bh__cli_ev_covers(&ev, s->seq)) {
                 bh__cli_error("the broker nacked the command %s", s->key);
                 return BC_FAILED;
             }
             break;
         case BC_EV_ACK:
-            if (ev.tag == s->seq || (ev.multiple && ev.tag > s->seq))
+            if (bh__cli_ev_covers(&ev, s->seq))
                 s->confirmed = true;
             break;
         case BC_EV_DELIVER:
