@@ -208,11 +208,11 @@ int bh__cli_cmd_send(int argc, char **argv)
                        s.correlation_id);
 
     bh__cli_catch_signals();
-    if ((rc = bh__cli_connect(bh__cli_url(url), "buscli send", &c)) ||
-        (rc = bh__cli_channel_open(c, 1)) || (rc = bh__cli_declare_bus(c, 1)) ||
-        (rc = bh__cli_temp_queue(c, 1, &queue)) ||
-        (rc = bh__cli_bind(c, 1, queue, BC_COMMANDS, key_opt)) ||
-        (rc = bh__cli_consume(c, 1, queue, true)) || (rc = bh__cli_confirm_select(c, 1)))
+    const bh__cli_list_t result_keys = {&key_opt, 1};
+    if ((rc = bh__cli_listen(bh__cli_url(url), "buscli send",
+                             &(const bh__cli_binding_t){BC_COMMANDS, &result_keys}, 1, &c,
+                             &queue)) ||
+        (rc = bh__cli_confirm_select(c, 1)))
         goto out;
     started = bh__cli_now_ms();
     if ((rc = bh__cli_publish(c, 1, BC_COMMANDS, s.key, true, &props.p, body, len, &s.seq)))
