@@ -241,11 +241,17 @@ bool bh__broker_buffered(const bh__broker_t *b)
 
 static amqp_bytes_t cbytes(const char *s) { return amqp_cstring_bytes(s ? s : ""); }
 
-static void str_entry(amqp_table_entry_t *e, const char *key, const char *value)
+/* A table entry of `kind`; the caller sets the value it returns. */
+static amqp_field_value_t *entry(amqp_table_entry_t *e, const char *key, uint8_t kind)
 {
     e->key = amqp_cstring_bytes(key);
-    e->value.kind = AMQP_FIELD_KIND_UTF8;
-    e->value.value.bytes = cbytes(value);
+    e->value.kind = kind;
+    return &e->value;
+}
+
+static void str_entry(amqp_table_entry_t *e, const char *key, const char *value)
+{
+    entry(e, key, AMQP_FIELD_KIND_UTF8)->value.bytes = cbytes(value);
 }
 
 int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size_t errlen)
@@ -261,11 +267,9 @@ int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size
     amqp_table_entry_t qa[3];
     amqp_table_t qargs = {0, qa};
     if (t->quorum) str_entry(&qa[qargs.num_entries++], "x-queue-type", "quorum");
-    if (t->delivery_limit) {
-        qa[qargs.num_entries].key = amqp_cstring_bytes("x-delivery-limit");
-        qa[qargs.num_entries].value.kind = AMQP_FIELD_KIND_I64;
-        qa[qargs.num_entries++].value.value.i64 = t->delivery_limit;
-    }
+    if (t->delivery_limit)
+        entry(&qa[qargs.num_entries++], "x-delivery-limit", AMQP_FIELD_KIND_I64)->value.i64 =
+            t->delivery_limit;
     if (t->dead_letter_exchange)
         str_entry(&qa[qargs.num_entries++], "x-dead-letter-exchange", t->dead_letter_exchange);
     const char *queues[2] = {t->events_queue, t->commands_queue};
@@ -278,9 +282,7 @@ int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size
     /* Delayed-retry queues: hold for ttl, then back to the service queue. */
     for (size_t i = 0; i < t->n_retry; i++) {
         amqp_table_entry_t ra[3];
-        ra[0].key = amqp_cstring_bytes("x-message-ttl");
-        ra[0].value.kind = AMQP_FIELD_KIND_I64;
-        ra[0].value.value.i64 = t->retry[i].ttl;
+        entry(&ra[0], "x-message-ttl", AMQP_FIELD_KIND_I64)->value.i64 = t->retry[i].ttl;
         str_entry(&ra[1], "x-dead-letter-exchange", "");
         str_entry(&ra[2], "x-dead-letter-routing-key", t->retry[i].target);
         amqp_queue_declare(b->conn, CH_CONSUME, cbytes(t->retry[i].name), 0, 1, 0, 0,
@@ -341,14 +343,10 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
     str_entry(&h[n++], "conversation_id", o->conversation_id);
     if (o->status) str_entry(&h[n++], "status", o->status);
     if (o->first_routing_key) {
-        h[n].key = amqp_cstring_bytes(BH__H_ATTEMPT);
-        h[n].value.kind = AMQP_FIELD_KIND_I32;
-        h[n++].value.value.i32 = (int32_t)o->attempt;
+        entry(&h[n++], BH__H_ATTEMPT, AMQP_FIELD_KIND_I32)->value.i32 = (int32_t)o->attempt;
         str_entry(&h[n++], BH__H_EXCHANGE, o->first_exchange);
         str_entry(&h[n++], BH__H_ROUTING_KEY, o->first_routing_key);
-        h[n].key = amqp_cstring_bytes(BH__H_COPY);
-        h[n].value.kind = AMQP_FIELD_KIND_U64;
-        h[n++].value.value.u64 = o->copy_seq;
+        entry(&h[n++], BH__H_COPY, AMQP_FIELD_KIND_U64)->value.u64 = o->copy_seq;
     }
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
