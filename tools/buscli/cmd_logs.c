@@ -148,6 +148,8 @@ int bh__cli_cmd_logs(int argc, char **argv)
         BC_END,
     };
     static const char *const all[] = {"#"};
+    const bh__cli_list_t every = {(const char **)all, 1};
+    const bh__cli_list_t *pats;
     bh__cli_list_t pos;
     bh__cli_conn_t *c = NULL;
     bh_level_t max_level = BH_DEBUG;
@@ -174,25 +176,16 @@ int bh__cli_cmd_logs(int argc, char **argv)
         bh__cli_error("--color takes auto, always or never, not '%s'", color_opt);
         goto out;
     }
-    if (pos.n == 0) {
-        free(pos.v);
-        pos.v = (const char **)calloc(1, sizeof *pos.v);
-        if (!pos.v) {
-            rc = EX_SOFTWARE;
-            goto out;
-        }
-        pos.v[0] = all[0];
-        pos.n = 1;
-    }
+    pats = pos.n ? &pos : &every; /* no pattern: every record */
 
     bh__cli_catch_signals();
     if ((rc = bh__cli_listen(bh__cli_url(url), "buscli logs",
-                             &(const bh__cli_binding_t){BC_LOGS, &pos}, 1, &c, &queue)))
+                             &(const bh__cli_binding_t){BC_LOGS, pats}, 1, &c, &queue)))
         goto out;
     /* Tests and scripts wait for this line before they make traffic. */
     fprintf(stderr, "%s: listening on '%s' (", bh__cli_name, BC_LOGS);
-    for (size_t i = 0; i < pos.n; i++)
-        fprintf(stderr, "%s'%s'", i ? ", " : "", pos.v[i]);
+    for (size_t i = 0; i < pats->n; i++)
+        fprintf(stderr, "%s'%s'", i ? ", " : "", pats->v[i]);
     fprintf(stderr, ") through %s\n", queue);
 
     deadline = timeout ? bh__cli_now_ms() + timeout * 1000 : -1;
