@@ -39,8 +39,8 @@ void bench_rpc(amqp_connection_state_t conn, const char *what)
         }
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             const amqp_connection_close_t *c = r.reply.decoded;
-            bench_die("%s: connection closed: %u %.*s", what, c->reply_code,
-                      (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+            bench_die("%s: connection closed: %u %.*s", what, c->reply_code, (int)c->reply_text.len,
+                      (const char *)c->reply_text.bytes);
         }
         bench_die("%s: unexpected method 0x%08x", what, r.reply.id);
     default:
@@ -50,8 +50,7 @@ void bench_rpc(amqp_connection_state_t conn, const char *what)
 
 void bench_status(int status, const char *what)
 {
-    if (status != AMQP_STATUS_OK)
-        bench_die("%s: %s", what, amqp_error_string2(status));
+    if (status != AMQP_STATUS_OK) bench_die("%s: %s", what, amqp_error_string2(status));
 }
 
 uint64_t bench_count(const char *s, const char *what)
@@ -73,20 +72,15 @@ amqp_connection_state_t bench_connect(const char *url, int channels)
     amqp_socket_t *sock;
     int one = 1;
 
-    if (!copy || !conn)
-        bench_die("out of memory");
-    if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK)
-        bench_die("bad URL '%s'", url);
-    if (!ci.vhost || !*ci.vhost)
-        ci.vhost = "/";
-    if (!(sock = amqp_tcp_socket_new(conn)))
-        bench_die("cannot create a socket");
+    if (!copy || !conn) bench_die("out of memory");
+    if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) bench_die("bad URL '%s'", url);
+    if (!ci.vhost || !*ci.vhost) ci.vhost = "/";
+    if (!(sock = amqp_tcp_socket_new(conn))) bench_die("cannot create a socket");
     bench_status(amqp_socket_open(sock, ci.host, ci.port), "connect");
     setsockopt(amqp_socket_get_sockfd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     amqp_rpc_reply_t r = amqp_login(conn, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
                                     AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        bench_die("login to %s:%d failed", ci.host, ci.port);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) bench_die("login to %s:%d failed", ci.host, ci.port);
     for (int ch = 1; ch <= channels; ch++) {
         amqp_channel_open(conn, (amqp_channel_t)ch);
         bench_rpc(conn, "channel.open");
@@ -130,18 +124,14 @@ void bench_purge(amqp_connection_state_t conn, amqp_channel_t ch, const char *qu
 }
 
 /* Serialize {kv..., "qty": qty, "pad": <pad bytes of 'x'>} into buf. */
-static size_t encode(unsigned char *buf, size_t cap, const char *const *kv, int64_t qty,
-                     size_t pad)
+static size_t encode(unsigned char *buf, size_t cap, const char *const *kv, int64_t qty, size_t pad)
 {
     size_t n = 1, len;
-    for (const char *const *p = kv; p && p[0]; p += 2)
-        n++;
-    if (qty >= 0)
-        n++;
+    for (const char *const *p = kv; p && p[0]; p += 2) n++;
+    if (qty >= 0) n++;
     cbor_item_t *map = cbor_new_definite_map(n);
     char *padding = malloc(pad + 1);
-    if (!map || !padding)
-        bench_die("out of memory");
+    if (!map || !padding) bench_die("out of memory");
     memset(padding, 'x', pad);
     padding[pad] = '\0';
     for (const char *const *p = kv; p && p[0]; p += 2)
@@ -208,8 +198,7 @@ void bench_props(bench_props_t *bp, const char *conversation_id, const char *rep
 bool bench_has_conversation(const amqp_basic_properties_t *p)
 {
     static const char key[] = "conversation_id";
-    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
-        return false;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return false;
     for (int i = 0; i < p->headers.num_entries; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
         if (e->key.len == sizeof key - 1 && !memcmp(e->key.bytes, key, sizeof key - 1))
@@ -225,8 +214,7 @@ void bench_confirms_init(bench_confirms_t *c, uint64_t capacity)
     memset(c, 0, sizeof *c);
     c->capacity = capacity;
     c->settled = calloc(capacity + 1, 1);
-    if (!c->settled)
-        bench_die("out of memory");
+    if (!c->settled) bench_die("out of memory");
     c->next = 1;
     c->low = 1;
 }
@@ -248,20 +236,17 @@ uint64_t bench_confirms_add(bench_confirms_t *c)
 void bench_confirms_settle(bench_confirms_t *c, uint64_t tag, bool multiple, bool ack,
                            void (*cb)(void *ud, uint64_t seq), void *ud)
 {
-    if (!ack)
-        bench_die("the broker refused (nack) publish %llu", (unsigned long long)tag);
+    if (!ack) bench_die("the broker refused (nack) publish %llu", (unsigned long long)tag);
     if (tag == 0 || tag >= c->next)
         bench_die("confirm for unknown publish %llu", (unsigned long long)tag);
     for (uint64_t s = multiple ? c->low : tag; s <= tag; s++) {
         if (!c->settled[s]) {
             c->settled[s] = 1;
             c->pending--;
-            if (cb)
-                cb(ud, s);
+            if (cb) cb(ud, s);
         }
     }
-    while (c->low < c->next && c->settled[c->low])
-        c->low++;
+    while (c->low < c->next && c->settled[c->low]) c->low++;
 }
 
 void bench_confirms_pump(amqp_connection_state_t conn, bench_confirms_t *c, uint64_t max_pending,
@@ -272,11 +257,9 @@ void bench_confirms_pump(amqp_connection_state_t conn, bench_confirms_t *c, uint
         amqp_frame_t f;
         int st = c->pending > max_pending ? amqp_simple_wait_frame(conn, &f)
                                           : amqp_simple_wait_frame_noblock(conn, &f, &zero);
-        if (st == AMQP_STATUS_TIMEOUT)
-            return;
+        if (st == AMQP_STATUS_TIMEOUT) return;
         bench_status(st, "reading confirms");
-        if (f.frame_type != AMQP_FRAME_METHOD)
-            continue;
+        if (f.frame_type != AMQP_FRAME_METHOD) continue;
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             const amqp_basic_ack_t *a = f.payload.method.decoded;
             bench_confirms_settle(c, a->delivery_tag, a->multiple, true, NULL, NULL);

@@ -23,10 +23,8 @@ int main(int argc, char **argv)
         bench_die("usage: bench_consume URL QUEUE N each|multiple [PREFETCH] [BATCH]");
     n = bench_count(argv[3], "N");
     multiple = !strcmp(argv[4], "multiple");
-    if (argc > 5)
-        prefetch = bench_count(argv[5], "PREFETCH");
-    if (argc > 6)
-        batch = bench_count(argv[6], "BATCH");
+    if (argc > 5) prefetch = bench_count(argv[5], "PREFETCH");
+    if (argc > 6) batch = bench_count(argv[6], "BATCH");
 
     conn = bench_connect(argv[1], 1);
     amqp_basic_qos(conn, 1, 0, (uint16_t)prefetch, 0);
@@ -45,8 +43,7 @@ int main(int argc, char **argv)
             bench_die("consume: %s", r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
                                          ? amqp_error_string2(r.library_error)
                                          : "unexpected frame");
-        if (i == 0)
-            bench_stamp_first(st);
+        if (i == 0) bench_stamp_first(st);
         if (!bench_has_conversation(&env.message.properties))
             bench_die("a message without conversation_id");
         bench_cbor_check(env.message.body.bytes, env.message.body.len);

@@ -23,8 +23,8 @@ static void setup(amqp_connection_state_t conn)
                                              NULL};
     static const char *const cart_events[] = {"events", "ItemSelected", "events", "ItemRemoved",
                                               NULL};
-    static const char *const echo_commands[] = {"commands", "echo.Echo", "commands",
-                                                "echo.Divide", NULL};
+    static const char *const echo_commands[] = {"commands", "echo.Echo", "commands", "echo.Divide",
+                                                NULL};
     static const char *const soak_sink[] = {"events", "CartUpdated", "commands", "soak.EchoDone",
                                             NULL};
     bench_declare_exchanges(conn, 1);
@@ -53,8 +53,7 @@ static void fill(amqp_connection_state_t conn, const char *exchange, const char 
         bench_props_t bp;
         snprintf(conv, sizeof conv, "conv-fill-%llu", (unsigned long long)i);
         corr[0] = '\0';
-        if (command)
-            snprintf(corr, sizeof corr, "corr-%llu", (unsigned long long)i);
+        if (command) snprintf(corr, sizeof corr, "corr-%llu", (unsigned long long)i);
         bench_props(&bp, conv, command ? reply_to : "", corr, NULL);
         bench_status(amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange),
                                         amqp_cstring_bytes(key), command, 0, &bp.p, b),
@@ -77,11 +76,10 @@ int main(int argc, char **argv)
     if (!strcmp(argv[2], "setup")) {
         setup(conn);
     } else if (!strcmp(argv[2], "purge")) {
-        for (int i = 3; i < argc; i++)
-            bench_purge(conn, 1, argv[i]);
+        for (int i = 3; i < argc; i++) bench_purge(conn, 1, argv[i]);
     } else if (!strcmp(argv[2], "depth") && argc == 4) {
-        amqp_queue_declare_ok_t *ok = amqp_queue_declare(
-            conn, 1, amqp_cstring_bytes(argv[3]), 1, 0, 0, 0, amqp_empty_table);
+        amqp_queue_declare_ok_t *ok =
+            amqp_queue_declare(conn, 1, amqp_cstring_bytes(argv[3]), 1, 0, 0, 0, amqp_empty_table);
         bench_rpc(conn, "queue.declare (passive)");
         printf("%u\n", ok->message_count);
     } else if (!strcmp(argv[2], "fill") && argc >= 6 && argc <= 8) {

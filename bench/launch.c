@@ -48,8 +48,7 @@ static void stop_once(bench_stamp_t *st, pid_t pid)
     for (int i = 0; i < n && i < BENCH_MAX_PIDS; i++) {
         if (atomic_load(&st->pids[i]) == (int32_t)pid) {
             int zero = 0;
-            if (atomic_compare_exchange_strong(&st->signalled[i], &zero, 1))
-                kill(pid, SIGTERM);
+            if (atomic_compare_exchange_strong(&st->signalled[i], &zero, 1)) kill(pid, SIGTERM);
             return;
         }
     }
@@ -73,22 +72,18 @@ int main(int argc, char **argv)
     int fd;
 
     for (; i < argc && strcmp(argv[i], "--"); i++) {
-        if (!strcmp(argv[i], "--target") && i + 1 < argc)
-            target = strtoull(argv[++i], NULL, 10);
+        if (!strcmp(argv[i], "--target") && i + 1 < argc) target = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
             timeout = (unsigned)strtoul(argv[++i], NULL, 10);
-        else
-            die("usage: bench_launch [--target N] [--timeout SECS] -- CMD... [--and CMD...]");
+        else die("usage: bench_launch [--target N] [--timeout SECS] -- CMD... [--and CMD...]");
     }
-    if (i + 1 >= argc)
-        die("no command");
+    if (i + 1 >= argc) die("no command");
 
     if ((fd = mkstemp(path)) < 0 || ftruncate(fd, sizeof(bench_stamp_t)) < 0)
         die("cannot make the stamp file");
     close(fd);
     setenv("BENCH_STAMP", path, 1);
-    if (!(st = bench_stamp_open()))
-        die("cannot map the stamp file");
+    if (!(st = bench_stamp_open())) die("cannot map the stamp file");
     st->target = target;
 
     memset(&sa, 0, sizeof sa);
@@ -100,15 +95,11 @@ int main(int argc, char **argv)
     while (i < argc) {
         char **cmd = &argv[i + 1];
         int j = i + 1;
-        while (j < argc && strcmp(argv[j], "--and"))
-            j++;
-        if (j < argc)
-            argv[j] = NULL; /* ends this command; argv[argc] is NULL already */
-        if (!cmd[0] || nprocs == MAX_PROCS)
-            die("empty command, or too many");
+        while (j < argc && strcmp(argv[j], "--and")) j++;
+        if (j < argc) argv[j] = NULL; /* ends this command; argv[argc] is NULL already */
+        if (!cmd[0] || nprocs == MAX_PROCS) die("empty command, or too many");
         pid_t pid = fork();
-        if (pid < 0)
-            die("fork failed");
+        if (pid < 0) die("fork failed");
         if (pid == 0) {
             execvp(cmd[0], cmd);
             fprintf(stderr, "bench_launch: cannot run %s: %s\n", cmd[0], strerror(errno));
@@ -127,26 +118,22 @@ int main(int argc, char **argv)
             if (errno == EINTR && timed_out) {
                 fprintf(stderr, "bench_launch: timed out after %u s; killing the run\n", timeout);
                 for (int k = 0; k < nprocs; k++)
-                    if (!exited[k])
-                        kill(pids[k], SIGKILL);
+                    if (!exited[k]) kill(pids[k], SIGKILL);
                 failed = 1;
                 timed_out = 0;
                 continue;
             }
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             die("wait4 failed");
         }
         last_exit = bench_now_ns();
         for (int k = 0; k < nprocs; k++) {
-            if (pids[k] != pid)
-                continue;
+            if (pids[k] != pid) continue;
             exited[k] = true;
             alive--;
             cpu += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
                    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-            if (ru.ru_maxrss > maxrss)
-                maxrss = ru.ru_maxrss;
+            if (ru.ru_maxrss > maxrss) maxrss = ru.ru_maxrss;
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 fprintf(stderr, "bench_launch: %s (pid %d) %s %d\n", names[k], (int)pid,
                         WIFEXITED(status) ? "exited with status" : "was killed by signal",
@@ -155,8 +142,7 @@ int main(int argc, char **argv)
             }
         }
         for (int k = 0; k < nprocs; k++)
-            if (!exited[k])
-                stop_once(st, pids[k]);
+            if (!exited[k]) stop_once(st, pids[k]);
     }
 
     int64_t first = atomic_load(&st->first_ns);
@@ -166,8 +152,9 @@ int main(int argc, char **argv)
         failed = 1;
     }
     if (!failed)
-        printf("wall_s=%.6f cpu_s=%.3f maxrss_kb=%ld done=%llu\n", (double)(last_exit - first) / 1e9,
-               cpu, maxrss, (unsigned long long)atomic_load(&st->done));
+        printf("wall_s=%.6f cpu_s=%.3f maxrss_kb=%ld done=%llu\n",
+               (double)(last_exit - first) / 1e9, cpu, maxrss,
+               (unsigned long long)atomic_load(&st->done));
     bench_stamp_close(st);
     return failed;
 }

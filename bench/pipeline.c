@@ -70,8 +70,7 @@ static void fifo_push(fifo_t *f, job_t *j)
 static job_t *fifo_pop(fifo_t *f)
 {
     job_t *j = f->head;
-    if (j && !(f->head = j->next))
-        f->tail = &f->head;
+    if (j && !(f->head = j->next)) f->tail = &f->head;
     return j;
 }
 
@@ -81,17 +80,16 @@ static uint64_t ack_batch; /* --events: BATCH */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    fifo_t todo;  /* I/O thread -> workers */
-    fifo_t done;  /* workers -> I/O thread */
+    fifo_t todo;     /* I/O thread -> workers */
+    fifo_t done;     /* workers -> I/O thread */
     uint64_t done_n; /* pushed on done since the I/O thread was last woken */
     bool stop;
-    int efd;      /* written by workers after adding to done */
+    int efd; /* written by workers after adding to done */
 } q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, {0}, 0, false, -1};
 
 static const amqp_bytes_t *header(const amqp_basic_properties_t *p, const char *key)
 {
-    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
-        return NULL;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return NULL;
     for (int i = 0; i < p->headers.num_entries; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
         if (e->key.len == strlen(key) && !memcmp(e->key.bytes, key, e->key.len) &&
@@ -107,10 +105,8 @@ static void *worker(void *arg)
     pthread_mutex_lock(&q.mu);
     for (;;) {
         job_t *j;
-        while (!q.todo.head && !q.stop)
-            pthread_cond_wait(&q.cv, &q.mu);
-        if (!(j = fifo_pop(&q.todo)))
-            break;
+        while (!q.todo.head && !q.stop) pthread_cond_wait(&q.cv, &q.mu);
+        if (!(j = fifo_pop(&q.todo))) break;
         pthread_mutex_unlock(&q.mu);
 
         if (events) {
@@ -119,16 +115,17 @@ static void *worker(void *arg)
                 bench_die("an event without conversation_id");
             bench_cbor_check(j->msg.body.bytes, j->msg.body.len);
         } else {
-        /* The handler's share: envelope, decode, build and encode a result. */
-        if (!bench_has_conversation(&j->msg.properties) ||
-            !(j->msg.properties._flags & AMQP_BASIC_REPLY_TO_FLAG) || !j->msg.properties.reply_to.len)
-            bench_die("a command without conversation_id or reply_to");
-        bench_cbor_check(j->msg.body.bytes, j->msg.body.len);
-        cbor_item_t *map = cbor_new_definite_map(1);
-        cbor_map_add(map, (struct cbor_pair){cbor_move(cbor_build_string("ok")),
-                                             cbor_move(cbor_build_bool(true))});
-        j->result_len = cbor_serialize(map, j->result, sizeof j->result);
-        cbor_decref(&map);
+            /* The handler's share: envelope, decode, build and encode a result. */
+            if (!bench_has_conversation(&j->msg.properties) ||
+                !(j->msg.properties._flags & AMQP_BASIC_REPLY_TO_FLAG) ||
+                !j->msg.properties.reply_to.len)
+                bench_die("a command without conversation_id or reply_to");
+            bench_cbor_check(j->msg.body.bytes, j->msg.body.len);
+            cbor_item_t *map = cbor_new_definite_map(1);
+            cbor_map_add(map, (struct cbor_pair){cbor_move(cbor_build_string("ok")),
+                                                 cbor_move(cbor_build_bool(true))});
+            j->result_len = cbor_serialize(map, j->result, sizeof j->result);
+            cbor_decref(&map);
         }
 
         pthread_mutex_lock(&q.mu);
@@ -141,8 +138,7 @@ static void *worker(void *arg)
         q.done_n++;
         uint64_t one = 1;
         bool wake = events ? q.done_n >= ack_batch || !q.todo.head : first;
-        if (wake)
-            q.done_n = 0;
+        if (wake) q.done_n = 0;
         if (wake && write(q.efd, &one, sizeof one) < 0 && errno != EAGAIN)
             bench_die("eventfd write: %s", strerror(errno));
     }
@@ -153,12 +149,12 @@ static void *worker(void *arg)
 typedef struct io {
     amqp_connection_state_t conn;
     bench_confirms_t confirms;
-    job_t **by_seq;     /* the job each publish belongs to */
-    uint8_t *finished;  /* by delivery tag: result confirmed */
-    uint64_t acked;     /* every tag <= acked is acked */
+    job_t **by_seq;    /* the job each publish belongs to */
+    uint8_t *finished; /* by delivery tag: result confirmed */
+    uint64_t acked;    /* every tag <= acked is acked */
     uint64_t delivered;
-    fifo_t ready;       /* results waiting for room in the window */
-    fifo_t batch;       /* --events: deliveries of this read */
+    fifo_t ready; /* results waiting for room in the window */
+    fifo_t batch; /* --events: deliveries of this read */
     bench_stamp_t *st;
 } io_t;
 
@@ -175,24 +171,19 @@ static void on_deliver(io_t *io, const amqp_frame_t *f)
 {
     const amqp_basic_deliver_t *d = f->payload.method.decoded;
     job_t *j = calloc(1, sizeof *j);
-    if (!j)
-        bench_die("out of memory");
+    if (!j) bench_die("out of memory");
     j->tag = d->delivery_tag;
-    if (io->delivered++ == 0)
-        bench_stamp_first(io->st);
+    if (io->delivered++ == 0) bench_stamp_first(io->st);
     amqp_rpc_reply_t r = amqp_read_message(io->conn, f->channel, &j->msg, 0);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        bench_die("reading a delivery failed");
-    if (j->tag != io->delivered)
-        bench_die("delivery tags out of order");
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) bench_die("reading a delivery failed");
+    if (j->tag != io->delivered) bench_die("delivery tags out of order");
     fifo_push(&io->batch, j); /* handed over after the read: see hand_over */
 }
 
 /* The deliveries of one read to the workers, one wake-up. */
 static void hand_over(io_t *io)
 {
-    if (!io->batch.head)
-        return;
+    if (!io->batch.head) return;
     pthread_mutex_lock(&q.mu);
     *q.todo.tail = io->batch.head;
     q.todo.tail = io->batch.tail;
@@ -208,11 +199,9 @@ static void drain_frames(io_t *io)
     for (;;) {
         amqp_frame_t f;
         int st = amqp_simple_wait_frame_noblock(io->conn, &f, &zero);
-        if (st == AMQP_STATUS_TIMEOUT)
-            return;
+        if (st == AMQP_STATUS_TIMEOUT) return;
         bench_status(st, "reading frames");
-        if (f.frame_type != AMQP_FRAME_METHOD)
-            continue;
+        if (f.frame_type != AMQP_FRAME_METHOD) continue;
         switch (f.payload.method.id) {
         case AMQP_BASIC_DELIVER_METHOD:
             on_deliver(io, &f);
@@ -262,11 +251,11 @@ static void publish_ready(io_t *io, uint64_t window)
         p.headers.num_entries = 2;
         p.headers.entries = h;
         p.reply_to = amqp_empty_bytes;
-        p.correlation_id = in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG ? in->correlation_id
-                                                                        : amqp_empty_bytes;
+        p.correlation_id =
+            in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG ? in->correlation_id : amqp_empty_bytes;
         amqp_bytes_t body = {.len = j->result_len, .bytes = j->result};
-        bench_status(amqp_basic_publish(io->conn, CH, amqp_cstring_bytes("commands"),
-                                        in->reply_to, 1, 0, &p, body),
+        bench_status(amqp_basic_publish(io->conn, CH, amqp_cstring_bytes("commands"), in->reply_to,
+                                        1, 0, &p, body),
                      "publish");
         io->by_seq[bench_confirms_add(&io->confirms)] = j;
     }
@@ -275,8 +264,7 @@ static void publish_ready(io_t *io, uint64_t window)
 static void flush_acks(io_t *io, uint64_t n, uint64_t batch)
 {
     uint64_t upto = io->acked;
-    while (upto < n && io->finished[upto + 1])
-        upto++;
+    while (upto < n && io->finished[upto + 1]) upto++;
     if (upto > io->acked && (upto - io->acked >= batch || upto == n)) {
         bench_status(amqp_basic_ack(io->conn, CH, upto, 1), "basic.ack");
         io->acked = upto;
@@ -299,12 +287,9 @@ int main(int argc, char **argv)
         bench_die("usage: bench_pipeline [--events] URL QUEUE N [WORKERS] [PREFETCH] "
                   "[WINDOW or, with --events, BATCH]");
     n = bench_count(argv[3], "N");
-    if (argc > 4)
-        workers = bench_count(argv[4], "WORKERS");
-    if (argc > 5)
-        prefetch = bench_count(argv[5], "PREFETCH");
-    if (argc > 6)
-        window = bench_count(argv[6], "WINDOW");
+    if (argc > 4) workers = bench_count(argv[4], "WORKERS");
+    if (argc > 5) prefetch = bench_count(argv[5], "PREFETCH");
+    if (argc > 6) window = bench_count(argv[6], "WINDOW");
     ack_batch = window;
 
     memset(&io, 0, sizeof io);
@@ -317,13 +302,11 @@ int main(int argc, char **argv)
     io.by_seq = calloc(n + 1, sizeof *io.by_seq);
     io.finished = calloc(n + 2, 1);
     threads = calloc(workers, sizeof *threads);
-    if (!io.by_seq || !io.finished || !threads)
-        bench_die("out of memory");
+    if (!io.by_seq || !io.finished || !threads) bench_die("out of memory");
     if ((q.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         bench_die("eventfd: %s", strerror(errno));
     for (uint64_t i = 0; i < workers; i++)
-        if (pthread_create(&threads[i], NULL, worker, NULL))
-            bench_die("cannot start a worker");
+        if (pthread_create(&threads[i], NULL, worker, NULL)) bench_die("cannot start a worker");
 
     io.conn = bench_connect(argv[1], 1);
     if (!events) {
@@ -354,15 +337,11 @@ int main(int argc, char **argv)
             free(j);
         }
         pthread_mutex_unlock(&q.mu);
-        if (!events)
-            publish_ready(&io, window);
+        if (!events) publish_ready(&io, window);
         flush_acks(&io, n, events ? window : 1);
-        if (io.acked >= n)
-            break;
-        if (amqp_frames_enqueued(io.conn) || amqp_data_in_buffer(io.conn))
-            continue;
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-            bench_die("poll: %s", strerror(errno));
+        if (io.acked >= n) break;
+        if (amqp_frames_enqueued(io.conn) || amqp_data_in_buffer(io.conn)) continue;
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) bench_die("poll: %s", strerror(errno));
         if (pfd[1].revents & POLLIN && read(q.efd, &count, sizeof count) < 0 && errno != EAGAIN)
             bench_die("eventfd read: %s", strerror(errno));
     }
@@ -371,8 +350,7 @@ int main(int argc, char **argv)
     q.stop = true;
     pthread_cond_broadcast(&q.cv);
     pthread_mutex_unlock(&q.mu);
-    for (uint64_t i = 0; i < workers; i++)
-        pthread_join(threads[i], NULL);
+    for (uint64_t i = 0; i < workers; i++) pthread_join(threads[i], NULL);
     bench_close(io.conn);
     close(q.efd);
     bench_confirms_free(&io.confirms);

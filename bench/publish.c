@@ -19,11 +19,9 @@ int main(int argc, char **argv)
     bench_confirms_t c;
     bench_stamp_t *st = bench_stamp_open();
 
-    if (argc < 5 || argc > 6)
-        bench_die("usage: bench_publish URL EXCHANGE KEY N [WINDOW]");
+    if (argc < 5 || argc > 6) bench_die("usage: bench_publish URL EXCHANGE KEY N [WINDOW]");
     n = bench_count(argv[4], "N");
-    if (argc > 5)
-        window = bench_count(argv[5], "WINDOW");
+    if (argc > 5) window = bench_count(argv[5], "WINDOW");
 
     conn = bench_connect(argv[1], 1);
     amqp_confirm_select(conn, 1);

@@ -33,8 +33,7 @@ static long status_kb(int pid, const char *field)
     FILE *f;
 
     snprintf(path, sizeof path, "/proc/%d/status", pid);
-    if (!(f = fopen(path, "r")))
-        bench_die("cannot read %s: is the host still running?", path);
+    if (!(f = fopen(path, "r"))) bench_die("cannot read %s: is the host still running?", path);
     while (fgets(line, sizeof line, f))
         if (!strncmp(line, field, flen) && line[flen] == ':')
             kb = strtol(line + flen + 1, NULL, 10);
@@ -50,8 +49,7 @@ static double cpu_seconds(int pid)
     size_t n;
 
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    if (!(f = fopen(path, "r")))
-        bench_die("cannot read %s", path);
+    if (!(f = fopen(path, "r"))) bench_die("cannot read %s", path);
     n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
@@ -123,14 +121,11 @@ int main(int argc, char **argv)
     bodies_t *bodies = malloc(sizeof *bodies);
     int64_t start;
 
-    if (argc < 4 || argc > 5)
-        bench_die("usage: bench_soak URL N PID [OUTSTANDING]");
+    if (argc < 4 || argc > 5) bench_die("usage: bench_soak URL N PID [OUTSTANDING]");
     n = bench_count(argv[2], "N");
     pid = (int)bench_count(argv[3], "PID");
-    if (argc > 4)
-        outstanding = bench_count(argv[4], "OUTSTANDING");
-    if (!bodies)
-        bench_die("out of memory");
+    if (argc > 4) outstanding = bench_count(argv[4], "OUTSTANDING");
+    if (!bodies) bench_die("out of memory");
     make_bodies(bodies);
 
     conn = bench_connect(argv[1], 2);
@@ -154,14 +149,12 @@ int main(int argc, char **argv)
         /* Block only when nothing more may be published. */
         bool can = published < n && published - outputs < outstanding && c.pending < window;
         st = amqp_simple_wait_frame_noblock(conn, &f, can ? &zero : &patience);
-        if (st == AMQP_STATUS_TIMEOUT && can)
-            continue;
+        if (st == AMQP_STATUS_TIMEOUT && can) continue;
         if (st == AMQP_STATUS_TIMEOUT)
             bench_die("no output for 60 s after %llu of %llu: is the host running?",
                       (unsigned long long)outputs, (unsigned long long)n);
         bench_status(st, "reading frames");
-        if (f.frame_type != AMQP_FRAME_METHOD)
-            continue;
+        if (f.frame_type != AMQP_FRAME_METHOD) continue;
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             const amqp_basic_ack_t *a = f.payload.method.decoded;
             bench_confirms_settle(&c, a->delivery_tag, a->multiple, true, NULL, NULL);
@@ -193,8 +186,7 @@ int main(int argc, char **argv)
 
     printf("rss10_kb=%ld rss100_kb=%ld hwm_kb=%ld cpu_s=%.2f wall_s=%.3f rss_kb=", rss[0], rss[9],
            hwm, cpu, wall);
-    for (int i = 0; i < 10; i++)
-        printf("%s%ld", i ? "," : "", rss[i]);
+    for (int i = 0; i < 10; i++) printf("%s%ld", i ? "," : "", rss[i]);
     printf("\n");
     return 0;
 }

@@ -29,8 +29,8 @@ typedef struct bench_stamp {
     _Atomic uint64_t done;    /* messages finished, all processes together */
     uint64_t target;          /* written by the launcher before any child starts */
     atomic_int npids;
-    _Atomic int32_t pids[BENCH_MAX_PIDS];     /* hosts that stop when done == target */
-    atomic_int signalled[BENCH_MAX_PIDS];     /* 1 once someone sent that pid SIGTERM */
+    _Atomic int32_t pids[BENCH_MAX_PIDS]; /* hosts that stop when done == target */
+    atomic_int signalled[BENCH_MAX_PIDS]; /* 1 once someone sent that pid SIGTERM */
 } bench_stamp_t;
 
 static inline int64_t bench_now_ns(void)
@@ -47,11 +47,9 @@ static inline bench_stamp_t *bench_stamp_open(void)
     void *p;
     int fd;
 
-    if (!path || !*path)
-        return NULL;
+    if (!path || !*path) return NULL;
     fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
+    if (fd < 0) return NULL;
     p = mmap(NULL, sizeof(bench_stamp_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     return p == MAP_FAILED ? NULL : p;
@@ -59,8 +57,7 @@ static inline bench_stamp_t *bench_stamp_open(void)
 
 static inline void bench_stamp_close(bench_stamp_t *st)
 {
-    if (st)
-        munmap(st, sizeof *st);
+    if (st) munmap(st, sizeof *st);
 }
 
 /* Record now as the first message, unless another process was first. */
@@ -75,11 +72,9 @@ static inline void bench_stamp_first(bench_stamp_t *st)
 static inline void bench_stamp_register(bench_stamp_t *st)
 {
     int slot;
-    if (!st)
-        return;
+    if (!st) return;
     slot = atomic_fetch_add(&st->npids, 1);
-    if (slot < BENCH_MAX_PIDS)
-        atomic_store(&st->pids[slot], (int32_t)getpid());
+    if (slot < BENCH_MAX_PIDS) atomic_store(&st->pids[slot], (int32_t)getpid());
 }
 
 /* SIGTERM every registered process not yet signalled (pid 0: a slot taken
@@ -98,8 +93,7 @@ static inline void bench_stamp_stop_all(bench_stamp_t *st)
 /* Count one finished message; true for the one that reached the target. */
 static inline bool bench_stamp_done(bench_stamp_t *st)
 {
-    if (!st)
-        return false;
+    if (!st) return false;
     uint64_t n = atomic_fetch_add(&st->done, 1) + 1;
     return st->target && n == st->target;
 }

@@ -24,15 +24,15 @@ static bh__out_t *out_alloc(int exchange, const char *routing_key, const char *c
                             const char *correlation_id, const char *status,
                             const char *first_routing_key, const void *body, size_t len)
 {
-    const char *s[7] = {routing_key, content_type, conversation_id, reply_to, correlation_id,
-                        status, first_routing_key};
+    const char *s[7] = {routing_key,    content_type, conversation_id,  reply_to,
+                        correlation_id, status,       first_routing_key};
     size_t l[7], size = sizeof(bh__out_t) + len;
     for (int i = 0; i < 7; i++) size += (l[i] = s[i] ? strlen(s[i]) : 0) + 1;
     bh__out_t *o = calloc(1, size);
     if (!o) return NULL;
     char *cur = (char *)(o + 1);
-    const char **dst[7] = {&o->routing_key, &o->content_type, &o->conversation_id, &o->reply_to,
-                           &o->correlation_id, &o->status, &o->first_routing_key};
+    const char **dst[7] = {&o->routing_key,    &o->content_type, &o->conversation_id,  &o->reply_to,
+                           &o->correlation_id, &o->status,       &o->first_routing_key};
     for (int i = 0; i < 7; i++) {
         if (s[i]) memcpy(cur, s[i], l[i]);
         cur[l[i]] = '\0';
@@ -51,19 +51,18 @@ static bh__out_t *out_alloc(int exchange, const char *routing_key, const char *c
 
 bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *content_type,
                        const char *conversation_id, const char *reply_to,
-                       const char *correlation_id, const char *status, const void *body,
-                       size_t len)
+                       const char *correlation_id, const char *status, const void *body, size_t len)
 {
-    return out_alloc(exchange, routing_key, content_type, conversation_id, reply_to,
-                     correlation_id, status, NULL, body, len);
+    return out_alloc(exchange, routing_key, content_type, conversation_id, reply_to, correlation_id,
+                     status, NULL, body, len);
 }
 
 bh__out_t *bh__out_retry(const bh__delivery_t *d, const char *queue, unsigned attempt)
 {
     /* The copy keeps the message as it was; only the BH__H_* headers are added. */
-    bh__out_t *o = out_alloc(BH__EX_DEFAULT, queue, d->content_type, d->conversation_id,
-                             d->reply_to, d->correlation_id, d->status, d->routing_key, d->body,
-                             d->body_len);
+    bh__out_t *o =
+        out_alloc(BH__EX_DEFAULT, queue, d->content_type, d->conversation_id, d->reply_to,
+                  d->correlation_id, d->status, d->routing_key, d->body, d->body_len);
     if (!o) return NULL;
     o->attempt = attempt;
     o->first_exchange = !strcmp(d->exchange, "events") ? "events" : "commands";
@@ -136,10 +135,11 @@ static int api_publish(bh_ctx_t *ctx, int kind, const char *key, const bh_value_
     bh__ctx_t *c = C(ctx);
     char made[37];
     if (!c->job) return BH_ESTATE;
-    if (!valid_key(key) || (fmt != BH_FORMAT_DEFAULT && fmt != BH_FORMAT_CBOR &&
-                            fmt != BH_FORMAT_JSON))
+    if (!valid_key(key) ||
+        (fmt != BH_FORMAT_DEFAULT && fmt != BH_FORMAT_CBOR && fmt != BH_FORMAT_JSON))
         return BH_EINVAL;
-    if (kind == BH_KIND_EVENT) return collect(c, BH__EX_EVENTS, key, payload, fmt, ct, body, len, "", "", NULL);
+    if (kind == BH_KIND_EVENT)
+        return collect(c, BH__EX_EVENTS, key, payload, fmt, ct, body, len, "", "", NULL);
     if (kind != BH_KIND_COMMAND || !valid_key(reply_to) || !strchr(key, '.')) return BH_EINVAL;
     if (!corr || !*corr) {
         bh__uuid(made);

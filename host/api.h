@@ -11,7 +11,7 @@
 typedef struct bh__ctx {
     bh_ctx_t pub;
     const char *service;
-    bh_format_t format;         /* the service's outgoing content type */
+    bh_format_t format; /* the service's outgoing content type */
     bh__logger_t *log;
     bh__job_t *job;             /* the message being handled; NULL in init/fini */
     const bh__svc_conf_t *conf; /* set during init only */

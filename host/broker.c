@@ -34,7 +34,8 @@ struct bh__broker {
     int n_consumers;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -62,8 +63,8 @@ static int rpc_check(amqp_rpc_reply_t r, const char *what, char *err, size_t err
         }
         if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             const amqp_channel_close_t *c = r.reply.decoded;
-            return fail(err, errlen, "%s: broker closed the channel: %u %.*s", what,
-                        c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+            return fail(err, errlen, "%s: broker closed the channel: %u %.*s", what, c->reply_code,
+                        (int)c->reply_text.len, (const char *)c->reply_text.bytes);
         }
         return fail(err, errlen, "%s: unexpected broker method 0x%08x", what, r.reply.id);
     }
@@ -258,8 +259,8 @@ int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size
 {
     char what[300];
     for (int ex = BH__EX_EVENTS; ex <= BH__EX_LOGS; ex++) {
-        amqp_exchange_declare(b->conn, CH_CONSUME, cbytes(bh__exchange_name(ex)),
-                              cbytes("topic"), 0, 1, 0, 0, amqp_empty_table);
+        amqp_exchange_declare(b->conn, CH_CONSUME, cbytes(bh__exchange_name(ex)), cbytes("topic"),
+                              0, 1, 0, 0, amqp_empty_table);
         snprintf(what, sizeof what, "declaring exchange '%s'", bh__exchange_name(ex));
         if (rpc_check(amqp_get_rpc_reply(b->conn), what, err, errlen)) return -1;
     }
@@ -293,8 +294,7 @@ int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size
     for (size_t i = 0; i < t->n_bindings; i++) {
         const bh__binding_t *bd = &t->bindings[i];
         amqp_queue_bind(b->conn, CH_CONSUME, cbytes(bd->queue),
-                        cbytes(bh__exchange_name(bd->exchange)), cbytes(bd->key),
-                        amqp_empty_table);
+                        cbytes(bh__exchange_name(bd->exchange)), cbytes(bd->key), amqp_empty_table);
         snprintf(what, sizeof what, "binding '%s' to %s/%s", bd->queue,
                  bh__exchange_name(bd->exchange), bd->key);
         if (rpc_check(amqp_get_rpc_reply(b->conn), what, err, errlen)) return -1;
@@ -313,9 +313,8 @@ int bh__broker_consume(bh__broker_t *b, const bh__topology_t *t, int prefetch, c
     b->n_consumers = 0;
     for (int i = 0; i < 2; i++) {
         if (!queues[i]) continue;
-        amqp_basic_consume_ok_t *ok = amqp_basic_consume(b->conn, CH_CONSUME, cbytes(queues[i]),
-                                                         amqp_empty_bytes, 0, 0, 0,
-                                                         amqp_empty_table);
+        amqp_basic_consume_ok_t *ok = amqp_basic_consume(
+            b->conn, CH_CONSUME, cbytes(queues[i]), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
         snprintf(what, sizeof what, "consuming from '%s'", queues[i]);
         if (rpc_check(amqp_get_rpc_reply(b->conn), what, err, errlen)) return -1;
         snprintf(b->consumer_tags[b->n_consumers++], sizeof b->consumer_tags[0], "%.*s",
@@ -349,8 +348,7 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
         entry(&h[n++], BH__H_COPY, AMQP_FIELD_KIND_U64)->value.u64 = o->copy_seq;
     }
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-               AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
-               AMQP_BASIC_CORRELATION_ID_FLAG;
+               AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
     p.content_type = cbytes(o->content_type);
     p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     p.headers.num_entries = n;
@@ -364,15 +362,15 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
                         "publish", err, errlen);
 }
 
-int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body,
-                           size_t len, char *err, size_t errlen)
+int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
+                           char *err, size_t errlen)
 {
     amqp_basic_properties_t p;
     memset(&p, 0, sizeof p); /* logs carry no properties at all */
     amqp_bytes_t bb = {.len = len, .bytes = (void *)body};
-    return status_check(amqp_basic_publish(b->conn, CH_LOGS, cbytes("logs"), cbytes(routing_key),
-                                           0, 0, &p, bb),
-                        "publish log", err, errlen);
+    return status_check(
+        amqp_basic_publish(b->conn, CH_LOGS, cbytes("logs"), cbytes(routing_key), 0, 0, &p, bb),
+        "publish log", err, errlen);
 }
 
 int bh__broker_ack(bh__broker_t *b, uint64_t tag, bool multiple, char *err, size_t errlen)
@@ -383,8 +381,8 @@ int bh__broker_ack(bh__broker_t *b, uint64_t tag, bool multiple, char *err, size
 
 int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, size_t errlen)
 {
-    return status_check(amqp_basic_reject(b->conn, CH_CONSUME, tag, requeue), "basic.reject",
-                        err, errlen);
+    return status_check(amqp_basic_reject(b->conn, CH_CONSUME, tag, requeue), "basic.reject", err,
+                        errlen);
 }
 
 /* -- reading ------------------------------------------------------------- */
@@ -394,8 +392,7 @@ static const amqp_field_value_t *field(const amqp_basic_properties_t *p, const c
     if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return NULL;
     for (int i = 0; i < p->headers.num_entries; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
-        if (e->key.len == strlen(key) && !memcmp(e->key.bytes, key, e->key.len))
-            return &e->value;
+        if (e->key.len == strlen(key) && !memcmp(e->key.bytes, key, e->key.len)) return &e->value;
     }
     return NULL;
 }
@@ -417,14 +414,29 @@ static uint64_t header_u64(const amqp_basic_properties_t *p, const char *key)
     if (!v) return 0;
     if (v->kind == AMQP_FIELD_KIND_U64) return v->value.u64;
     switch (v->kind) {
-    case AMQP_FIELD_KIND_I8: x = v->value.i8; break;
-    case AMQP_FIELD_KIND_U8: x = v->value.u8; break;
-    case AMQP_FIELD_KIND_I16: x = v->value.i16; break;
-    case AMQP_FIELD_KIND_U16: x = v->value.u16; break;
-    case AMQP_FIELD_KIND_I32: x = v->value.i32; break;
-    case AMQP_FIELD_KIND_U32: x = v->value.u32; break;
-    case AMQP_FIELD_KIND_I64: x = v->value.i64; break;
-    default: return 0;
+    case AMQP_FIELD_KIND_I8:
+        x = v->value.i8;
+        break;
+    case AMQP_FIELD_KIND_U8:
+        x = v->value.u8;
+        break;
+    case AMQP_FIELD_KIND_I16:
+        x = v->value.i16;
+        break;
+    case AMQP_FIELD_KIND_U16:
+        x = v->value.u16;
+        break;
+    case AMQP_FIELD_KIND_I32:
+        x = v->value.i32;
+        break;
+    case AMQP_FIELD_KIND_U32:
+        x = v->value.u32;
+        break;
+    case AMQP_FIELD_KIND_I64:
+        x = v->value.i64;
+        break;
+    default:
+        return 0;
     }
     return x < 0 ? 0 : (uint64_t)x;
 }
@@ -454,8 +466,8 @@ static bh__delivery_t *delivery_new(const amqp_basic_deliver_t *m, const amqp_me
     const amqp_bytes_t *ci = p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG ? &p->correlation_id : NULL;
     const amqp_bytes_t *conv = header(p, "conversation_id"), *st = header(p, "status");
     const amqp_bytes_t *fx = header(p, BH__H_EXCHANGE), *fk = header(p, BH__H_ROUTING_KEY);
-    const amqp_bytes_t *parts[] = {&m->exchange, &m->routing_key, ct, conv, st, rt, ci, fx, fk,
-                                   &msg->body};
+    const amqp_bytes_t *parts[] = {&m->exchange, &m->routing_key, ct, conv, st, rt, ci, fx,
+                                   fk,           &msg->body};
     size_t size = sizeof(bh__delivery_t);
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (parts[i]) size += parts[i]->len + 1;
@@ -479,8 +491,8 @@ static bh__delivery_t *delivery_new(const amqp_basic_deliver_t *m, const amqp_me
     return d;
 }
 
-static int on_deliver(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs,
-                      void *ud, char *err, size_t errlen)
+static int on_deliver(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs, void *ud,
+                      char *err, size_t errlen)
 {
     amqp_basic_deliver_t m = *(const amqp_basic_deliver_t *)f->payload.method.decoded;
     amqp_message_t msg;
@@ -500,8 +512,8 @@ static int on_deliver(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_c
     return 0;
 }
 
-static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs,
-                     void *ud, char *err, size_t errlen)
+static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs, void *ud,
+                     char *err, size_t errlen)
 {
     const amqp_basic_return_t *r = f->payload.method.decoded;
     char ex[256], rk[256], text[256], conv[256] = "";
@@ -521,8 +533,8 @@ static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
     return 0;
 }
 
-static int on_method(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs,
-                     void *ud, char *err, size_t errlen)
+static int on_method(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs, void *ud,
+                     char *err, size_t errlen)
 {
     const void *m = f->payload.method.decoded;
     switch (f->payload.method.id) {
@@ -580,8 +592,8 @@ static int on_method(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
     }
 }
 
-int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud,
-                    char *err, size_t errlen)
+int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud, char *err,
+                    size_t errlen)
 {
     /* A zero timeout makes the library skip its heartbeat bookkeeping; a
      * 1 ms wait on the timer tick lets it send a due heartbeat and notice a
@@ -594,9 +606,9 @@ int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, voi
         if (st == AMQP_STATUS_TIMEOUT) return 0;
         if (st == AMQP_STATUS_HEARTBEAT_TIMEOUT)
             return fail(err, errlen, "broker stopped answering (missed heartbeats)");
-        if (st != AMQP_STATUS_OK) return fail(err, errlen, "connection lost: %s", amqp_error_string2(st));
-        if (f.frame_type == AMQP_FRAME_METHOD && on_method(b, &f, cbs, ud, err, errlen))
-            return -1;
+        if (st != AMQP_STATUS_OK)
+            return fail(err, errlen, "connection lost: %s", amqp_error_string2(st));
+        if (f.frame_type == AMQP_FRAME_METHOD && on_method(b, &f, cbs, ud, err, errlen)) return -1;
         amqp_maybe_release_buffers(b->conn);
     }
 }

@@ -53,16 +53,16 @@ int bh__broker_cancel_all(bh__broker_t *b, char *err, size_t errlen);
 
 int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen);
 /* Logs: no properties, no confirm. */
-int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body,
-                           size_t len, char *err, size_t errlen);
+int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
+                           char *err, size_t errlen);
 int bh__broker_ack(bh__broker_t *b, uint64_t tag, bool multiple, char *err, size_t errlen);
 int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, size_t errlen);
 
 /* Process every frame the library has or the socket holds, without blocking.
  * pump: also give the library a moment (1 ms) to send a due heartbeat and
  * notice a silent broker; call it on a timer. */
-int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud,
-                    char *err, size_t errlen);
+int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud, char *err,
+                    size_t errlen);
 
 /* Bytes that may still be written without blocking: rabbitmq-c's writes
  * wait without a deadline on a full send buffer, so the caller holds

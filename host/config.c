@@ -34,23 +34,23 @@
 /* Key tables                                                               */
 
 typedef enum kind {
-    K_URL,    /* amqp:// (no TLS yet), appended to bh__config_t.urls */
-    K_INT,    /* int in [min, max] */
-    K_LEVEL,  /* bh_level_t, by name or number */
-    K_DIR,    /* char *, joined to the config file's folder when relative */
-    K_NAME,   /* char *, [A-Za-z0-9_-]+ */
-    K_FORMAT, /* bh_format_t from a content type */
-    K_CHOICE, /* bool: words[0] (false) or words[1] (true) */
+    K_URL,      /* amqp:// (no TLS yet), appended to bh__config_t.urls */
+    K_INT,      /* int in [min, max] */
+    K_LEVEL,    /* bh_level_t, by name or number */
+    K_DIR,      /* char *, joined to the config file's folder when relative */
+    K_NAME,     /* char *, [A-Za-z0-9_-]+ */
+    K_FORMAT,   /* bh_format_t from a content type */
+    K_CHOICE,   /* bool: words[0] (false) or words[1] (true) */
     K_EXCHANGE, /* char *, an AMQP exchange name */
-    K_DELAYS, /* unsigned[] of ms, with n_retry_delays */
+    K_DELAYS,   /* unsigned[] of ms, with n_retry_delays */
 } kind_t;
 
 typedef struct spec {
     const char *section; /* NULL: a key of every plugin section */
     const char *key;
     kind_t kind;
-    const char *def; /* NULL: computed, see the table */
-    long min, max;   /* K_INT */
+    const char *def;      /* NULL: computed, see the table */
+    long min, max;        /* K_INT */
     const char *words[2]; /* K_CHOICE */
     bool repeatable;
     size_t offset; /* of the field in bh__config_t or bh__svc_conf_t */
@@ -61,20 +61,48 @@ typedef struct spec {
 #define SVC(field) offsetof(bh__svc_conf_t, field)
 
 static const spec_t host_keys[] = {
-    {.section = "broker", .key = "url", .kind = K_URL, .def = DEFAULT_URL, .repeatable = true,
-     .offset = CFG(urls), .help = "broker URL; repeat the key to list several, tried in turn"},
-    {.section = "broker", .key = "heartbeat", .kind = K_INT, .def = "30", .min = 0, .max = 3600,
-     .offset = CFG(heartbeat), .help = "AMQP heartbeat in seconds, 0 disables it"},
-    {.section = "host", .key = "plugins_dir", .kind = K_DIR, .def = "plugins",
+    {.section = "broker",
+     .key = "url",
+     .kind = K_URL,
+     .def = DEFAULT_URL,
+     .repeatable = true,
+     .offset = CFG(urls),
+     .help = "broker URL; repeat the key to list several, tried in turn"},
+    {.section = "broker",
+     .key = "heartbeat",
+     .kind = K_INT,
+     .def = "30",
+     .min = 0,
+     .max = 3600,
+     .offset = CFG(heartbeat),
+     .help = "AMQP heartbeat in seconds, 0 disables it"},
+    {.section = "host",
+     .key = "plugins_dir",
+     .kind = K_DIR,
+     .def = "plugins",
      .offset = CFG(plugins_dir),
      .help = "folder of the plugin .so files, relative to this file's folder"},
-    {.section = "host", .key = "log_level", .kind = K_LEVEL, .def = "info",
-     .offset = CFG(log_level), .help = "least severe level written to stderr"},
-    {.section = "host", .key = "healthcheck_interval", .kind = K_INT, .def = "60", .min = 0,
-     .max = 86400, .offset = CFG(healthcheck_interval),
+    {.section = "host",
+     .key = "log_level",
+     .kind = K_LEVEL,
+     .def = "info",
+     .offset = CFG(log_level),
+     .help = "least severe level written to stderr"},
+    {.section = "host",
+     .key = "healthcheck_interval",
+     .kind = K_INT,
+     .def = "60",
+     .min = 0,
+     .max = 86400,
+     .offset = CFG(healthcheck_interval),
      .help = "seconds between health check logs, 0 disables them"},
-    {.section = "host", .key = "shutdown_timeout", .kind = K_INT, .def = "30000", .min = 0,
-     .max = 3600000, .offset = CFG(shutdown_timeout),
+    {.section = "host",
+     .key = "shutdown_timeout",
+     .kind = K_INT,
+     .def = "30000",
+     .min = 0,
+     .max = 3600000,
+     .offset = CFG(shutdown_timeout),
      .help = "ms running handlers get to finish on shutdown"},
 };
 #define N_HOST_KEYS (sizeof host_keys / sizeof host_keys[0])
@@ -82,27 +110,58 @@ static const spec_t host_keys[] = {
 /* Read from every plugin section, besides the plugin's own keys. A NULL
  * default is computed: see service_defaults(). */
 static const spec_t service_keys[] = {
-    {.key = "service", .kind = K_NAME, .def = NULL /* the plugin's */, .offset = SVC(service),
+    {.key = "service",
+     .kind = K_NAME,
+     .def = NULL /* the plugin's */,
+     .offset = SVC(service),
      .help = "logical service name: queues <service>.events and <service>.commands"},
-    {.key = "workers", .kind = K_INT, .def = "4", .min = 0, .max = 256, .offset = SVC(workers),
+    {.key = "workers",
+     .kind = K_INT,
+     .def = "4",
+     .min = 0,
+     .max = 256,
+     .offset = SVC(workers),
      .help = "handler threads; 0 runs handlers on the I/O thread (they must never block)"},
-    {.key = "prefetch", .kind = K_INT, .def = NULL /* 25 * workers */, .min = 1, .max = 65535,
-     .offset = SVC(prefetch), .help = "unacked messages the broker may hand over at once"},
-    {.key = "worker_scheduling", .kind = K_CHOICE, .def = "batch", .offset = SVC(sched_batch),
+    {.key = "prefetch",
+     .kind = K_INT,
+     .def = NULL /* 25 * workers */,
+     .min = 1,
+     .max = 65535,
+     .offset = SVC(prefetch),
+     .help = "unacked messages the broker may hand over at once"},
+    {.key = "worker_scheduling",
+     .kind = K_CHOICE,
+     .def = "batch",
+     .offset = SVC(sched_batch),
      .words = {"normal", "batch"},
      .help = "batch: woken workers wait for the I/O thread's time slice; normal: they preempt it"},
-    {.key = "content_type", .kind = K_FORMAT, .def = "cbor", .offset = SVC(format),
+    {.key = "content_type",
+     .kind = K_FORMAT,
+     .def = "cbor",
+     .offset = SVC(format),
      .help = "format of outgoing payloads: cbor or json"},
-    {.key = "queue_type", .kind = K_CHOICE, .def = "classic", .offset = SVC(quorum),
+    {.key = "queue_type",
+     .kind = K_CHOICE,
+     .def = "classic",
+     .offset = SVC(quorum),
      .words = {"classic", "quorum"},
      .help = "classic or quorum; opt-in because a queue's type cannot change"},
-    {.key = "delivery_limit", .kind = K_INT, .def = "0", .min = 0, .max = 1000000,
+    {.key = "delivery_limit",
+     .kind = K_INT,
+     .def = "0",
+     .min = 0,
+     .max = 1000000,
      .offset = SVC(delivery_limit),
      .help = "quorum only: deliveries before the broker dead-letters a message, 0 = none"},
-    {.key = "dead_letter_exchange", .kind = K_EXCHANGE, .def = NULL,
+    {.key = "dead_letter_exchange",
+     .kind = K_EXCHANGE,
+     .def = NULL,
      .offset = SVC(dead_letter_exchange),
      .help = "exchange for rejected messages, set on the queues; default: a broker policy"},
-    {.key = "retry_delays", .kind = K_DELAYS, .def = NULL, .offset = SVC(retry_delays),
+    {.key = "retry_delays",
+     .kind = K_DELAYS,
+     .def = NULL,
+     .offset = SVC(retry_delays),
      .help = "delayed retry: waits before each new attempt, e.g. 1s, 10s, 60s"},
 };
 #define N_SERVICE_KEYS (sizeof service_keys / sizeof service_keys[0])
@@ -110,8 +169,14 @@ static const spec_t service_keys[] = {
 /* The service keys, plus those later host features will read: a plugin that
  * declared one of them would break when they arrive. */
 static const char *const reserved_keys[] = {
-    "service",    "workers",        "prefetch",             "content_type",
-    "queue_type", "delivery_limit", "dead_letter_exchange", "retry_delays",
+    "service",
+    "workers",
+    "prefetch",
+    "content_type",
+    "queue_type",
+    "delivery_limit",
+    "dead_letter_exchange",
+    "retry_delays",
     "worker_scheduling",
 };
 
@@ -120,8 +185,7 @@ bool bh__config_reserved_key(const char *key)
     size_t i;
 
     for (i = 0; key && i < sizeof reserved_keys / sizeof reserved_keys[0]; i++)
-        if (strcmp(key, reserved_keys[i]) == 0)
-            return true;
+        if (strcmp(key, reserved_keys[i]) == 0) return true;
     return false;
 }
 
@@ -133,8 +197,7 @@ static void say(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!err || !errlen)
-        return;
+    if (!err || !errlen) return;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
@@ -145,16 +208,14 @@ static void list_add(char *buf, size_t n, const char *s)
 {
     size_t len = strlen(buf);
 
-    if (len + 1 < n)
-        snprintf(buf + len, n - len, "%s%s", len ? ", " : "", s);
+    if (len + 1 < n) snprintf(buf + len, n - len, "%s%s", len ? ", " : "", s);
 }
 
 static int dup_into(char **dst, const char *s)
 {
     char *c = strdup(s);
 
-    if (!c)
-        return BH_ENOMEM;
+    if (!c) return BH_ENOMEM;
     free(*dst);
     *dst = c;
     return BH_OK;
@@ -166,12 +227,10 @@ static bool parse_int(const char *s, long long min, long long max, long long *ou
     char *end;
     long long v;
 
-    if (!*s || isspace((unsigned char)*s))
-        return false;
+    if (!*s || isspace((unsigned char)*s)) return false;
     errno = 0;
     v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return false;
+    if (errno || end == s || *end || v < min || v > max) return false;
     *out = v;
     return true;
 }
@@ -181,19 +240,16 @@ static bool parse_double(const char *s)
     char *end;
     double d;
 
-    if (!*s || isspace((unsigned char)*s))
-        return false;
+    if (!*s || isspace((unsigned char)*s)) return false;
     d = strtod(s, &end);
     return end != s && !*end && isfinite(d); /* overflow gives HUGE_VAL */
 }
 
 static bool valid_name(const char *s)
 {
-    if (!*s)
-        return false;
+    if (!*s) return false;
     for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
-            return false;
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-') return false;
     return true;
 }
 
@@ -203,22 +259,17 @@ static bool valid_url(const char *s)
 {
     /* amqps:// is refused here, at --check time, rather than by every connect:
      * TLS needs CA settings this host does not have yet. */
-    if (strncmp(s, "amqp://", 7) != 0)
-        return false;
+    if (strncmp(s, "amqp://", 7) != 0) return false;
     for (; *s; s++)
-        if (isspace((unsigned char)*s))
-            return false;
+        if (isspace((unsigned char)*s)) return false;
     return true;
 }
 
 static bool parse_format(const char *s, bh_format_t *out)
 {
-    if (strcmp(s, "cbor") == 0 || strcmp(s, "application/cbor") == 0)
-        *out = BH_FORMAT_CBOR;
-    else if (strcmp(s, "json") == 0 || strcmp(s, "application/json") == 0)
-        *out = BH_FORMAT_JSON;
-    else
-        return false;
+    if (strcmp(s, "cbor") == 0 || strcmp(s, "application/cbor") == 0) *out = BH_FORMAT_CBOR;
+    else if (strcmp(s, "json") == 0 || strcmp(s, "application/json") == 0) *out = BH_FORMAT_JSON;
+    else return false;
     return true;
 }
 
@@ -230,11 +281,9 @@ static char *join_dir(const char *cfg_path, const char *s)
     size_t dlen, slen = strlen(s);
     char *p;
 
-    if (s[0] == '/' || !slash)
-        return strdup(s);
+    if (s[0] == '/' || !slash) return strdup(s);
     dlen = (size_t)(slash - cfg_path) + 1;
-    if (!(p = malloc(dlen + slen + 1)))
-        return NULL;
+    if (!(p = malloc(dlen + slen + 1))) return NULL;
     memcpy(p, cfg_path, dlen);
     memcpy(p + dlen, s, slen + 1);
     return p;
@@ -244,11 +293,9 @@ static int add_url(bh__config_t *cfg, const char *s)
 {
     char **v = realloc(cfg->urls, (cfg->n_urls + 1) * sizeof *v);
 
-    if (!v)
-        return BH_ENOMEM;
+    if (!v) return BH_ENOMEM;
     cfg->urls = v;
-    if (!(v[cfg->n_urls] = strdup(s)))
-        return BH_ENOMEM;
+    if (!(v[cfg->n_urls] = strdup(s))) return BH_ENOMEM;
     cfg->n_urls++;
     return BH_OK;
 }
@@ -256,15 +303,27 @@ static int add_url(bh__config_t *cfg, const char *s)
 static void expect(const spec_t *k, char *buf, size_t n)
 {
     switch (k->kind) {
-    case K_URL: snprintf(buf, n, "a URL starting with amqp:// (amqps:// is not supported yet), without spaces"); break;
-    case K_INT: snprintf(buf, n, "an integer %ld..%ld", k->min, k->max); break;
-    case K_LEVEL:
-        snprintf(buf, n, "a level name (emergency, alert, critical, error, warning, notice, "
-                         "info, debug) or 0..7");
+    case K_URL:
+        snprintf(buf, n,
+                 "a URL starting with amqp:// (amqps:// is not supported yet), without spaces");
         break;
-    case K_DIR: snprintf(buf, n, "a folder path"); break;
-    case K_NAME: snprintf(buf, n, "a name of letters, digits, '_' and '-'"); break;
-    case K_FORMAT: snprintf(buf, n, "cbor, json, application/cbor or application/json"); break;
+    case K_INT:
+        snprintf(buf, n, "an integer %ld..%ld", k->min, k->max);
+        break;
+    case K_LEVEL:
+        snprintf(buf, n,
+                 "a level name (emergency, alert, critical, error, warning, notice, "
+                 "info, debug) or 0..7");
+        break;
+    case K_DIR:
+        snprintf(buf, n, "a folder path");
+        break;
+    case K_NAME:
+        snprintf(buf, n, "a name of letters, digits, '_' and '-'");
+        break;
+    case K_FORMAT:
+        snprintf(buf, n, "cbor, json, application/cbor or application/json");
+        break;
     case K_CHOICE: /* the default first */
         snprintf(buf, n, "%s or %s", k->def, k->words[strcmp(k->def, k->words[0]) ? 0 : 1]);
         break;
@@ -331,17 +390,14 @@ static int set_value(const spec_t *k, void *base, const char *s, const char *cfg
     case K_URL:
         return valid_url(s) ? add_url(base, s) : BH_EINVAL;
     case K_INT:
-        if (!parse_int(s, k->min, k->max, &v))
-            return BH_EINVAL;
+        if (!parse_int(s, k->min, k->max, &v)) return BH_EINVAL;
         *(int *)(void *)field = (int)v;
         return BH_OK;
     case K_LEVEL:
         return bh__level_parse(s, (bh_level_t *)(void *)field);
     case K_DIR:
-        if (!*s)
-            return BH_EINVAL;
-        if (!(p = join_dir(cfg_path, s)))
-            return BH_ENOMEM;
+        if (!*s) return BH_EINVAL;
+        if (!(p = join_dir(cfg_path, s))) return BH_ENOMEM;
         free(*(char **)(void *)field);
         *(char **)(void *)field = p;
         return BH_OK;
@@ -395,15 +451,12 @@ static void fail(parse_t *p, int rc, const char *fmt, ...)
     va_list ap;
     int n;
 
-    if (p->err_line)
-        return;
+    if (p->err_line) return;
     p->err_line = p->line;
     p->rc = rc;
-    if (!p->err || !p->errlen)
-        return;
+    if (!p->err || !p->errlen) return;
     n = snprintf(p->err, p->errlen, "%s:%d: ", p->cfg->path, p->line);
-    if (n < 0 || (size_t)n >= p->errlen)
-        return;
+    if (n < 0 || (size_t)n >= p->errlen) return;
     va_start(ap, fmt);
     vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
     va_end(ap);
@@ -424,8 +477,7 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
 
 static int trimmed_len(const char *s, const char *end)
 {
-    while (end > s && isspace((unsigned char)end[-1]))
-        end--;
+    while (end > s && isspace((unsigned char)end[-1])) end--;
     return (int)(end - s);
 }
 
@@ -436,8 +488,7 @@ static void open_section(parse_t *p, const char *name, size_t n)
     size_t i;
 
     for (i = 0; i < 2; i++) {
-        if (strlen(host_sections[i]) != n || strncmp(name, host_sections[i], n) != 0)
-            continue;
+        if (strlen(host_sections[i]) != n || strncmp(name, host_sections[i], n) != 0) continue;
         if (p->host_line[i]) {
             fail(p, BH_EINVAL, "duplicate section [%s] (first at line %d)", host_sections[i],
                  p->host_line[i]);
@@ -512,10 +563,8 @@ static void classify(parse_t *p)
 
     if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) /* a UTF-8 BOM */
         s += 3;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (!*s || *s == ';' || *s == '#')
-        return;
+    while (isspace((unsigned char)*s)) s++;
+    if (!*s || *s == ';' || *s == '#') return;
     if (p->prev_name && s > line) {
         p->kind = L_CONT;
         return;
@@ -546,15 +595,13 @@ static char *read_line(char *str, int num, void *stream)
     size_t len;
 
     if (got < 0) {
-        if (ferror(p->f))
-            p->read_errno = errno;
+        if (ferror(p->f)) p->read_errno = errno;
         return NULL;
     }
     p->line++;
     p->kind = L_OTHER;
     len = (size_t)got;
-    while (len > 0 && (p->buf[len - 1] == '\n' || p->buf[len - 1] == '\r'))
-        len--;
+    while (len > 0 && (p->buf[len - 1] == '\n' || p->buf[len - 1] == '\r')) len--;
     p->buf[len] = '\0';
     if (memchr(p->buf, '\0', len)) {
         fail(p, BH_EINVAL, "NUL byte in line");
@@ -580,8 +627,7 @@ static int host_key(parse_t *p, const char *name, const char *value)
     int rc;
 
     for (i = 0; i < N_HOST_KEYS; i++) {
-        if (strcmp(host_keys[i].section, p->sect_name) != 0)
-            continue;
+        if (strcmp(host_keys[i].section, p->sect_name) != 0) continue;
         list_add(buf, sizeof buf, host_keys[i].key);
         if (strcmp(host_keys[i].key, name) == 0) {
             k = &host_keys[i];
@@ -593,8 +639,8 @@ static int host_key(parse_t *p, const char *name, const char *value)
         return 0;
     }
     if (p->kind == L_CONT && !k->repeatable) {
-        fail(p, BH_EINVAL, "[%s] indented line continues '%s', which takes one value",
-             p->sect_name, name);
+        fail(p, BH_EINVAL, "[%s] indented line continues '%s', which takes one value", p->sect_name,
+             name);
         return 0;
     }
     if (p->key_line[i] && !k->repeatable) {
@@ -602,8 +648,7 @@ static int host_key(parse_t *p, const char *name, const char *value)
              p->key_line[i]);
         return 0;
     }
-    if (!p->key_line[i])
-        p->key_line[i] = p->line;
+    if (!p->key_line[i]) p->key_line[i] = p->line;
     rc = set_value(k, p->cfg, value, p->cfg->path);
     if (rc == BH_EINVAL) {
         expect(k, buf, sizeof buf);
@@ -621,8 +666,8 @@ static int raw_key(parse_t *p, const char *name, const char *value)
     bh__kv_t **tail = &p->raw->keys, *kv;
 
     if (p->kind == L_CONT) {
-        fail(p, BH_EINVAL, "[%s] indented line continues '%s', which takes one value",
-             p->sect_name, name);
+        fail(p, BH_EINVAL, "[%s] indented line continues '%s', which takes one value", p->sect_name,
+             name);
         return 0;
     }
     for (; *tail; tail = &(*tail)->next) {
@@ -634,8 +679,7 @@ static int raw_key(parse_t *p, const char *name, const char *value)
     }
     if (!(kv = calloc(1, sizeof *kv)) || !(kv->key = strdup(name)) ||
         !(kv->value = strdup(value))) {
-        if (kv)
-            free(kv->key);
+        if (kv) free(kv->key);
         free(kv);
         fail(p, BH_ENOMEM, "out of memory");
         return 0;
@@ -672,10 +716,8 @@ static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen
     size_t i;
     int rc = BH_OK;
 
-    if (!copy)
-        return BH_ENOMEM;
-    for (i = 0; i < cfg->n_urls; i++)
-        free(cfg->urls[i]);
+    if (!copy) return BH_ENOMEM;
+    for (i = 0; i < cfg->n_urls; i++) free(cfg->urls[i]);
     cfg->n_urls = 0;
     for (tok = strtok_r(copy, sep, &save); tok && !rc; tok = strtok_r(NULL, sep, &save)) {
         rc = set_value(&host_keys[0], cfg, tok, NULL);
@@ -702,15 +744,12 @@ static int finish(parse_t *p, char *err, size_t errlen)
     for (i = 0; i < N_HOST_KEYS; i++) {
         const spec_t *k = &host_keys[i];
 
-        if (p->key_line[i] || !k->def || k->kind == K_URL)
-            continue;
+        if (p->key_line[i] || !k->def || k->kind == K_URL) continue;
         if ((rc = set_value(k, p->cfg, k->def, p->cfg->path)))
             return rc; /* only out of memory: the defaults are valid */
     }
-    if (env && *env && (rc = env_urls(p->cfg, env, err, errlen)))
-        return rc;
-    if (p->cfg->n_urls == 0)
-        return add_url(p->cfg, DEFAULT_URL);
+    if (env && *env && (rc = env_urls(p->cfg, env, err, errlen))) return rc;
+    if (p->cfg->n_urls == 0) return add_url(p->cfg, DEFAULT_URL);
     return BH_OK;
 }
 
@@ -720,8 +759,7 @@ int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errle
     int rc;
 
     say(err, errlen, "%s", "");
-    if (!cfg)
-        return BH_EINVAL;
+    if (!cfg) return BH_EINVAL;
     memset(cfg, 0, sizeof *cfg);
     if (!path) {
         say(err, errlen, "no config file given");
@@ -758,11 +796,9 @@ int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errle
         rc = p.rc;
     } else {
         rc = finish(&p, err, errlen);
-        if (rc == BH_ENOMEM)
-            say(err, errlen, "%s: out of memory", path);
+        if (rc == BH_ENOMEM) say(err, errlen, "%s: out of memory", path);
     }
-    if (rc)
-        bh__config_free(cfg);
+    if (rc) bh__config_free(cfg);
     return rc;
 }
 
@@ -772,10 +808,8 @@ void bh__config_free(bh__config_t *cfg)
     bh__kv_t *kv, *next_kv;
     size_t i;
 
-    if (!cfg)
-        return;
-    for (i = 0; i < cfg->n_urls; i++)
-        free(cfg->urls[i]);
+    if (!cfg) return;
+    for (i = 0; i < cfg->n_urls; i++) free(cfg->urls[i]);
     free(cfg->urls);
     free(cfg->path);
     free(cfg->plugins_dir);
@@ -801,20 +835,16 @@ int bh__config_check_sections(const bh__config_t *cfg, const char *const *plugin
     size_t i;
 
     say(err, errlen, "%s", "");
-    if (!cfg)
-        return BH_EINVAL;
+    if (!cfg) return BH_EINVAL;
     for (sec = cfg->sections; sec; sec = sec->next) {
         for (i = 0; i < n; i++)
-            if (plugin_names[i] && strcmp(plugin_names[i], sec->name) == 0)
-                break;
-        if (i < n)
-            continue;
+            if (plugin_names[i] && strcmp(plugin_names[i], sec->name) == 0) break;
+        if (i < n) continue;
         for (i = 0; i < n; i++)
-            if (plugin_names[i])
-                list_add(loaded, sizeof loaded, plugin_names[i]);
+            if (plugin_names[i]) list_add(loaded, sizeof loaded, plugin_names[i]);
         say(err, errlen, "%s:%d: section [%s] names no plugin; loaded: %s",
-            cfg->path ? cfg->path : "(no config file)", sec->line,
-            sec->name, *loaded ? loaded : "none");
+            cfg->path ? cfg->path : "(no config file)", sec->line, sec->name,
+            *loaded ? loaded : "none");
         return BH_EINVAL;
     }
     return BH_OK;
@@ -832,13 +862,20 @@ static void plugin_expect(const bh_config_key_t *k, char *buf, size_t n)
     case BH_CONF_INT:
         if (k->min || k->max)
             snprintf(buf, n, "an integer %lld..%lld", (long long)k->min, (long long)k->max);
-        else
-            snprintf(buf, n, "an integer");
+        else snprintf(buf, n, "an integer");
         break;
-    case BH_CONF_BOOL: snprintf(buf, n, "true/false, yes/no, on/off or 1/0"); break;
-    case BH_CONF_DOUBLE: snprintf(buf, n, "a finite number"); break;
-    case BH_CONF_STR: snprintf(buf, n, "text"); break;
-    default: snprintf(buf, n, "nothing (the plugin declared type %d)", (int)k->type); break;
+    case BH_CONF_BOOL:
+        snprintf(buf, n, "true/false, yes/no, on/off or 1/0");
+        break;
+    case BH_CONF_DOUBLE:
+        snprintf(buf, n, "a finite number");
+        break;
+    case BH_CONF_STR:
+        snprintf(buf, n, "text");
+        break;
+    default:
+        snprintf(buf, n, "nothing (the plugin declared type %d)", (int)k->type);
+        break;
     }
 }
 
@@ -862,10 +899,8 @@ static int plugin_value(const bh_config_key_t *k, const char *s, char **out)
         return dup_into(out, num);
     case BH_CONF_BOOL:
         for (i = 0; i < sizeof bool_true / sizeof bool_true[0]; i++) {
-            if (strcasecmp(s, bool_true[i]) == 0)
-                return dup_into(out, "true");
-            if (strcasecmp(s, bool_false[i]) == 0)
-                return dup_into(out, "false");
+            if (strcasecmp(s, bool_true[i]) == 0) return dup_into(out, "true");
+            if (strcasecmp(s, bool_false[i]) == 0) return dup_into(out, "false");
         }
         return BH_EINVAL;
     case BH_CONF_DOUBLE:
@@ -887,8 +922,8 @@ static int check_table(const char *plugin, const bh_config_key_t *t, size_t *n, 
         int rc;
 
         if (bh__config_reserved_key(k->key)) {
-            say(err, errlen, "plugin %s: declares config key '%s', which the host reserves",
-                plugin, k->key);
+            say(err, errlen, "plugin %s: declares config key '%s', which the host reserves", plugin,
+                k->key);
             return BH_EINVAL;
         }
         if (!valid_name(k->key) || strlen(k->key) > MAX_NAME) {
@@ -917,8 +952,8 @@ static int check_table(const char *plugin, const bh_config_key_t *t, size_t *n, 
         if (k->def && (rc = plugin_value(k, k->def, &v))) {
             plugin_expect(k, buf, sizeof buf);
             if (rc == BH_EINVAL)
-                say(err, errlen, "plugin %s: default '%s' of config key '%s': expected %s",
-                    plugin, k->def, k->key, buf);
+                say(err, errlen, "plugin %s: default '%s' of config key '%s': expected %s", plugin,
+                    k->def, k->key, buf);
             return rc;
         }
         free(v);
@@ -936,8 +971,7 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
     int rc;
 
     for (i = 0; i < N_SERVICE_KEYS; i++) {
-        if (strcmp(service_keys[i].key, kv->key) != 0)
-            continue;
+        if (strcmp(service_keys[i].key, kv->key) != 0) continue;
         seen[i] = kv->line;
         rc = set_value(&service_keys[i], out, kv->value, path);
         if (rc == BH_EINVAL) {
@@ -948,8 +982,7 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
         return rc;
     }
     for (i = 0; i < out->n; i++) {
-        if (strcmp(t[i].key, kv->key) != 0)
-            continue;
+        if (strcmp(t[i].key, kv->key) != 0) continue;
         rc = plugin_value(&t[i], kv->value, &out->values[i]);
         if (rc == BH_EINVAL) {
             plugin_expect(&t[i], buf, sizeof buf);
@@ -958,10 +991,8 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
         }
         return rc;
     }
-    for (i = 0; i < N_SERVICE_KEYS; i++)
-        list_add(buf, sizeof buf, service_keys[i].key);
-    for (i = 0; i < out->n; i++)
-        list_add(buf, sizeof buf, t[i].key);
+    for (i = 0; i < N_SERVICE_KEYS; i++) list_add(buf, sizeof buf, service_keys[i].key);
+    for (i = 0; i < out->n; i++) list_add(buf, sizeof buf, t[i].key);
     say(err, errlen, "%s:%d: [%s] unknown key '%s' (known: %s)", path, kv->line, plugin, kv->key,
         buf);
     return BH_EINVAL;
@@ -978,10 +1009,8 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     for (i = 0; i < N_SERVICE_KEYS; i++) {
         const spec_t *k = &service_keys[i];
 
-        if (seen[i] || !k->def)
-            continue;
-        if ((rc = set_value(k, out, k->def, path)))
-            return rc;
+        if (seen[i] || !k->def) continue;
+        if ((rc = set_value(k, out, k->def, path))) return rc;
     }
     if (!out->service) {
         const char *def = default_service && *default_service ? default_service : plugin;
@@ -990,8 +1019,7 @@ static int service_defaults(const char *path, const char *plugin, const char *de
             expect(&service_keys[0], buf, sizeof buf);
             say(err, errlen, "plugin %s: service name '%s': expected %s", plugin, def, buf);
         }
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     /* Default: 25 per worker (100 for the default 4 workers), deep enough
      * that a worker's next message is already here while publishes of the
@@ -1003,20 +1031,20 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     if (out->delivery_limit && !out->quorum) {
         for (i = 0; i < N_SERVICE_KEYS && strcmp(service_keys[i].key, "delivery_limit"); i++)
             continue;
-        say(err, errlen, "%s:%d: [%s] delivery_limit = %d needs queue_type = quorum (classic "
-            "queues have no delivery limit)", path, seen[i], plugin, out->delivery_limit);
+        say(err, errlen,
+            "%s:%d: [%s] delivery_limit = %d needs queue_type = quorum (classic "
+            "queues have no delivery limit)",
+            path, seen[i], plugin, out->delivery_limit);
         return BH_EINVAL;
     }
     for (i = 0; i < out->n; i++) {
-        if (out->values[i])
-            continue;
+        if (out->values[i]) continue;
         if (!t[i].def) {
             say(err, errlen, "%s: [%s] missing required key '%s'%s%s%s", path, plugin, t[i].key,
                 t[i].help ? " (" : "", t[i].help ? t[i].help : "", t[i].help ? ")" : "");
             return BH_EINVAL;
         }
-        if ((rc = plugin_value(&t[i], t[i].def, &out->values[i])))
-            return rc;
+        if ((rc = plugin_value(&t[i], t[i].def, &out->values[i]))) return rc;
     }
     return BH_OK;
 }
@@ -1033,14 +1061,11 @@ int bh__config_service(const bh__config_t *cfg, const char *plugin_name,
     int rc;
 
     say(err, errlen, "%s", "");
-    if (!out)
-        return BH_EINVAL;
+    if (!out) return BH_EINVAL;
     memset(out, 0, sizeof *out);
-    if (!cfg || !plugin_name)
-        return BH_EINVAL;
+    if (!cfg || !plugin_name) return BH_EINVAL;
     path = cfg->path ? cfg->path : "(no config file)";
-    if ((rc = check_table(plugin_name, table, &n, err, errlen)))
-        return rc;
+    if ((rc = check_table(plugin_name, table, &n, err, errlen))) return rc;
     out->keys = calloc(n + 1, sizeof *out->keys);
     out->values = calloc(n + 1, sizeof *out->values);
     if (!out->keys || !out->values) {
@@ -1049,19 +1074,15 @@ int bh__config_service(const bh__config_t *cfg, const char *plugin_name,
     }
     out->n = n;
     for (i = 0; i < n; i++)
-        if ((rc = dup_into(&out->keys[i], table[i].key)))
-            goto done;
+        if ((rc = dup_into(&out->keys[i], table[i].key))) goto done;
     for (sec = cfg->sections; sec && strcmp(sec->name, plugin_name) != 0; sec = sec->next)
         ;
     for (kv = sec ? sec->keys : NULL; kv; kv = kv->next)
-        if ((rc = service_entry(path, plugin_name, table, kv, seen, out, err, errlen)))
-            goto done;
+        if ((rc = service_entry(path, plugin_name, table, kv, seen, out, err, errlen))) goto done;
     rc = service_defaults(path, plugin_name, default_service, table, seen, out, err, errlen);
 done:
-    if (rc == BH_ENOMEM)
-        say(err, errlen, "%s: [%s] out of memory", path, plugin_name);
-    if (rc)
-        bh__svc_conf_free(out);
+    if (rc == BH_ENOMEM) say(err, errlen, "%s: [%s] out of memory", path, plugin_name);
+    if (rc) bh__svc_conf_free(out);
     return rc;
 }
 
@@ -1069,13 +1090,10 @@ void bh__svc_conf_free(bh__svc_conf_t *sc)
 {
     size_t i;
 
-    if (!sc)
-        return;
+    if (!sc) return;
     for (i = 0; i < sc->n; i++) {
-        if (sc->keys)
-            free(sc->keys[i]);
-        if (sc->values)
-            free(sc->values[i]);
+        if (sc->keys) free(sc->keys[i]);
+        if (sc->values) free(sc->values[i]);
     }
     free(sc->keys);
     free(sc->values);
@@ -1089,7 +1107,6 @@ const char *bh__svc_conf_get(const bh__svc_conf_t *sc, const char *key)
     size_t i;
 
     for (i = 0; sc && key && i < sc->n; i++)
-        if (strcmp(sc->keys[i], key) == 0)
-            return sc->values[i];
+        if (strcmp(sc->keys[i], key) == 0) return sc->values[i];
     return NULL;
 }

@@ -72,7 +72,7 @@ typedef struct bh__svc_conf {
      * failure is dead-lettered. n_retry_delays == 0: requeue once (default). */
     unsigned retry_delays[BH__MAX_RETRY_DELAYS];
     size_t n_retry_delays;
-    size_t n;      /* plugin keys, declared order; defaults applied */
+    size_t n; /* plugin keys, declared order; defaults applied */
     char **keys;
     char **values; /* NULL for absent keys without a default */
 } bh__svc_conf_t;

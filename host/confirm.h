@@ -14,7 +14,7 @@
  * in any order when not `multiple`. */
 
 typedef struct bh__confirms {
-    void **slots;      /* ring: slots[(head + i) % cap] holds seq base + i, NULL once settled */
+    void **slots; /* ring: slots[(head + i) % cap] holds seq base + i, NULL once settled */
     size_t cap, head, count;
     uint64_t base;     /* seq of slots[head] */
     uint64_t next_seq; /* seq the next publish gets */
@@ -42,9 +42,9 @@ void bh__confirms_reset(bh__confirms_t *c, void (*cb)(void *ud, void *item), voi
  * An ack with `multiple` may only cover a contiguous run of finished tags. */
 
 typedef struct bh__acks {
-    uint8_t *state;    /* ring of per-tag states */
+    uint8_t *state; /* ring of per-tag states */
     size_t cap, head, count;
-    uint64_t base;     /* tag of state[head] */
+    uint64_t base; /* tag of state[head] */
 } bh__acks_t;
 
 void bh__acks_init(bh__acks_t *a);

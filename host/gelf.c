@@ -19,13 +19,15 @@ static const struct {
     const char *name;
     bh_level_t level;
 } level_aliases[] = {
-    {"EMERG", BH_EMERGENCY}, {"CRIT", BH_CRITICAL}, {"ERR", BH_ERROR}, {"WARN", BH_WARNING},
+    {"EMERG", BH_EMERGENCY},
+    {"CRIT", BH_CRITICAL},
+    {"ERR", BH_ERROR},
+    {"WARN", BH_WARNING},
 };
 
 const char *bh__level_name(bh_level_t level)
 {
-    if ((int)level < 0 || (size_t)level >= sizeof level_names / sizeof level_names[0])
-        return NULL;
+    if ((int)level < 0 || (size_t)level >= sizeof level_names / sizeof level_names[0]) return NULL;
     return level_names[level];
 }
 
@@ -33,8 +35,7 @@ int bh__level_parse(const char *s, bh_level_t *out)
 {
     size_t i;
 
-    if (!s || !out)
-        return BH_EINVAL;
+    if (!s || !out) return BH_EINVAL;
     /* A single digit: "07" or "+7" are more likely typos than intent. */
     if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0') {
         *out = (bh_level_t)(s[0] - '0');
@@ -63,26 +64,18 @@ static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
     unsigned char lo = 0x80, hi = 0xBF;
     size_t need, k;
 
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        need = 2;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        need = 3;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        need = 4;
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) need = 2;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF) need = 3;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4) need = 4;
     else {
         *bad = 1; /* a stray continuation byte, C0/C1 or F5..FF */
         return 0;
     }
-    if (s[0] == 0xE0)
-        lo = 0xA0; /* overlong */
-    else if (s[0] == 0xED)
-        hi = 0x9F; /* surrogates */
-    else if (s[0] == 0xF0)
-        lo = 0x90; /* overlong */
-    else if (s[0] == 0xF4)
-        hi = 0x8F; /* above U+10FFFF */
+    if (s[0] == 0xE0) lo = 0xA0;      /* overlong */
+    else if (s[0] == 0xED) hi = 0x9F; /* surrogates */
+    else if (s[0] == 0xF0) lo = 0x90; /* overlong */
+    else if (s[0] == 0xF4) hi = 0x8F; /* above U+10FFFF */
     for (k = 1; k < need; k++) {
         if (k >= n || s[k] < lo || s[k] > hi) {
             *bad = k;
@@ -103,11 +96,9 @@ static json_t *json_text(const char *s, size_t n)
     char *fixed, *w;
     size_t i = 0;
 
-    if (j)
-        return j;
+    if (j) return j;
     /* Each bad byte grows to at most 3 bytes (U+FFFD). */
-    if (n > (SIZE_MAX - 1) / 3 || !(fixed = malloc(3 * n + 1)))
-        return NULL;
+    if (n > (SIZE_MAX - 1) / 3 || !(fixed = malloc(3 * n + 1))) return NULL;
     w = fixed;
     while (i < n) {
         size_t bad = 0, len = utf8_seq(u + i, n - i, &bad);
@@ -134,8 +125,7 @@ static int set_text(json_t *o, const char *key, const char *s, size_t n)
 
 static int set_str(json_t *o, const char *key, const char *s)
 {
-    if (!s)
-        s = "";
+    if (!s) s = "";
     return set_text(o, key, s, strlen(s));
 }
 
@@ -147,11 +137,9 @@ static char *extra_key(const char *key)
     size_t n, i;
     char *k;
 
-    if (key[0] == '_')
-        key++;
+    if (key[0] == '_') key++;
     n = strlen(key);
-    if (n == 0 || strcmp(key, "id") == 0 || !(k = malloc(n + 2)))
-        return NULL;
+    if (n == 0 || strcmp(key, "id") == 0 || !(k = malloc(n + 2))) return NULL;
     k[0] = '_';
     for (i = 0; i < n; i++) {
         char c = key[i];
@@ -171,11 +159,9 @@ static int add_extras(json_t *o, const char *const *extra)
         char *k = extra_key(extra[0]);
         int rc = 0;
 
-        if (k && !json_object_get(o, k))
-            rc = set_str(o, k, extra[1]);
+        if (k && !json_object_get(o, k)) rc = set_str(o, k, extra[1]);
         free(k);
-        if (rc)
-            return -1;
+        if (rc) return -1;
     }
     return 0;
 }
@@ -193,8 +179,7 @@ char *bh__gelf_format(const bh__gelf_t *g, size_t *len)
     json_t *o = json_object();
     int rc;
 
-    if (!host || !o)
-        goto done;
+    if (!host || !o) goto done;
     snprintf(host, hlen, "%s@%s", service, hostname);
     if (first > 0 && msg[first - 1] == '\r') /* CRLF text */
         first--;
@@ -211,10 +196,8 @@ char *bh__gelf_format(const bh__gelf_t *g, size_t *len)
     rc |= set_str(o, "_conversation_id", g->conversation_id);
     rc |= set_str(o, "_logical_service", service);
     rc |= json_object_set_new(o, "_worker_pid", json_integer(g->pid));
-    if (rc == 0 && add_extras(o, g->extra) == 0)
-        out = json_dumps(o, JSON_COMPACT);
-    if (out && len)
-        *len = strlen(out);
+    if (rc == 0 && add_extras(o, g->extra) == 0) out = json_dumps(o, JSON_COMPACT);
+    if (out && len) *len = strlen(out);
 done:
     free(host);
     json_decref(o);

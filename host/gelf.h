@@ -13,9 +13,9 @@ const char *bh__level_name(bh_level_t level);
 int bh__level_parse(const char *s, bh_level_t *out);
 
 typedef struct bh__gelf {
-    const char *service;         /* _logical_service, and host = service@hostname */
+    const char *service; /* _logical_service, and host = service@hostname */
     const char *hostname;
-    long pid;                    /* _worker_pid */
+    long pid; /* _worker_pid */
     bh_level_t level;
     double timestamp;            /* seconds since the epoch */
     const char *conversation_id; /* NULL -> "" */

@@ -50,7 +50,7 @@ typedef struct bh__out {
     struct bh__job *job; /* waits for this confirm; NULL when nobody does */
     int exchange;
     bool mandatory;
-    unsigned nacks;           /* times the broker refused it */
+    unsigned nacks; /* times the broker refused it */
     const char *routing_key;
     const char *content_type;
     const char *conversation_id;
@@ -80,17 +80,17 @@ typedef struct bh__job {
     struct bh__job *next; /* link in the worker queue or the completion queue */
     struct bh__service *svc;
     bh__delivery_t *d;
-    uint64_t gen;               /* connection generation the delivery came on */
+    uint64_t gen; /* connection generation the delivery came on */
     bh_handler_fn handler;
-    bh_msg_t msg;               /* the plugin's view of d */
+    bh_msg_t msg; /* the plugin's view of d */
     bh_value_t *payload;
     /* Filled on the worker: */
-    bh_outcome_t outcome;       /* 0 when the payload failed to decode */
-    char err[200];              /* why it failed to decode */
+    bh_outcome_t outcome; /* 0 when the payload failed to decode */
+    char err[200];        /* why it failed to decode */
     bh__out_t *outs, **outs_tail;
     bool has_result;
     /* I/O thread only, after the handler returned: */
-    size_t pending;             /* outs not yet confirmed */
+    size_t pending; /* outs not yet confirmed */
 } bh__job_t;
 
 #endif

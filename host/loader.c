@@ -39,18 +39,15 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
 static void describe_byte(char *buf, size_t len, const char *s, size_t i)
 {
     unsigned char c = (unsigned char)s[i];
-    if (c > 0x20 && c < 0x7f)
-        snprintf(buf, len, "'%c' at byte %zu", c, i);
-    else if (c == ' ')
-        snprintf(buf, len, "a space at byte %zu", i);
-    else
-        snprintf(buf, len, "byte 0x%02x at byte %zu", c, i);
+    if (c > 0x20 && c < 0x7f) snprintf(buf, len, "'%c' at byte %zu", c, i);
+    else if (c == ' ') snprintf(buf, len, "a space at byte %zu", i);
+    else snprintf(buf, len, "byte 0x%02x at byte %zu", c, i);
 }
 
 static bool is_ident_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
-           || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 /* Bytes a routing key word may hold: anything but topic wildcards, spaces
@@ -64,8 +61,7 @@ static int check_ident(const char *path, const char *what, const char *s, size_t
 {
     char found[48];
     size_t i;
-    if (!s)
-        return fail(err, errlen, path, "no %s: expected .%s = \"...\", found NULL", what, what);
+    if (!s) return fail(err, errlen, path, "no %s: expected .%s = \"...\", found NULL", what, what);
     if (!*s)
         return fail(err, errlen, path, "empty %s: expected letters, digits, '_' or '-', found \"\"",
                     what);
@@ -88,24 +84,24 @@ static const char *const table_what[] = {"event", "command", "result"};
 
 /* Event names and result keys are routing keys: dot-separated non-empty
  * words. Command keys are one word (the host prefixes "<service>."). */
-static int check_key(const char *path, enum table t, const char *key, size_t service_len,
-                     char *err, size_t errlen)
+static int check_key(const char *path, enum table t, const char *key, size_t service_len, char *err,
+                     size_t errlen)
 {
     const char *what = table_what[t];
     char found[48];
     size_t i, len = strlen(key);
     size_t max = t == T_COMMANDS ? MAX_AMQP_NAME - 1 - service_len : MAX_AMQP_NAME;
 
-    if (len == 0)
-        return fail(err, errlen, path, "empty %s key: expected a name, found \"\"", what);
+    if (len == 0) return fail(err, errlen, path, "empty %s key: expected a name, found \"\"", what);
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)key[i];
         if (t == T_COMMANDS && c == '.') {
             describe_byte(found, sizeof found, key, i);
-            return fail(err, errlen, path,
-                        "command key \"%s\" is not a VerbObject name (the host adds \"<service>.\"): "
-                        "expected no '.', '*', '#' or spaces, found %s",
-                        key, found);
+            return fail(
+                err, errlen, path,
+                "command key \"%s\" is not a VerbObject name (the host adds \"<service>.\"): "
+                "expected no '.', '*', '#' or spaces, found %s",
+                key, found);
         }
         if (!is_key_char(c)) {
             describe_byte(found, sizeof found, key, i);
@@ -138,14 +134,13 @@ static int check_routes(const char *path, enum table t, const bh_route_t *r, siz
     const char *what = table_what[t];
     size_t i, j;
     int rc;
-    if (!r)
-        return 0;
+    if (!r) return 0;
     for (i = 0; r[i].key; i++) {
-        if ((rc = check_key(path, t, r[i].key, service_len, err, errlen)))
-            return rc;
+        if ((rc = check_key(path, t, r[i].key, service_len, err, errlen))) return rc;
         if (!r[i].handler)
-            return fail(err, errlen, path, "%s \"%s\" has no handler: expected a function, found NULL",
-                        what, r[i].key);
+            return fail(err, errlen, path,
+                        "%s \"%s\" has no handler: expected a function, found NULL", what,
+                        r[i].key);
         for (j = 0; j < i; j++)
             if (!strcmp(r[j].key, r[i].key))
                 return fail(err, errlen, path,
@@ -167,12 +162,12 @@ static int check_config(const char *path, const bh_config_key_t *k, char *err, s
 {
     char found[48];
     size_t i, j, c;
-    if (!k)
-        return 0;
+    if (!k) return 0;
     for (i = 0; k[i].key; i++) {
         const char *key = k[i].key;
         if (!*key)
-            return fail(err, errlen, path, "config key %zu is empty: expected a name, found \"\"", i);
+            return fail(err, errlen, path, "config key %zu is empty: expected a name, found \"\"",
+                        i);
         for (c = 0; key[c]; c++) {
             if (!is_ini_key_char((unsigned char)key[c])) {
                 describe_byte(found, sizeof found, key, c);
@@ -217,8 +212,7 @@ int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t e
     size_t service_len, routes = 0;
     int rc;
 
-    if (!d)
-        return fail(err, errlen, path, "no descriptor: expected a bh_plugin_t, found NULL");
+    if (!d) return fail(err, errlen, path, "no descriptor: expected a bh_plugin_t, found NULL");
     /* Identity first: nothing else can be trusted until these match. */
     if (d->magic != BH_MAGIC)
         return fail(err, errlen, path,
@@ -244,8 +238,7 @@ int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t e
                     (unsigned)d->size, (unsigned)d->abi_major, (unsigned)d->abi_minor,
                     sizeof(bh_plugin_t));
 
-    if ((rc = check_ident(path, "name", d->name, MAX_AMQP_NAME, err, errlen)))
-        return rc;
+    if ((rc = check_ident(path, "name", d->name, MAX_AMQP_NAME, err, errlen))) return rc;
     if (!d->version)
         return fail(err, errlen, path,
                     "plugin '%s' has no version: expected .version = \"...\", found NULL", d->name);
@@ -254,9 +247,9 @@ int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t e
         return rc;
     service_len = strlen(d->service);
 
-    if ((rc = check_routes(path, T_EVENTS, d->events, service_len, &routes, err, errlen))
-        || (rc = check_routes(path, T_COMMANDS, d->commands, service_len, &routes, err, errlen))
-        || (rc = check_routes(path, T_RESULTS, d->results, service_len, &routes, err, errlen)))
+    if ((rc = check_routes(path, T_EVENTS, d->events, service_len, &routes, err, errlen)) ||
+        (rc = check_routes(path, T_COMMANDS, d->commands, service_len, &routes, err, errlen)) ||
+        (rc = check_routes(path, T_RESULTS, d->results, service_len, &routes, err, errlen)))
         return rc;
     if (routes == 0)
         return fail(err, errlen, path,
@@ -328,8 +321,7 @@ static bool ends_with_so(const char *name)
 static void free_names(char **names, size_t n)
 {
     size_t i;
-    for (i = 0; i < n; i++)
-        free(names[i]);
+    for (i = 0; i < n; i++) free(names[i]);
     free(names);
 }
 
@@ -343,8 +335,7 @@ static int list_plugins(const char *dir, char ***names_out, size_t *n_out, char 
     size_t n = 0, cap = 0;
     bool slash = *dir && dir[strlen(dir) - 1] == '/';
 
-    if (!d)
-        return fail(err, errlen, dir, "cannot read plugin folder: %s", strerror(errno));
+    if (!d) return fail(err, errlen, dir, "cannot read plugin folder: %s", strerror(errno));
     for (;;) {
         struct stat st;
         char *full;
@@ -358,10 +349,8 @@ static int list_plugins(const char *dir, char ***names_out, size_t *n_out, char 
             }
             break;
         }
-        if (!ends_with_so(de->d_name))
-            continue;
-        if (!(full = malloc(strlen(dir) + strlen(de->d_name) + 2)))
-            goto nomem;
+        if (!ends_with_so(de->d_name)) continue;
+        if (!(full = malloc(strlen(dir) + strlen(de->d_name) + 2))) goto nomem;
         sprintf(full, "%s%s%s", dir, slash ? "" : "/", de->d_name);
         if (stat(full, &st) || !S_ISREG(st.st_mode)) {
             free(full); /* a folder, a dangling link... not a plugin */
@@ -424,19 +413,16 @@ int bh__loader_open_dir(const char *dir, bh__loaded_t **out, size_t *n, char *er
 
     *out = NULL;
     *n = 0;
-    if ((rc = list_plugins(dir, &names, &count, err, errlen)))
-        return rc;
+    if ((rc = list_plugins(dir, &names, &count, err, errlen))) return rc;
     if (!(v = calloc(count, sizeof *v))) {
         free_names(names, count);
         fail(err, errlen, dir, "out of memory");
         return BH_ENOMEM;
     }
     for (i = 0; i < count; i++)
-        if ((rc = bh__loader_open(names[i], &v[i], err, errlen)))
-            break;
+        if ((rc = bh__loader_open(names[i], &v[i], err, errlen))) break;
     free_names(names, count);
-    if (!rc)
-        rc = check_unique(v, count, err, errlen);
+    if (!rc) rc = check_unique(v, count, err, errlen);
     if (rc) {
         bh__loader_close_all(v, i);
         return rc;
@@ -450,8 +436,7 @@ int bh__loader_init(const bh__loaded_t *p, bh_ctx_t *ctx, void **state, char *er
 {
     int rc;
     *state = NULL;
-    if (!p->desc->init)
-        return 0;
+    if (!p->desc->init) return 0;
     if ((rc = p->desc->init(ctx, state)) != 0) {
         fail(err, errlen, p->path, "init of plugin '%s' failed: %s (%d)", p->desc->name,
              bh_strerror(rc), rc);
@@ -462,10 +447,8 @@ int bh__loader_init(const bh__loaded_t *p, bh_ctx_t *ctx, void **state, char *er
 
 void bh__loader_close(bh__loaded_t *p)
 {
-    if (!p)
-        return;
-    if (p->dl)
-        dlclose(p->dl);
+    if (!p) return;
+    if (p->dl) dlclose(p->dl);
     free(p->path);
     memset(p, 0, sizeof *p);
 }
@@ -474,9 +457,7 @@ void bh__loader_close(bh__loaded_t *p)
 void bh__loader_close_all(bh__loaded_t *v, size_t n)
 {
     size_t i;
-    if (!v)
-        return;
-    for (i = 0; i < n; i++)
-        bh__loader_close(&v[i]);
+    if (!v) return;
+    for (i = 0; i < n; i++) bh__loader_close(&v[i]);
     free(v);
 }

@@ -7,9 +7,9 @@
 #include "bushost.h"
 
 typedef struct bh__loaded {
-    char *path;                /* as found, e.g. "plugins/echo.so" */
-    void *dl;                  /* dlopen handle */
-    const bh_plugin_t *desc;   /* inside the object */
+    char *path;              /* as found, e.g. "plugins/echo.so" */
+    void *dl;                /* dlopen handle */
+    const bh_plugin_t *desc; /* inside the object */
 } bh__loaded_t;
 
 /* Check a descriptor. Pure: no dlopen. Messages name the file, what was

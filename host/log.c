@@ -71,8 +71,8 @@ static void to_stderr(const char *service, bh_level_t level, const char *conv, c
             conv && *conv ? conv : "", conv && *conv ? "]" : "", msg);
 }
 
-static void enqueue(bh__logger_t *l, bh_level_t level, const char *conv,
-                    const char *const *extra, const char *msg)
+static void enqueue(bh__logger_t *l, bh_level_t level, const char *conv, const char *const *extra,
+                    const char *msg)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -124,8 +124,7 @@ void bh__vlog(bh__logger_t *l, bh_level_t level, const char *conv, const char *c
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     if (n >= (int)sizeof buf && (msg = malloc((size_t)n + 1)))
         vsnprintf(msg, (size_t)n + 1, fmt, ap2);
-    else if (!msg)
-        msg = buf; /* out of memory: keep the truncated text */
+    else if (!msg) msg = buf; /* out of memory: keep the truncated text */
     va_end(ap2);
     if (level > BH_DEBUG) level = BH_DEBUG;
     if ((int)level <= stderr_level) to_stderr(l ? l->service : NULL, level, conv, msg);

@@ -19,7 +19,7 @@ typedef struct bh__logrec {
     struct bh__logrec *next;
     const char *key; /* "<service>.<LEVEL>" */
     size_t len;
-    char body[];     /* GELF JSON, then the key */
+    char body[]; /* GELF JSON, then the key */
 } bh__logrec_t;
 
 enum { BH__LOG_QUEUE_MAX = 10000 };
@@ -35,8 +35,8 @@ void bh__vlog(bh__logger_t *l, bh_level_t level, const char *conversation_id,
               const char *const *extra, const char *fmt, va_list ap) BH_PRINTF(5, 0);
 void bh__log_extra(bh__logger_t *l, bh_level_t level, const char *conversation_id,
                    const char *const *extra, const char *fmt, ...) BH_PRINTF(5, 6);
-void bh__log(bh__logger_t *l, bh_level_t level, const char *conversation_id, const char *fmt,
-             ...) BH_PRINTF(4, 5);
+void bh__log(bh__logger_t *l, bh_level_t level, const char *conversation_id, const char *fmt, ...)
+    BH_PRINTF(4, 5);
 
 /* I/O thread: wake is sent whenever a record is queued (NULL: stop waking
  * and stop queueing; the queue is dropped). */

@@ -35,16 +35,18 @@ typedef struct host {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: bushost -c FILE [--check]\n"
-            "Run the service plugins found in the config's plugins_dir on a RabbitMQ bus.\n\n"
-            "  -c, --config FILE  the INI config (see docs/config.md)\n"
-            "      --check        validate the config and load and init the plugins,\n"
-            "                     without connecting; exit 0 when all is well\n"
-            "  -h, --help         this text\n"
-            "  -V, --version      the version and plugin ABI\n\n"
-            "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space- or comma-separated).\n"
-            "Exit status: 0 clean stop, 1 runtime failure or unclean stop, 2 bad usage or config.\n");
+    fprintf(
+        f,
+        "Usage: bushost -c FILE [--check]\n"
+        "Run the service plugins found in the config's plugins_dir on a RabbitMQ bus.\n\n"
+        "  -c, --config FILE  the INI config (see docs/config.md)\n"
+        "      --check        validate the config and load and init the plugins,\n"
+        "                     without connecting; exit 0 when all is well\n"
+        "  -h, --help         this text\n"
+        "  -V, --version      the version and plugin ABI\n\n"
+        "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space- or "
+        "comma-separated).\n"
+        "Exit status: 0 clean stop, 1 runtime failure or unclean stop, 2 bad usage or config.\n");
 }
 
 static void on_exited(uv_async_t *a)
@@ -67,7 +69,8 @@ static void on_signal(uv_signal_t *sig, int signum)
     host_t *h = sig->data;
     if (h->signals++) {
         static const char msg[] = "bushost: second signal, exiting now\n";
-        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing more to do */ }
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing more to do */
+        }
         _exit(128 + signum);
     }
     bh__log(NULL, BH_WARNING, NULL, "received %s: stopping gracefully (again to exit now)",
@@ -109,10 +112,12 @@ static int setup(host_t *h, const char *path, char *err, size_t errlen)
          * other's messages as "no handler". */
         for (size_t j = 0; j < i; j++)
             if (!strcmp(bh__service_name(h->svcs[i]), bh__service_name(h->svcs[j]))) {
-                snprintf(err, errlen, "%s: plugins '%s' (%s) and '%s' (%s) both run as service "
+                snprintf(err, errlen,
+                         "%s: plugins '%s' (%s) and '%s' (%s) both run as service "
                          "'%s': give one of them another `service =` in its section",
                          path, h->plugins[j].desc->name, h->plugins[j].path,
-                         h->plugins[i].desc->name, h->plugins[i].path, bh__service_name(h->svcs[i]));
+                         h->plugins[i].desc->name, h->plugins[i].path,
+                         bh__service_name(h->svcs[i]));
                 return EXIT_CONFIG;
             }
     }
@@ -136,13 +141,21 @@ int main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': path = optarg; break;
-        case 'k': check = true; break;
-        case 'h': usage(stdout); return 0;
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
         case 'V':
             printf("bushost %s (plugin ABI %d.%d)\n", BH_VERSION, BH_ABI_MAJOR, BH_ABI_MINOR);
             return 0;
-        default: usage(stderr); return EXIT_CONFIG;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
         }
     }
     if (!path || optind < argc) {
@@ -161,9 +174,8 @@ int main(int argc, char **argv)
     }
     if (check) {
         for (size_t i = 0; i < h.n_plugins; i++)
-            printf("%s: plugin %s %s, service '%s'\n", h.plugins[i].path,
-                   h.plugins[i].desc->name, h.plugins[i].desc->version,
-                   bh__service_name(h.svcs[i]));
+            printf("%s: plugin %s %s, service '%s'\n", h.plugins[i].path, h.plugins[i].desc->name,
+                   h.plugins[i].desc->version, bh__service_name(h.svcs[i]));
         printf("%s: OK\n", path);
         teardown(&h);
         return 0;

@@ -70,8 +70,8 @@ struct bh__service {
     char broken_why[512];
     uint64_t gen;
     size_t url_index;
-    unsigned attempts;    /* failed connects in a row */
-    unsigned reconnects;  /* connections made after the first */
+    unsigned attempts;   /* failed connects in a row */
+    unsigned reconnects; /* connections made after the first */
     bool connected_once;
     bh__confirms_t confirms;
     bh__acks_t acks;
@@ -80,9 +80,9 @@ struct bh__service {
     size_t batch_n;
     bh__out_t *nacked, **nacked_tail; /* refused by the broker, sent again after a pause */
     bool blocked;
-    size_t room;       /* bytes we may write before the socket could block */
-    bool want_write;   /* publishes wait for the socket to drain */
-    size_t inflight; /* jobs created and not yet freed */
+    size_t room;         /* bytes we may write before the socket could block */
+    bool want_write;     /* publishes wait for the socket to drain */
+    size_t inflight;     /* jobs created and not yet freed */
     size_t acks_waiting; /* finished, to be acked at the next flush */
     state_t st;
     uint64_t stop_at;
@@ -407,8 +407,7 @@ static void flush_logs(bh__service_t *s)
     size_t dropped;
     bh__logrec_t *r = bh__logger_take(s->log, &dropped);
     if (dropped)
-        slog(s, BH_WARNING, NULL, "%zu log records were dropped: the log queue was full",
-             dropped);
+        slog(s, BH_WARNING, NULL, "%zu log records were dropped: the log queue was full", dropped);
     while (r && up(s) && !s->blocked && fits(s, r->len + 512)) {
         bh__logrec_t *next = r->next;
         s->room -= r->len + 512;
@@ -475,7 +474,8 @@ static void retry_later(bh__service_t *s, bh__job_t *job)
     const bh__delivery_t *d = job->d;
     const char *conv = job->msg.conversation_id;
     size_t n = s->conf.n_retry_delays;
-    const char *src = !strcmp(d->exchange, "events") ? s->topo.events_queue : s->topo.commands_queue;
+    const char *src =
+        !strcmp(d->exchange, "events") ? s->topo.events_queue : s->topo.commands_queue;
     const char *q = d->attempt < n ? bh__topology_retry_queue(&s->topo, src, d->attempt) : NULL;
     bh__out_t *o = q ? bh__out_retry(d, q, d->attempt + 1) : NULL;
     if (!o) {
@@ -549,10 +549,9 @@ static void on_confirm_item(void *ud, void *item, bool acked)
         /* A delayed-retry copy the broker could not route (its retry queue is
          * gone) is confirmed all the same: the original must not be acked. */
         job->outcome = 0;
-        snprintf(job->err, sizeof job->err, "its retry copy to '%s' was returned",
-                 o->routing_key);
-        slog(s, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
-             job->d->routing_key, job->err);
+        snprintf(job->err, sizeof job->err, "its retry copy to '%s' was returned", o->routing_key);
+        slog(s, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s", job->d->routing_key,
+             job->err);
     }
     free(o);
     if (job && --job->pending == 0) settle_job(s, job);
@@ -689,8 +688,8 @@ static void cb_confirm(void *ud, uint64_t tag, bool multiple, bool acked)
     bh__confirms_settle(&s->confirms, tag, multiple, on_confirm_item, s, acked);
 }
 
-static void cb_returned(void *ud, const char *exchange, const char *key, int code,
-                        const char *text, const char *conv, uint64_t copy_seq)
+static void cb_returned(void *ud, const char *exchange, const char *key, int code, const char *text,
+                        const char *conv, uint64_t copy_seq)
 {
     bh__service_t *s = ud;
     bh__out_t *o = copy_seq ? bh__confirms_get(&s->confirms, copy_seq) : NULL;
@@ -705,8 +704,7 @@ static void cb_cancelled(void *ud, const char *tag)
 {
     bh__service_t *s = ud;
     char why[300];
-    snprintf(why, sizeof why, "the broker cancelled consumer %s (queue deleted or node down)",
-             tag);
+    snprintf(why, sizeof why, "the broker cancelled consumer %s (queue deleted or node down)", tag);
     broke(s, why);
 }
 
@@ -716,8 +714,7 @@ static void cb_blocked(void *ud, const char *reason)
     s->blocked = reason != NULL;
     if (reason)
         slog(s, BH_WARNING, NULL, "broker blocked publishing (%s): holding publishes", reason);
-    else
-        slog(s, BH_NOTICE, NULL, "broker unblocked publishing: resuming");
+    else slog(s, BH_NOTICE, NULL, "broker unblocked publishing: resuming");
 }
 
 static const bh__broker_cbs_t broker_cbs = {cb_delivery, cb_confirm, cb_returned, cb_cancelled,
@@ -864,8 +861,7 @@ static void on_retry(uv_timer_t *t)
     if (s->connected_once)
         slog(s, BH_NOTICE, NULL, "reconnected to %s after %u failed attempt(s) (reconnect #%u)",
              shown, s->attempts, ++s->reconnects);
-    else
-        slog(s, BH_NOTICE, NULL, "connected to %s", shown);
+    else slog(s, BH_NOTICE, NULL, "connected to %s", shown);
     s->connected_once = true;
     s->attempts = 0;
     if (s->st == S_CONNECTING) s->st = S_RUNNING;

@@ -69,8 +69,7 @@ int bh__topology_build(bh__topology_t *t, const bh__svc_conf_t *sc, const bh_plu
     for (size_t i = 0; i < ne; i++)
         if (add(t, BH__EX_EVENTS, t->events_queue, strdup(p->events[i].key))) goto oom;
     for (size_t i = 0; i < nc; i++)
-        if (add(t, BH__EX_COMMANDS, t->commands_queue, join(service, p->commands[i].key)))
-            goto oom;
+        if (add(t, BH__EX_COMMANDS, t->commands_queue, join(service, p->commands[i].key))) goto oom;
     for (size_t i = 0; i < nr; i++)
         if (add(t, BH__EX_COMMANDS, t->commands_queue, strdup(p->results[i].key))) goto oom;
     for (size_t i = 0; i < sc->n_retry_delays; i++) {

@@ -51,7 +51,7 @@ struct node {
         struct {
             char *p; /* NUL-terminated (also for bytes), never NULL */
             size_t len;
-        } s;         /* BH_T_STRING, BH_T_BYTES */
+        } s; /* BH_T_STRING, BH_T_BYTES */
         struct {
             node_t **v;
             size_t n, cap;
@@ -59,9 +59,9 @@ struct node {
         struct {
             entry_t *v;
             size_t n, cap;
-            size_t *index; /* slots hold entry position + 1; 0 = empty */
+            size_t *index;    /* slots hold entry position + 1; 0 = empty */
             size_t index_cap; /* a power of two, or 0 without an index */
-        } m; /* BH_T_MAP */
+        } m;                  /* BH_T_MAP */
     } u;
 };
 
@@ -81,15 +81,24 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 static const char *type_name(bh_type_t t)
 {
     switch (t) {
-    case BH_T_NULL: return "null";
-    case BH_T_BOOL: return "a boolean";
-    case BH_T_INT: return "an integer";
-    case BH_T_FLOAT: return "a float";
-    case BH_T_STRING: return "a string";
-    case BH_T_BYTES: return "a byte string";
-    case BH_T_ARRAY: return "an array";
-    case BH_T_MAP: return "a map";
-    default: return "nothing";
+    case BH_T_NULL:
+        return "null";
+    case BH_T_BOOL:
+        return "a boolean";
+    case BH_T_INT:
+        return "an integer";
+    case BH_T_FLOAT:
+        return "a float";
+    case BH_T_STRING:
+        return "a string";
+    case BH_T_BYTES:
+        return "a byte string";
+    case BH_T_ARRAY:
+        return "an array";
+    case BH_T_MAP:
+        return "a map";
+    default:
+        return "nothing";
     }
 }
 
@@ -178,7 +187,9 @@ static void node_free(node_t *n)
     if (!n) return;
     switch (n->type) {
     case BH_T_STRING:
-    case BH_T_BYTES: free(n->u.s.p); break;
+    case BH_T_BYTES:
+        free(n->u.s.p);
+        break;
     case BH_T_ARRAY:
         for (size_t i = 0; i < n->u.a.n; i++) node_free(n->u.a.v[i]);
         free(n->u.a.v);
@@ -191,7 +202,8 @@ static void node_free(node_t *n)
         free(n->u.m.v);
         free(n->u.m.index);
         break;
-    default: break;
+    default:
+        break;
     }
     free(n);
 }
@@ -289,8 +301,10 @@ static node_t *node_copy(const bh_api_t *api, const node_t *src)
     node_t *n;
     switch (src->type) {
     case BH_T_STRING:
-    case BH_T_BYTES: return blob_new(api, src->type, src->u.s.p, src->u.s.len);
-    default: break;
+    case BH_T_BYTES:
+        return blob_new(api, src->type, src->u.s.p, src->u.s.len);
+    default:
+        break;
     }
     n = node_new(api, src->type);
     if (!n) return NULL;
@@ -324,10 +338,14 @@ static bool node_equal(const node_t *a, const node_t *b)
     if (a == b) return true;
     if (!a || !b || a->type != b->type) return false;
     switch (a->type) {
-    case BH_T_NULL: return true;
-    case BH_T_BOOL: return a->u.b == b->u.b;
-    case BH_T_INT: return a->u.i == b->u.i;
-    case BH_T_FLOAT: return a->u.d == b->u.d || (isnan(a->u.d) && isnan(b->u.d));
+    case BH_T_NULL:
+        return true;
+    case BH_T_BOOL:
+        return a->u.b == b->u.b;
+    case BH_T_INT:
+        return a->u.i == b->u.i;
+    case BH_T_FLOAT:
+        return a->u.d == b->u.d || (isnan(a->u.d) && isnan(b->u.d));
     case BH_T_STRING:
     case BH_T_BYTES:
         return a->u.s.len == b->u.s.len && memcmp(a->u.s.p, b->u.s.p, a->u.s.len) == 0;
@@ -346,7 +364,8 @@ static bool node_equal(const node_t *a, const node_t *b)
                 return false;
         }
         return true;
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -375,10 +394,14 @@ static size_t api_len(const bh_value_t *v)
     if (!n) return 0;
     switch (n->type) {
     case BH_T_STRING:
-    case BH_T_BYTES: return n->u.s.len;
-    case BH_T_ARRAY: return n->u.a.n;
-    case BH_T_MAP: return n->u.m.n;
-    default: return 0;
+    case BH_T_BYTES:
+        return n->u.s.len;
+    case BH_T_ARRAY:
+        return n->u.a.n;
+    case BH_T_MAP:
+        return n->u.m.n;
+    default:
+        return 0;
     }
 }
 
@@ -585,9 +608,12 @@ void bh__value_fill_api(bh_api_t *api)
 const char *bh__format_content_type(bh_format_t fmt)
 {
     switch (fmt) {
-    case BH_FORMAT_CBOR: return BH__CT_CBOR;
-    case BH_FORMAT_JSON: return BH__CT_JSON;
-    default: return NULL;
+    case BH_FORMAT_CBOR:
+        return BH__CT_CBOR;
+    case BH_FORMAT_JSON:
+        return BH__CT_JSON;
+    default:
+        return NULL;
     }
 }
 
@@ -612,20 +638,20 @@ enum frame_kind { F_ARRAY, F_MAP, F_BYTES, F_TEXT };
 typedef struct frame {
     enum frame_kind kind;
     bool indefinite;
-    uint64_t left;   /* definite containers: items (arrays) or pairs (maps) to come */
-    node_t *node;    /* the container being filled */
-    char *key;       /* maps: the key waiting for its value, or NULL */
+    uint64_t left; /* definite containers: items (arrays) or pairs (maps) to come */
+    node_t *node;  /* the container being filled */
+    char *key;     /* maps: the key waiting for its value, or NULL */
     size_t klen;
-    char *buf;       /* indefinite strings: the chunks so far */
+    char *buf; /* indefinite strings: the chunks so far */
     size_t blen, bcap;
 } frame_t;
 
 typedef struct cbor_dec {
     const bh_api_t *api;
-    size_t len;        /* body length */
-    size_t pos;        /* offset of the item being decoded, for messages */
+    size_t len; /* body length */
+    size_t pos; /* offset of the item being decoded, for messages */
     size_t depth;
-    bool tagged;       /* a tag was read: a data item must follow */
+    bool tagged; /* a tag was read: a data item must follow */
     bool failed;
     node_t *root;
     char *err;
@@ -953,8 +979,7 @@ static node_t *decode_cbor(const bh_api_t *api, const unsigned char *body, size_
             d->pos += r.read;
         }
     }
-    if (!d->failed && d->pos != len)
-        dec_fail(d, "trailing garbage after the top-level item");
+    if (!d->failed && d->pos != len) dec_fail(d, "trailing garbage after the top-level item");
     root = d->failed ? NULL : d->root;
     if (d->failed) {
         node_free(d->root);
@@ -989,7 +1014,8 @@ static int from_json(const bh_api_t *api, json_t *j, int depth, node_t **out, ch
             const char *key;
             size_t klen;
             json_t *jv;
-            json_object_keylen_foreach(j, key, klen, jv) {
+            json_object_keylen_foreach(j, key, klen, jv)
+            {
                 node_t *c;
                 char *k;
                 int rc = from_json(api, jv, depth + 1, &c, err, errlen);
@@ -1007,7 +1033,8 @@ static int from_json(const bh_api_t *api, json_t *j, int depth, node_t **out, ch
         } else {
             size_t i;
             json_t *jv;
-            json_array_foreach(j, i, jv) {
+            json_array_foreach(j, i, jv)
+            {
                 node_t *c;
                 int rc = from_json(api, jv, depth + 1, &c, err, errlen);
                 if (rc != BH_OK) {
@@ -1034,7 +1061,9 @@ static int from_json(const bh_api_t *api, json_t *j, int depth, node_t **out, ch
         n = node_new(api, BH_T_BOOL);
         if (n) n->u.b = json_is_true(j);
         break;
-    case JSON_NULL: n = node_new(api, BH_T_NULL); break;
+    case JSON_NULL:
+        n = node_new(api, BH_T_NULL);
+        break;
     }
     if (!n) goto oom;
     *out = n;
@@ -1062,8 +1091,8 @@ static node_t *decode_json(const bh_api_t *api, const void *body, size_t len, ch
     return n;
 }
 
-int bh__payload_decode(const bh_api_t *api, const char *content_type, const void *body,
-                       size_t len, bh_value_t **out, char *err, size_t errlen)
+int bh__payload_decode(const bh_api_t *api, const char *content_type, const void *body, size_t len,
+                       bh_value_t **out, char *err, size_t errlen)
 {
     node_t *n;
     *out = NULL;
@@ -1073,7 +1102,7 @@ int bh__payload_decode(const bh_api_t *api, const char *content_type, const void
         return BH_EINVAL;
     }
     n = bh__content_type_is_cbor(content_type) ? decode_cbor(api, body, len, err, errlen)
-                                                : decode_json(api, body, len, err, errlen);
+                                               : decode_json(api, body, len, err, errlen);
     if (!n) return BH_EINVAL;
     if (n->type != BH_T_MAP) {
         set_err(err, errlen, "payload top level is %s, expected a map", type_name(n->type));
@@ -1120,25 +1149,25 @@ static int to_cbor(buf_t *b, const node_t *n, int depth, char *err, size_t errle
     at = b->p + b->len;
     room = b->cap - b->len;
     switch (n->type) {
-    case BH_T_NULL: b->len += cbor_encode_null(at, room); break;
-    case BH_T_BOOL: b->len += cbor_encode_bool(n->u.b, at, room); break;
+    case BH_T_NULL:
+        b->len += cbor_encode_null(at, room);
+        break;
+    case BH_T_BOOL:
+        b->len += cbor_encode_bool(n->u.b, at, room);
+        break;
     case BH_T_INT:
         /* libcbor picks the shortest head, as cbor2 does. */
-        if (n->u.i >= 0)
-            b->len += cbor_encode_uint((uint64_t)n->u.i, at, room);
-        else
-            b->len += cbor_encode_negint((uint64_t)(-1 - n->u.i), at, room);
+        if (n->u.i >= 0) b->len += cbor_encode_uint((uint64_t)n->u.i, at, room);
+        else b->len += cbor_encode_negint((uint64_t)(-1 - n->u.i), at, room);
         break;
     case BH_T_FLOAT:
         /* What Python's cbor2 emits by default (canonical=False): finite
          * floats always as float64, NaN and infinities as the 3-byte half
          * forms f97e00 / f97c00 / f9fc00. Byte-exact with cbor2 peers. */
-        if (isnan(n->u.d))
-            b->len += cbor_encode_half(NAN, at, room);
+        if (isnan(n->u.d)) b->len += cbor_encode_half(NAN, at, room);
         else if (isinf(n->u.d))
             b->len += cbor_encode_half(n->u.d > 0 ? INFINITY : -INFINITY, at, room);
-        else
-            b->len += cbor_encode_double(n->u.d, at, room);
+        else b->len += cbor_encode_double(n->u.d, at, room);
         break;
     case BH_T_STRING:
     case BH_T_BYTES:
@@ -1193,9 +1222,15 @@ static int to_json(const node_t *n, const char *key, int depth, json_t **out, ch
     json_t *j = NULL;
     *out = NULL;
     switch (n->type) {
-    case BH_T_NULL: j = json_null(); break;
-    case BH_T_BOOL: j = json_boolean(n->u.b); break;
-    case BH_T_INT: j = json_integer(n->u.i); break;
+    case BH_T_NULL:
+        j = json_null();
+        break;
+    case BH_T_BOOL:
+        j = json_boolean(n->u.b);
+        break;
+    case BH_T_INT:
+        j = json_integer(n->u.i);
+        break;
     case BH_T_FLOAT:
         if (!isfinite(n->u.d)) {
             set_err(err, errlen, "%s%s%s is %g, which JSON cannot carry", key ? "field \"" : "",
@@ -1204,7 +1239,9 @@ static int to_json(const node_t *n, const char *key, int depth, json_t **out, ch
         }
         j = json_real(n->u.d);
         break;
-    case BH_T_STRING: j = json_stringn(n->u.s.p, n->u.s.len); break;
+    case BH_T_STRING:
+        j = json_stringn(n->u.s.p, n->u.s.len);
+        break;
     case BH_T_BYTES:
         set_err(err, errlen, "%s%s%s is a byte string, which JSON cannot carry",
                 key ? "field \"" : "", key ? key : "an array item", key ? "\"" : "");
@@ -1220,8 +1257,8 @@ static int to_json(const node_t *n, const char *key, int depth, json_t **out, ch
         for (size_t i = 0; i < (n->type == BH_T_ARRAY ? n->u.a.n : n->u.m.n); i++) {
             const entry_t *e = n->type == BH_T_MAP ? &n->u.m.v[i] : NULL;
             json_t *c;
-            int rc = to_json(e ? e->val : n->u.a.v[i], e ? e->key : NULL, depth + 1, &c, err,
-                             errlen);
+            int rc =
+                to_json(e ? e->val : n->u.a.v[i], e ? e->key : NULL, depth + 1, &c, err, errlen);
             if (rc != BH_OK) {
                 json_decref(j);
                 return rc;

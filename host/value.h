@@ -23,8 +23,8 @@ bool bh__content_type_is_cbor(const char *content_type);
  * must be a map. On failure returns BH_EINVAL and writes a one-line reason
  * ("invalid CBOR at byte 3", "JSON top level is an array, expected a map")
  * to err. Nodes carry `api` so plugins can read them. */
-int bh__payload_decode(const bh_api_t *api, const char *content_type, const void *body,
-                       size_t len, bh_value_t **out, char *err, size_t errlen);
+int bh__payload_decode(const bh_api_t *api, const char *content_type, const void *body, size_t len,
+                       bh_value_t **out, char *err, size_t errlen);
 
 /* Encode v (NULL = empty body) as CBOR or JSON into a malloc'd buffer.
  * CBOR uses definite lengths, shortest integer forms and float64 for floats

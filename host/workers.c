@@ -25,7 +25,7 @@ struct bh__workers {
     int policy_err;     /* errno of the first thread that could not take it */
     int started_n;      /* threads that applied (or failed) the policy */
     uint64_t ewma_ns;   /* handler run time, smoothed over the last ~8 jobs */
-    uint64_t wakeups;  /* threads signalled, ever */
+    uint64_t wakeups;   /* threads signalled, ever */
     struct bh__worker *threads;
 };
 
@@ -57,8 +57,7 @@ static void wake_some(bh__workers_t *w)
     if (w->ewma_ns < w->budget_ns && w->running) {
         uint64_t now = uv_hrtime();
         for (int i = 0; i < w->n; i++)
-            if (w->threads[i].started && now - w->threads[i].started < w->budget_ns)
-                have++;
+            if (w->threads[i].started && now - w->threads[i].started < w->budget_ns) have++;
     }
     while (have < want && w->idle > w->waking) {
         uv_cond_signal(&w->cv);
@@ -114,8 +113,8 @@ static void worker_main(void *arg)
     uv_mutex_unlock(&w->mu);
 }
 
-int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, int policy,
-                      bh__work_fn fn, void *ud)
+int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, int policy, bh__work_fn fn,
+                      void *ud)
 {
     bh__workers_t *w = calloc(1, sizeof *w);
     *out = NULL;
@@ -215,7 +214,8 @@ int bh__workers_join(bh__workers_t *w, uint64_t timeout_ms)
             continue;
         }
         uint64_t now = uv_hrtime();
-        if (now >= deadline || uv_cond_timedwait(&w->exit_cv, &w->mu, deadline - now) == UV_ETIMEDOUT) {
+        if (now >= deadline ||
+            uv_cond_timedwait(&w->exit_cv, &w->mu, deadline - now) == UV_ETIMEDOUT) {
             if (w->exited < w->n) {
                 uv_mutex_unlock(&w->mu);
                 return -1;

@@ -25,8 +25,8 @@ typedef void (*bh__work_fn)(void *ud, bh__job_t *job);
  * scheduling policy each thread sets for itself (SCHED_BATCH), or -1 to
  * keep the inherited one; a failure leaves the thread as it was (see
  * bh__workers_policy_error). Returns once every thread has started. */
-int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, int policy,
-                      bh__work_fn fn, void *ud);
+int bh__workers_start(bh__workers_t **out, int n, uint64_t budget_ns, int policy, bh__work_fn fn,
+                      void *ud);
 /* errno of the first thread that could not take the policy, 0 if none. */
 int bh__workers_policy_error(bh__workers_t *w);
 /* Queue n jobs linked through ->next at once, FIFO (tail: the last one's

@@ -86,25 +86,33 @@ typedef enum bh_level {
 /* Error codes (negative). */
 enum {
     BH_OK = 0,
-    BH_EINVAL = -1,   /* a bad argument */
-    BH_ENOMEM = -2,   /* out of memory */
-    BH_ETYPE = -3,    /* the value is not of the asked type */
-    BH_ENOENT = -4,   /* no such field or config key */
-    BH_ESTATE = -5,   /* not allowed here (e.g. a result outside a command) */
-    BH_EENCODE = -6,  /* the payload cannot be encoded in the wire format */
+    BH_EINVAL = -1,  /* a bad argument */
+    BH_ENOMEM = -2,  /* out of memory */
+    BH_ETYPE = -3,   /* the value is not of the asked type */
+    BH_ENOENT = -4,  /* no such field or config key */
+    BH_ESTATE = -5,  /* not allowed here (e.g. a result outside a command) */
+    BH_EENCODE = -6, /* the payload cannot be encoded in the wire format */
 };
 
 static inline const char *bh_strerror(int err)
 {
     switch (err) {
-    case BH_OK: return "ok";
-    case BH_EINVAL: return "invalid argument";
-    case BH_ENOMEM: return "out of memory";
-    case BH_ETYPE: return "value has another type";
-    case BH_ENOENT: return "no such field or key";
-    case BH_ESTATE: return "not allowed in this context";
-    case BH_EENCODE: return "payload cannot be encoded";
-    default: return "unknown error";
+    case BH_OK:
+        return "ok";
+    case BH_EINVAL:
+        return "invalid argument";
+    case BH_ENOMEM:
+        return "out of memory";
+    case BH_ETYPE:
+        return "value has another type";
+    case BH_ENOENT:
+        return "no such field or key";
+    case BH_ESTATE:
+        return "not allowed in this context";
+    case BH_EENCODE:
+        return "payload cannot be encoded";
+    default:
+        return "unknown error";
     }
 }
 
@@ -112,8 +120,12 @@ static inline const char *bh_strerror(int err)
  * no link-time symbol from the host (and a test can hand it a fake host).
  * Plugins use the functions below, never the table directly. */
 typedef struct bh_api bh_api_t;
-typedef struct bh_ctx { const bh_api_t *api; } bh_ctx_t;       /* opaque beyond api */
-typedef struct bh_value { const bh_api_t *api; } bh_value_t;   /* opaque beyond api */
+typedef struct bh_ctx {
+    const bh_api_t *api;
+} bh_ctx_t; /* opaque beyond api */
+typedef struct bh_value {
+    const bh_api_t *api;
+} bh_value_t; /* opaque beyond api */
 typedef struct bh_msg bh_msg_t;
 
 /* ------------------------------------------------------------------------ */
@@ -123,12 +135,12 @@ typedef enum bh_type {
     BH_T_NONE = 0, /* a missing value (NULL pointer) */
     BH_T_NULL,
     BH_T_BOOL,
-    BH_T_INT,      /* int64 */
-    BH_T_FLOAT,    /* double */
-    BH_T_STRING,   /* UTF-8 */
-    BH_T_BYTES,    /* CBOR byte string; cannot be sent as JSON */
+    BH_T_INT,    /* int64 */
+    BH_T_FLOAT,  /* double */
+    BH_T_STRING, /* UTF-8 */
+    BH_T_BYTES,  /* CBOR byte string; cannot be sent as JSON */
     BH_T_ARRAY,
-    BH_T_MAP,      /* string keys, insertion order kept */
+    BH_T_MAP, /* string keys, insertion order kept */
 } bh_type_t;
 
 /* Wire formats for outgoing payloads. */
@@ -182,38 +194,64 @@ struct bh_api {
 static inline bh_type_t bh_type(const bh_value_t *v) { return v ? v->api->type(v) : BH_T_NONE; }
 /* The field `key` of a map, or NULL when absent or `map` is not a map. */
 static inline const bh_value_t *bh_map_get(const bh_value_t *map, const char *key)
-{ return map ? map->api->map_get(map, key) : NULL; }
+{
+    return map ? map->api->map_get(map, key) : NULL;
+}
 /* Entries of a map or array, bytes of a string or byte string; else 0. */
 static inline size_t bh_len(const bh_value_t *v) { return v ? v->api->len(v) : 0; }
 static inline const bh_value_t *bh_array_at(const bh_value_t *a, size_t i)
-{ return a ? a->api->array_at(a, i) : NULL; }
+{
+    return a ? a->api->array_at(a, i) : NULL;
+}
 /* The i-th key / value of a map, in wire order. */
 static inline const char *bh_map_key_at(const bh_value_t *m, size_t i)
-{ return m ? m->api->map_key_at(m, i) : NULL; }
+{
+    return m ? m->api->map_key_at(m, i) : NULL;
+}
 static inline const bh_value_t *bh_map_value_at(const bh_value_t *m, size_t i)
-{ return m ? m->api->map_value_at(m, i) : NULL; }
+{
+    return m ? m->api->map_value_at(m, i) : NULL;
+}
 /* Scalars. as_double also takes integers; as_int takes only integers. */
 static inline int bh_as_bool(const bh_value_t *v, bool *out)
-{ return v ? v->api->as_bool(v, out) : BH_ENOENT; }
+{
+    return v ? v->api->as_bool(v, out) : BH_ENOENT;
+}
 static inline int bh_as_int(const bh_value_t *v, int64_t *out)
-{ return v ? v->api->as_int(v, out) : BH_ENOENT; }
+{
+    return v ? v->api->as_int(v, out) : BH_ENOENT;
+}
 static inline int bh_as_double(const bh_value_t *v, double *out)
-{ return v ? v->api->as_double(v, out) : BH_ENOENT; }
+{
+    return v ? v->api->as_double(v, out) : BH_ENOENT;
+}
 /* A NUL-terminated UTF-8 string (len may be NULL), or NULL if not a string. */
 static inline const char *bh_as_str(const bh_value_t *v, size_t *len)
-{ return v ? v->api->as_str(v, len) : NULL; }
+{
+    return v ? v->api->as_str(v, len) : NULL;
+}
 static inline const void *bh_as_bytes(const bh_value_t *v, size_t *len)
-{ return v ? v->api->as_bytes(v, len) : NULL; }
+{
+    return v ? v->api->as_bytes(v, len) : NULL;
+}
 
 /* Shorthands for the common case: a field of the top-level map. */
 static inline const char *bh_get_str(const bh_value_t *map, const char *key)
-{ return bh_as_str(bh_map_get(map, key), NULL); }
+{
+    return bh_as_str(bh_map_get(map, key), NULL);
+}
 static inline int bh_get_int(const bh_value_t *map, const char *key, int64_t *out)
-{ return bh_as_int(bh_map_get(map, key), out); }
+{
+    return bh_as_int(bh_map_get(map, key), out);
+}
 static inline int bh_get_double(const bh_value_t *map, const char *key, double *out)
-{ return bh_as_double(bh_map_get(map, key), out); }
+{
+    return bh_as_double(bh_map_get(map, key), out);
+}
 static inline int bh_get_bool(const bh_value_t *map, const char *key, bool *out)
-{ return bh_as_bool(bh_map_get(map, key), out); }
+{
+    return bh_as_bool(bh_map_get(map, key), out);
+}
 
 /* Building. Each *_new returns a new value owned by the caller, or NULL when
  * out of memory. Thread: handler or init (needs the ctx you were given). */
@@ -223,30 +261,49 @@ static inline bh_value_t *bh_null_new(bh_ctx_t *ctx) { return ctx->api->null_new
 static inline bh_value_t *bh_bool_new(bh_ctx_t *ctx, bool b) { return ctx->api->bool_new(ctx, b); }
 static inline bh_value_t *bh_int_new(bh_ctx_t *ctx, int64_t i) { return ctx->api->int_new(ctx, i); }
 static inline bh_value_t *bh_double_new(bh_ctx_t *ctx, double d)
-{ return ctx->api->double_new(ctx, d); }
+{
+    return ctx->api->double_new(ctx, d);
+}
 /* A copy of the NUL-terminated UTF-8 string s (NULL if s is not UTF-8). */
 static inline bh_value_t *bh_str_new(bh_ctx_t *ctx, const char *s)
-{ return s ? ctx->api->str_new(ctx, s, strlen(s)) : NULL; }
+{
+    return s ? ctx->api->str_new(ctx, s, strlen(s)) : NULL;
+}
 static inline bh_value_t *bh_strn_new(bh_ctx_t *ctx, const char *s, size_t len)
-{ return ctx->api->str_new(ctx, s, len); }
+{
+    return ctx->api->str_new(ctx, s, len);
+}
 static inline bh_value_t *bh_bytes_new(bh_ctx_t *ctx, const void *p, size_t len)
-{ return ctx->api->bytes_new(ctx, p, len); }
+{
+    return ctx->api->bytes_new(ctx, p, len);
+}
 /* A deep copy of v, e.g. to forward an incoming field. */
 static inline bh_value_t *bh_value_copy(bh_ctx_t *ctx, const bh_value_t *v)
-{ return v ? ctx->api->copy(ctx, v) : NULL; }
+{
+    return v ? ctx->api->copy(ctx, v) : NULL;
+}
 /* Free a value made by a *_new function (and everything it holds). */
-static inline void bh_value_free(bh_value_t *v) { if (v) v->api->value_free(v); }
+static inline void bh_value_free(bh_value_t *v)
+{
+    if (v) v->api->value_free(v);
+}
 /* Set map[key] = v, replacing an existing entry. TAKES OWNERSHIP of v, also
  * on failure; a NULL v (a failed *_new) gives BH_ENOMEM. */
 static inline int bh_map_set(bh_value_t *map, const char *key, bh_value_t *v)
 {
-    if (!map) { bh_value_free(v); return BH_EINVAL; }
+    if (!map) {
+        bh_value_free(v);
+        return BH_EINVAL;
+    }
     return map->api->map_set(map, key, v);
 }
 /* Append v to an array. TAKES OWNERSHIP of v, also on failure. */
 static inline int bh_array_push(bh_value_t *arr, bh_value_t *v)
 {
-    if (!arr) { bh_value_free(v); return BH_EINVAL; }
+    if (!arr) {
+        bh_value_free(v);
+        return BH_EINVAL;
+    }
     return arr->api->array_push(arr, v);
 }
 
@@ -270,8 +327,8 @@ struct bh_msg {
     const char *content_type;    /* as on the wire; "" when absent (means JSON) */
     const void *body;            /* the raw payload bytes */
     size_t body_len;
-    const bh_value_t *payload;   /* the decoded top-level map; NULL if the body is empty */
-    bool redelivered;            /* the broker delivered it before */
+    const bh_value_t *payload; /* the decoded top-level map; NULL if the body is empty */
+    bool redelivered;          /* the broker delivered it before */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -305,13 +362,19 @@ static inline int bh_send_command(bh_ctx_t *ctx, const char *key, const bh_value
 /* Answer the command being handled (once): status "success" or "error".
  * An error result is an expected, documented outcome, never a bug report. */
 static inline int bh_result_success(bh_ctx_t *ctx, const bh_value_t *payload)
-{ return ctx->api->result(ctx, true, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0); }
+{
+    return ctx->api->result(ctx, true, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0);
+}
 static inline int bh_result_error(bh_ctx_t *ctx, const bh_value_t *payload)
-{ return ctx->api->result(ctx, false, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0); }
+{
+    return ctx->api->result(ctx, false, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0);
+}
 /* Answer with bytes already encoded as content_type (e.g. echo them back). */
 static inline int bh_result_raw(bh_ctx_t *ctx, bool success, const char *content_type,
                                 const void *body, size_t len)
-{ return ctx->api->result(ctx, success, NULL, BH_FORMAT_DEFAULT, content_type, body, len); }
+{
+    return ctx->api->result(ctx, success, NULL, BH_FORMAT_DEFAULT, content_type, body, len);
+}
 
 /* Log at a syslog level, to the `logs` exchange (GELF, with the conversation
  * id of the message being handled) and to the operator's stderr.
@@ -335,8 +398,8 @@ static inline const char *bh_service(bh_ctx_t *ctx) { return ctx->api->service(c
 
 typedef enum bh_conf_type {
     BH_CONF_STR = 1,
-    BH_CONF_INT,   /* checked against [min, max] */
-    BH_CONF_BOOL,  /* true/false, yes/no, on/off, 1/0 */
+    BH_CONF_INT,  /* checked against [min, max] */
+    BH_CONF_BOOL, /* true/false, yes/no, on/off, 1/0 */
     BH_CONF_DOUBLE,
 } bh_conf_type_t;
 
@@ -352,7 +415,9 @@ typedef struct bh_config_key {
  * (or its default; NULL if the key has no default and is absent).
  * Thread: init only. The string lives until init returns. */
 static inline const char *bh_config_str(bh_ctx_t *ctx, const char *key)
-{ return ctx->api->config_str(ctx, key); }
+{
+    return ctx->api->config_str(ctx, key);
+}
 static inline int bh_config_int(bh_ctx_t *ctx, const char *key, int64_t *out)
 {
     const char *s = bh_config_str(ctx, key);
@@ -421,12 +486,12 @@ typedef struct bh_plugin {
 /* Define the plugin's descriptor:
  *   BH_PLUGIN(.name = "echo", .version = "1.0", .service = "echo",
  *             .commands = commands);                                      */
-#define BH_PLUGIN(...)                                                                      \
-    BH_EXPORT extern const bh_plugin_t bh_plugin;                                          \
-    const bh_plugin_t bh_plugin = {.magic = BH_MAGIC,                                       \
-                                   .abi_major = BH_ABI_MAJOR,                               \
-                                   .abi_minor = BH_ABI_MINOR,                               \
-                                   .size = (uint32_t)sizeof(bh_plugin_t),                   \
+#define BH_PLUGIN(...)                                                    \
+    BH_EXPORT extern const bh_plugin_t bh_plugin;                         \
+    const bh_plugin_t bh_plugin = {.magic = BH_MAGIC,                     \
+                                   .abi_major = BH_ABI_MAJOR,             \
+                                   .abi_minor = BH_ABI_MINOR,             \
+                                   .size = (uint32_t)sizeof(bh_plugin_t), \
                                    __VA_ARGS__}
 
 #ifdef __cplusplus

@@ -37,8 +37,7 @@ static void burn(int64_t ns)
 
 static bh_outcome_t finished(bench_t *b, bh_outcome_t o)
 {
-    if (bench_stamp_done(b->stamp))
-        bench_stamp_stop_all(b->stamp);
+    if (bench_stamp_done(b->stamp)) bench_stamp_stop_all(b->stamp);
     return o;
 }
 
@@ -47,11 +46,10 @@ static bh_outcome_t on_event(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     bench_t *b = state;
 
     bench_stamp_first(b->stamp);
-    if (b->burn_ns)
-        burn(b->burn_ns);
+    if (b->burn_ns) burn(b->burn_ns);
     for (int64_t i = 0; i < b->fanout; i++) {
-        int rc = bh_publish_event_raw(ctx, "BenchFanned", msg->content_type, msg->body,
-                                      msg->body_len);
+        int rc =
+            bh_publish_event_raw(ctx, "BenchFanned", msg->content_type, msg->body, msg->body_len);
         if (rc != BH_OK) {
             bh_log(ctx, BH_ERROR, "cannot publish BenchFanned: %s", bh_strerror(rc));
             return finished(b, BH_RETRY);
@@ -69,8 +67,7 @@ static bh_outcome_t on_run(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     bench_stamp_first(b->stamp);
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "ok", bh_bool_new(ctx, true)) : BH_ENOMEM;
-    if (rc == BH_OK)
-        rc = bh_result_success(ctx, p);
+    if (rc == BH_OK) rc = bh_result_success(ctx, p);
     bh_value_free(p);
     return finished(b, rc == BH_OK ? BH_DONE : BH_RETRY);
 }
@@ -81,11 +78,9 @@ static int bench_init(bh_ctx_t *ctx, void **state)
     int64_t burn_us = 0;
     int rc;
 
-    if (!b)
-        return BH_ENOMEM;
+    if (!b) return BH_ENOMEM;
     rc = bh_config_int(ctx, "fanout", &b->fanout);
-    if (rc == BH_OK)
-        rc = bh_config_int(ctx, "burn_us", &burn_us);
+    if (rc == BH_OK) rc = bh_config_int(ctx, "burn_us", &burn_us);
     if (rc != BH_OK) {
         free(b);
         return rc;
@@ -116,10 +111,18 @@ static const bh_route_t commands[] = {
 };
 
 static const bh_config_key_t config[] = {
-    {.key = "fanout", .type = BH_CONF_INT, .def = "0",
-     .help = "BenchFanned events published per BenchEvent", .min = 0, .max = 1000},
-    {.key = "burn_us", .type = BH_CONF_INT, .def = "0",
-     .help = "CPU microseconds each BenchEvent handler burns", .min = 0, .max = 1000000},
+    {.key = "fanout",
+     .type = BH_CONF_INT,
+     .def = "0",
+     .help = "BenchFanned events published per BenchEvent",
+     .min = 0,
+     .max = 1000},
+    {.key = "burn_us",
+     .type = BH_CONF_INT,
+     .def = "0",
+     .help = "CPU microseconds each BenchEvent handler burns",
+     .min = 0,
+     .max = 1000000},
     {.key = NULL},
 };
 

@@ -40,10 +40,8 @@ static size_t lookup(const store_t *s, const char *cart, const char *item)
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (compare(&s->lines[mid], cart, item) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+        if (compare(&s->lines[mid], cart, item) < 0) lo = mid + 1;
+        else hi = mid;
     }
     return lo;
 }
@@ -58,8 +56,7 @@ static size_t cart_size(const store_t *s, const char *cart)
 {
     size_t first = lookup(s, cart, ""), i = first;
 
-    while (i < s->n && strcmp(s->lines[i].cart, cart) == 0)
-        i++;
+    while (i < s->n && strcmp(s->lines[i].cart, cart) == 0) i++;
     return i - first;
 }
 
@@ -72,18 +69,15 @@ static add_t add(store_t *s, const char *cart, const char *item, int64_t qty)
     line_t l;
 
     if (is_at(s, i, cart, item)) {
-        if (s->lines[i].qty > INT64_MAX - qty)
-            return QTY_OVERFLOW;
+        if (s->lines[i].qty > INT64_MAX - qty) return QTY_OVERFLOW;
         s->lines[i].qty += qty;
         return ADDED;
     }
-    if (cart_size(s, cart) >= (size_t)s->max_items)
-        return CART_FULL;
+    if (cart_size(s, cart) >= (size_t)s->max_items) return CART_FULL;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
         line_t *v = realloc(s->lines, cap * sizeof *v);
-        if (!v)
-            return NO_MEMORY;
+        if (!v) return NO_MEMORY;
         s->lines = v;
         s->cap = cap;
     }
@@ -104,8 +98,7 @@ static void drop(store_t *s, const char *cart, const char *item)
 {
     size_t i = lookup(s, cart, item);
 
-    if (!is_at(s, i, cart, item))
-        return;
+    if (!is_at(s, i, cart, item)) return;
     free(s->lines[i].cart);
     free(s->lines[i].item);
     memmove(&s->lines[i], &s->lines[i + 1], (s->n - i - 1) * sizeof *s->lines);
@@ -120,12 +113,10 @@ static bh_value_t *snapshot(bh_ctx_t *ctx, const store_t *s, const char *cart)
     int rc = out && items ? BH_OK : BH_ENOMEM;
 
     for (size_t i = lookup(s, cart, ""); rc == BH_OK && i < s->n; i++) {
-        if (strcmp(s->lines[i].cart, cart) != 0)
-            break;
+        if (strcmp(s->lines[i].cart, cart) != 0) break;
         rc = bh_map_set(items, s->lines[i].item, bh_int_new(ctx, s->lines[i].qty));
     }
-    if (rc == BH_OK)
-        rc = bh_map_set(out, "cart", bh_str_new(ctx, cart));
+    if (rc == BH_OK) rc = bh_map_set(out, "cart", bh_str_new(ctx, cart));
     if (rc == BH_OK) {
         rc = bh_map_set(out, "items", items); /* takes items, even on failure */
         items = NULL;
@@ -144,12 +135,11 @@ static bh_outcome_t publish_update(bh_ctx_t *ctx, const bh_msg_t *msg, bh_value_
     int rc = update ? bh_publish_event(ctx, "CartUpdated", update) : BH_ENOMEM;
 
     bh_value_free(update);
-    if (rc == BH_OK)
-        return BH_DONE;
+    if (rc == BH_OK) return BH_DONE;
     /* Unexpected: the host requeues once, then dead-letters. The change
      * itself stays, so a redelivered ItemSelected adds again. */
-    bh_log(ctx, BH_ERROR, "conversation %s: cannot publish CartUpdated: %s",
-           msg->conversation_id, bh_strerror(rc));
+    bh_log(ctx, BH_ERROR, "conversation %s: cannot publish CartUpdated: %s", msg->conversation_id,
+           bh_strerror(rc));
     return BH_RETRY;
 }
 
@@ -177,20 +167,21 @@ static bh_outcome_t on_item_selected(bh_ctx_t *ctx, const bh_msg_t *msg, void *s
     if (!cart || !item || bh_get_int(msg->payload, "qty", &qty) != BH_OK || qty <= 0) {
         bh_log(ctx, BH_ERROR,
                "conversation %s: ItemSelected needs cart and item (non-empty strings) "
-               "and qty (an integer > 0)", msg->conversation_id);
+               "and qty (an integer > 0)",
+               msg->conversation_id);
         return BH_REJECT;
     }
 
     pthread_mutex_lock(&s->lock);
     added = add(s, cart, item, qty);
-    if (added == ADDED)
-        update = snapshot(ctx, s, cart);
+    if (added == ADDED) update = snapshot(ctx, s, cart);
     pthread_mutex_unlock(&s->lock);
 
     switch (added) {
     case CART_FULL:
-        bh_log(ctx, BH_WARNING, "conversation %s: cart %s already holds %" PRId64
-               " items (max_items), %s refused", msg->conversation_id, cart, s->max_items, item);
+        bh_log(ctx, BH_WARNING,
+               "conversation %s: cart %s already holds %" PRId64 " items (max_items), %s refused",
+               msg->conversation_id, cart, s->max_items, item);
         return BH_REJECT;
     case QTY_OVERFLOW:
         bh_log(ctx, BH_WARNING, "conversation %s: cart %s: qty of %s would overflow, refused",
@@ -241,12 +232,10 @@ static int cart_init(bh_ctx_t *ctx, void **state)
     store_t *s = calloc(1, sizeof *s);
     int rc;
 
-    if (!s)
-        return BH_ENOMEM;
+    if (!s) return BH_ENOMEM;
     /* The host has checked the bounds; this guards against a foreign host. */
     rc = bh_config_int(ctx, "max_items", &s->max_items);
-    if (rc == BH_OK && s->max_items < 1)
-        rc = BH_EINVAL;
+    if (rc == BH_OK && s->max_items < 1) rc = BH_EINVAL;
     if (rc != BH_OK) {
         bh_log(ctx, BH_ERROR, "max_items: %s", bh_strerror(rc));
         free(s);
@@ -267,10 +256,14 @@ static const bh_route_t events[] = {
 };
 
 static const bh_config_key_t config[] = {
-    {.key = "max_items", .type = BH_CONF_INT, .def = "1000",
-     .help = "most distinct items one cart may hold", .min = 1, .max = 1000000},
+    {.key = "max_items",
+     .type = BH_CONF_INT,
+     .def = "1000",
+     .help = "most distinct items one cart may hold",
+     .min = 1,
+     .max = 1000000},
     {.key = NULL},
 };
 
-BH_PLUGIN(.name = "cart", .version = "1.0.0", .service = "cart", .events = events,
-          .config = config, .init = cart_init, .fini = cart_fini);
+BH_PLUGIN(.name = "cart", .version = "1.0.0", .service = "cart", .events = events, .config = config,
+          .init = cart_init, .fini = cart_fini);

@@ -23,8 +23,7 @@ static void log_request(bh_ctx_t *ctx, const bh_msg_t *msg, const echo_state_t *
  * BH_RETRY lets the host requeue it once, then dead-letter it. */
 static bh_outcome_t answered(bh_ctx_t *ctx, const bh_msg_t *msg, int rc)
 {
-    if (rc == BH_OK)
-        return BH_DONE;
+    if (rc == BH_OK) return BH_DONE;
     bh_log(ctx, BH_ERROR, "conversation %s: cannot send the result: %s", msg->conversation_id,
            bh_strerror(rc));
     return BH_RETRY;
@@ -36,8 +35,7 @@ static bh_outcome_t error_result(bh_ctx_t *ctx, const bh_msg_t *msg, const char 
     bh_value_t *p = bh_map_new(ctx);
     int rc = p ? bh_map_set(p, "error", bh_str_new(ctx, why)) : BH_ENOMEM;
 
-    if (rc == BH_OK)
-        rc = bh_result_error(ctx, p);
+    if (rc == BH_OK) rc = bh_result_error(ctx, p);
     bh_value_free(p);
     return answered(ctx, msg, rc);
 }
@@ -66,16 +64,14 @@ static bh_outcome_t on_divide(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
                msg->conversation_id);
         return error_result(ctx, msg, "a and b must be numbers");
     }
-    if (b == 0)
-        return error_result(ctx, msg, "division by zero");
+    if (b == 0) return error_result(ctx, msg, "division by zero");
     q = a / b;
     if (!isfinite(q)) /* e.g. 1e308 / 0.1: JSON has no infinity to send */
         return error_result(ctx, msg, "result out of range");
 
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "q", bh_double_new(ctx, q)) : BH_ENOMEM;
-    if (rc == BH_OK)
-        rc = bh_result_success(ctx, p);
+    if (rc == BH_OK) rc = bh_result_success(ctx, p);
     bh_value_free(p);
     return answered(ctx, msg, rc);
 }
@@ -85,8 +81,7 @@ static int echo_init(bh_ctx_t *ctx, void **state)
     echo_state_t *st = calloc(1, sizeof *st);
     int rc;
 
-    if (!st)
-        return BH_ENOMEM;
+    if (!st) return BH_ENOMEM;
     rc = bh_config_bool(ctx, "log_requests", &st->log_requests);
     if (rc != BH_OK) {
         free(st);
@@ -96,10 +91,7 @@ static int echo_init(bh_ctx_t *ctx, void **state)
     return BH_OK;
 }
 
-static void echo_fini(bh_ctx_t *ctx, void *state)
-{
-    free(state);
-}
+static void echo_fini(bh_ctx_t *ctx, void *state) { free(state); }
 
 static const bh_route_t commands[] = {
     {"Echo", on_echo},
@@ -108,7 +100,9 @@ static const bh_route_t commands[] = {
 };
 
 static const bh_config_key_t config[] = {
-    {.key = "log_requests", .type = BH_CONF_BOOL, .def = "false",
+    {.key = "log_requests",
+     .type = BH_CONF_BOOL,
+     .def = "false",
      .help = "log every request at INFO"},
     {.key = NULL},
 };

@@ -64,8 +64,7 @@ static _Noreturn void die(const char *fmt, ...)
 
 static void check(amqp_rpc_reply_t r, const char *what)
 {
-    if (r.reply_type == AMQP_RESPONSE_NORMAL)
-        return;
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return;
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         const amqp_channel_close_t *c = r.reply.decoded;
 
@@ -76,10 +75,7 @@ static void check(amqp_rpc_reply_t r, const char *what)
     die("%s: failed (reply type %d)", what, (int)r.reply_type);
 }
 
-static void rpc_check(const char *what)
-{
-    check(amqp_get_rpc_reply(conn), what);
-}
+static void rpc_check(const char *what) { check(amqp_get_rpc_reply(conn), what); }
 
 static int64_t now_ms(void)
 {
@@ -96,13 +92,10 @@ static void connect_bus(void)
     char *copy;
     amqp_socket_t *sock;
 
-    if (!url || !*url)
-        die("BUSHOST_URL is not set");
+    if (!url || !*url) die("BUSHOST_URL is not set");
     copy = strdup(url);
-    if (!copy || amqp_parse_url(copy, &ci) != AMQP_STATUS_OK)
-        die("bad BUSHOST_URL '%s'", url);
-    if (!*ci.vhost)
-        ci.vhost = "/";
+    if (!copy || amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) die("bad BUSHOST_URL '%s'", url);
+    if (!*ci.vhost) ci.vhost = "/";
     conn = amqp_new_connection();
     sock = amqp_tcp_socket_new(conn);
     if (!sock || amqp_socket_open(sock, ci.host, ci.port) != AMQP_STATUS_OK)
@@ -138,10 +131,8 @@ static void touch(const char *path)
 {
     FILE *f;
 
-    if (!path)
-        return;
-    if (!(f = fopen(path, "w")))
-        die("cannot create %s: %s", path, strerror(errno));
+    if (!path) return;
+    if (!(f = fopen(path, "w"))) die("cannot create %s: %s", path, strerror(errno));
     fclose(f);
 }
 
@@ -222,8 +213,7 @@ static json_t *cbor_json(const cbor_item_t *it)
     case CBOR_TYPE_NEGINT:
         return json_integer(-1 - (json_int_t)cbor_get_int(it));
     case CBOR_TYPE_STRING:
-        if (!cbor_string_is_definite(it))
-            return NULL;
+        if (!cbor_string_is_definite(it)) return NULL;
         return json_stringn((const char *)cbor_string_handle(it), cbor_string_length(it));
     case CBOR_TYPE_ARRAY: {
         json_t *a = json_array();
@@ -260,10 +250,8 @@ static json_t *cbor_json(const cbor_item_t *it)
     }
     case CBOR_TYPE_FLOAT_CTRL:
         if (cbor_float_ctrl_is_ctrl(it)) {
-            if (cbor_is_bool(it))
-                return json_boolean(cbor_get_bool(it));
-            if (cbor_is_null(it))
-                return json_null();
+            if (cbor_is_bool(it)) return json_boolean(cbor_get_bool(it));
+            if (cbor_is_null(it)) return json_null();
             return NULL;
         }
         return json_real(cbor_float_get_float(it));
@@ -274,17 +262,14 @@ static json_t *cbor_json(const cbor_item_t *it)
 
 static json_t *payload_json(const char *ct, amqp_bytes_t body)
 {
-    if (body.len == 0)
-        return json_null();
+    if (body.len == 0) return json_null();
     if (ct && strcmp(ct, "application/cbor") == 0) {
         struct cbor_load_result res;
         cbor_item_t *it = cbor_load(body.bytes, body.len, &res);
         json_t *j = NULL;
 
-        if (it && res.read == body.len)
-            j = cbor_json(it);
-        if (it)
-            cbor_decref(&it);
+        if (it && res.read == body.len) j = cbor_json(it);
+        if (it) cbor_decref(&it);
         return j ? j : json_string("(invalid CBOR)");
     }
     {
@@ -320,8 +305,7 @@ static void print_message(const char *exchange, const char *key, bool redelivere
     };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (p->_flags & names[i].flag)
-            json_array_append_new(props, json_string(names[i].name));
+        if (p->_flags & names[i].flag) json_array_append_new(props, json_string(names[i].name));
     json_object_set_new(o, "props", props);
     json_object_set_new(o, "exchange", json_string(exchange));
     json_object_set_new(o, "routing_key", json_string(key));
@@ -344,8 +328,7 @@ static void print_message(const char *exchange, const char *key, bool redelivere
                         (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? table_json(&p->headers)
                                                               : json_null());
     hex = malloc(m->body.len * 2 + 1);
-    if (!hex)
-        die("out of memory");
+    if (!hex) die("out of memory");
     for (size_t i = 0; i < m->body.len; i++)
         snprintf(hex + 2 * i, 3, "%02x", ((const unsigned char *)m->body.bytes)[i]);
     hex[m->body.len * 2] = '\0';
@@ -365,16 +348,14 @@ static void print_message(const char *exchange, const char *key, bool redelivere
 static const char *opt_value(int argc, char **argv, const char *name)
 {
     for (int i = 0; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
+        if (strcmp(argv[i], name) == 0) return argv[i + 1];
     return NULL;
 }
 
 static bool opt_flag(int argc, char **argv, const char *name)
 {
     for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return true;
+        if (strcmp(argv[i], name) == 0) return true;
     return false;
 }
 
@@ -411,8 +392,7 @@ static int cmd_capture(int argc, char **argv)
     amqp_queue_declare_ok_t *q;
     amqp_bytes_t queue;
 
-    if (argc < 2)
-        die("usage: capture EXCHANGE KEY...");
+    if (argc < 2) die("usage: capture EXCHANGE KEY...");
     connect_bus();
     declare_bus();
     q = amqp_queue_declare(conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
@@ -432,8 +412,7 @@ static int cmd_capture(int argc, char **argv)
         amqp_envelope_t env;
         amqp_rpc_reply_t r;
 
-        if (left <= 0)
-            break;
+        if (left <= 0) break;
         tv.tv_sec = left / 1000;
         tv.tv_usec = (left % 1000) * 1000;
         amqp_maybe_release_buffers(conn);
@@ -441,8 +420,7 @@ static int cmd_capture(int argc, char **argv)
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
             break;
-        if (skipped_stray_frame(r))
-            continue;
+        if (skipped_stray_frame(r)) continue;
         check(r, "consume");
         {
             char *ex = strndup(env.exchange.bytes, env.exchange.len);
@@ -474,10 +452,8 @@ static void wait_confirms(uint64_t seq)
         amqp_frame_t f;
         int st = amqp_simple_wait_frame(conn, &f);
 
-        if (st != AMQP_STATUS_OK)
-            die("waiting for confirms: %s", amqp_error_string2(st));
-        if (f.frame_type != AMQP_FRAME_METHOD)
-            continue;
+        if (st != AMQP_STATUS_OK) die("waiting for confirms: %s", amqp_error_string2(st));
+        if (f.frame_type != AMQP_FRAME_METHOD) continue;
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             const amqp_basic_ack_t *a = f.payload.method.decoded;
 
@@ -523,8 +499,7 @@ static void publish_log(const char *service, int level, const char *levelname, c
 
 static char *header_str(const amqp_basic_properties_t *p, const char *key)
 {
-    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
-        return NULL;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return NULL;
     for (int i = 0; i < p->headers.num_entries; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
 
@@ -595,8 +570,7 @@ static int cmd_service(int argc, char **argv)
     bool fail = opt_flag(argc, argv, "--fail");
     uint64_t seq = 0;
 
-    if (argc < 1)
-        die("usage: service NAME [--fail] [--ready FILE]");
+    if (argc < 1) die("usage: service NAME [--fail] [--ready FILE]");
     name = argv[0];
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -630,8 +604,7 @@ static int cmd_service(int argc, char **argv)
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
             continue;
-        if (skipped_stray_frame(r))
-            continue;
+        if (skipped_stray_frame(r)) continue;
         check(r, "consume");
         handle(name, fail, &env, &seq);
         amqp_destroy_envelope(&env);
@@ -642,8 +615,7 @@ static int cmd_service(int argc, char **argv)
 
 static int cmd_queue(int argc, char **argv)
 {
-    if (argc < 3)
-        die("usage: queue NAME EXCHANGE KEY...");
+    if (argc < 3) die("usage: queue NAME EXCHANGE KEY...");
     connect_bus();
     declare_bus();
     amqp_queue_declare(conn, 1, amqp_cstring_bytes(argv[0]), 0, 1, 0, 0, amqp_empty_table);
@@ -664,8 +636,7 @@ static int cmd_put(int argc, char **argv)
     long n, first = first_s ? atol(first_s) : 0;
     uint64_t seq = 0;
 
-    if (argc < 3)
-        die("usage: put EXCHANGE KEY N [--reply-to KEY] [--first I]");
+    if (argc < 3) die("usage: put EXCHANGE KEY N [--reply-to KEY] [--first I]");
     n = atol(argv[2]);
     connect_bus();
     declare_bus();
@@ -705,8 +676,7 @@ static int cmd_put(int argc, char **argv)
 
 static int cmd_drain(int argc, char **argv)
 {
-    if (argc < 1)
-        die("usage: drain QUEUE");
+    if (argc < 1) die("usage: drain QUEUE");
     connect_bus();
     for (;;) {
         amqp_rpc_reply_t r = amqp_basic_get(conn, 1, amqp_cstring_bytes(argv[0]), 1);
@@ -716,8 +686,7 @@ static int cmd_drain(int argc, char **argv)
         bool redelivered;
 
         check(r, "basic.get");
-        if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
-            break;
+        if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
         ok = r.reply.decoded;
         ex = strndup(ok->exchange.bytes, ok->exchange.len);
         key = strndup(ok->routing_key.bytes, ok->routing_key.len);
@@ -737,8 +706,7 @@ static int cmd_count(int argc, char **argv)
 {
     amqp_queue_declare_ok_t *ok;
 
-    if (argc < 1)
-        die("usage: count QUEUE");
+    if (argc < 1) die("usage: count QUEUE");
     connect_bus();
     ok = amqp_queue_declare(conn, 1, amqp_cstring_bytes(argv[0]), 1, 0, 0, 0, amqp_empty_table);
     if (!ok) {
@@ -752,13 +720,10 @@ static int cmd_count(int argc, char **argv)
 
 static int cmd_purge_delete(bool del, int argc, char **argv)
 {
-    if (argc < 1)
-        die("usage: purge|delete QUEUE");
+    if (argc < 1) die("usage: purge|delete QUEUE");
     connect_bus();
-    if (del)
-        amqp_queue_delete(conn, 1, amqp_cstring_bytes(argv[0]), 0, 0);
-    else
-        amqp_queue_purge(conn, 1, amqp_cstring_bytes(argv[0]));
+    if (del) amqp_queue_delete(conn, 1, amqp_cstring_bytes(argv[0]), 0, 0);
+    else amqp_queue_purge(conn, 1, amqp_cstring_bytes(argv[0]));
     /* A missing queue is fine for cleanups. */
     disconnect_bus();
     return 0;
@@ -768,18 +733,12 @@ int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
 
-    if (strcmp(cmd, "capture") == 0)
-        return cmd_capture(argc - 2, argv + 2);
-    if (strcmp(cmd, "service") == 0)
-        return cmd_service(argc - 2, argv + 2);
-    if (strcmp(cmd, "queue") == 0)
-        return cmd_queue(argc - 2, argv + 2);
-    if (strcmp(cmd, "put") == 0)
-        return cmd_put(argc - 2, argv + 2);
-    if (strcmp(cmd, "drain") == 0)
-        return cmd_drain(argc - 2, argv + 2);
-    if (strcmp(cmd, "count") == 0)
-        return cmd_count(argc - 2, argv + 2);
+    if (strcmp(cmd, "capture") == 0) return cmd_capture(argc - 2, argv + 2);
+    if (strcmp(cmd, "service") == 0) return cmd_service(argc - 2, argv + 2);
+    if (strcmp(cmd, "queue") == 0) return cmd_queue(argc - 2, argv + 2);
+    if (strcmp(cmd, "put") == 0) return cmd_put(argc - 2, argv + 2);
+    if (strcmp(cmd, "drain") == 0) return cmd_drain(argc - 2, argv + 2);
+    if (strcmp(cmd, "count") == 0) return cmd_count(argc - 2, argv + 2);
     if (strcmp(cmd, "purge") == 0 || strcmp(cmd, "delete") == 0)
         return cmd_purge_delete(strcmp(cmd, "delete") == 0, argc - 2, argv + 2);
     fprintf(stderr, "usage: wiretool capture|service|queue|put|drain|count|purge|delete ...\n");

@@ -37,8 +37,7 @@ int fault_port(size_t i)
     long p = 0;
 
     for (size_t k = 0; k <= i; k++) {
-        while (*s == ' ')
-            s++;
+        while (*s == ' ') s++;
         p = strtol(s, &end, 10);
         if (end == s || p < 1024 || p > 65535)
             IT_FAIL("BH_FAULT_PORTS='%s' has no port #%zu", it_env("BH_FAULT_PORTS"), i);
@@ -63,20 +62,16 @@ static int broker_v(int port, int timeout_ms, char **output, va_list ap)
     char *out = NULL;
     int rc;
 
-    while ((a = va_arg(ap, const char *)) && n < 15)
-        argv[n++] = a;
+    while ((a = va_arg(ap, const char *)) && n < 15) argv[n++] = a;
     argv[n] = NULL;
     rc = it_run(argv, env, timeout_ms, &out);
     if (rc != 0) {
         print_error("broker.sh");
-        for (size_t i = 1; i < n; i++)
-            print_error(" %s", argv[i]);
+        for (size_t i = 1; i < n; i++) print_error(" %s", argv[i]);
         print_error(" (port %d) exited with %d:\n%s\n", port, rc, out ? out : "");
     }
-    if (output)
-        *output = out;
-    else
-        free(out);
+    if (output) *output = out;
+    else free(out);
     free(env_port);
     free(env_name);
     return rc;
@@ -101,8 +96,7 @@ void fault_broker_ok(int port, int timeout_ms, ...)
     va_start(ap, timeout_ms);
     rc = broker_v(port, timeout_ms, NULL, ap);
     va_end(ap);
-    if (rc != 0)
-        IT_FAIL("scripts/broker.sh failed (%d) on the node at port %d", rc, port);
+    if (rc != 0) IT_FAIL("scripts/broker.sh failed (%d) on the node at port %d", rc, port);
 }
 
 /* pid, parent pid and command name from /proc/<pid>/stat; false if gone. */
@@ -114,14 +108,12 @@ static bool proc_stat(long pid, long *ppid, char *comm, size_t commlen)
     char *open, *close;
 
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    if (!(f = fopen(path, "r")))
-        return false;
+    if (!(f = fopen(path, "r"))) return false;
     n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     /* "pid (comm) state ppid ...": comm may hold spaces and parentheses. */
-    if (!(open = strchr(buf, '(')) || !(close = strrchr(buf, ')')) || close < open)
-        return false;
+    if (!(open = strchr(buf, '(')) || !(close = strrchr(buf, ')')) || close < open) return false;
     snprintf(comm, commlen, "%.*s", (int)(close - open - 1), open + 1);
     return sscanf(close + 1, " %*c %ld", ppid) == 1;
 }
@@ -136,15 +128,13 @@ pid_t fault_beam_pid(int port)
     struct dirent *e;
 
     free(text);
-    if (server <= 0 || !d)
-        IT_FAIL("no server pid in %s", pidfile);
+    if (server <= 0 || !d) IT_FAIL("no server pid in %s", pidfile);
     /* rabbitmq-server (a shell script, the pid in broker.pid) runs the VM
      * as its child. */
     while ((e = readdir(d))) {
         char comm[64], *end;
         long pid = strtol(e->d_name, &end, 10), ppid;
-        if (*end || pid <= 0)
-            continue;
+        if (*end || pid <= 0) continue;
         if (proc_stat(pid, &ppid, comm, sizeof comm) && ppid == server &&
             strcmp(comm, "beam.smp") == 0) {
             found = pid;
@@ -152,8 +142,7 @@ pid_t fault_beam_pid(int port)
         }
     }
     closedir(d);
-    if (!found)
-        IT_FAIL("no beam.smp child of the broker's pid %ld (%s)", server, pidfile);
+    if (!found) IT_FAIL("no beam.smp child of the broker's pid %ld (%s)", server, pidfile);
     free(pidfile);
     return (pid_t)found;
 }
@@ -165,15 +154,12 @@ pid_t fault_freeze(int port, int ms)
     fflush(stdout);
     fflush(stderr);
     helper = fork();
-    if (helper < 0)
-        IT_FAIL("fork: %s", strerror(errno));
+    if (helper < 0) IT_FAIL("fork: %s", strerror(errno));
     if (helper == 0) {
         /* Not tied to the test's life: the broker must thaw whatever happens. */
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        if (kill(beam, SIGSTOP) != 0)
-            _exit(1);
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
+        if (kill(beam, SIGSTOP) != 0) _exit(1);
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
         _exit(kill(beam, SIGCONT) == 0 ? 0 : 2);
     }
     return helper;
@@ -184,8 +170,7 @@ void fault_freeze_wait(pid_t helper)
     int st;
 
     while (waitpid(helper, &st, 0) < 0)
-        if (errno != EINTR)
-            IT_FAIL("waitpid: %s", strerror(errno));
+        if (errno != EINTR) IT_FAIL("waitpid: %s", strerror(errno));
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         IT_FAIL("the freeze helper failed (status %d): could not stop or continue the broker", st);
 }
@@ -202,8 +187,7 @@ int fault_close_host_connections(int port, const char *why)
      * names hold "bushost" too). */
     for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *tab = strchr(line, '\t');
-        if (!tab || line[0] != '<' || !strstr(tab, "{\"product\",\"bushost\"}"))
-            continue;
+        if (!tab || line[0] != '<' || !strstr(tab, "{\"product\",\"bushost\"}")) continue;
         *tab = '\0';
         if (fault_broker(port, 30000, NULL, "ctl", "-q", "close_connection", line, why, NULL) == 0)
             closed++;
@@ -225,16 +209,13 @@ fault_conn_t *fault_try_connect(int port, int timeout_ms)
 
     if (!c || !(c->conn = amqp_new_connection()) || !(sock = amqp_tcp_socket_new(c->conn)))
         IT_FAIL("out of memory");
-    if (amqp_socket_open_noblock(sock, "127.0.0.1", port, &tv) != AMQP_STATUS_OK)
-        goto fail;
+    if (amqp_socket_open_noblock(sock, "127.0.0.1", port, &tv) != AMQP_STATUS_OK) goto fail;
     amqp_set_handshake_timeout(c->conn, &tv);
     amqp_set_rpc_timeout(c->conn, &tv);
     login = amqp_login(c->conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
-    if (!it_reply_ok(login, why, sizeof why))
-        goto fail;
+    if (!it_reply_ok(login, why, sizeof why)) goto fail;
     amqp_channel_open(c->conn, CH);
-    if (!it_reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why))
-        goto fail;
+    if (!it_reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why)) goto fail;
     return c;
 fail:
     amqp_destroy_connection(c->conn);
@@ -257,8 +238,7 @@ fault_conn_t *fault_connect(int port, int timeout_ms)
 
 void fault_close(fault_conn_t *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(c->conn);
     free(c);
@@ -268,22 +248,21 @@ static void check(fault_conn_t *c, const char *what)
 {
     char why[300];
 
-    if (!it_reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why))
-        IT_FAIL("%s: %s", what, why);
+    if (!it_reply_ok(amqp_get_rpc_reply(c->conn), why, sizeof why)) IT_FAIL("%s: %s", what, why);
 }
 
 void fault_declare_exchange(fault_conn_t *c, const char *name, const char *type)
 {
-    amqp_exchange_declare(c->conn, CH, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1,
-                          0, 0, amqp_empty_table);
+    amqp_exchange_declare(c->conn, CH, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1, 0,
+                          0, amqp_empty_table);
     check(c, name);
 }
 
 void fault_declare_queue(fault_conn_t *c, const char *queue, bool quorum)
 {
-    amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-queue-type"),
-                            .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                      .value.bytes = amqp_cstring_bytes("quorum")}};
+    amqp_table_entry_t e = {
+        .key = amqp_cstring_bytes("x-queue-type"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
     amqp_table_t args = {quorum ? 1 : 0, &e};
 
     amqp_queue_declare(c->conn, CH, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
@@ -299,14 +278,11 @@ void fault_bind(fault_conn_t *c, const char *queue, const char *exchange, const 
 
 void fault_purge(fault_conn_t *c, const char *queue)
 {
-    if (amqp_queue_purge(c->conn, CH, amqp_cstring_bytes(queue)))
-        return;
-    if (!it_reopen_on_404(c->conn, CH, amqp_get_rpc_reply(c->conn)))
-        check(c, queue);
+    if (amqp_queue_purge(c->conn, CH, amqp_cstring_bytes(queue))) return;
+    if (!it_reopen_on_404(c->conn, CH, amqp_get_rpc_reply(c->conn))) check(c, queue);
 }
 
-void fault_observe(int port, const char *queue, bool quorum, const char *exchange,
-                   const char *key)
+void fault_observe(int port, const char *queue, bool quorum, const char *exchange, const char *key)
 {
     fault_conn_t *c = fault_connect(port, 30000);
 
@@ -324,25 +300,20 @@ json_t *fault_get(fault_conn_t *c, const char *queue, char *reason, size_t reaso
     json_t *v;
     char why[300];
 
-    if (!it_reply_ok(r, why, sizeof why))
-        IT_FAIL("basic.get %s: %s", queue, why);
-    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
-        return NULL;
+    if (!it_reply_ok(r, why, sizeof why)) IT_FAIL("basic.get %s: %s", queue, why);
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return NULL;
     if (!it_reply_ok(amqp_read_message(c->conn, CH, &m, 0), why, sizeof why))
         IT_FAIL("basic.get %s: reading the message: %s", queue, why);
     v = it_cbor_decode(m.body.bytes, m.body.len);
-    if (!v)
-        v = json_loadb(m.body.bytes, m.body.len, 0, NULL);
+    if (!v) v = json_loadb(m.body.bytes, m.body.len, 0, NULL);
     snprintf(reason, reason_len, "%s", "");
     if (m.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
         char *s = it_field_str(it_table_get(&m.properties.headers, "x-first-death-reason"));
-        if (s)
-            snprintf(reason, reason_len, "%s", s);
+        if (s) snprintf(reason, reason_len, "%s", s);
         free(s);
     }
     amqp_destroy_message(&m);
-    if (!v)
-        IT_FAIL("a message in %s whose payload does not decode", queue);
+    if (!v) IT_FAIL("a message in %s whose payload does not decode", queue);
     return v;
 }
 
@@ -352,11 +323,9 @@ long fault_depth(int port, const char *queue)
     amqp_queue_declare_ok_t *ok;
     long n = -1;
 
-    if (!c)
-        return -1;
+    if (!c) return -1;
     ok = amqp_queue_declare(c->conn, CH, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
-    if (ok)
-        n = (long)ok->message_count;
+    if (ok) n = (long)ok->message_count;
     fault_close(c);
     return n;
 }
@@ -366,8 +335,7 @@ long fault_wait_depth(int port, const char *queue, long n, int timeout_ms)
     int64_t deadline = it_now_ms() + timeout_ms;
     long d;
 
-    while ((d = fault_depth(port, queue)) < n && it_now_ms() < deadline)
-        it_sleep_ms(100);
+    while ((d = fault_depth(port, queue)) < n && it_now_ms() < deadline) it_sleep_ms(100);
     return d;
 }
 
@@ -379,24 +347,21 @@ fault_tally_t *fault_tally_new(const char *name, size_t n)
     fault_tally_t *t = calloc(1, sizeof *t);
     struct timespec ts;
 
-    if (!t || !(t->copies = calloc(n, sizeof *t->copies)))
-        IT_FAIL("out of memory");
+    if (!t || !(t->copies = calloc(n, sizeof *t->copies))) IT_FAIL("out of memory");
     t->name = name;
     t->n = n;
     t->excluded = -1;
     /* Ids unique to this run: an output left over from an earlier run
      * counts as foreign, never as ours. */
     clock_gettime(CLOCK_REALTIME, &ts);
-    if (n > 100000)
-        IT_FAIL("fault_tally_new: at most 100000 messages");
+    if (n > 100000) IT_FAIL("fault_tally_new: at most 100000 messages");
     t->base = (((int64_t)ts.tv_sec % 10000) * 100 + (int64_t)getpid() % 100) * 100000;
     return t;
 }
 
 void fault_tally_free(fault_tally_t *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     free(t->copies);
     free(t);
 }
@@ -417,12 +382,9 @@ void fault_send_stream(fault_tally_t *t, const char *service, const char *comman
         void *body;
         it_pub_t p;
 
-        if (!v)
-            IT_FAIL("out of memory");
-        if ((int64_t)i == marked)
-            json_object_set_new(v, "crash", json_true());
-        if (command && t->pad > 0)
-            json_object_set_new(v, "pad", json_integer(t->pad));
+        if (!v) IT_FAIL("out of memory");
+        if ((int64_t)i == marked) json_object_set_new(v, "crash", json_true());
+        if (command && t->pad > 0) json_object_set_new(v, "pad", json_integer(t->pad));
         body = it_cbor_encode(v, &len);
         snprintf(corr, sizeof corr, "%lld", (long long)id);
         p = command ? it_command(key, reply_to, corr, conv, "application/cbor", body, len)
@@ -436,10 +398,7 @@ void fault_send_stream(fault_tally_t *t, const char *service, const char *comman
     t->sent = t->n;
 }
 
-static bool all_seen(const fault_tally_t *t)
-{
-    return fault_lost(t) == 0;
-}
+static bool all_seen(const fault_tally_t *t) { return fault_lost(t) == 0; }
 
 static void tally_add(fault_tally_t *t, const amqp_message_t *m)
 {
@@ -453,8 +412,7 @@ static void tally_add(fault_tally_t *t, const amqp_message_t *m)
     json_int_t pid = json_integer_value(json_object_get(v, "pid"));
     int64_t i;
 
-    if (!id)
-        id = json_object_get(v, "n");
+    if (!id) id = json_object_get(v, "n");
     if (!json_is_integer(id)) {
         t->foreign++;
         json_decref(v);
@@ -467,8 +425,7 @@ static void tally_add(fault_tally_t *t, const amqp_message_t *m)
         return;
     }
     t->handled++;
-    if (t->copies[i]++ == 0)
-        t->results++;
+    if (t->copies[i]++ == 0) t->results++;
     for (size_t k = 0; k < t->n_pids; k++)
         if (t->pids[k].pid == (long)pid) {
             t->pids[k].n++;
@@ -501,21 +458,19 @@ void fault_drain(fault_tally_t *t, fault_conn_t *c, const char *queue, int settl
         amqp_envelope_t env;
         amqp_rpc_reply_t r;
 
-        if (left <= 0)
-            break;
-        if (wait > left)
-            wait = (int)left;
+        if (left <= 0) break;
+        if (wait > left) wait = (int)left;
         tv.tv_sec = wait / 1000;
         tv.tv_usec = (wait % 1000) * 1000;
         amqp_maybe_release_buffers(c->conn);
         r = amqp_consume_message(c->conn, &env, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT) {
             if (unacked) {
                 amqp_basic_ack(c->conn, CH, last_tag, 1);
                 unacked = 0;
             }
-            if (all_seen(t))
-                break; /* nothing more came for settle_ms */
+            if (all_seen(t)) break; /* nothing more came for settle_ms */
             continue;
         }
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
@@ -538,8 +493,7 @@ void fault_drain(fault_tally_t *t, fault_conn_t *c, const char *queue, int settl
             unacked = 0;
         }
     }
-    if (unacked)
-        amqp_basic_ack(c->conn, CH, last_tag, 1);
+    if (unacked) amqp_basic_ack(c->conn, CH, last_tag, 1);
     amqp_basic_cancel(c->conn, CH, amqp_cstring_bytes(tag));
     check(c, "basic.cancel");
 }
@@ -558,28 +512,22 @@ size_t fault_lost(const fault_tally_t *t)
     size_t lost = 0;
 
     for (size_t i = 0; i < t->sent; i++)
-        if (!t->copies[i] && (int64_t)i != t->excluded)
-            lost++;
+        if (!t->copies[i] && (int64_t)i != t->excluded) lost++;
     return lost;
 }
 
-size_t fault_duplicated(const fault_tally_t *t)
-{
-    return t->handled - t->results;
-}
+size_t fault_duplicated(const fault_tally_t *t) { return t->handled - t->results; }
 
 void fault_report(const fault_tally_t *t)
 {
     size_t shown = 0;
 
-    printf("FAULT %s: sent=%zu handled=%zu results=%zu lost=%zu duplicated=%zu\n", t->name,
-           t->sent, t->handled, t->results, fault_lost(t), fault_duplicated(t));
+    printf("FAULT %s: sent=%zu handled=%zu results=%zu lost=%zu duplicated=%zu\n", t->name, t->sent,
+           t->handled, t->results, fault_lost(t), fault_duplicated(t));
     printf("  outputs per host pid:");
-    for (size_t k = 0; k < t->n_pids; k++)
-        printf(" %ld=%zu", t->pids[k].pid, t->pids[k].n);
+    for (size_t k = 0; k < t->n_pids; k++) printf(" %ld=%zu", t->pids[k].pid, t->pids[k].n);
     printf("\n");
-    if (t->foreign)
-        printf("  %zu output(s) from another run were ignored\n", t->foreign);
+    if (t->foreign) printf("  %zu output(s) from another run were ignored\n", t->foreign);
     for (size_t i = 0; i < t->sent && shown < 10; i++)
         if (!t->copies[i] && (int64_t)i != t->excluded) {
             printf("  lost: message #%zu (id %lld)\n", i, (long long)(t->base + (int64_t)i));
@@ -615,11 +563,9 @@ it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f)
      * that section. */
     head = strstr(ini, "[broker]\n");
     tail = head ? strstr(head, "\n[host]") : NULL;
-    if (!tail)
-        IT_FAIL("unexpected config from it_host_prepare:\n%s", ini);
+    if (!tail) IT_FAIL("unexpected config from it_host_prepare:\n%s", ini);
     broker = calloc(1, cap + 80 * n);
-    if (!broker)
-        IT_FAIL("out of memory");
+    if (!broker) IT_FAIL("out of memory");
     len = (size_t)sprintf(broker, "[broker]\n");
     for (size_t i = 0; i < n; i++)
         len += (size_t)sprintf(broker + len, "url = amqp://guest:guest@127.0.0.1:%d/\n", ports[i]);
@@ -659,8 +605,7 @@ size_t fault_log_count(const it_host_t *h, const char *text)
     char *out = it_host_output(h);
     size_t n = 0;
 
-    for (const char *p = out; (p = strstr(p, text)); p += strlen(text))
-        n++;
+    for (const char *p = out; (p = strstr(p, text)); p += strlen(text)) n++;
     free(out);
     return n;
 }
@@ -670,10 +615,8 @@ bool fault_wait_log(const it_host_t *h, const char *text, size_t n, int timeout_
     int64_t deadline = it_now_ms() + timeout_ms;
 
     for (;;) {
-        if (fault_log_count(h, text) >= n)
-            return true;
-        if (it_now_ms() > deadline)
-            return false;
+        if (fault_log_count(h, text) >= n) return true;
+        if (it_now_ms() > deadline) return false;
         it_sleep_ms(50);
     }
 }
@@ -685,8 +628,7 @@ char *fault_log_line(const it_host_t *h, const char *text, size_t n)
     for (size_t k = 0; (p = strstr(p, text)); p += strlen(text))
         if (++k == n) {
             char *start = p, *end = strchr(p, '\n');
-            while (start > out && start[-1] != '\n')
-                start--;
+            while (start > out && start[-1] != '\n') start--;
             line = end ? strndup(start, (size_t)(end - start)) : it_strdup(start);
             break;
         }

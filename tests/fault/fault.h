@@ -92,8 +92,7 @@ void fault_purge(fault_conn_t *c, const char *queue);
 
 /* Declare the durable queue `queue` (quorum or classic), bind it on
  * exchange/key and empty it: the outputs of a test go there. */
-void fault_observe(int port, const char *queue, bool quorum, const char *exchange,
-                   const char *key);
+void fault_observe(int port, const char *queue, bool quorum, const char *exchange, const char *key);
 
 /* Take one message from `queue` (basic.get, acked): its payload (caller
  * json_decref()s) and its x-first-death-reason header (or "") in reason.
@@ -111,11 +110,11 @@ long fault_wait_depth(int port, const char *queue, long n, int timeout_ms);
 
 typedef struct fault_tally {
     const char *name;
-    int64_t base;      /* ids are base .. base + n - 1, unique to this run */
+    int64_t base; /* ids are base .. base + n - 1, unique to this run */
     size_t n;
-    unsigned *copies;  /* outputs seen per id */
-    int64_t excluded;  /* an id expected to have no output (-1: none) */
-    int pad;           /* commands ask Echo for results this many bytes larger */
+    unsigned *copies; /* outputs seen per id */
+    int64_t excluded; /* an id expected to have no output (-1: none) */
+    int pad;          /* commands ask Echo for results this many bytes larger */
     size_t sent, handled, results, foreign;
     struct {
         long pid;
@@ -156,8 +155,8 @@ void fault_report(const fault_tally_t *t);
 /* Hosts                                                                    */
 
 typedef struct fault_host_opts {
-    int heartbeat;           /* [broker] heartbeat; 0 keeps harness's 10 s */
-    const int *ports;        /* [broker] url, one line per port; NULL: fault_port(0) */
+    int heartbeat;    /* [broker] heartbeat; 0 keeps harness's 10 s */
+    const int *ports; /* [broker] url, one line per port; NULL: fault_port(0) */
     size_t n_ports;
 } fault_host_opts_t;
 

@@ -21,8 +21,8 @@ enum { COMMANDS = 3000, ECHO_MS = 2, BLOCKED_MS = 3000 };
 
 static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(void **state)
 {
-    static const it_host_opts_t opts = {
-        .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
+    static const it_host_opts_t opts = {.plugins = "testkit",
+                                        .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("blocked_publishing", COMMANDS);
     it_host_t *h;
@@ -35,8 +35,7 @@ static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(voi
     done = fault_wait_depth(port, FAULT_OBSERVE, COMMANDS / 5, 60000);
     queued = fault_depth(port, "testkit.commands");
     printf("memory alarm after %ld results, %ld commands still queued\n", done, queued);
-    if (queued <= 0)
-        IT_FAIL("the alarm came after the stream ended: the test proves nothing");
+    if (queued <= 0) IT_FAIL("the alarm came after the stream ended: the test proves nothing");
     fault_broker_ok(port, 30000, "ctl", "-q", "set_vm_memory_high_watermark", WATERMARK_LOW, NULL);
     if (!fault_wait_log(h, "broker blocked publishing", 1, 30000))
         IT_FAIL("the host did not report that the broker blocked publishing");
@@ -44,8 +43,7 @@ static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(voi
     at_block = fault_depth(port, FAULT_OBSERVE);
     it_sleep_ms(BLOCKED_MS);
     after_wait = fault_depth(port, FAULT_OBSERVE);
-    printf("while blocked: %ld results, %ld after %d ms more\n", at_block, after_wait,
-           BLOCKED_MS);
+    printf("while blocked: %ld results, %ld after %d ms more\n", at_block, after_wait, BLOCKED_MS);
     assert_true(it_host_alive(h));
     fault_broker_ok(port, 30000, "ctl", "-q", "set_vm_memory_high_watermark", WATERMARK_NORMAL,
                     NULL);
@@ -63,8 +61,7 @@ static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(voi
     assert_int_equal(fault_lost(t), 0);
     /* Held, not dropped: the stream made (almost) no progress while blocked. */
     if (after_wait - at_block > 100)
-        IT_FAIL("%ld results arrived while the broker blocked publishing",
-                after_wait - at_block);
+        IT_FAIL("%ld results arrived while the broker blocked publishing", after_wait - at_block);
     assert_int_equal(it_host_stop(h, 30000), 0);
     fault_tally_free(t);
     it_pass();

@@ -18,8 +18,8 @@ enum { COMMANDS = 5000, ECHO_MS = 2 };
 
 static void test_broker_restart_mid_stream_every_command_answered_by_the_same_host(void **state)
 {
-    static const it_host_opts_t opts = {
-        .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
+    static const it_host_opts_t opts = {.plugins = "testkit",
+                                        .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("broker_restart", COMMANDS);
     it_host_t *h;

@@ -36,8 +36,9 @@ static void test_poison_message_ends_in_dlq_after_delivery_limit_and_all_others_
     static const it_host_opts_t opts = {
         .plugins = "testkit",
         .sections = "[testkit]\nservice = crashkit\nworkers = 1\nprefetch = 1\n"
-                    "queue_type = quorum\ndelivery_limit = " STR(DELIVERY_LIMIT) "\n"
-                    "dead_letter_exchange = " DLX "\n"};
+                    "queue_type = quorum\ndelivery_limit = " STR(
+                        DELIVERY_LIMIT) "\n"
+                                        "dead_letter_exchange = " DLX "\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("crashing_handler", COMMANDS);
     fault_conn_t *fc;
@@ -71,8 +72,7 @@ static void test_poison_message_ends_in_dlq_after_delivery_limit_and_all_others_
                         crashes);
             fault_host_respawn(h);
         }
-        if (fault_depth(port, DLQ) >= 1 && fault_depth(port, FAULT_OBSERVE) >= COMMANDS - 1)
-            break;
+        if (fault_depth(port, DLQ) >= 1 && fault_depth(port, FAULT_OBSERVE) >= COMMANDS - 1) break;
         if (it_now_ms() > deadline)
             IT_FAIL("after 90 s: %ld dead-lettered, %ld results of %d", fault_depth(port, DLQ),
                     fault_depth(port, FAULT_OBSERVE), COMMANDS - 1);
@@ -80,8 +80,8 @@ static void test_poison_message_ends_in_dlq_after_delivery_limit_and_all_others_
     }
 
     fault_collect(t, port, 1500, 60000);
-    printf("  the host crashed %d time(s) on the marked message (delivery_limit = %d)\n",
-           crashes, DELIVERY_LIMIT);
+    printf("  the host crashed %d time(s) on the marked message (delivery_limit = %d)\n", crashes,
+           DELIVERY_LIMIT);
     fc = fault_connect(port, 30000);
     dead = fault_get(fc, DLQ, reason, sizeof reason);
     assert_non_null(dead);

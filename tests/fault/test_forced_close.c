@@ -18,8 +18,8 @@ enum { COMMANDS = 5000, ECHO_MS = 2, CLOSES = 3 };
 
 static void test_three_forced_closes_mid_stream_lose_no_command(void **state)
 {
-    static const it_host_opts_t opts = {
-        .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
+    static const it_host_opts_t opts = {.plugins = "testkit",
+                                        .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("forced_close", COMMANDS);
     it_host_t *h;
@@ -38,8 +38,7 @@ static void test_three_forced_closes_mid_stream_lose_no_command(void **state)
         if (queued <= 0)
             IT_FAIL("close #%d came after the stream ended: the test proves nothing", k);
         closed = fault_close_host_connections(port, "fault test: forced close");
-        if (closed != 1)
-            IT_FAIL("close #%d closed %d host connections, expected 1", k, closed);
+        if (closed != 1) IT_FAIL("close #%d closed %d host connections, expected 1", k, closed);
         snprintf(reconnect, sizeof reconnect, "(reconnect #%d)", k);
         if (!fault_wait_log(h, reconnect, 1, 30000))
             IT_FAIL("the host did not reconnect after forced close #%d", k);

@@ -34,8 +34,8 @@ static void freeze_until_noticed(it_host_t *h, int port)
     noticed = it_now_ms() - t0;
     fault_freeze_wait(freezer);
     line = fault_log_line(h, "connection lost", 1);
-    printf("the host noticed after %lld ms (heartbeat %d s): %s\n", (long long)noticed,
-           HEARTBEAT, line ? line : "");
+    printf("the host noticed after %lld ms (heartbeat %d s): %s\n", (long long)noticed, HEARTBEAT,
+           line ? line : "");
     free(line);
     if (noticed > 2 * HEARTBEAT * 1000 + 2000)
         IT_FAIL("the host took %lld ms to notice the frozen broker, more than twice the "
@@ -48,8 +48,8 @@ static void freeze_until_noticed(it_host_t *h, int port)
 static void test_frozen_broker_is_noticed_within_twice_the_heartbeat_and_nothing_is_lost(
     void **state)
 {
-    static const it_host_opts_t opts = {
-        .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
+    static const it_host_opts_t opts = {.plugins = "testkit",
+                                        .sections = "[testkit]\nworkers = 2\nprefetch = 16\n"};
     const fault_host_opts_t fopts = {.heartbeat = HEARTBEAT};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("frozen_broker", COMMANDS);
@@ -64,8 +64,7 @@ static void test_frozen_broker_is_noticed_within_twice_the_heartbeat_and_nothing
     queued = fault_depth(port, "testkit.commands");
     printf("freezing the broker for %d ms after %ld results, %ld commands still queued\n",
            FREEZE_MS, done, queued);
-    if (queued <= 0)
-        IT_FAIL("the freeze came after the stream ended: the test proves nothing");
+    if (queued <= 0) IT_FAIL("the freeze came after the stream ended: the test proves nothing");
 
     freeze_until_noticed(h, port);
 
@@ -83,11 +82,12 @@ static void test_frozen_broker_is_noticed_within_twice_the_heartbeat_and_nothing
  * and then they all publish big results at once. */
 enum { BIG = 64, BIG_PAD = 512 * 1024, BIG_MS = 1500 };
 
-static void test_frozen_broker_during_a_publish_that_fills_the_socket_is_noticed_and_nothing_is_lost(
+static void
+test_frozen_broker_during_a_publish_that_fills_the_socket_is_noticed_and_nothing_is_lost(
     void **state)
 {
-    static const it_host_opts_t opts = {
-        .plugins = "testkit", .sections = "[testkit]\nworkers = 64\nprefetch = 64\n"};
+    static const it_host_opts_t opts = {.plugins = "testkit",
+                                        .sections = "[testkit]\nworkers = 64\nprefetch = 64\n"};
     const fault_host_opts_t fopts = {.heartbeat = HEARTBEAT};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("frozen_broker_full_socket", BIG);
@@ -108,8 +108,8 @@ static void test_frozen_broker_during_a_publish_that_fills_the_socket_is_noticed
     }
     if (fault_depth(port, FAULT_OBSERVE) != 0)
         IT_FAIL("results came before the freeze: the test proves nothing");
-    printf("freezing the broker for %d ms; %d results of %d KiB are due within %d ms\n",
-           FREEZE_MS, BIG, BIG_PAD / 1024, BIG_MS);
+    printf("freezing the broker for %d ms; %d results of %d KiB are due within %d ms\n", FREEZE_MS,
+           BIG, BIG_PAD / 1024, BIG_MS);
     freeze_until_noticed(h, port);
 
     /* Redelivered commands sleep BIG_MS again before their second result:

@@ -22,8 +22,7 @@ enum { EVENTS = 5000, TICK_MS = 1 };
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-static void test_kill_9_of_one_host_loses_nothing_and_duplicates_at_most_its_prefetch(
-    void **state)
+static void test_kill_9_of_one_host_loses_nothing_and_duplicates_at_most_its_prefetch(void **state)
 {
     static const it_host_opts_t opts = {
         .plugins = "testkit", .sections = "[testkit]\nworkers = 2\nprefetch = " STR(PREFETCH) "\n"};
@@ -40,12 +39,10 @@ static void test_kill_9_of_one_host_loses_nothing_and_duplicates_at_most_its_pre
     done = fault_wait_depth(port, FAULT_OBSERVE, EVENTS / 4, 60000);
     queued = fault_depth(port, "testkit.events");
     killed_pid = (long)a->pid;
-    if (kill(a->pid, SIGKILL) != 0)
-        IT_FAIL("kill -9 %ld failed", killed_pid);
+    if (kill(a->pid, SIGKILL) != 0) IT_FAIL("kill -9 %ld failed", killed_pid);
     printf("killed host %ld after %ld outputs, %ld events still queued\n", killed_pid, done,
            queued);
-    if (queued <= 0)
-        IT_FAIL("the kill came after the stream ended: the test proves nothing");
+    if (queued <= 0) IT_FAIL("the kill came after the stream ended: the test proves nothing");
 
     fault_collect(t, port, 1500, 120000);
     assert_int_equal(fault_lost(t), 0);

@@ -19,8 +19,7 @@
 
 enum { COMMANDS = 3000, ECHO_MS = 2 };
 
-static void test_stopping_the_hosts_node_fails_over_to_another_url_and_loses_nothing(
-    void **state)
+static void test_stopping_the_hosts_node_fails_over_to_another_url_and_loses_nothing(void **state)
 {
     static const it_host_opts_t opts = {
         .plugins = "testkit",
@@ -48,10 +47,9 @@ static void test_stopping_the_hosts_node_fails_over_to_another_url_and_loses_not
     fault_send_stream(t, "nodekit", "Echo", FAULT_REPLY, ECHO_MS, -1);
     done = fault_wait_depth(mine, FAULT_OBSERVE, COMMANDS / 5, 60000);
     queued = fault_depth(mine, "nodekit.commands");
-    printf("stopping node %d (the host's) after %ld results, %ld commands still queued\n",
-           ports[0], done, queued);
-    if (queued <= 0)
-        IT_FAIL("the node stopped after the stream ended: the test proves nothing");
+    printf("stopping node %d (the host's) after %ld results, %ld commands still queued\n", ports[0],
+           done, queued);
+    if (queued <= 0) IT_FAIL("the node stopped after the stream ended: the test proves nothing");
     fault_broker_ok(ports[0], 120000, "stop", NULL);
     if (!fault_wait_log(h, "reconnected to", 1, 60000))
         IT_FAIL("the host did not fail over within 60 s");

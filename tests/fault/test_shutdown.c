@@ -24,10 +24,10 @@ enum { COMMANDS = 200, ECHO_MS = 200 };
 
 static void test_sigterm_mid_stream_stops_within_deadline_and_handles_nothing_twice(void **state)
 {
-    static const it_host_opts_t opts = {
-        .plugins = "testkit",
-        .host_keys = "shutdown_timeout = " STR(SHUTDOWN_TIMEOUT_MS) "\n",
-        .sections = "[testkit]\nworkers = 4\nprefetch = 8\n"};
+    static const it_host_opts_t opts = {.plugins = "testkit",
+                                        .host_keys =
+                                            "shutdown_timeout = " STR(SHUTDOWN_TIMEOUT_MS) "\n",
+                                        .sections = "[testkit]\nworkers = 4\nprefetch = 8\n"};
     int port = fault_port(0);
     fault_tally_t *t = fault_tally_new("shutdown", COMMANDS);
     it_host_t *h;
@@ -52,8 +52,7 @@ static void test_sigterm_mid_stream_stops_within_deadline_and_handles_nothing_tw
         IT_FAIL("the host took %lld ms to stop, more than shutdown_timeout (%d ms)",
                 (long long)took, SHUTDOWN_TIMEOUT_MS);
     assert_int_equal(fault_log_count(h, "shutdown deadline reached"), 0);
-    if (queued <= 0)
-        IT_FAIL("no command left after the stop: the test proves nothing");
+    if (queued <= 0) IT_FAIL("no command left after the stop: the test proves nothing");
     /* Nothing stays unacked with the stopped host: all went back. */
     {
         it_conn_t *c = it_connect();

@@ -29,9 +29,9 @@ enum { CH = 1, AUX = 2, MAX_OBJS = 16 };
 
 struct it_conn {
     amqp_connection_state_t conn;
-    uint64_t published;      /* delivery tags used on CH (confirm mode) */
-    uint64_t settled_upto;   /* every tag <= this is settled */
-    unsigned char *settled;  /* settled[tag] for tags above settled_upto */
+    uint64_t published;     /* delivery tags used on CH (confirm mode) */
+    uint64_t settled_upto;  /* every tag <= this is settled */
+    unsigned char *settled; /* settled[tag] for tags above settled_upto */
     size_t settled_cap;
     unsigned nacked, returned;
 };
@@ -43,8 +43,8 @@ struct it_listener {
 
 /* What the running test made, so it_teardown can clean up after a failure. */
 static struct {
-    void *hosts[MAX_OBJS]; /* it_host_t */
-    void *conns[MAX_OBJS]; /* it_conn_t */
+    void *hosts[MAX_OBJS];     /* it_host_t */
+    void *conns[MAX_OBJS];     /* it_conn_t */
     void *listeners[MAX_OBJS]; /* it_listener_t */
     bool passed;
 } reg;
@@ -62,8 +62,7 @@ static void reg_add(void **slots, void *p)
 static void reg_del(void **slots, const void *p)
 {
     for (size_t i = 0; i < MAX_OBJS; i++)
-        if (slots[i] == p)
-            slots[i] = NULL;
+        if (slots[i] == p) slots[i] = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -86,8 +85,7 @@ const char *it_env(const char *name)
 {
     const char *v = getenv(name);
 
-    if (!v || !*v)
-        IT_FAIL("environment variable %s is not set: run this test through ctest", name);
+    if (!v || !*v) IT_FAIL("environment variable %s is not set: run this test through ctest", name);
     return v;
 }
 
@@ -113,16 +111,14 @@ void it_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
-    while (nanosleep(&ts, &ts) && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n, size);
 
-    if (!p)
-        IT_FAIL("out of memory");
+    if (!p) IT_FAIL("out of memory");
     return p;
 }
 
@@ -130,8 +126,7 @@ char *it_strdup(const char *s)
 {
     char *p = strdup(s);
 
-    if (!p)
-        IT_FAIL("out of memory");
+    if (!p) IT_FAIL("out of memory");
     return p;
 }
 
@@ -144,8 +139,7 @@ char *it_asprintf(const char *fmt, ...)
     va_start(ap, fmt);
     n = vasprintf(&p, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        IT_FAIL("out of memory");
+    if (n < 0) IT_FAIL("out of memory");
     return p;
 }
 
@@ -153,8 +147,7 @@ static char *bytes_dup(amqp_bytes_t b)
 {
     char *p = xcalloc(1, b.len + 1);
 
-    if (b.len)
-        memcpy(p, b.bytes, b.len);
+    if (b.len) memcpy(p, b.bytes, b.len);
     return p;
 }
 
@@ -200,14 +193,12 @@ static void check_reply(amqp_rpc_reply_t r, const char *what)
 {
     char why[300];
 
-    if (!it_reply_ok(r, why, sizeof why))
-        IT_FAIL("%s: %s", what, why);
+    if (!it_reply_ok(r, why, sizeof why)) IT_FAIL("%s: %s", what, why);
 }
 
 static void check_rpc(it_conn_t *c, const void *ok, const char *what)
 {
-    if (!ok)
-        check_reply(amqp_get_rpc_reply(c->conn), what);
+    if (!ok) check_reply(amqp_get_rpc_reply(c->conn), what);
 }
 
 it_conn_t *it_connect(void)
@@ -238,15 +229,15 @@ it_conn_t *it_connect(void)
         char where[300];
         snprintf(where, sizeof where, "%s:%d", info.host, info.port);
         free(copy);
-        IT_FAIL("cannot connect to the broker at %s: %s (is the broker fixture running?)",
-                where, amqp_error_string2(rc));
+        IT_FAIL("cannot connect to the broker at %s: %s (is the broker fixture running?)", where,
+                amqp_error_string2(rc));
     }
     amqp_set_rpc_timeout(c->conn, &tv);
     /* "amqp://host/" names the vhost "" to rabbitmq-c; like the host (and
      * pika), take it as the default vhost. */
     const char *vhost = info.vhost && *info.vhost ? info.vhost : "/";
-    amqp_rpc_reply_t r = amqp_login(c->conn, vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
-                                    info.user, info.password);
+    amqp_rpc_reply_t r =
+        amqp_login(c->conn, vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     free(copy);
     check_reply(r, "login");
     check_rpc(c, amqp_channel_open(c->conn, CH), "channel.open");
@@ -258,16 +249,14 @@ it_conn_t *it_connect(void)
     for (size_t i = 0; i < 3; i++)
         check_rpc(c,
                   amqp_exchange_declare(c->conn, AUX, amqp_cstring_bytes(exchanges[i]),
-                                        amqp_cstring_bytes("topic"), 0, 1, 0, 0,
-                                        amqp_empty_table),
+                                        amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table),
                   "exchange.declare");
     return c;
 }
 
 void it_close(it_conn_t *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     reg_del(reg.conns, c);
     /* Best effort: the broker may already have dropped us. */
     amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
@@ -296,22 +285,19 @@ static void aux_missing_ok(it_conn_t *c, const char *what)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
 
-    if (!it_reopen_on_404(c->conn, AUX, r))
-        check_reply(r, what);
+    if (!it_reopen_on_404(c->conn, AUX, r)) check_reply(r, what);
 }
 
 bool it_queue_info(it_conn_t *c, const char *queue, uint32_t *messages, uint32_t *consumers)
 {
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(c->conn, AUX, amqp_cstring_bytes(queue), 1, 0,
-                                                     0, 0, amqp_empty_table);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(c->conn, AUX, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     if (!ok) {
         aux_missing_ok(c, "passive queue.declare");
         return false;
     }
-    if (messages)
-        *messages = ok->message_count;
-    if (consumers)
-        *consumers = ok->consumer_count;
+    if (messages) *messages = ok->message_count;
+    if (consumers) *consumers = ok->consumer_count;
     amqp_maybe_release_buffers_on_channel(c->conn, AUX);
     return true;
 }
@@ -331,17 +317,14 @@ void it_wait_consumers(it_conn_t *c, const char *queue, uint32_t min, int timeou
 
     for (;;) {
         exists = it_queue_info(c, queue, NULL, &n);
-        if (exists && n >= min)
-            return;
+        if (exists && n >= min) return;
         if (host && !it_host_alive(host))
             IT_FAIL("bushost (%s) exited with %d before consuming %s", host->ini, host->status,
                     queue);
-        if (it_now_ms() > deadline)
-            break;
+        if (it_now_ms() > deadline) break;
         it_sleep_ms(50);
     }
-    if (!exists)
-        IT_FAIL("queue %s still does not exist after %d ms", queue, timeout_ms);
+    if (!exists) IT_FAIL("queue %s still does not exist after %d ms", queue, timeout_ms);
     IT_FAIL("queue %s has %u consumers after %d ms, expected at least %u", queue, n, timeout_ms,
             min);
 }
@@ -354,17 +337,14 @@ static void settle(it_conn_t *c, uint64_t tag, bool multiple, bool ack)
     uint64_t from = multiple ? c->settled_upto + 1 : tag;
 
     if (tag > c->published || tag == 0)
-        IT_FAIL("broker confirmed delivery tag %llu, only %llu published",
-                (unsigned long long)tag, (unsigned long long)c->published);
+        IT_FAIL("broker confirmed delivery tag %llu, only %llu published", (unsigned long long)tag,
+                (unsigned long long)c->published);
     for (uint64_t t = from; t <= tag; t++) {
-        if (t <= c->settled_upto || c->settled[t])
-            continue;
+        if (t <= c->settled_upto || c->settled[t]) continue;
         c->settled[t] = 1;
-        if (!ack)
-            c->nacked++;
+        if (!ack) c->nacked++;
     }
-    while (c->settled_upto < c->published && c->settled[c->settled_upto + 1])
-        c->settled_upto++;
+    while (c->settled_upto < c->published && c->settled[c->settled_upto + 1]) c->settled_upto++;
 }
 
 /* Handle one frame arriving on the publishing connection. */
@@ -388,8 +368,8 @@ static void on_conn_frame(it_conn_t *c, const amqp_frame_t *f)
         amqp_message_t m;
         print_error("broker returned a message: %u %.*s, exchange '%.*s', key '%.*s'\n",
                     r->reply_code, (int)r->reply_text.len, (const char *)r->reply_text.bytes,
-                    (int)r->exchange.len, (const char *)r->exchange.bytes,
-                    (int)r->routing_key.len, (const char *)r->routing_key.bytes);
+                    (int)r->exchange.len, (const char *)r->exchange.bytes, (int)r->routing_key.len,
+                    (const char *)r->routing_key.bytes);
         c->returned++;
         check_reply(amqp_read_message(c->conn, f->channel, &m, 0), "reading a returned message");
         amqp_destroy_message(&m);
@@ -445,21 +425,19 @@ void it_publish_async(it_conn_t *c, const it_pub_t *p)
         hdr[props.headers.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
         hdr[props.headers.num_entries++].value.value.bytes = amqp_cstring_bytes(p->status);
     }
-    if (props.headers.num_entries)
-        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    if (props.headers.num_entries) props._flags |= AMQP_BASIC_HEADERS_FLAG;
 
     if (c->published + 2 > c->settled_cap) {
         size_t cap = c->settled_cap ? 2 * c->settled_cap : 1024;
         unsigned char *s = realloc(c->settled, cap);
-        if (!s)
-            IT_FAIL("out of memory");
+        if (!s) IT_FAIL("out of memory");
         memset(s + c->settled_cap, 0, cap - c->settled_cap);
         c->settled = s;
         c->settled_cap = cap;
     }
-    rc = amqp_basic_publish(c->conn, CH, amqp_cstring_bytes(p->exchange),
-                            amqp_cstring_bytes(p->key), 1, 0, &props,
-                            (amqp_bytes_t){p->len, (void *)p->body});
+    rc =
+        amqp_basic_publish(c->conn, CH, amqp_cstring_bytes(p->exchange), amqp_cstring_bytes(p->key),
+                           1, 0, &props, (amqp_bytes_t){p->len, (void *)p->body});
     if (rc != AMQP_STATUS_OK)
         IT_FAIL("publish to %s with key %s: %s", p->exchange, p->key, amqp_error_string2(rc));
     c->published++;
@@ -482,10 +460,8 @@ void it_confirm_all(it_conn_t *c, int timeout_ms)
         tv.tv_sec = (time_t)(left / 1000);
         tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
         rc = amqp_simple_wait_frame_noblock(c->conn, &f, &tv);
-        if (rc == AMQP_STATUS_TIMEOUT)
-            continue;
-        if (rc != AMQP_STATUS_OK)
-            IT_FAIL("waiting for confirms: %s", amqp_error_string2(rc));
+        if (rc == AMQP_STATUS_TIMEOUT) continue;
+        if (rc != AMQP_STATUS_OK) IT_FAIL("waiting for confirms: %s", amqp_error_string2(rc));
         on_conn_frame(c, &f);
     }
     amqp_maybe_release_buffers(c->conn);
@@ -504,18 +480,29 @@ it_pub_t it_command(const char *key, const char *reply_to, const char *correlati
                     const char *conversation_id, const char *content_type, const void *body,
                     size_t len)
 {
-    return (it_pub_t){.exchange = "commands", .key = key, .content_type = content_type,
-                      .delivery_mode = 2, .conversation_id = conversation_id,
-                      .reply_to = reply_to, .correlation_id = correlation_id, .body = body,
+    return (it_pub_t){.exchange = "commands",
+                      .key = key,
+                      .content_type = content_type,
+                      .delivery_mode = 2,
+                      .conversation_id = conversation_id,
+                      .reply_to = reply_to,
+                      .correlation_id = correlation_id,
+                      .body = body,
                       .len = len};
 }
 
 it_pub_t it_event(const char *name, const char *conversation_id, const char *content_type,
                   const void *body, size_t len)
 {
-    return (it_pub_t){.exchange = "events", .key = name, .content_type = content_type,
-                      .delivery_mode = 2, .conversation_id = conversation_id, .reply_to = "",
-                      .correlation_id = "", .body = body, .len = len};
+    return (it_pub_t){.exchange = "events",
+                      .key = name,
+                      .content_type = content_type,
+                      .delivery_mode = 2,
+                      .conversation_id = conversation_id,
+                      .reply_to = "",
+                      .correlation_id = "",
+                      .body = body,
+                      .len = len};
 }
 
 /* ------------------------------------------------------------------------ */
@@ -533,15 +520,13 @@ const amqp_field_value_t *it_table_get(const amqp_table_t *t, const char *key)
 
 const amqp_field_value_t *it_header(const it_msg_t *m, const char *key)
 {
-    if (!(m->props->_flags & AMQP_BASIC_HEADERS_FLAG))
-        return NULL;
+    if (!(m->props->_flags & AMQP_BASIC_HEADERS_FLAG)) return NULL;
     return it_table_get(&m->props->headers, key);
 }
 
 char *it_field_str(const amqp_field_value_t *v)
 {
-    if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES))
-        return NULL;
+    if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES)) return NULL;
     return bytes_dup(v->value.bytes);
 }
 
@@ -555,10 +540,8 @@ static it_msg_t *wrap(amqp_envelope_t *env)
     m->exchange = bytes_dup(m->env.exchange);
     m->routing_key = bytes_dup(m->env.routing_key);
     m->redelivered = m->env.redelivered;
-    if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
-        m->content_type = bytes_dup(p->content_type);
-    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
-        m->reply_to = bytes_dup(p->reply_to);
+    if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) m->content_type = bytes_dup(p->content_type);
+    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG) m->reply_to = bytes_dup(p->reply_to);
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
         m->correlation_id = bytes_dup(p->correlation_id);
     m->conversation_id = it_field_str(it_header(m, "conversation_id"));
@@ -570,8 +553,7 @@ static it_msg_t *wrap(amqp_envelope_t *env)
 
 void it_msg_free(it_msg_t *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     free(m->exchange);
     free(m->routing_key);
     free(m->content_type);
@@ -595,8 +577,8 @@ json_t *it_payload(const it_msg_t *m)
         return v;
     }
     if (!(v = json_loadb(m->body, m->len, 0, &e)))
-        IT_FAIL("message %s: the JSON payload does not decode: %s: '%.*s'", m->routing_key,
-                e.text, (int)m->len, (const char *)m->body);
+        IT_FAIL("message %s: the JSON payload does not decode: %s: '%.*s'", m->routing_key, e.text,
+                (int)m->len, (const char *)m->body);
     return v;
 }
 
@@ -618,10 +600,10 @@ it_listener_t *it_listen(const char *exchange, const char *const *keys)
                                   amqp_cstring_bytes(keys[i]), amqp_empty_table),
                   "binding a listener queue");
     /* Consume on AUX: CH is in confirm mode for publishing. */
-    check_rpc(l->c,
-              amqp_basic_consume(l->c->conn, AUX, qname, amqp_empty_bytes, 0, 1, 1,
-                                 amqp_empty_table),
-              "basic.consume");
+    check_rpc(
+        l->c,
+        amqp_basic_consume(l->c->conn, AUX, qname, amqp_empty_bytes, 0, 1, 1, amqp_empty_table),
+        "basic.consume");
     return l;
 }
 
@@ -636,14 +618,12 @@ it_msg_t *it_get(it_listener_t *l, int timeout_ms)
         amqp_envelope_t env;
         amqp_rpc_reply_t r;
 
-        if (left < 0)
-            left = 0;
+        if (left < 0) left = 0;
         tv.tv_sec = (time_t)(left / 1000);
         tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
         amqp_maybe_release_buffers(conn);
         r = amqp_consume_message(conn, &env, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_NORMAL)
-            return wrap(&env);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) return wrap(&env);
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
             return NULL;
@@ -651,8 +631,7 @@ it_msg_t *it_get(it_listener_t *l, int timeout_ms)
             r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
             amqp_frame_t f;
             int rc = amqp_simple_wait_frame(conn, &f);
-            if (rc != AMQP_STATUS_OK)
-                IT_FAIL("listener: %s", amqp_error_string2(rc));
+            if (rc != AMQP_STATUS_OK) IT_FAIL("listener: %s", amqp_error_string2(rc));
             on_conn_frame(l->c, &f);
             continue;
         }
@@ -666,8 +645,7 @@ it_msg_t *it_get_key(it_listener_t *l, const char *key, int timeout_ms)
     it_msg_t *m;
 
     while ((m = it_get(l, (int)(deadline - it_now_ms())))) {
-        if (strcmp(m->routing_key, key) == 0)
-            return m;
+        if (strcmp(m->routing_key, key) == 0) return m;
         it_msg_free(m);
     }
     return NULL;
@@ -675,8 +653,7 @@ it_msg_t *it_get_key(it_listener_t *l, const char *key, int timeout_ms)
 
 void it_unlisten(it_listener_t *l)
 {
-    if (!l)
-        return;
+    if (!l) return;
     reg_del(reg.listeners, l);
     it_close(l->c);
     free(l->queue);
@@ -688,12 +665,9 @@ void it_unlisten(it_listener_t *l)
 
 static cbor_item_t *cbor_uint(uint64_t u)
 {
-    if (u <= UINT8_MAX)
-        return cbor_build_uint8((uint8_t)u);
-    if (u <= UINT16_MAX)
-        return cbor_build_uint16((uint16_t)u);
-    if (u <= UINT32_MAX)
-        return cbor_build_uint32((uint32_t)u);
+    if (u <= UINT8_MAX) return cbor_build_uint8((uint8_t)u);
+    if (u <= UINT16_MAX) return cbor_build_uint16((uint16_t)u);
+    if (u <= UINT32_MAX) return cbor_build_uint32((uint32_t)u);
     return cbor_build_uint64(u);
 }
 
@@ -707,11 +681,11 @@ static cbor_item_t *to_cbor(const json_t *v)
         const char *k;
         json_t *x;
         item = cbor_new_definite_map(json_object_size(v));
-        json_object_foreach((json_t *)v, k, x) {
+        json_object_foreach((json_t *)v, k, x)
+        {
             cbor_item_t *ck = cbor_build_string(k), *cv = to_cbor(x);
             struct cbor_pair pair = {.key = ck, .value = cv};
-            if (!item || !ck || !cv || !cbor_map_add(item, pair))
-                IT_FAIL("CBOR: out of memory");
+            if (!item || !ck || !cv || !cbor_map_add(item, pair)) IT_FAIL("CBOR: out of memory");
             /* The map took its own references. */
             cbor_decref(&ck);
             cbor_decref(&cv);
@@ -722,10 +696,10 @@ static cbor_item_t *to_cbor(const json_t *v)
         size_t i;
         json_t *x;
         item = cbor_new_definite_array(json_array_size(v));
-        json_array_foreach(v, i, x) {
+        json_array_foreach(v, i, x)
+        {
             cbor_item_t *cx = to_cbor(x);
-            if (!item || !cx || !cbor_array_push(item, cx))
-                IT_FAIL("CBOR: out of memory");
+            if (!item || !cx || !cbor_array_push(item, cx)) IT_FAIL("CBOR: out of memory");
             cbor_decref(&cx);
         }
         break;
@@ -740,8 +714,7 @@ static cbor_item_t *to_cbor(const json_t *v)
         } else {
             uint64_t u = (uint64_t)(-(i + 1)); /* -1 - i, without overflow */
             item = cbor_uint(u);
-            if (item)
-                cbor_mark_negint(item);
+            if (item) cbor_mark_negint(item);
         }
         break;
     }
@@ -758,8 +731,7 @@ static cbor_item_t *to_cbor(const json_t *v)
         item = cbor_new_null();
         break;
     }
-    if (!item)
-        IT_FAIL("CBOR: out of memory");
+    if (!item) IT_FAIL("CBOR: out of memory");
     return item;
 }
 
@@ -771,8 +743,7 @@ void *it_cbor_encode(const json_t *v, size_t *len)
 
     *len = cbor_serialize_alloc(item, &buf, &size);
     cbor_decref(&item);
-    if (!*len)
-        IT_FAIL("CBOR: cannot serialise");
+    if (!*len) IT_FAIL("CBOR: cannot serialise");
     return buf;
 }
 
@@ -780,8 +751,7 @@ void *it_json_encode(const json_t *v, size_t *len)
 {
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 
-    if (!s)
-        IT_FAIL("JSON: cannot encode");
+    if (!s) IT_FAIL("JSON: cannot encode");
     *len = strlen(s);
     return s;
 }
@@ -793,12 +763,10 @@ static json_t *cbor_text(const cbor_item_t *it)
     /* Indefinite: the concatenation of its definite chunks. */
     size_t n = cbor_string_chunk_count(it), total = 0;
     cbor_item_t **chunks = cbor_string_chunks_handle(it);
-    for (size_t i = 0; i < n; i++)
-        total += cbor_string_length(chunks[i]);
+    for (size_t i = 0; i < n; i++) total += cbor_string_length(chunks[i]);
     char *buf = malloc(total + 1);
     json_t *out;
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     total = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(buf + total, cbor_string_handle(chunks[i]), cbor_string_length(chunks[i]));
@@ -851,14 +819,11 @@ static json_t *from_cbor(const cbor_item_t *it)
     }
     case CBOR_TYPE_FLOAT_CTRL:
         /* cbor_is_bool asserts on floats: ask is_ctrl first. */
-        if (!cbor_float_ctrl_is_ctrl(it))
-            return json_real(cbor_float_get_float(it));
-        if (cbor_is_bool(it))
-            return json_boolean(cbor_get_bool(it));
-        if (cbor_is_null(it))
-            return json_null();
+        if (!cbor_float_ctrl_is_ctrl(it)) return json_real(cbor_float_get_float(it));
+        if (cbor_is_bool(it)) return json_boolean(cbor_get_bool(it));
+        if (cbor_is_null(it)) return json_null();
         return NULL; /* undefined, simple values */
-    default: /* byte strings, tags */
+    default:         /* byte strings, tags */
         return NULL;
     }
 }
@@ -869,10 +834,8 @@ json_t *it_cbor_decode(const void *p, size_t len)
     cbor_item_t *it = cbor_load(p, len, &res);
     json_t *v = NULL;
 
-    if (it && res.error.code == CBOR_ERR_NONE && res.read == len)
-        v = from_cbor(it);
-    if (it)
-        cbor_decref(&it);
+    if (it && res.error.code == CBOR_ERR_NONE && res.read == len) v = from_cbor(it);
+    if (it) cbor_decref(&it);
     return v;
 }
 
@@ -893,8 +856,7 @@ char *it_read_file(const char *path)
     char *buf = NULL;
     size_t len = 0, cap = 0, n;
 
-    if (!f)
-        return it_strdup("");
+    if (!f) return it_strdup("");
     do {
         if (cap - len < 4096) {
             char *b = realloc(buf, cap += 65536);
@@ -936,14 +898,11 @@ static void remove_tree(const char *path)
         return;
     }
     while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         char *p = it_asprintf("%s/%s", path, e->d_name);
         struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
+        else unlink(p);
         free(p);
     }
     closedir(d);
@@ -956,15 +915,12 @@ static _Noreturn void exec_child(const char *const *argv, const char *const *env
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     int null = open("/dev/null", O_RDONLY);
 
-    if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-        _exit(126);
+    if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(126);
     /* A test killed by ctest's timeout must not leave a host consuming. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (size_t i = 0; env && env[i]; i++) {
-        if (strchr(env[i], '='))
-            putenv((char *)env[i]);
-        else
-            unsetenv(env[i]);
+        if (strchr(env[i], '=')) putenv((char *)env[i]);
+        else unsetenv(env[i]);
     }
     execv(argv[0], (char *const *)argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
@@ -978,19 +934,15 @@ pid_t it_spawn(const char *const *argv, const char *const *env, const char *log)
     fflush(stdout);
     fflush(stderr);
     pid = fork();
-    if (pid < 0)
-        IT_FAIL("fork: %s", strerror(errno));
-    if (pid == 0)
-        exec_child(argv, env, log);
+    if (pid < 0) IT_FAIL("fork: %s", strerror(errno));
+    if (pid == 0) exec_child(argv, env, log);
     return pid;
 }
 
 static int decode_status(int st)
 {
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     return -1;
 }
 
@@ -1002,12 +954,9 @@ static int wait_pid(pid_t pid, int timeout_ms)
 
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return decode_status(st);
-        if (r < 0 && errno != EINTR)
-            IT_FAIL("waitpid(%ld): %s", (long)pid, strerror(errno));
-        if (it_now_ms() >= deadline)
-            return -2;
+        if (r == pid) return decode_status(st);
+        if (r < 0 && errno != EINTR) IT_FAIL("waitpid(%ld): %s", (long)pid, strerror(errno));
+        if (it_now_ms() >= deadline) return -2;
         it_sleep_ms(10);
     }
 }
@@ -1024,18 +973,14 @@ int it_run(const char *const *argv, const char *const *env, int timeout_ms, char
         waitpid(pid, NULL, 0);
         rc = -1;
     }
-    if (output)
-        *output = it_read_file(log);
+    if (output) *output = it_read_file(log);
     remove_tree(dir);
     free(log);
     free(dir);
     return rc;
 }
 
-static bool mentions(const char *text, const char *key)
-{
-    return text && strstr(text, key);
-}
+static bool mentions(const char *text, const char *key) { return text && strstr(text, key); }
 
 it_host_t *it_host_prepare(const it_host_opts_t *o)
 {
@@ -1051,8 +996,7 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
 
     /* plugins_dir holds links to just the plugins this test wants. */
     plugins = it_asprintf("%s/plugins", h->dir);
-    if (mkdir(plugins, 0755))
-        IT_FAIL("mkdir %s: %s", plugins, strerror(errno));
+    if (mkdir(plugins, 0755)) IT_FAIL("mkdir %s: %s", plugins, strerror(errno));
     list = it_strdup(o->plugins);
     for (tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         char *src = strcmp(tok, "testkit") == 0
@@ -1061,8 +1005,7 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
         char *dst = it_asprintf("%s/%s.so", plugins, tok);
         if (access(src, R_OK))
             IT_FAIL("plugin %s: %s: %s (build it first)", tok, src, strerror(errno));
-        if (symlink(src, dst))
-            IT_FAIL("symlink %s: %s", dst, strerror(errno));
+        if (symlink(src, dst)) IT_FAIL("symlink %s: %s", dst, strerror(errno));
         free(src);
         free(dst);
     }
@@ -1106,11 +1049,9 @@ bool it_host_alive(it_host_t *h)
 {
     int rc;
 
-    if (!h->pid)
-        return false;
+    if (!h->pid) return false;
     rc = wait_pid(h->pid, 0);
-    if (rc == -2)
-        return true;
+    if (rc == -2) return true;
     h->status = rc;
     h->pid = 0;
     return false;
@@ -1120,8 +1061,7 @@ int it_host_stop(it_host_t *h, int timeout_ms)
 {
     int rc;
 
-    if (!h->pid)
-        return h->status;
+    if (!h->pid) return h->status;
     kill(h->pid, SIGTERM);
     rc = wait_pid(h->pid, timeout_ms);
     if (rc == -2) {
@@ -1136,10 +1076,7 @@ int it_host_stop(it_host_t *h, int timeout_ms)
     return rc;
 }
 
-char *it_host_output(const it_host_t *h)
-{
-    return it_read_file(h->log);
-}
+char *it_host_output(const it_host_t *h) { return it_read_file(h->log); }
 
 void it_host_dump(const it_host_t *h)
 {
@@ -1189,9 +1126,14 @@ void it_dlx_setup(it_conn_t *c)
                               amqp_empty_table),
               "binding " IT_DLQ);
     if (!policy_set) {
-        const char *argv[] = {it_env("BH_BROKER_SH"), "ctl", "set_policy", "itest-dlx",
+        const char *argv[] = {it_env("BH_BROKER_SH"),
+                              "ctl",
+                              "set_policy",
+                              "itest-dlx",
                               "^[^.]+\\.(commands|events)$",
-                              "{\"dead-letter-exchange\":\"" IT_DLX "\"}", "--apply-to", "queues",
+                              "{\"dead-letter-exchange\":\"" IT_DLX "\"}",
+                              "--apply-to",
+                              "queues",
                               NULL};
         char *out = NULL;
         int rc = it_run(argv, NULL, 60000, &out);
@@ -1220,8 +1162,7 @@ uint32_t it_dlq_wait(it_conn_t *c, uint32_t n, int timeout_ms)
     int64_t deadline = it_now_ms() + timeout_ms;
     uint32_t have;
 
-    while ((have = it_dlq_count(c)) < n && it_now_ms() < deadline)
-        it_sleep_ms(25);
+    while ((have = it_dlq_count(c)) < n && it_now_ms() < deadline) it_sleep_ms(25);
     return have;
 }
 
@@ -1231,8 +1172,7 @@ it_msg_t *it_dlq_get(it_conn_t *c)
     amqp_envelope_t env;
 
     check_reply(r, "basic.get " IT_DLQ);
-    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
-        return NULL;
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return NULL;
     if (r.reply.id != AMQP_BASIC_GET_OK_METHOD)
         IT_FAIL("basic.get: unexpected reply 0x%08x", (unsigned)r.reply.id);
     const amqp_basic_get_ok_t *ok = r.reply.decoded;
@@ -1269,8 +1209,7 @@ json_t *it_get_log(it_listener_t *l, const char *key, const char *text, int time
         json_t *g = it_gelf(m);
         const char *s = json_string_value(json_object_get(g, "short_message"));
         it_msg_free(m);
-        if (!text || (s && strstr(s, text)))
-            return g;
+        if (!text || (s && strstr(s, text))) return g;
         json_decref(g);
     }
     return NULL;
@@ -1285,32 +1224,25 @@ int it_setup(void **state)
     return 0;
 }
 
-void it_pass(void)
-{
-    reg.passed = true;
-}
+void it_pass(void) { reg.passed = true; }
 
 int it_teardown(void **state)
 {
     for (size_t i = 0; i < MAX_OBJS; i++) {
         it_host_t *h = reg.hosts[i];
-        if (!h)
-            continue;
+        if (!h) continue;
         if (h->pid) {
             kill(h->pid, SIGKILL);
             waitpid(h->pid, NULL, 0);
             h->pid = 0;
             h->status = 128 + SIGKILL;
         }
-        if (!reg.passed || verbose())
-            it_host_dump(h);
+        if (!reg.passed || verbose()) it_host_dump(h);
         host_free(h);
     }
     for (size_t i = 0; i < MAX_OBJS; i++)
-        if (reg.listeners[i])
-            it_unlisten(reg.listeners[i]);
+        if (reg.listeners[i]) it_unlisten(reg.listeners[i]);
     for (size_t i = 0; i < MAX_OBJS; i++)
-        if (reg.conns[i])
-            it_close(reg.conns[i]);
+        if (reg.conns[i]) it_close(reg.conns[i]);
     return 0;
 }

@@ -176,11 +176,11 @@ typedef struct it_host_opts {
 } it_host_opts_t;
 
 struct it_host {
-    pid_t pid;    /* 0 once reaped */
-    int status;   /* exit code, or 128 + signal */
-    char *dir;    /* mkdtemp folder: service.ini, plugins/, stderr.log */
+    pid_t pid;  /* 0 once reaped */
+    int status; /* exit code, or 128 + signal */
+    char *dir;  /* mkdtemp folder: service.ini, plugins/, stderr.log */
     char *ini;
-    char *log;    /* stdout and stderr of the child */
+    char *log; /* stdout and stderr of the child */
 };
 
 /* Write the config (and plugins_dir) only: plugins_dir = plugins,

@@ -49,8 +49,7 @@ static void expect_update(cart_test_t *t, const char *event, json_t *payload,
     json_decref(payload);
 
     m = it_get(t->l, 10000);
-    if (!m)
-        IT_FAIL("no CartUpdated within 10 s after %s", event);
+    if (!m) IT_FAIL("no CartUpdated within 10 s after %s", event);
     assert_string_equal(m->exchange, "events");
     assert_string_equal(m->routing_key, "CartUpdated");
     assert_non_null(m->conversation_id);

@@ -49,8 +49,7 @@ static void file_line(const it_host_t *h, const char *needle, char *buf, size_t 
 
 static void assert_mentions(const char *out, const char *what)
 {
-    if (!strstr(out, what))
-        IT_FAIL("the message does not name '%s'", what);
+    if (!strstr(out, what)) IT_FAIL("the message does not name '%s'", what);
 }
 
 static void test_check_accepts_good_config_without_a_broker(void **state)
@@ -69,8 +68,8 @@ static void test_check_accepts_good_config_without_a_broker(void **state)
 
 static void test_check_refuses_unknown_host_key_naming_file_and_line(void **state)
 {
-    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo",
-                                                     .host_keys = "no_such_key = 1\n"});
+    it_host_t *h =
+        it_host_prepare(&(it_host_opts_t){.plugins = "echo", .host_keys = "no_such_key = 1\n"});
     char where[1024], *out = NULL;
 
     file_line(h, "no_such_key", where, sizeof where);
@@ -83,8 +82,8 @@ static void test_check_refuses_unknown_host_key_naming_file_and_line(void **stat
 
 static void test_check_refuses_out_of_range_plugin_key_naming_file_and_line(void **state)
 {
-    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo",
-                                                     .sections = "[echo]\nworkers = -1\n"});
+    it_host_t *h =
+        it_host_prepare(&(it_host_opts_t){.plugins = "echo", .sections = "[echo]\nworkers = -1\n"});
     char where[1024], *out = NULL;
 
     file_line(h, "workers = -1", where, sizeof where);
@@ -97,8 +96,8 @@ static void test_check_refuses_out_of_range_plugin_key_naming_file_and_line(void
 
 static void test_check_refuses_missing_plugins_dir_naming_it(void **state)
 {
-    it_host_t *h = it_host_prepare(&(it_host_opts_t){
-        .plugins = "echo", .host_keys = "plugins_dir = no-such-folder\n"});
+    it_host_t *h = it_host_prepare(
+        &(it_host_opts_t){.plugins = "echo", .host_keys = "plugins_dir = no-such-folder\n"});
     char *out = NULL;
 
     assert_int_not_equal(check(h, &out), 0);

@@ -47,9 +47,10 @@ static void test_retry_waits_each_delay_then_dead_letters_with_attempt_headers(v
     char *text, *s;
 
     it_dlx_setup(c);
-    it_host_t *h = it_host_ready(
-        c, "testkit.commands",
-        &(it_host_opts_t){.plugins = "testkit", .sections = "[testkit]\nretry_delays = 300ms, 600ms\n"});
+    it_host_t *h =
+        it_host_ready(c, "testkit.commands",
+                      &(it_host_opts_t){.plugins = "testkit",
+                                        .sections = "[testkit]\nretry_delays = 300ms, 600ms\n"});
     it_unique(corr, "corr");
     it_unique(conv, "conv");
     it_pub_t cmd = it_command("testkit.Fail", RESULT_KEY, corr, conv, "application/json", body,
@@ -84,8 +85,10 @@ static void test_retry_waits_each_delay_then_dead_letters_with_attempt_headers(v
 
     text = collect(logs, 1000);
     print_message("%s", text);
-    const char *a1 = strstr(text, "testkit.ALERT handler failed on command 'testkit.Fail'; retry 1 of 2 in 300 ms");
-    const char *a2 = strstr(text, "testkit.ALERT handler failed on command 'testkit.Fail'; retry 2 of 2 in 600 ms");
+    const char *a1 = strstr(
+        text, "testkit.ALERT handler failed on command 'testkit.Fail'; retry 1 of 2 in 300 ms");
+    const char *a2 = strstr(
+        text, "testkit.ALERT handler failed on command 'testkit.Fail'; retry 2 of 2 in 600 ms");
     const char *e = strstr(text, "testkit.EMERGENCY Giving up on testkit.Fail");
     if (!a1 || !a2 || !e || a2 < a1 || e < a2)
         IT_FAIL("expected ALERT retry 1 of 2, ALERT retry 2 of 2, then EMERGENCY Giving up");

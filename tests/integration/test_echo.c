@@ -69,14 +69,12 @@ static void round_trip(const char *content_type, const void *body, size_t len)
     it_publish(c, &cmd);
 
     r = it_get(l, 10000);
-    if (!r)
-        IT_FAIL("no result on %s within 10 s", RESULT_KEY);
+    if (!r) IT_FAIL("no result on %s within 10 s", RESULT_KEY);
     assert_result(r, RESULT_KEY, corr, conv, "success");
     assert_non_null(r->content_type);
     assert_string_equal(r->content_type, content_type);
     assert_int_equal(r->len, len);
-    if (len)
-        assert_memory_equal(r->body, body, len);
+    if (len) assert_memory_equal(r->body, body, len);
     it_msg_free(r);
 
     assert_int_equal(it_host_stop(h, 15000), 0);
@@ -84,8 +82,8 @@ static void round_trip(const char *content_type, const void *body, size_t len)
 
 static json_t *sample(void)
 {
-    return json_pack("{s:s, s:i, s:i, s:f, s:[i, s, n, b], s:{s:s}}", "text", "h\xc3\xa9llo",
-                     "n", 42, "neg", -7, "x", 3.25, "list", 1, "two", 1, "nested", "k", "v");
+    return json_pack("{s:s, s:i, s:i, s:f, s:[i, s, n, b], s:{s:s}}", "text", "h\xc3\xa9llo", "n",
+                     42, "neg", -7, "x", 3.25, "list", 1, "two", 1, "nested", "k", "v");
 }
 
 static void test_echo_cbor_result_has_result_properties_and_identical_bytes(void **state)
@@ -138,8 +136,7 @@ static void divide(json_t *v, const char *content_type, const char *status, json
     free(body);
 
     r = it_get(l, 10000);
-    if (!r)
-        IT_FAIL("no result on itest.DivideResult within 10 s");
+    if (!r) IT_FAIL("no result on itest.DivideResult within 10 s");
     assert_result(r, "itest.DivideResult", corr, conv, status);
     got = it_payload(r);
     if (!json_equal(got, expected)) {

@@ -17,8 +17,7 @@
 
 static void assert_same_str(const char *what, const char *got, const char *want)
 {
-    if (!got && !want)
-        return;
+    if (!got && !want) return;
     if (!got || !want || strcmp(got, want) != 0)
         IT_FAIL("dead-lettered message: %s is %s%s%s, was %s%s%s", what, got ? "'" : "",
                 got ? got : "absent", got ? "'" : "", want ? "'" : "", want ? want : "absent",
@@ -35,8 +34,7 @@ static void assert_unchanged(const it_msg_t *d, const it_pub_t *p)
 
     assert_string_equal(d->routing_key, p->key);
     assert_int_equal(d->len, p->len);
-    if (p->len)
-        assert_memory_equal(d->body, p->body, p->len);
+    if (p->len) assert_memory_equal(d->body, p->body, p->len);
     assert_same_str("content_type", d->content_type, p->content_type);
     assert_same_str("reply_to", d->reply_to, p->reply_to);
     assert_same_str("correlation_id", d->correlation_id, p->correlation_id);
@@ -81,12 +79,11 @@ static void assert_still_answers(it_conn_t *c, it_listener_t *results)
 
     it_unique(corr, "corr");
     it_unique(conv, "conv");
-    cmd = it_command("echo.Echo", RESULT_KEY, corr, conv, "application/json", body,
-                     sizeof body - 1);
+    cmd =
+        it_command("echo.Echo", RESULT_KEY, corr, conv, "application/json", body, sizeof body - 1);
     it_publish(c, &cmd);
     r = it_get(results, 10000);
-    if (!r)
-        IT_FAIL("the host did not answer a valid Echo after the bad message");
+    if (!r) IT_FAIL("the host did not answer a valid Echo after the bad message");
     /* Anything else on the result key would be an answer to the bad one. */
     assert_non_null(r->correlation_id);
     assert_string_equal(r->correlation_id, corr);
@@ -117,16 +114,14 @@ static void expect_refused(const char *reply_to, const char *corr, const char *c
 
     it_publish(c, &bad);
     n = it_dlq_wait(c, 1, 10000);
-    if (n != 1)
-        IT_FAIL("%s holds %u messages 10 s after the bad message, expected 1", IT_DLQ, n);
+    if (n != 1) IT_FAIL("%s holds %u messages 10 s after the bad message, expected 1", IT_DLQ, n);
     d = it_dlq_get(c);
     assert_non_null(d);
     assert_unchanged(d, &bad);
     it_msg_free(d);
 
     g = it_get_log(logs, "echo.EMERGENCY", NULL, 10000);
-    if (!g)
-        IT_FAIL("no GELF record with key echo.EMERGENCY within 10 s");
+    if (!g) IT_FAIL("no GELF record with key echo.EMERGENCY within 10 s");
     assert_int_equal(json_integer_value(json_object_get(g, "level")), 0);
     assert_string_equal(json_string_value(json_object_get(g, "_levelname")), "EMERGENCY");
     json_decref(g);
@@ -152,20 +147,22 @@ static ids_t fresh_ids(void)
     return id;
 }
 
-static const char cbor_body[] = "\xa1\x61" "a" "\x01"; /* {"a": 1} */
+static const char cbor_body[] = "\xa1\x61"
+                                "a"
+                                "\x01"; /* {"a": 1} */
 
 static void test_command_without_conversation_id_is_dead_lettered_and_logged(void **state)
 {
     ids_t id = fresh_ids();
 
-    expect_refused(RESULT_KEY, id.corr, NULL, "application/cbor", cbor_body,
-                   sizeof cbor_body - 1);
+    expect_refused(RESULT_KEY, id.corr, NULL, "application/cbor", cbor_body, sizeof cbor_body - 1);
 }
 
 static void test_undecodable_cbor_payload_is_dead_lettered_and_logged(void **state)
 {
     /* A map of two entries holding only the first key: truncated. */
-    static const char garbage[] = "\xa2\x61" "a";
+    static const char garbage[] = "\xa2\x61"
+                                  "a";
     ids_t id = fresh_ids();
 
     expect_refused(RESULT_KEY, id.corr, id.conv, "application/cbor", garbage, sizeof garbage - 1);
@@ -186,8 +183,7 @@ static void test_commands_message_without_reply_to_or_status_is_dead_lettered(vo
     expect_refused(NULL, NULL, id.conv, "application/cbor", cbor_body, sizeof cbor_body - 1);
 }
 
-static void test_commands_message_with_empty_reply_to_and_no_status_is_dead_lettered(
-    void **state)
+static void test_commands_message_with_empty_reply_to_and_no_status_is_dead_lettered(void **state)
 {
     ids_t id = fresh_ids();
 

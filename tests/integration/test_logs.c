@@ -20,15 +20,13 @@ static void assert_str_field(json_t *g, const char *key, const char *want)
 {
     json_t *v = json_object_get(g, key);
 
-    if (!json_is_string(v))
-        IT_FAIL("GELF field %s is missing or not a string", key);
+    if (!json_is_string(v)) IT_FAIL("GELF field %s is missing or not a string", key);
     if (want && strcmp(json_string_value(v), want) != 0)
         IT_FAIL("GELF field %s is '%s', expected '%s'", key, json_string_value(v), want);
 }
 
 /* The fields every record carries, for a host run as `service` by pid. */
-static void assert_gelf(json_t *g, const char *service, long pid, int level,
-                        const char *levelname)
+static void assert_gelf(json_t *g, const char *service, long pid, int level, const char *levelname)
 {
     char host[HOST_NAME_MAX + 1], want[HOST_NAME_MAX + 64];
     json_t *ts = json_object_get(g, "timestamp"), *wp = json_object_get(g, "_worker_pid");
@@ -47,16 +45,12 @@ static void assert_gelf(json_t *g, const char *service, long pid, int level,
     if (!json_is_integer(json_object_get(g, "level")))
         IT_FAIL("GELF field level is missing or not an integer");
     assert_int_equal(json_integer_value(json_object_get(g, "level")), level);
-    if (!json_is_number(ts))
-        IT_FAIL("GELF field timestamp is missing or not a number");
+    if (!json_is_number(ts)) IT_FAIL("GELF field timestamp is missing or not a number");
     if (json_number_value(ts) < now - 60 || json_number_value(ts) > now + 60)
         IT_FAIL("GELF timestamp %.3f is not near now (%.0f)", json_number_value(ts), now);
-    if (json_is_integer(wp))
-        assert_int_equal(json_integer_value(wp), pid);
-    else if (json_is_string(wp))
-        assert_int_equal(strtol(json_string_value(wp), NULL, 10), pid);
-    else
-        IT_FAIL("GELF field _worker_pid is missing");
+    if (json_is_integer(wp)) assert_int_equal(json_integer_value(wp), pid);
+    else if (json_is_string(wp)) assert_int_equal(strtol(json_string_value(wp), NULL, 10), pid);
+    else IT_FAIL("GELF field _worker_pid is missing");
     /* GELF forbids these. */
     assert_null(json_object_get(g, "id"));
     assert_null(json_object_get(g, "_id"));
@@ -65,8 +59,8 @@ static void assert_gelf(json_t *g, const char *service, long pid, int level,
 static void assert_no_properties(const it_msg_t *m)
 {
     if (m->props->_flags != 0)
-        IT_FAIL("log %s has AMQP properties (flags 0x%04x); the contract says none",
-                m->routing_key, (unsigned)m->props->_flags);
+        IT_FAIL("log %s has AMQP properties (flags 0x%04x); the contract says none", m->routing_key,
+                (unsigned)m->props->_flags);
 }
 
 static void test_handler_log_is_gelf_with_every_field_and_no_properties(void **state)
@@ -81,9 +75,9 @@ static void test_handler_log_is_gelf_with_every_field_and_no_properties(void **s
     json_t *g = NULL;
     int64_t deadline;
 
-    h = it_host_ready(c, "echo.commands",
-                      &(it_host_opts_t){.plugins = "echo",
-                                        .sections = "[echo]\nlog_requests = true\n"});
+    h = it_host_ready(
+        c, "echo.commands",
+        &(it_host_opts_t){.plugins = "echo", .sections = "[echo]\nlog_requests = true\n"});
     it_unique(corr, "corr");
     it_unique(conv, "conv");
     cmd = it_command("echo.Echo", "itest.EchoResult", corr, conv, "application/json", body,
@@ -97,14 +91,11 @@ static void test_handler_log_is_gelf_with_every_field_and_no_properties(void **s
         json_t *r = it_gelf(m);
         const char *cv = json_string_value(json_object_get(r, "_conversation_id"));
         assert_no_properties(m);
-        if (strcmp(m->routing_key, "echo.INFO") == 0 && cv && strcmp(cv, conv) == 0)
-            g = r;
-        else
-            json_decref(r);
+        if (strcmp(m->routing_key, "echo.INFO") == 0 && cv && strcmp(cv, conv) == 0) g = r;
+        else json_decref(r);
         it_msg_free(m);
     }
-    if (!g)
-        IT_FAIL("no echo.INFO record with _conversation_id %s within 10 s", conv);
+    if (!g) IT_FAIL("no echo.INFO record with _conversation_id %s within 10 s", conv);
     assert_gelf(g, "echo", (long)h->pid, 6, "INFO");
     json_decref(g);
     assert_int_equal(it_host_stop(h, 15000), 0);
@@ -133,8 +124,7 @@ static void test_healthcheck_is_a_periodic_notice_with_healthcheck_ok(void **sta
         if (hc) {
             assert_string_equal(hc, "ok");
             assert_gelf(g, "echo", (long)h->pid, 5, "NOTICE");
-            if (seen++ == 0)
-                first = it_now_ms();
+            if (seen++ == 0) first = it_now_ms();
         }
         json_decref(g);
         it_msg_free(m);
@@ -158,8 +148,7 @@ static void test_sigterm_logs_shutting_down_as_a_warning(void **state)
     pid = (long)h->pid;
     assert_int_equal(it_host_stop(h, 15000), 0);
     g = it_get_log(l, "echo.WARNING", "Shutting down", 5000);
-    if (!g)
-        IT_FAIL("no echo.WARNING 'Shutting down' record after SIGTERM");
+    if (!g) IT_FAIL("no echo.WARNING 'Shutting down' record after SIGTERM");
     assert_gelf(g, "echo", pid, 4, "WARNING");
     json_decref(g);
     it_pass();

@@ -47,8 +47,7 @@ static size_t collect_logs(it_listener_t *l, rec_t *out, size_t max, int ms)
 static int find(const rec_t *r, size_t n, size_t from, const char *key, const char *text)
 {
     for (size_t i = from; i < n; i++)
-        if (strcmp(r[i].key, key) == 0 && strstr(r[i].text, text))
-            return (int)i;
+        if (strcmp(r[i].key, key) == 0 && strstr(r[i].text, text)) return (int)i;
     return -1;
 }
 
@@ -56,30 +55,27 @@ static size_t count(const rec_t *r, size_t n, const char *text)
 {
     size_t k = 0;
 
-    for (size_t i = 0; i < n; i++)
-        k += strstr(r[i].text, text) != NULL;
+    for (size_t i = 0; i < n; i++) k += strstr(r[i].text, text) != NULL;
     return k;
 }
 
 /* Send testkit.<cmd> and wait for it in the DLQ; the dead-lettered copy is
  * checked for x-death (reason rejected, from testkit.commands, count 1). */
-static void send_and_dead_letter(it_conn_t *c, const char *key, const char *corr,
-                                 const char *conv)
+static void send_and_dead_letter(it_conn_t *c, const char *key, const char *corr, const char *conv)
 {
     static const char body[] = "{}";
     const amqp_field_value_t *deaths;
     const amqp_table_t *death;
     const amqp_field_value_t *v;
-    it_pub_t cmd = it_command(key, RESULT_KEY, corr, conv, "application/json", body,
-                              sizeof body - 1);
+    it_pub_t cmd =
+        it_command(key, RESULT_KEY, corr, conv, "application/json", body, sizeof body - 1);
     it_msg_t *d;
     uint32_t n;
     char *s;
 
     it_publish(c, &cmd);
     n = it_dlq_wait(c, 1, 10000);
-    if (n != 1)
-        IT_FAIL("%s holds %u messages 10 s after %s, expected 1", IT_DLQ, n, key);
+    if (n != 1) IT_FAIL("%s holds %u messages 10 s after %s, expected 1", IT_DLQ, n, key);
     d = it_dlq_get(c);
     assert_non_null(d);
     assert_string_equal(d->routing_key, key);
@@ -161,18 +157,19 @@ static void test_retry_outcome_is_requeued_once_then_dead_lettered_with_alert_th
     giving_up = find(recs, n, 0, "testkit.EMERGENCY", "Giving up on testkit.Fail");
     if (first < 0 || second < 0 || second < first)
         IT_FAIL("expected the handler to run twice, first not redelivered, then redelivered "
-                "(first at %d, second at %d of %zu records)", first, second, n);
+                "(first at %d, second at %d of %zu records)",
+                first, second, n);
     assert_int_equal(count(recs, n, "Fail called"), 2);
     if (alert < 0 || giving_up < 0 || giving_up < alert)
         IT_FAIL("expected an ALERT, then an EMERGENCY 'Giving up on testkit.Fail' (ALERT at %d, "
-                "EMERGENCY at %d of %zu records)", alert, giving_up, n);
+                "EMERGENCY at %d of %zu records)",
+                alert, giving_up, n);
     assert_string_equal(recs[alert].conv, run.conv);
     assert_string_equal(recs[giving_up].conv, run.conv);
 
     /* A bug produces no result. */
     r = it_get(results, 0);
-    if (r)
-        IT_FAIL("testkit.Fail got a result (status %s)", r->status ? r->status : "(none)");
+    if (r) IT_FAIL("testkit.Fail got a result (status %s)", r->status ? r->status : "(none)");
     assert_int_equal(it_dlq_count(run.c), 0);
     assert_int_equal(it_host_stop(run.h, 15000), 0);
     it_pass();

@@ -61,17 +61,13 @@ static void test_two_instances_share_ticks_each_answered_exactly_once(void **sta
         snprintf(conv, sizeof conv, "%s-%d", prefix, (int)n);
         assert_non_null(m->conversation_id);
         assert_string_equal(m->conversation_id, conv);
-        if (pid == a->pid)
-            from_a++;
-        else if (pid == b->pid)
-            from_b++;
+        if (pid == a->pid) from_a++;
+        else if (pid == b->pid) from_b++;
         else
-            IT_FAIL("Tocked %d from pid %lld, neither instance (%ld, %ld)", (int)n,
-                    (long long)pid, (long)a->pid, (long)b->pid);
-        if (seen[n]++)
-            dups++;
-        else if (++distinct == TICKS)
-            deadline = it_now_ms() + 500;
+            IT_FAIL("Tocked %d from pid %lld, neither instance (%ld, %ld)", (int)n, (long long)pid,
+                    (long)a->pid, (long)b->pid);
+        if (seen[n]++) dups++;
+        else if (++distinct == TICKS) deadline = it_now_ms() + 500;
         json_decref(p);
         it_msg_free(m);
     }

@@ -44,15 +44,12 @@ static void count_result(tally_t *t, it_msg_t *m)
     assert_true(json_equal(p, want));
     json_decref(p);
     json_decref(want);
-    if (t->seen[i]++)
-        t->dups++;
-    else
-        t->distinct++;
+    if (t->seen[i]++) t->dups++;
+    else t->distinct++;
     it_msg_free(m);
 }
 
-static void test_sigterm_mid_stream_exits_zero_and_restart_answers_each_command_once(
-    void **state)
+static void test_sigterm_mid_stream_exits_zero_and_restart_answers_each_command_once(void **state)
 {
     static const it_host_opts_t opts = {.plugins = "testkit",
                                         .sections = "[testkit]\nworkers = 4\n"};
@@ -86,10 +83,8 @@ static void test_sigterm_mid_stream_exits_zero_and_restart_answers_each_command_
 
     /* Stop once the stream is well under way. */
     deadline = it_now_ms() + 20000;
-    while (t->distinct < 100 && (m = it_get(l, (int)(deadline - it_now_ms()))))
-        count_result(t, m);
-    if (t->distinct < 100)
-        IT_FAIL("only %zu results within 20 s of the commands", t->distinct);
+    while (t->distinct < 100 && (m = it_get(l, (int)(deadline - it_now_ms())))) count_result(t, m);
+    if (t->distinct < 100) IT_FAIL("only %zu results within 20 s of the commands", t->distinct);
     rc = it_host_stop(h, 20000);
     before_stop = t->distinct;
     assert_int_equal(rc, 0);

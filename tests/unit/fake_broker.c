@@ -30,7 +30,7 @@ typedef struct conn {
     int efd;
     event_t *events, **events_tail;
     uint64_t next_tag;
-    uint8_t *tags;     /* fb_tag_state_t by delivery tag */
+    uint8_t *tags; /* fb_tag_state_t by delivery tag */
     size_t tags_cap;
     const fb_rec_t **pubs; /* by confirm seq - 1 */
     bool *settled;
@@ -138,10 +138,9 @@ static void write_bytes(fb_rec_t *r, size_t n)
 {
     r->while_stuck = F.stuck;
     if (n > F.room)
-        violation("a publish of %zu bytes with %zu bytes of room in the socket: it would block",
-                  n, F.room);
-    else
-        F.room -= n;
+        violation("a publish of %zu bytes with %zu bytes of room in the socket: it would block", n,
+                  F.room);
+    else F.room -= n;
 }
 
 /* Locked: a call on a connection; false (with a violation) if it is dead. */
@@ -341,8 +340,8 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
     return 0;
 }
 
-int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body,
-                           size_t len, char *err, size_t errlen)
+int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
+                           char *err, size_t errlen)
 {
     lock();
     conn_t *c = live(b, "publish log");
@@ -417,8 +416,7 @@ int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, si
     if (!s || *s != FB_TAG_UNACKED)
         violation("basic.reject %llu on connection %u: unknown delivery tag",
                   (unsigned long long)tag, b->id);
-    else
-        *s = requeue ? FB_TAG_REQUEUED : FB_TAG_DEAD;
+    else *s = requeue ? FB_TAG_REQUEUED : FB_TAG_DEAD;
     unlock();
     return 0;
 }
@@ -437,8 +435,8 @@ static void settle_model(conn_t *c, uint64_t seq, bool multiple)
     while (c->low < c->n_pubs && c->settled[c->low]) c->low++;
 }
 
-int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud,
-                    char *err, size_t errlen)
+int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud, char *err,
+                    size_t errlen)
 {
     (void)pump;
     uint64_t junk;
@@ -446,8 +444,7 @@ int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, voi
     conn_t *c = live(b, "poll");
     F.polls_started++;
     if (!F.stuck) F.room = F.room_cap; /* the broker read it all */
-    while (read(c->efd, &junk, sizeof junk) > 0) {
-    }
+    while (read(c->efd, &junk, sizeof junk) > 0) {}
     event_t *list = c->events;
     c->events = NULL;
     c->events_tail = &c->events;
@@ -591,8 +588,7 @@ size_t fb_now(void)
 size_t fb_count_locked(fb_op_t op, unsigned conn)
 {
     size_t n = 0;
-    for (size_t i = 0; i < F.n; i++)
-        n += F.recs[i].op == op && (!conn || F.recs[i].conn == conn);
+    for (size_t i = 0; i < F.n; i++) n += F.recs[i].op == op && (!conn || F.recs[i].conn == conn);
     return n;
 }
 
@@ -607,8 +603,7 @@ size_t fb_count(fb_op_t op, unsigned conn)
 static size_t count_mark_locked(const char *label)
 {
     size_t n = 0;
-    for (size_t i = 0; i < F.n; i++)
-        n += F.recs[i].op == FB_MARK && !strcmp(F.recs[i].text, label);
+    for (size_t i = 0; i < F.n; i++) n += F.recs[i].op == FB_MARK && !strcmp(F.recs[i].text, label);
     return n;
 }
 
@@ -625,8 +620,7 @@ const fb_rec_t *fb_nth(fb_op_t op, unsigned conn, size_t i)
     const fb_rec_t *found = NULL;
     lock();
     for (size_t k = 0; k < F.n && !found; k++)
-        if (F.recs[k].op == op && (!conn || F.recs[k].conn == conn) && i-- == 0)
-            found = &F.recs[k];
+        if (F.recs[k].op == op && (!conn || F.recs[k].conn == conn) && i-- == 0) found = &F.recs[k];
     unlock();
     return found;
 }
@@ -649,8 +643,7 @@ static const fb_rec_t *find_log_locked(const char *key, const char *needle)
 {
     for (size_t k = 0; k < F.n; k++) {
         const fb_rec_t *r = &F.recs[k];
-        if (r->op == FB_PUBLISH_LOG && !strcmp(r->key, key) && strstr(r->body, needle))
-            return r;
+        if (r->op == FB_PUBLISH_LOG && !strcmp(r->key, key) && strstr(r->body, needle)) return r;
     }
     return NULL;
 }
@@ -680,8 +673,7 @@ bool fb_wait(bool (*pred)(void *ud), void *ud, unsigned ms)
     uint64_t deadline = deadline_in(ms);
     lock();
     bool ok;
-    while (!(ok = pred(ud)) && wait_until(deadline)) {
-    }
+    while (!(ok = pred(ud)) && wait_until(deadline)) {}
     unlock();
     return ok;
 }
@@ -691,8 +683,7 @@ bool fb_wait_count(fb_op_t op, unsigned conn, size_t n, unsigned ms)
     uint64_t deadline = deadline_in(ms);
     lock();
     bool ok;
-    while (!(ok = fb_count_locked(op, conn) >= n) && wait_until(deadline)) {
-    }
+    while (!(ok = fb_count_locked(op, conn) >= n) && wait_until(deadline)) {}
     unlock();
     return ok;
 }
@@ -702,8 +693,7 @@ bool fb_wait_mark(const char *label, size_t n, unsigned ms)
     uint64_t deadline = deadline_in(ms);
     lock();
     bool ok;
-    while (!(ok = count_mark_locked(label) >= n) && wait_until(deadline)) {
-    }
+    while (!(ok = count_mark_locked(label) >= n) && wait_until(deadline)) {}
     unlock();
     return ok;
 }
@@ -713,8 +703,7 @@ bool fb_wait_tag(unsigned conn, uint64_t tag, fb_tag_state_t st, unsigned ms)
     uint64_t deadline = deadline_in(ms);
     lock();
     bool ok;
-    while (!(ok = fb_tag_locked(conn, tag) == st) && wait_until(deadline)) {
-    }
+    while (!(ok = fb_tag_locked(conn, tag) == st) && wait_until(deadline)) {}
     unlock();
     return ok;
 }
@@ -724,8 +713,7 @@ bool fb_wait_log(const char *key, const char *needle, unsigned ms)
     uint64_t deadline = deadline_in(ms);
     lock();
     bool ok;
-    while (!(ok = find_log_locked(key, needle) != NULL) && wait_until(deadline)) {
-    }
+    while (!(ok = find_log_locked(key, needle) != NULL) && wait_until(deadline)) {}
     unlock();
     return ok;
 }
@@ -745,8 +733,7 @@ bool fb_settle(unsigned ms)
     unsigned id = F.current;
     if (id) {
         conn_t *c = &F.conns[id];
-        while (c->open && c->events && wait_until(deadline)) {
-        }
+        while (c->open && c->events && wait_until(deadline)) {}
         /* Events are taken by poll number <= k. The I/O thread polls once
          * per turn, so poll k + 1 may still belong to a turn in progress
          * (one that took events, or one that has not polled yet); poll
@@ -755,8 +742,7 @@ bool fb_settle(unsigned ms)
         ok = !c->events;
         for (size_t target = k + 1; ok && target <= k + 2; target++) {
             kick(c);
-            while (c->open && F.polls_started < target && wait_until(deadline)) {
-            }
+            while (c->open && F.polls_started < target && wait_until(deadline)) {}
             ok = F.polls_started >= target;
         }
     }
@@ -850,10 +836,9 @@ static event_t *event_new(ev_kind_t kind)
 /* One allocation, strings after the struct, as broker.c makes them. */
 static bh__delivery_t *delivery_new(const fb_msg_t *m, uint64_t tag)
 {
-    const char *parts[] = {m->exchange,        m->routing_key,    m->content_type,
-                           m->conversation_id, m->status,         m->reply_to,
-                           m->correlation_id,  m->first_exchange, m->first_routing_key,
-                           m->body};
+    const char *parts[] = {
+        m->exchange, m->routing_key,    m->content_type,   m->conversation_id,   m->status,
+        m->reply_to, m->correlation_id, m->first_exchange, m->first_routing_key, m->body};
     size_t size = sizeof(bh__delivery_t);
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (parts[i]) size += strlen(parts[i]) + 1;

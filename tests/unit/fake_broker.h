@@ -30,7 +30,7 @@ size_t bh__broker_write_room(const bh__broker_t *b);
 typedef enum fb_op {
     FB_CONNECT = 1, /* text = URL; failed when the test scripted a refusal */
     FB_DECLARE,
-    FB_CONSUME,     /* tag = prefetch */
+    FB_CONSUME, /* tag = prefetch */
     FB_CANCEL_ALL,
     FB_PUBLISH,     /* tag = confirm sequence number on its connection */
     FB_PUBLISH_LOG, /* key, body */
@@ -44,20 +44,20 @@ typedef enum fb_op {
 
 typedef struct fb_rec {
     fb_op_t op;
-    size_t at;      /* position in the log: a clock */
-    unsigned conn;  /* connection id, 0 for none */
+    size_t at;     /* position in the log: a clock */
+    unsigned conn; /* connection id, 0 for none */
     uint64_t tag;
     bool flag;
-    bool failed;    /* the fake made this call fail */
+    bool failed;        /* the fake made this call fail */
     bool while_blocked; /* a publish after the service heard connection.blocked */
     bool while_stuck;   /* a publish while the socket did not drain */
     /* FB_PUBLISH / FB_PUBLISH_LOG (status NULL when the publish had none): */
     int exchange;
     bool mandatory;
     char *key, *content_type, *conversation_id, *reply_to, *correlation_id, *status;
-    char *body;     /* NUL-terminated copy */
+    char *body; /* NUL-terminated copy */
     size_t len;
-    char *text;     /* FB_CONNECT: URL; FB_MARK: label; FB_DECLARE, FB_CONSUME: a queue */
+    char *text; /* FB_CONNECT: URL; FB_MARK: label; FB_DECLARE, FB_CONSUME: a queue */
     /* FB_PUBLISH of a delayed-retry copy (else 0 and NULL): */
     unsigned attempt;
     char *first_exchange, *first_routing_key;
@@ -128,8 +128,8 @@ size_t fb_count_locked(fb_op_t op, unsigned conn);
 bool fb_settle(unsigned ms);
 
 /* -- the broker model -- */
-unsigned fb_current(void);   /* the open connection, or 0 */
-size_t fb_open_conns(void);  /* connections neither closed nor freed */
+unsigned fb_current(void);  /* the open connection, or 0 */
+size_t fb_open_conns(void); /* connections neither closed nor freed */
 fb_tag_state_t fb_tag(unsigned conn, uint64_t tag);
 /* Publishes sent and not yet confirmed (by a confirm the service received),
  * now and at most, on conn. */

@@ -9,7 +9,6 @@ bool bh__config_reserved_key(const char *key)
     static const char *const reserved[] = {"service", "workers", "prefetch", "content_type"};
     size_t i;
     for (i = 0; i < sizeof reserved / sizeof *reserved; i++)
-        if (!strcmp(key, reserved[i]))
-            return true;
+        if (!strcmp(key, reserved[i])) return true;
     return false;
 }

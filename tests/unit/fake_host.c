@@ -40,15 +40,9 @@ typedef struct fake_ctx {
     int results;
 } fake_ctx_t;
 
-static fake_ctx_t *ctx_of(bh_ctx_t *ctx)
-{
-    return (fake_ctx_t *)ctx;
-}
+static fake_ctx_t *ctx_of(bh_ctx_t *ctx) { return (fake_ctx_t *)ctx; }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static void violation(fake_host_t *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void violation(fake_host_t *h, const char *fmt, ...)
@@ -98,14 +92,11 @@ static int capture_payload(fake_rec_t *r, const bh_value_t *payload, bh_format_t
     if (payload) {
         rc = bh__payload_encode(payload, fmt == BH_FORMAT_JSON ? BH_FORMAT_JSON : BH_FORMAT_CBOR,
                                 &out, &outlen, err, sizeof err);
-        if (rc != BH_OK)
-            return rc;
+        if (rc != BH_OK) return rc;
         free(out);
-        if (bh__payload_encode(payload, BH_FORMAT_JSON, &out, &outlen, err, sizeof err) ==
-            BH_OK) {
+        if (bh__payload_encode(payload, BH_FORMAT_JSON, &out, &outlen, err, sizeof err) == BH_OK) {
             r->json = malloc(outlen + 1);
-            if (!r->json)
-                abort();
+            if (!r->json) abort();
             memcpy(r->json, out, outlen);
             r->json[outlen] = '\0';
             free(out);
@@ -115,10 +106,8 @@ static int capture_payload(fake_rec_t *r, const bh_value_t *payload, bh_format_t
     r->content_type = dup_or_null(content_type);
     r->body_len = len;
     r->body = malloc(len + 1);
-    if (!r->body)
-        abort();
-    if (len)
-        memcpy(r->body, body, len);
+    if (!r->body) abort();
+    if (len) memcpy(r->body, body, len);
     r->body[len] = '\0';
     return BH_OK;
 }
@@ -197,23 +186,19 @@ static void fake_vlog(bh_ctx_t *ctx, bh_level_t level, const char *fmt, va_list 
     va_copy(ap2, ap);
     n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
-        abort();
+    if (n < 0) abort();
     r.text = malloc((size_t)n + 1);
-    if (!r.text)
-        abort();
+    if (!r.text) abort();
     vsnprintf(r.text, (size_t)n + 1, fmt, ap);
     r.conversation_id = strdup(conversation_of(c));
-    if (getenv("FAKE_HOST_VERBOSE"))
-        fprintf(stderr, "[%d] %s\n", (int)level, r.text);
+    if (getenv("FAKE_HOST_VERBOSE")) fprintf(stderr, "[%d] %s\n", (int)level, r.text);
     record(c->host, &r);
 }
 
 static const bh_config_key_t *declared(const bh_plugin_t *p, const char *key)
 {
     for (const bh_config_key_t *k = p->config; k && k->key; k++)
-        if (strcmp(k->key, key) == 0)
-            return k;
+        if (strcmp(k->key, key) == 0) return k;
     return NULL;
 }
 
@@ -222,11 +207,9 @@ static fake_conf_t *conf_entry(fake_host_t *h, const char *key)
     fake_conf_t *e;
 
     for (e = h->conf; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e;
+        if (strcmp(e->key, key) == 0) return e;
     e = calloc(1, sizeof *e);
-    if (!e || !(e->key = strdup(key)))
-        abort();
+    if (!e || !(e->key = strdup(key))) abort();
     e->next = h->conf;
     h->conf = e;
     return e;
@@ -256,17 +239,13 @@ static const char *fake_config_str(bh_ctx_t *ctx, const char *key)
     return v;
 }
 
-static const char *fake_service(bh_ctx_t *ctx)
-{
-    return ctx_of(ctx)->host->service;
-}
+static const char *fake_service(bh_ctx_t *ctx) { return ctx_of(ctx)->host->service; }
 
 fake_host_t *fake_host_new(const bh_plugin_t *plugin, const char *service)
 {
     fake_host_t *h = calloc(1, sizeof *h);
 
-    if (!h)
-        return NULL;
+    if (!h) return NULL;
     bh__value_fill_api(&h->api);
     h->api.publish = fake_publish;
     h->api.result = fake_result;
@@ -301,8 +280,7 @@ void fake_host_clear(fake_host_t *h)
 
 void fake_host_free(fake_host_t *h)
 {
-    if (!h)
-        return;
+    if (!h) return;
     fake_host_clear(h);
     free(h->recs);
     while (h->conf) {
@@ -323,8 +301,7 @@ void fake_host_set_config(fake_host_t *h, const char *key, const char *value)
 
     free(e->value);
     e->value = strdup(value);
-    if (!e->value)
-        abort();
+    if (!e->value) abort();
 }
 
 int fake_host_init(fake_host_t *h, void **state)
@@ -339,15 +316,13 @@ void fake_host_fini(fake_host_t *h, void *state)
 {
     fake_ctx_t c = {.base.api = &h->api, .host = h};
 
-    if (h->plugin->fini)
-        h->plugin->fini(&c.base, state);
+    if (h->plugin->fini) h->plugin->fini(&c.base, state);
 }
 
 static bh_handler_fn route(const bh_route_t *table, const char *key)
 {
     for (const bh_route_t *r = table; r && r->key; r++)
-        if (strcmp(r->key, key) == 0)
-            return r->handler;
+        if (strcmp(r->key, key) == 0) return r->handler;
     return NULL;
 }
 
@@ -381,40 +356,31 @@ size_t fake_host_count(const fake_host_t *h, fake_rec_type_t type)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < h->n; i++)
-        n += h->recs[i].type == type;
+    for (size_t i = 0; i < h->n; i++) n += h->recs[i].type == type;
     return n;
 }
 
 const fake_rec_t *fake_host_rec(const fake_host_t *h, fake_rec_type_t type, size_t i)
 {
     for (size_t j = 0; j < h->n; j++)
-        if (h->recs[j].type == type && i-- == 0)
-            return &h->recs[j];
+        if (h->recs[j].type == type && i-- == 0) return &h->recs[j];
     return NULL;
 }
 
 int fake_host_config_reads(const fake_host_t *h, const char *key)
 {
     for (const fake_conf_t *e = h->conf; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e->reads;
+        if (strcmp(e->key, key) == 0) return e->reads;
     return 0;
 }
 
-int fake_host_violations(const fake_host_t *h)
-{
-    return h->violations;
-}
+int fake_host_violations(const fake_host_t *h) { return h->violations; }
 
 /* Messages carry nodes whose `api` must outlive them: one value-only table. */
 static bh_api_t msg_api;
 static pthread_once_t msg_api_once = PTHREAD_ONCE_INIT;
 
-static void msg_api_fill(void)
-{
-    bh__value_fill_api(&msg_api);
-}
+static void msg_api_fill(void) { bh__value_fill_api(&msg_api); }
 
 /* A message and the memory it points to, freed together. */
 typedef struct fake_msg {
@@ -436,8 +402,7 @@ bh_msg_t *fake_msg_new(bh_kind_t kind, const char *routing_key, const char *cont
         !(fm->content_type = strdup(content_type ? content_type : "")))
         abort();
     if (len) {
-        if (!(fm->body = malloc(len)))
-            abort();
+        if (!(fm->body = malloc(len))) abort();
         memcpy(fm->body, body, len);
     }
     if (bh__payload_decode(&msg_api, fm->content_type, fm->body, len, &fm->payload, err,
@@ -471,8 +436,7 @@ void fake_msg_free(bh_msg_t *m)
 {
     fake_msg_t *fm = (fake_msg_t *)m;
 
-    if (!fm)
-        return;
+    if (!fm) return;
     bh_value_free(fm->payload);
     free(fm->body);
     free(fm->content_type);

@@ -34,8 +34,8 @@ typedef struct fake_rec {
     char *content_type;    /* raw publish/result: as passed ("" stays "") */
     unsigned char *body;   /* raw publish/result: a copy of the bytes */
     size_t body_len;
-    bh_level_t level;      /* log */
-    char *text;            /* log: the formatted message */
+    bh_level_t level; /* log */
+    char *text;       /* log: the formatted message */
 } fake_rec_t;
 
 typedef struct fake_host fake_host_t;

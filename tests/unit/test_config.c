@@ -46,8 +46,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (chdir(oldcwd) != 0)
-        return -1;
+    if (chdir(oldcwd) != 0) return -1;
     return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -100,8 +99,7 @@ static void assert_loads(const char *text)
 {
     int rc = load(text);
 
-    if (rc != 0)
-        fail_msg("load failed: %s", err);
+    if (rc != 0) fail_msg("load failed: %s", err);
     assert_string_equal(err, "");
 }
 
@@ -201,9 +199,15 @@ static void log_level_takes_names_aliases_and_numbers(void **state)
     static const struct {
         const char *text;
         bh_level_t level;
-    } cases[] = {{"emergency", BH_EMERGENCY}, {"ALERT", BH_ALERT}, {"Crit", BH_CRITICAL},
-                 {"err", BH_ERROR},           {"warn", BH_WARNING}, {"notice", BH_NOTICE},
-                 {"6", BH_INFO},              {"7", BH_DEBUG},      {"0", BH_EMERGENCY}};
+    } cases[] = {{"emergency", BH_EMERGENCY},
+                 {"ALERT", BH_ALERT},
+                 {"Crit", BH_CRITICAL},
+                 {"err", BH_ERROR},
+                 {"warn", BH_WARNING},
+                 {"notice", BH_NOTICE},
+                 {"6", BH_INFO},
+                 {"7", BH_DEBUG},
+                 {"0", BH_EMERGENCY}};
     char text[128];
     size_t i;
 
@@ -644,8 +648,7 @@ static int service(const char *ini, const bh_config_key_t *table)
 
 static void assert_service_ok(const char *ini, const bh_config_key_t *table)
 {
-    if (service(ini, table) != 0)
-        fail_msg("service failed: %s", err);
+    if (service(ini, table) != 0) fail_msg("service failed: %s", err);
     assert_string_equal(err, "");
 }
 
@@ -665,8 +668,7 @@ static const char *plugin_value(const char *key, const char *value)
     char ini[256];
 
     snprintf(ini, sizeof ini, "[echo]\n%s = %s\n", key, value);
-    if (service(ini, sample_keys) != 0)
-        return NULL;
+    if (service(ini, sample_keys) != 0) return NULL;
     return bh__svc_conf_get(&sc, key);
 }
 
@@ -891,9 +893,14 @@ static void missing_required_key_without_help(void **state)
 
 static void plugin_table_cannot_declare_reserved_keys(void **state)
 {
-    static const char *const reserved[] = {"service",        "workers",      "prefetch",
-                                           "content_type",   "queue_type",   "delivery_limit",
-                                           "dead_letter_exchange", "retry_delays",
+    static const char *const reserved[] = {"service",
+                                           "workers",
+                                           "prefetch",
+                                           "content_type",
+                                           "queue_type",
+                                           "delivery_limit",
+                                           "dead_letter_exchange",
+                                           "retry_delays",
                                            "worker_scheduling"};
     bh_config_key_t t[] = {{.key = NULL, .type = BH_CONF_STR, .def = "x"}, {.key = NULL}};
     char want[256];
@@ -915,12 +922,11 @@ static void broken_plugin_tables_are_refused(void **state)
                                             {.key = NULL}};
     static const bh_config_key_t bad_def[] = {
         {.key = "n", .type = BH_CONF_INT, .def = "20", .min = 1, .max = 10}, {.key = NULL}};
-    static const bh_config_key_t bad_bool_def[] = {
-        {.key = "b", .type = BH_CONF_BOOL, .def = "y"}, {.key = NULL}};
+    static const bh_config_key_t bad_bool_def[] = {{.key = "b", .type = BH_CONF_BOOL, .def = "y"},
+                                                   {.key = NULL}};
     static const bh_config_key_t bad_bounds[] = {
         {.key = "n", .type = BH_CONF_INT, .def = "1", .min = 5, .max = 1}, {.key = NULL}};
-    static const bh_config_key_t bad_type[] = {{.key = "n", .type = 0, .def = "1"},
-                                               {.key = NULL}};
+    static const bh_config_key_t bad_type[] = {{.key = "n", .type = 0, .def = "1"}, {.key = NULL}};
     static const bh_config_key_t bad_name[] = {{.key = "a b", .type = BH_CONF_STR, .def = ""},
                                                {.key = NULL}};
 
@@ -964,10 +970,8 @@ static void service_checks_its_arguments(void **state)
     (void)state;
     assert_loads("");
     assert_int_equal(bh__config_service(&cfg, NULL, "x", NULL, &sc, err, sizeof err), BH_EINVAL);
-    assert_int_equal(bh__config_service(NULL, "echo", "x", NULL, &sc, err, sizeof err),
-                     BH_EINVAL);
-    assert_int_equal(bh__config_service(&cfg, "echo", "x", NULL, NULL, err, sizeof err),
-                     BH_EINVAL);
+    assert_int_equal(bh__config_service(NULL, "echo", "x", NULL, &sc, err, sizeof err), BH_EINVAL);
+    assert_int_equal(bh__config_service(&cfg, "echo", "x", NULL, NULL, err, sizeof err), BH_EINVAL);
     bh__svc_conf_free(NULL);
 }
 
@@ -997,9 +1001,14 @@ static void section_naming_no_plugin_is_refused(void **state)
 
 static void reserved_keys_are_exactly_the_host_owned_ones(void **state)
 {
-    static const char *const reserved[] = {"service",        "workers",      "prefetch",
-                                           "content_type",   "queue_type",   "delivery_limit",
-                                           "dead_letter_exchange", "retry_delays",
+    static const char *const reserved[] = {"service",
+                                           "workers",
+                                           "prefetch",
+                                           "content_type",
+                                           "queue_type",
+                                           "delivery_limit",
+                                           "dead_letter_exchange",
+                                           "retry_delays",
                                            "worker_scheduling"};
     size_t i;
 
@@ -1011,7 +1020,6 @@ static void reserved_keys_are_exactly_the_host_owned_ones(void **state)
     assert_false(bh__config_reserved_key(""));
     assert_false(bh__config_reserved_key(NULL));
 }
-
 
 static void reliability_options_are_off_by_default(void **state)
 {

@@ -25,10 +25,7 @@ static uint64_t rng(void) /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static size_t rng_below(size_t n)
-{
-    return (size_t)(rng() % n);
-}
+static size_t rng_below(size_t n) { return (size_t)(rng() % n); }
 
 static uint64_t test_seed(void)
 {
@@ -42,10 +39,7 @@ static uint64_t test_seed(void)
 #define NITEMS 10000
 static int items[NITEMS];
 
-static int item_index(const void *item)
-{
-    return (int)((const int *)item - items);
-}
+static int item_index(const void *item) { return (int)((const int *)item - items); }
 
 /* What settle / reset callbacks saw. */
 typedef struct seen {
@@ -75,8 +69,7 @@ static void on_reset(void *ud, void *item)
 static void assert_seen(const int *want, size_t n)
 {
     assert_int_equal(seen.n, n);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(seen.idx[i], want[i]);
+    for (size_t i = 0; i < n; i++) assert_int_equal(seen.idx[i], want[i]);
     seen.n = 0;
 }
 
@@ -226,8 +219,7 @@ static void confirms_callback_may_publish_during_settle(void **state)
     /* The republished items follow seq 5 in the order they were added. */
     assert_int_equal(bh__confirms_settle(c, 5 + 80, true, on_settle, &seen, true), 81);
     assert_int_equal(seen.idx[0], 4);
-    for (int k = 0; k < 80; k++)
-        assert_int_equal(seen.idx[1 + k], 1000 + k);
+    for (int k = 0; k < 80; k++) assert_int_equal(seen.idx[1 + k], 1000 + k);
 }
 
 static void confirms_grow_while_wrapped_keeps_order(void **state)
@@ -242,8 +234,7 @@ static void confirms_grow_while_wrapped_keeps_order(void **state)
     assert_true(c->cap >= 105);
     assert_int_equal(bh__confirms_settle(c, 120, true, on_settle, &seen, true), 105);
     assert_int_equal(seen.n, 105);
-    for (int i = 0; i < 105; i++)
-        assert_int_equal(seen.idx[i], 15 + i);
+    for (int i = 0; i < 105; i++) assert_int_equal(seen.idx[i], 15 + i);
 }
 
 /* 10,000 publishes with settles interleaved at random (singles in any order,
@@ -256,8 +247,8 @@ static void on_settle_checked(void *ud, void *item, bool acked)
     (void)ud;
     (void)acked;
     uint64_t seq = (uint64_t)item_index(item) + 1;
-    assert_false(settled_model[seq]);  /* settled once */
-    assert_true(seq > last_seen_seq);  /* in seq order within one settle */
+    assert_false(settled_model[seq]); /* settled once */
+    assert_true(seq > last_seen_seq); /* in seq order within one settle */
     settled_model[seq] = true;
     last_seen_seq = seq;
 }
@@ -280,19 +271,16 @@ static void confirms_random_settles_each_item_once_in_order(void **state)
             bool multiple = r >= 93;
             size_t want = 0;
             if (tag <= added)
-                for (uint64_t s = multiple ? 1 : tag; s <= tag; s++)
-                    want += !settled_model[s];
+                for (uint64_t s = multiple ? 1 : tag; s <= tag; s++) want += !settled_model[s];
             last_seen_seq = 0;
             assert_int_equal(bh__confirms_settle(c, tag, multiple, on_settle_checked, NULL, true),
                              want);
             pending -= want;
         }
         assert_int_equal(bh__confirms_pending(c), pending);
-        if (pending > max_pending)
-            max_pending = pending;
+        if (pending > max_pending) max_pending = pending;
     }
-    for (uint64_t s = 1; s <= NITEMS; s++)
-        assert_true(settled_model[s]);
+    for (uint64_t s = 1; s <= NITEMS; s++) assert_true(settled_model[s]);
     assert_true(max_pending > 32); /* it did grow past the first capacity */
 }
 
@@ -330,8 +318,7 @@ static void confirms_reset_callback_may_publish_with_new_numbers(void **state)
     assert_int_equal(bh__confirms_pending(c), 40);
     assert_int_equal(bh__confirms_settle(c, 40, true, on_settle, &seen, true), 40);
     assert_int_equal(seen.n, 40);
-    for (int i = 0; i < 40; i++)
-        assert_int_equal(seen.idx[i], 10 + i);
+    for (int i = 0; i < 40; i++) assert_int_equal(seen.idx[i], 10 + i);
 }
 
 static void confirms_reset_and_free_of_empty_tracker(void **state)
@@ -364,8 +351,7 @@ static int teardown_acks(void **state)
 
 static void deliver_range(bh__acks_t *a, uint64_t from, uint64_t to)
 {
-    for (uint64_t t = from; t <= to; t++)
-        assert_int_equal(bh__acks_delivered(a, t), 0);
+    for (uint64_t t = from; t <= to; t++) assert_int_equal(bh__acks_delivered(a, t), 0);
 }
 
 /* next() must say "nothing": 0 and *single = 0. */
@@ -405,8 +391,7 @@ static void acks_contiguous_run_is_one_multiple(void **state)
     bh__acks_t *a = *state;
     deliver_range(a, 1, 5);
     const uint64_t order[] = {3, 1, 5, 2, 4};
-    for (size_t i = 0; i < 5; i++)
-        bh__acks_finished(a, order[i], true);
+    for (size_t i = 0; i < 5; i++) bh__acks_finished(a, order[i], true);
     assert_int_equal(bh__acks_outstanding(a), 5); /* finished, not yet acked */
     assert_multiple(a, 5);
     assert_nothing_to_send(a);
@@ -473,7 +458,7 @@ static void acks_negative_inside_run_does_not_block_it(void **state)
     bh__acks_finished(a, 3, true);
     bh__acks_finished(a, 4, false);
     assert_int_equal(bh__acks_outstanding(a), 3); /* 1, 3 and the running 5 */
-    assert_multiple(a, 3); /* not 4: nothing to ack there */
+    assert_multiple(a, 3);                        /* not 4: nothing to ack there */
     assert_nothing_to_send(a);
     assert_int_equal(bh__acks_outstanding(a), 1);
 }
@@ -634,10 +619,10 @@ static void acks_reset_forgets_everything_and_tags_restart(void **state)
 enum { M_NONE, M_RUNNING, M_POSITIVE, M_NEGATIVE, M_ACKED };
 
 typedef struct model {
-    uint8_t *m;       /* by tag */
-    uint64_t low;     /* no tag below is held by the broker */
+    uint8_t *m;        /* by tag */
+    uint64_t low;      /* no tag below is held by the broker */
     uint64_t next_tag; /* the next delivery's tag */
-    size_t held;      /* running + positive */
+    size_t held;       /* running + positive */
     size_t positives, acked;
     size_t multiples, singles, max_cap; /* to show the run exercised them */
 } model_t;
@@ -647,8 +632,7 @@ static void drain(bh__acks_t *a, model_t *md)
     for (;;) {
         uint64_t single = 99;
         uint64_t t = bh__acks_next(a, &single);
-        if (a->cap > md->max_cap)
-            md->max_cap = a->cap;
+        if (a->cap > md->max_cap) md->max_cap = a->cap;
         if (t != 0) {
             md->multiples++;
             assert_int_equal(single, 0);
@@ -706,8 +690,8 @@ static void acks_random_completion_order_keeps_invariants(void **state)
                 delivered++;
             } else if (nrunning > 0 && r < 92) {
                 /* Mostly the older ones finish first, but not always. */
-                size_t i = rng_below(4) ? rng_below(nrunning < 4 ? nrunning : 4)
-                                        : rng_below(nrunning);
+                size_t i =
+                    rng_below(4) ? rng_below(nrunning < 4 ? nrunning : 4) : rng_below(nrunning);
                 uint64_t t = running[i];
                 running[i] = running[--nrunning];
                 bool positive = rng_below(5) != 0;

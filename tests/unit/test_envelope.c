@@ -112,7 +112,8 @@ static void unexpected_exchange_rejected_and_named(void **state)
 {
     (void)state;
     assert_rejected(classify("foo", "c1", "", NULL), "invalid envelope: unexpected exchange 'foo'");
-    assert_rejected(classify("logs", "c1", "", NULL), "invalid envelope: unexpected exchange 'logs'");
+    assert_rejected(classify("logs", "c1", "", NULL),
+                    "invalid envelope: unexpected exchange 'logs'");
     /* The default exchange has the empty name. */
     assert_rejected(classify("", "c1", "a.B", NULL), "invalid envelope: unexpected exchange ''");
 }

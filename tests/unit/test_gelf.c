@@ -42,8 +42,7 @@ static json_t *format(const bh__gelf_t *g)
     assert_int_equal(len, strlen(text));
     assert_true(len > 2 && text[0] == '{' && text[len - 1] == '}'); /* no trailing newline */
     o = json_loads(text, 0, &je);
-    if (!o)
-        fail_msg("not JSON (%s): %s", je.text, text);
+    if (!o) fail_msg("not JSON (%s): %s", je.text, text);
     assert_true(json_is_object(o));
     /* Compact, in a fixed field order: dumping the parsed object again gives
      * the same bytes. */
@@ -58,8 +57,7 @@ static const char *str(const json_t *o, const char *key)
 {
     const json_t *v = json_object_get(o, key);
 
-    if (!json_is_string(v))
-        fail_msg("field %s is missing or not a string", key);
+    if (!json_is_string(v)) fail_msg("field %s is missing or not a string", key);
     return json_string_value(v);
 }
 
@@ -225,11 +223,11 @@ static void invalid_utf8_is_replaced_not_fatal(void **state)
     static const struct {
         const char *in, *out;
     } cases[] = {
-        {"ok \xff end", "ok " FFFD " end"},                 /* never valid */
-        {"stray \x80\x80", "stray " FFFD FFFD},             /* lone continuations */
-        {"cut \xE2\x82", "cut " FFFD},                      /* one FFFD per broken sequence */
-        {"cut \xE2\x82x", "cut " FFFD "x"},                 /* ...and the next byte is kept */
-        {"overlong \xC0\xAF", "overlong " FFFD FFFD},       /* C0 is never a lead byte */
+        {"ok \xff end", "ok " FFFD " end"},           /* never valid */
+        {"stray \x80\x80", "stray " FFFD FFFD},       /* lone continuations */
+        {"cut \xE2\x82", "cut " FFFD},                /* one FFFD per broken sequence */
+        {"cut \xE2\x82x", "cut " FFFD "x"},           /* ...and the next byte is kept */
+        {"overlong \xC0\xAF", "overlong " FFFD FFFD}, /* C0 is never a lead byte */
         {"overlong \xE0\x80\xAF", "overlong " FFFD FFFD FFFD},
         {"surrogate \xED\xA0\x80", "surrogate " FFFD FFFD FFFD},
         {"too big \xF4\x90\x80\x80", "too big " FFFD FFFD FFFD FFFD},
@@ -276,8 +274,8 @@ static void invalid_utf8_is_replaced_in_every_field(void **state)
 
 static void extras_are_prefixed_once(void **state)
 {
-    static const char *const extra[] = {"healthcheck", "ok", "_already", "x", "user id", "7",
-                                        "a.b-c", "d", NULL};
+    static const char *const extra[] = {"healthcheck", "ok",    "_already", "x", "user id",
+                                        "7",           "a.b-c", "d",        NULL};
     bh__gelf_t g = base();
     json_t *o;
 
@@ -383,9 +381,9 @@ static void level_parse_takes_names_aliases_and_digits(void **state)
 
 static void level_parse_refuses_bad_input(void **state)
 {
-    static const char *const bad[] = {"",     "8",    "-1",   "07",    "+3",      "6x",
-                                      " info", "info ", "inf", "informational", "warnings",
-                                      "EMERGENCY!"};
+    static const char *const bad[] = {"",         "8",         "-1",    "07",  "+3",
+                                      "6x",       " info",     "info ", "inf", "informational",
+                                      "warnings", "EMERGENCY!"};
     bh_level_t l = BH_NOTICE;
     size_t i;
 

@@ -31,32 +31,30 @@ static const char *fx(const char *rel)
     static int next;
     const char *root = getenv("BH_FIXTURES");
     char *b = bufs[next++ % 4];
-    if (!root || !*root)
-        fail_msg("BH_FIXTURES is not set: run this test through ctest");
+    if (!root || !*root) fail_msg("BH_FIXTURES is not set: run this test through ctest");
     snprintf(b, PATH_MAX, "%s/%s", root, rel);
     return b;
 }
 
-#define assert_contains(hay, needle)                                                           \
-    do {                                                                                       \
-        if (!strstr((hay), (needle)))                                                          \
-            fail_msg("expected \"%s\" in error \"%s\"", (needle), (hay));                      \
+#define assert_contains(hay, needle)                                      \
+    do {                                                                  \
+        if (!strstr((hay), (needle)))                                     \
+            fail_msg("expected \"%s\" in error \"%s\"", (needle), (hay)); \
     } while (0)
 
 /* Errors always start with the file (or folder) they are about. */
-#define assert_names_file(hay, path)                                                           \
-    do {                                                                                       \
-        size_t len_ = strlen(path);                                                            \
-        if (strncmp((hay), (path), len_) || strncmp((hay) + len_, ": ", 2))                    \
-            fail_msg("expected error to start with \"%s: \", found \"%s\"", (path), (hay));    \
+#define assert_names_file(hay, path)                                                        \
+    do {                                                                                    \
+        size_t len_ = strlen(path);                                                         \
+        if (strncmp((hay), (path), len_) || strncmp((hay) + len_, ": ", 2))                 \
+            fail_msg("expected error to start with \"%s: \", found \"%s\"", (path), (hay)); \
     } while (0)
 
 /* Whether the file at path is still mapped in this process. */
 static bool is_loaded(const char *path)
 {
     void *dl = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    if (dl)
-        dlclose(dl);
+    if (dl) dlclose(dl);
     return dl != NULL;
 }
 
@@ -71,8 +69,7 @@ static void open_fails(const char *rel, const char *needle1, const char *needle2
     assert_null(p.desc);
     assert_names_file(err, path);
     assert_contains(err, needle1);
-    if (needle2)
-        assert_contains(err, needle2);
+    if (needle2) assert_contains(err, needle2);
     assert_false(is_loaded(path));
 }
 
@@ -87,8 +84,8 @@ static bh_config_key_t config[4];
 /* A well-formed descriptor that each check test spoils one way. */
 static bh_plugin_t valid(void)
 {
-    static const bh_route_t ev[] = {{"CartValidated", handler}, {"audit.Logged", handler},
-                                    {NULL, NULL}};
+    static const bh_route_t ev[] = {
+        {"CartValidated", handler}, {"audit.Logged", handler}, {NULL, NULL}};
     static const bh_route_t cmd[] = {{"Echo", handler}, {NULL, NULL}};
     static const bh_route_t res[] = {{"svc.EchoReturn", handler}, {NULL, NULL}};
     static const bh_config_key_t cf[] = {{"greeting", BH_CONF_STR, "hi", "what to say", 0, 0},
@@ -133,8 +130,7 @@ static void check_bad(const bh_plugin_t *d, const char *needle1, const char *nee
         fail_msg("expected the descriptor to fail with \"%s\"", needle1);
     assert_names_file(err, CHECK_PATH);
     assert_contains(err, needle1);
-    if (needle2)
-        assert_contains(err, needle2);
+    if (needle2) assert_contains(err, needle2);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -338,10 +334,8 @@ static void check_rejects_bad_command_keys(void **s)
     static const struct {
         const char *key, *found;
     } bad[] = {
-        {"", "empty command key: expected a name"},
-        {"svc.Echo", "found '.' at byte 3"},
-        {"Echo*", "found '*' at byte 4"},
-        {"Echo#", "found '#' at byte 4"},
+        {"", "empty command key: expected a name"}, {"svc.Echo", "found '.' at byte 3"},
+        {"Echo*", "found '*' at byte 4"},           {"Echo#", "found '#' at byte 4"},
         {"Echo It", "found a space at byte 4"},
     };
     size_t i;
@@ -468,9 +462,9 @@ static void check_rejects_config_keys_an_ini_file_cannot_hold(void **s)
     static const struct {
         const char *key, *found;
     } bad[] = {
-        {"my key", "found a space at byte 2"},  {"a=b", "found '=' at byte 1"},
-        {"a:b", "found ':' at byte 1"},         {";a", "found ';' at byte 0"},
-        {"a#", "found '#' at byte 1"},          {"[a]", "found '[' at byte 0"},
+        {"my key", "found a space at byte 2"}, {"a=b", "found '=' at byte 1"},
+        {"a:b", "found ':' at byte 1"},        {";a", "found ';' at byte 0"},
+        {"a#", "found '#' at byte 1"},         {"[a]", "found '[' at byte 0"},
     };
     size_t i;
     for (i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -527,8 +521,7 @@ static void open_loads_a_good_plugin_and_its_descriptor_is_readable(void **s)
 {
     const char *path = fx("good/good.so");
     bh__loaded_t p;
-    if (bh__loader_open(path, &p, err, sizeof err))
-        fail_msg("%s", err);
+    if (bh__loader_open(path, &p, err, sizeof err)) fail_msg("%s", err);
     assert_string_equal(p.path, path);
     assert_non_null(p.dl);
     assert_ptr_equal(p.desc, dlsym(p.dl, BH_PLUGIN_SYMBOL));
@@ -652,8 +645,7 @@ static void init_runs_and_keeps_the_plugin_state(void **s)
     bh_ctx_t ctx = {NULL};
     bh__loaded_t p;
     void *state = NULL;
-    if (bh__loader_open(fx("good/good.so"), &p, err, sizeof err))
-        fail_msg("%s", err);
+    if (bh__loader_open(fx("good/good.so"), &p, err, sizeof err)) fail_msg("%s", err);
     assert_int_equal(bh__loader_init(&p, &ctx, &state, err, sizeof err), 0);
     assert_non_null(state);
     assert_string_equal((const char *)state, "good state");
@@ -667,8 +659,7 @@ static void init_failure_names_file_plugin_and_error(void **s)
     bh__loaded_t p;
     void *state = &ctx;
     const char *path = fx("init_fails/init_fails.so");
-    if (bh__loader_open(path, &p, err, sizeof err))
-        fail_msg("%s", err);
+    if (bh__loader_open(path, &p, err, sizeof err)) fail_msg("%s", err);
     assert_int_equal(bh__loader_init(&p, &ctx, &state, err, sizeof err), BH_EINVAL);
     snprintf(want, sizeof want, "%s: init of plugin 'init_fails' failed: invalid argument (-1)",
              path);
@@ -705,8 +696,7 @@ static void open_dir_loads_every_plugin_in_name_order(void **s)
 {
     bh__loaded_t *v = NULL;
     size_t n = 0;
-    if (bh__loader_open_dir(fx("multi"), &v, &n, err, sizeof err))
-        fail_msg("%s", err);
+    if (bh__loader_open_dir(fx("multi"), &v, &n, err, sizeof err)) fail_msg("%s", err);
     /* README.txt, old.so.bak and the folder folder.so are skipped. */
     assert_int_equal(n, 2);
     assert_string_equal(v[0].path, fx("multi/good.so"));
@@ -732,8 +722,8 @@ static void open_dir_opens_in_name_order_not_folder_order(void **s)
     assert_non_null(mkdtemp(dir));
     for (c = 'z'; c >= 'a'; c--) {
         snprintf(link, sizeof link, "%s/%c.so", dir, c);
-        assert_int_equal(symlink(fx(c % 2 ? "bad_magic/bad_magic.so" : "abi_major/abi_major.so"),
-                                 link), 0);
+        assert_int_equal(
+            symlink(fx(c % 2 ? "bad_magic/bad_magic.so" : "abi_major/abi_major.so"), link), 0);
     }
     rc = bh__loader_open_dir(dir, &v, &n, err, sizeof err);
     for (c = 'z'; c >= 'a'; c--) {
@@ -751,8 +741,7 @@ static void open_dir_adds_no_second_slash(void **s)
 {
     bh__loaded_t *v = NULL;
     size_t n = 0;
-    if (bh__loader_open_dir(fx("good/"), &v, &n, err, sizeof err))
-        fail_msg("%s", err);
+    if (bh__loader_open_dir(fx("good/"), &v, &n, err, sizeof err)) fail_msg("%s", err);
     assert_int_equal(n, 1);
     assert_string_equal(v[0].path, fx("good/good.so"));
     bh__loader_close_all(v, n);
@@ -814,9 +803,9 @@ static void open_dir_fails_whole_when_one_plugin_is_broken(void **s)
 
 static void open_dir_fails_on_each_broken_fixture_folder(void **s)
 {
-    static const char *const cases[] = {"bad_magic", "abi_major", "abi_minor",  "bad_size",
-                                        "no_symbol", "unresolved", "bad_service", "dup_route",
-                                        "reserved_key"};
+    static const char *const cases[] = {"bad_magic",   "abi_major", "abi_minor",
+                                        "bad_size",    "no_symbol", "unresolved",
+                                        "bad_service", "dup_route", "reserved_key"};
     size_t i;
     for (i = 0; i < sizeof cases / sizeof *cases; i++) {
         char rel[64];

@@ -35,8 +35,7 @@ static const bh_plugin_t *open_plugin(const char *file, void **dl)
         return NULL;
     }
     p = dlsym(*dl, BH_PLUGIN_SYMBOL);
-    if (!p)
-        fprintf(stderr, "%s: no symbol %s\n", path, BH_PLUGIN_SYMBOL);
+    if (!p) fprintf(stderr, "%s: no symbol %s\n", path, BH_PLUGIN_SYMBOL);
     return p;
 }
 
@@ -49,10 +48,8 @@ static int load_plugins(void **unused)
 
 static int unload_plugins(void **unused)
 {
-    if (echo_dl)
-        dlclose(echo_dl);
-    if (cart_dl)
-        dlclose(cart_dl);
+    if (echo_dl) dlclose(echo_dl);
+    if (cart_dl) dlclose(cart_dl);
     return 0;
 }
 
@@ -98,8 +95,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     int violations;
 
-    if (f->started)
-        fake_host_fini(f->h, f->state);
+    if (f->started) fake_host_fini(f->h, f->state);
     violations = fake_host_violations(f->h);
     fake_host_free(f->h);
     free(f);
@@ -170,9 +166,9 @@ static void echo_returns_cbor_bytes_and_content_type_unchanged(void **state)
     const fake_rec_t *r;
 
     start(f);
-    assert_int_equal(deliver_raw(f, BH_KIND_COMMAND, "echo.Echo", "application/cbor", cbor,
-                                 sizeof cbor),
-                     BH_DONE);
+    assert_int_equal(
+        deliver_raw(f, BH_KIND_COMMAND, "echo.Echo", "application/cbor", cbor, sizeof cbor),
+        BH_DONE);
     r = the_result(f);
     assert_true(r->success);
     assert_null(r->json);
@@ -190,8 +186,7 @@ static void echo_passes_empty_content_type_through_as_empty(void **state)
     const fake_rec_t *r;
 
     start(f);
-    assert_int_equal(deliver_raw(f, BH_KIND_COMMAND, "echo.Echo", "", body, strlen(body)),
-                     BH_DONE);
+    assert_int_equal(deliver_raw(f, BH_KIND_COMMAND, "echo.Echo", "", body, strlen(body)), BH_DONE);
     r = the_result(f);
     assert_true(r->success);
     assert_non_null(r->content_type);
@@ -243,14 +238,14 @@ static void divide_takes_floats_from_cbor(void **state)
 {
     fixture_t *f = *state;
     /* {"a": 1.5, "b": -0.5} with half floats; extra field "z" is ignored. */
-    static const unsigned char cbor[] = {0xa3, 0x61, 0x61, 0xf9, 0x3e, 0x00, 0x61, 0x62, 0xf9,
-                                         0xb8, 0x00, 0x61, 0x7a, 0xf6};
+    static const unsigned char cbor[] = {0xa3, 0x61, 0x61, 0xf9, 0x3e, 0x00, 0x61,
+                                         0x62, 0xf9, 0xb8, 0x00, 0x61, 0x7a, 0xf6};
     const fake_rec_t *r;
 
     start(f);
-    assert_int_equal(deliver_raw(f, BH_KIND_COMMAND, "echo.Divide", "application/cbor", cbor,
-                                 sizeof cbor),
-                     BH_DONE);
+    assert_int_equal(
+        deliver_raw(f, BH_KIND_COMMAND, "echo.Divide", "application/cbor", cbor, sizeof cbor),
+        BH_DONE);
     r = the_result(f);
     assert_true(r->success);
     assert_true(fake_json_equal(r->json, "{\"q\": -3.0}"));
@@ -332,14 +327,14 @@ static void divide_refuses_nan_and_infinity_from_cbor(void **state)
     static const unsigned char inf_b[] = {0xa2, 0x61, 0x61, 0x01, 0x61, 0x62, 0xf9, 0x7c, 0x00};
 
     start(f);
-    assert_int_equal(deliver_raw(f, BH_KIND_COMMAND, "echo.Divide", "application/cbor", nan_a,
-                                 sizeof nan_a),
-                     BH_DONE);
+    assert_int_equal(
+        deliver_raw(f, BH_KIND_COMMAND, "echo.Divide", "application/cbor", nan_a, sizeof nan_a),
+        BH_DONE);
     check_not_numbers(f);
     fake_host_clear(f->h);
-    assert_int_equal(deliver_raw(f, BH_KIND_COMMAND, "echo.Divide", "application/cbor", inf_b,
-                                 sizeof inf_b),
-                     BH_DONE);
+    assert_int_equal(
+        deliver_raw(f, BH_KIND_COMMAND, "echo.Divide", "application/cbor", inf_b, sizeof inf_b),
+        BH_DONE);
     check_not_numbers(f);
 }
 
@@ -349,8 +344,8 @@ static void divide_overflow_gives_out_of_range_error(void **state)
     const fake_rec_t *r;
 
     start(f);
-    assert_int_equal(
-        deliver_json(f, BH_KIND_COMMAND, "echo.Divide", "{\"a\": 1e308, \"b\": 0.1}"), BH_DONE);
+    assert_int_equal(deliver_json(f, BH_KIND_COMMAND, "echo.Divide", "{\"a\": 1e308, \"b\": 0.1}"),
+                     BH_DONE);
     r = the_result(f);
     assert_false(r->success);
     assert_true(fake_json_equal(r->json, "{\"error\": \"result out of range\"}"));
@@ -363,8 +358,7 @@ static void echo_logs_nothing_by_default(void **state)
     start(f);
     assert_int_equal(fake_host_config_reads(f->h, "log_requests"), 1);
     assert_int_equal(deliver_json(f, BH_KIND_COMMAND, "echo.Echo", "{}"), BH_DONE);
-    assert_int_equal(deliver_json(f, BH_KIND_COMMAND, "echo.Divide", "{\"a\":1,\"b\":2}"),
-                     BH_DONE);
+    assert_int_equal(deliver_json(f, BH_KIND_COMMAND, "echo.Divide", "{\"a\":1,\"b\":2}"), BH_DONE);
     assert_int_equal(fake_host_count(f->h, FAKE_LOG), 0);
 }
 
@@ -377,8 +371,7 @@ static void echo_log_requests_logs_each_request_at_info(void **state)
     start(f);
     assert_int_equal(fake_host_config_reads(f->h, "log_requests"), 1);
     assert_int_equal(deliver_json(f, BH_KIND_COMMAND, "echo.Echo", "{}"), BH_DONE);
-    assert_int_equal(deliver_json(f, BH_KIND_COMMAND, "echo.Divide", "{\"a\":1,\"b\":2}"),
-                     BH_DONE);
+    assert_int_equal(deliver_json(f, BH_KIND_COMMAND, "echo.Divide", "{\"a\":1,\"b\":2}"), BH_DONE);
     assert_int_equal(fake_host_count(f->h, FAKE_LOG), 2);
     assert_int_equal(count_level(f, BH_INFO), 2);
     log = fake_host_rec(f->h, FAKE_LOG, 0);
@@ -406,8 +399,8 @@ static bh_outcome_t select_item(fixture_t *f, const char *cart, const char *item
 {
     char json[256];
 
-    snprintf(json, sizeof json, "{\"cart\": \"%s\", \"item\": \"%s\", \"qty\": %lld}", cart,
-             item, qty);
+    snprintf(json, sizeof json, "{\"cart\": \"%s\", \"item\": \"%s\", \"qty\": %lld}", cart, item,
+             qty);
     return deliver_json(f, BH_KIND_EVENT, "ItemSelected", json);
 }
 
@@ -444,8 +437,8 @@ static void cart_select_two_apples_and_a_pear_publishes_the_cart(void **state)
     assert_int_equal(select_item(f, "c1", "pear", 1), BH_DONE);
     assert_int_equal(fake_host_count(f->h, FAKE_PUBLISH), 2);
     assert_true(fake_json_equal(update_json(f, 0), "{\"cart\":\"c1\",\"items\":{\"apple\":2}}"));
-    assert_true(fake_json_equal(update_json(f, 1),
-                                "{\"cart\":\"c1\",\"items\":{\"apple\":2,\"pear\":1}}"));
+    assert_true(
+        fake_json_equal(update_json(f, 1), "{\"cart\":\"c1\",\"items\":{\"apple\":2,\"pear\":1}}"));
     assert_int_equal(fake_host_count(f->h, FAKE_RESULT), 0);
     assert_int_equal(fake_host_count(f->h, FAKE_LOG), 0);
 }
@@ -472,8 +465,8 @@ static void cart_keeps_carts_apart(void **state)
     assert_int_equal(select_item(f, "b", "plum", 4), BH_DONE);
     assert_int_equal(select_item(f, "c2", "fig", 3), BH_DONE);
     assert_true(fake_json_equal(update_json(f, 2), "{\"cart\":\"b\",\"items\":{\"plum\":4}}"));
-    assert_true(fake_json_equal(update_json(f, 3),
-                                "{\"cart\":\"c2\",\"items\":{\"pear\":1,\"fig\":3}}"));
+    assert_true(
+        fake_json_equal(update_json(f, 3), "{\"cart\":\"c2\",\"items\":{\"pear\":1,\"fig\":3}}"));
 }
 
 static void cart_remove_drops_the_item(void **state)
@@ -529,11 +522,11 @@ static void check_rejected(fixture_t *f, const char *key, const char *json)
 
 /* CBOR text strings may hold a NUL byte, which would cut a name short:
  * {"cart": "c1", "item": "a\0b", "qty": 1} and {"cart": "c\0", "item": "a"}. */
-static const unsigned char nul_item[] = {0xa3, 0x64, 'c', 'a', 'r', 't', 0x62, 'c', '1',
-                                         0x64, 'i', 't', 'e', 'm', 0x63, 'a', 0x00, 'b',
-                                         0x63, 'q', 't', 'y', 0x01};
-static const unsigned char nul_cart[] = {0xa2, 0x64, 'c', 'a', 'r', 't', 0x62, 'c', 0x00,
-                                         0x64, 'i', 't', 'e', 'm', 0x61, 'a'};
+static const unsigned char nul_item[] = {0xa3, 0x64, 'c',  'a', 'r', 't', 0x62, 'c',
+                                         '1',  0x64, 'i',  't', 'e', 'm', 0x63, 'a',
+                                         0x00, 'b',  0x63, 'q', 't', 'y', 0x01};
+static const unsigned char nul_cart[] = {0xa2, 0x64, 'c', 'a', 'r', 't', 0x62, 'c',
+                                         0x00, 0x64, 'i', 't', 'e', 'm', 0x61, 'a'};
 
 static void cart_rejects_malformed_ItemSelected_with_an_error_log(void **state)
 {
@@ -557,9 +550,9 @@ static void cart_rejects_malformed_ItemSelected_with_an_error_log(void **state)
     };
 
     start(f);
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        check_rejected(f, "ItemSelected", bad[i]);
-    check_rejected_raw(f, "ItemSelected", "(NUL in item)", "application/cbor", nul_item, sizeof nul_item);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) check_rejected(f, "ItemSelected", bad[i]);
+    check_rejected_raw(f, "ItemSelected", "(NUL in item)", "application/cbor", nul_item,
+                       sizeof nul_item);
     /* An empty body (no payload at all) too. */
     fake_host_clear(f->h);
     assert_int_equal(deliver_raw(f, BH_KIND_EVENT, "ItemSelected", "", NULL, 0), BH_REJECT);
@@ -586,17 +579,17 @@ static void cart_rejects_malformed_ItemRemoved_with_an_error_log(void **state)
 
     start(f);
     assert_int_equal(select_item(f, "c1", "apple", 2), BH_DONE);
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        check_rejected(f, "ItemRemoved", bad[i]);
-    check_rejected_raw(f, "ItemRemoved", "(NUL in cart)", "application/cbor", nul_cart, sizeof nul_cart);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) check_rejected(f, "ItemRemoved", bad[i]);
+    check_rejected_raw(f, "ItemRemoved", "(NUL in cart)", "application/cbor", nul_cart,
+                       sizeof nul_cart);
     fake_host_clear(f->h);
     assert_int_equal(deliver_raw(f, BH_KIND_EVENT, "ItemRemoved", "", NULL, 0), BH_REJECT);
     assert_int_equal(count_level(f, BH_ERROR), 1);
     /* The apple is still there. */
     fake_host_clear(f->h);
     assert_int_equal(select_item(f, "c1", "pear", 1), BH_DONE);
-    assert_true(fake_json_equal(update_json(f, 0),
-                                "{\"cart\":\"c1\",\"items\":{\"apple\":2,\"pear\":1}}"));
+    assert_true(
+        fake_json_equal(update_json(f, 0), "{\"cart\":\"c1\",\"items\":{\"apple\":2,\"pear\":1}}"));
 }
 
 static void cart_init_reads_max_items_through_config(void **state)
@@ -621,8 +614,8 @@ static void cart_init_reads_max_items_through_config(void **state)
     assert_int_equal(select_item(f, "c2", "c", 1), BH_DONE);
     assert_int_equal(remove_item(f, "c1", "b"), BH_DONE);
     assert_int_equal(select_item(f, "c1", "c", 1), BH_DONE);
-    assert_true(fake_json_equal(update_json(f, 3),
-                                "{\"cart\":\"c1\",\"items\":{\"a\":6,\"c\":1}}"));
+    assert_true(
+        fake_json_equal(update_json(f, 3), "{\"cart\":\"c1\",\"items\":{\"a\":6,\"c\":1}}"));
 }
 
 static void cart_max_items_defaults_to_1000(void **state)
@@ -687,8 +680,7 @@ static void cart_init_and_fini_free_every_cart(void **state)
         snprintf(item, sizeof item, "item%d", i);
         assert_int_equal(select_item(f, cart, item, i + 1), BH_DONE);
         assert_int_equal(select_item(f, "big", item, 1), BH_DONE);
-        if (i % 3 == 0)
-            assert_int_equal(remove_item(f, "big", item), BH_DONE);
+        if (i % 3 == 0) assert_int_equal(remove_item(f, "big", item), BH_DONE);
     }
     assert_int_equal(fake_host_count(f->h, FAKE_LOG), 0);
 }

@@ -211,9 +211,9 @@ static void p_fini(bh_ctx_t *ctx, void *state)
 }
 
 static const bh_route_t events[] = {
-    {"TwoPublished", h_two}, {"ManyPublished", h_many}, {"Plain", h_plain},
-    {"Blocking", h_blocking}, {"Stuck", h_stuck},       {"Retry", h_retry},
-    {"Reject", h_reject},     {"Logging", h_logging},   {NULL, NULL},
+    {"TwoPublished", h_two},  {"ManyPublished", h_many}, {"Plain", h_plain},
+    {"Blocking", h_blocking}, {"Stuck", h_stuck},        {"Retry", h_retry},
+    {"Reject", h_reject},     {"Logging", h_logging},    {NULL, NULL},
 };
 static const bh_route_t commands[] = {{"Compute", h_compute}, {NULL, NULL}};
 static const bh_route_t results[] = {{"svc.Computed", h_computed}, {NULL, NULL}};
@@ -277,8 +277,8 @@ static void no_violations(void)
 {
     char why[512];
     if (fb_violations(why, sizeof why)) fail_msg("broker protocol violation: %s", why);
-    static const char *const bad[] = {"bad:state",  "bad:publish",      "bad:msg",
-                                      "bad:payload", "bad:result",      "bad:init-service",
+    static const char *const bad[] = {"bad:state",     "bad:publish", "bad:msg",
+                                      "bad:payload",   "bad:result",  "bad:init-service",
                                       "bad:fini-state"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (fb_count_mark(bad[i])) fail_msg("the plugin saw something wrong: %s", bad[i]);
@@ -1100,8 +1100,8 @@ static void message_without_handler_or_valid_envelope_is_dead_lettered(void **st
  * its command acked. */
 static void compute_round_trip(void)
 {
-    uint64_t tag = deliver("commands", "svc.Compute", "conv-7g", "caller.Computed", "corr-7",
-                           NULL, "{\"a\":2,\"b\":3}", false);
+    uint64_t tag = deliver("commands", "svc.Compute", "conv-7g", "caller.Computed", "corr-7", NULL,
+                           "{\"a\":2,\"b\":3}", false);
     assert_true(fb_wait_count(FB_PUBLISH, conn1, 1, WAIT_MS));
     const fb_rec_t *p = fb_nth(FB_PUBLISH, conn1, 0);
     assert_int_equal(p->exchange, BH__EX_COMMANDS);
@@ -1132,8 +1132,8 @@ static void zero_workers_run_handlers_on_the_io_thread(void **state)
     (void)state;
     start(0, 5000);
     compute_round_trip();
-    uint64_t tag = deliver("commands", "svc.Computed", "conv-7z", "", "corr-7", "success", "{}",
-                           false);
+    uint64_t tag =
+        deliver("commands", "svc.Computed", "conv-7z", "", "corr-7", "success", "{}", false);
     assert_true(fb_wait_tag(conn1, tag, FB_TAG_ACKED, WAIT_MS));
     assert_int_equal(fb_count_mark("enter:Computed"), 1);
     stop_ok();
@@ -1308,8 +1308,8 @@ static void handler_log_is_published_as_gelf_with_the_conversation_id(void **sta
 {
     (void)state;
     start(4, 5000);
-    uint64_t tag = deliver("events", "Logging", "conv-10", "", "", NULL, "{\"who\":\"world\"}",
-                           false);
+    uint64_t tag =
+        deliver("events", "Logging", "conv-10", "", "", NULL, "{\"who\":\"world\"}", false);
     json_t *g = wait_gelf("svc.NOTICE", "hello world");
     assert_json_str(g, "version", "1.1");
     assert_json_str(g, "short_message", "hello world");

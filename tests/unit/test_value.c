@@ -51,10 +51,10 @@ static void decode_bad(const char *ct, const void *body, size_t len, const char 
         fail_msg("expected failure containing \"%s\", got rc=%d err=\"%s\"", want, rc, err);
 }
 
-#define CBOR_BAD(want, ...)                                                             \
-    do {                                                                               \
-        static const unsigned char in_[] = {__VA_ARGS__};                              \
-        decode_bad(BH__CT_CBOR, in_, sizeof in_, want);                                \
+#define CBOR_BAD(want, ...)                               \
+    do {                                                  \
+        static const unsigned char in_[] = {__VA_ARGS__}; \
+        decode_bad(BH__CT_CBOR, in_, sizeof in_, want);   \
     } while (0)
 
 #define JSON_BAD(text, want) decode_bad(BH__CT_JSON, text, strlen(text), want)
@@ -72,10 +72,10 @@ static void encode_is(const bh_value_t *v, bh_format_t fmt, const void *want, si
     free(out);
 }
 
-#define CBOR_IS(v, ...)                                                                 \
-    do {                                                                               \
-        static const unsigned char want_[] = {__VA_ARGS__};                            \
-        encode_is(v, BH_FORMAT_CBOR, want_, sizeof want_);                             \
+#define CBOR_IS(v, ...)                                     \
+    do {                                                    \
+        static const unsigned char want_[] = {__VA_ARGS__}; \
+        encode_is(v, BH_FORMAT_CBOR, want_, sizeof want_);  \
     } while (0)
 
 /* A one-entry map {"k": v}. */
@@ -116,8 +116,9 @@ static bh_value_t *sample(bool with_bytes)
     assert_int_equal(bh_map_set(m, "tiny", bh_double_new(ctx, 5e-324)), BH_OK);
     assert_int_equal(bh_map_set(m, "huge", bh_double_new(ctx, -1.7976931348623157e308)), BH_OK);
     assert_int_equal(bh_map_set(m, "empty", bh_str_new(ctx, "")), BH_OK);
-    assert_int_equal(bh_map_set(m, "utf8", bh_str_new(ctx, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x84\x9e")),
-                     BH_OK);
+    assert_int_equal(
+        bh_map_set(m, "utf8", bh_str_new(ctx, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x84\x9e")),
+        BH_OK);
     assert_int_equal(bh_map_set(m, "h\xc3\xa9", bh_str_new(ctx, "non-ASCII key")), BH_OK);
     assert_int_equal(bh_array_push(arr, bh_int_new(ctx, 1)), BH_OK);
     assert_int_equal(bh_array_push(arr, bh_str_new(ctx, "two")), BH_OK);
@@ -293,7 +294,7 @@ static void test_map_set_and_array_push_take_ownership_on_failure(void **state)
     (void)state;
     assert_int_equal(bh_map_set(m, "bad\xff", sample(true)), BH_EINVAL);
     assert_int_equal(bh_map_set(m, NULL, sample(false)), BH_EINVAL);
-    assert_int_equal(bh_map_set(m, "x", NULL), BH_ENOMEM);  /* a failed *_new */
+    assert_int_equal(bh_map_set(m, "x", NULL), BH_ENOMEM);          /* a failed *_new */
     assert_int_equal(bh_map_set(a, "x", sample(false)), BH_EINVAL); /* not a map */
     assert_int_equal(bh_map_set(i, "x", bh_str_new(ctx, "s")), BH_EINVAL);
     assert_int_equal(bh_array_push(m, sample(false)), BH_EINVAL); /* not an array */
@@ -615,9 +616,8 @@ static void test_cbor_decodes_indefinite_lengths(void **state)
 {
     /* {_ "a": [_ 1, 2], "s": (_ "he", "ll"), "b": (_ h'01', h'0203'), "m": {_ }} */
     static const unsigned char in[] = {
-        0xbf, 0x61, 'a', 0x9f, 0x01, 0x02, 0xff, 0x61, 's', 0x7f, 0x62, 'h', 'e', 0x62, 'l',
-        'l', 0xff, 0x61, 'b', 0x5f, 0x41, 0x01, 0x42, 0x02, 0x03, 0xff, 0x61, 'm', 0xbf, 0xff,
-        0xff,
+        0xbf, 0x61, 'a', 0x9f, 0x01, 0x02, 0xff, 0x61, 's',  0x7f, 0x62, 'h', 'e',  0x62, 'l',  'l',
+        0xff, 0x61, 'b', 0x5f, 0x41, 0x01, 0x42, 0x02, 0x03, 0xff, 0x61, 'm', 0xbf, 0xff, 0xff,
     };
     bh_value_t *v = decode_ok(BH__CT_CBOR, in, sizeof in);
     int64_t i = 0;
@@ -636,8 +636,8 @@ static void test_cbor_decodes_indefinite_lengths(void **state)
 
     /* Empty chunks, and indefinite strings made only of them. */
     {
-        static const unsigned char in3[] = {0xa2, 0x61, 's', 0x7f, 0x60, 0x61, 'x', 0x60, 0xff,
-                                            0x61, 'b', 0x5f, 0x40, 0xff};
+        static const unsigned char in3[] = {0xa2, 0x61, 's',  0x7f, 0x60, 0x61, 'x',
+                                            0x60, 0xff, 0x61, 'b',  0x5f, 0x40, 0xff};
         v = decode_ok(BH__CT_CBOR, in3, sizeof in3);
         assert_string_equal(bh_get_str(v, "s"), "x");
         assert_non_null(bh_as_bytes(bh_map_get(v, "b"), &len));
@@ -659,9 +659,9 @@ static void test_cbor_decodes_tags_as_the_tagged_item(void **state)
 {
     /* {"t": 1(1363896240), "d": 0("2013-03-21"), "b": 2(h'0100'), c0("k"): 55799(55799(7))} */
     static const unsigned char in[] = {
-        0xa4, 0x61, 't', 0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0, 0x61, 'd', 0xc0, 0x6a, '2', '0',
-        '1', '3', '-', '0', '3', '-', '2', '1', 0x61, 'b', 0xc2, 0x42, 0x01, 0x00, 0xc0, 0x61,
-        'k', 0xd9, 0xd9, 0xf7, 0xd9, 0xd9, 0xf7, 0x07,
+        0xa4, 0x61, 't',  0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0, 0x61, 'd',  0xc0, 0x6a,
+        '2',  '0',  '1',  '3',  '-',  '0',  '3',  '-',  '2',  '1',  0x61, 'b',  0xc2,
+        0x42, 0x01, 0x00, 0xc0, 0x61, 'k',  0xd9, 0xd9, 0xf7, 0xd9, 0xd9, 0xf7, 0x07,
     };
     bh_value_t *v;
     int64_t i = 0;
@@ -733,9 +733,9 @@ static void test_cbor_decodes_integer_limits_and_simple_values(void **state)
 {
     /* {"min": -2^63, "max": 2^63-1, "n": -1, "u": undefined, "t": true, "z": null} */
     static const unsigned char in[] = {
-        0xa6, 0x63, 'm', 'i', 'n', 0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0x63, 'm', 'a', 'x', 0x1b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x61, 'n',
-        0x20, 0x61, 'u', 0xf7, 0x61, 't', 0xf5, 0x61, 'z', 0xf6,
+        0xa6, 0x63, 'm', 'i',  'n',  0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x63, 'm', 'a',  'x',  0x1b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x61, 'n', 0x20, 0x61, 'u',  0xf7, 0x61, 't',  0xf5, 0x61, 'z',  0xf6,
     };
     bh_value_t *v = decode_ok(BH__CT_CBOR, in, sizeof in);
     int64_t i = 0;
@@ -821,8 +821,8 @@ static void test_cbor_rejects_bad_input(void **state)
     CBOR_BAD("not valid UTF-8", 0xa1, 0x61, 0xff, 0x01);
     CBOR_BAD("not valid UTF-8", 0xa1, 0x61, 'a', 0x7f, 0x61, 0xc3, 0x61, 0xa9, 0xff); /* split */
     /* Trailing garbage. */
-    CBOR_BAD("invalid CBOR: trailing garbage after the top-level item at byte 4", 0xa1, 0x61,
-             'a', 0x01, 0x00);
+    CBOR_BAD("invalid CBOR: trailing garbage after the top-level item at byte 4", 0xa1, 0x61, 'a',
+             0x01, 0x00);
     CBOR_BAD("trailing garbage", 0xa0, 0xa0);
     /* Integers outside int64. */
     CBOR_BAD("integer out of range", 0xa1, 0x61, 'a', 0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0);
@@ -852,8 +852,7 @@ static void test_cbor_rejects_bad_input(void **state)
     CBOR_BAD("chunk", 0xa1, 0x61, 'a', 0x7f, 0x7f, 0xff, 0xff);
     CBOR_BAD("chunk", 0xa1, 0x61, 'a', 0x5f, 0x01, 0xff);
     /* Reserved and unassigned initial bytes. */
-    CBOR_BAD("malformed or unsupported item (initial byte 0x1c) at byte 3", 0xa1, 0x61, 'a',
-             0x1c);
+    CBOR_BAD("malformed or unsupported item (initial byte 0x1c) at byte 3", 0xa1, 0x61, 'a', 0x1c);
     CBOR_BAD("initial byte 0xf8", 0xa1, 0x61, 'a', 0xf8, 0x20);
     CBOR_BAD("initial byte 0xfe", 0xa1, 0x61, 'a', 0xfe);
 }
@@ -952,7 +951,7 @@ static void test_json_rejects_bad_input(void **state)
     JSON_BAD("5", "payload top level is an integer, expected a map");
     JSON_BAD("{\"a\":1} x", "invalid JSON at line 1 column");
     JSON_BAD("{\"a\":1}{}", "invalid JSON");
-    JSON_BAD("{\"a\":\"\xff\"}", "invalid JSON");        /* invalid UTF-8 */
+    JSON_BAD("{\"a\":\"\xff\"}", "invalid JSON");         /* invalid UTF-8 */
     JSON_BAD("{\"a\":\"\xed\xa0\x80\"}", "invalid JSON"); /* encoded surrogate */
     JSON_BAD("{\"\xc3\x28\":1}", "invalid JSON");         /* invalid UTF-8 key */
     JSON_BAD("{\"a\":\"x\\u0000y\"}", "invalid JSON");    /* NUL in a string */

@@ -169,13 +169,13 @@ static void test_want(void **state)
     const uint64_t budget = BH__WORKERS_BUDGET_NS;
     assert_int_equal(bh__workers_want(0, 1000, budget), 0);
     assert_int_equal(bh__workers_want(1, 0, budget), 1);
-    assert_int_equal(bh__workers_want(10, 1000, budget), 1);           /* 10 us of work */
+    assert_int_equal(bh__workers_want(10, 1000, budget), 1); /* 10 us of work */
     assert_int_equal(bh__workers_want(1000, 1, budget), 1);
-    assert_int_equal(bh__workers_want(10, budget / 4, budget), 3);     /* 2.5 budgets */
-    assert_int_equal(bh__workers_want(8, budget / 4, budget), 2);      /* exactly 2 */
-    assert_int_equal(bh__workers_want(5, budget, budget), 5);          /* long: one each */
+    assert_int_equal(bh__workers_want(10, budget / 4, budget), 3); /* 2.5 budgets */
+    assert_int_equal(bh__workers_want(8, budget / 4, budget), 2);  /* exactly 2 */
+    assert_int_equal(bh__workers_want(5, budget, budget), 5);      /* long: one each */
     assert_int_equal(bh__workers_want(5, budget * 50, budget), 5);
-    assert_int_equal(bh__workers_want(5, budget - 1, budget), 5);      /* 4.99 budgets */
+    assert_int_equal(bh__workers_want(5, budget - 1, budget), 5); /* 4.99 budgets */
 }
 
 static void test_cheap_jobs_share_a_thread(void **state)
@@ -309,8 +309,8 @@ int main(void)
         cmocka_unit_test(test_want),
         cmocka_unit_test_setup_teardown(test_cheap_jobs_share_a_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_jobs_get_a_thread_each, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nudge_frees_a_job_stuck_behind_a_long_handler,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nudge_frees_a_job_stuck_behind_a_long_handler, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_push_skips_a_stuck_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nudge_leaves_a_job_behind_a_young_handler, setup,
                                         teardown),

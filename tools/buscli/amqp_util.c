@@ -28,8 +28,7 @@ void bh__cli_msg_clear(bh__cli_msg_t *msg)
 {
     free(msg->exchange);
     free(msg->routing_key);
-    if (msg->has_m)
-        amqp_destroy_message(&msg->m);
+    if (msg->has_m) amqp_destroy_message(&msg->m);
     memset(msg, 0, sizeof *msg);
 }
 
@@ -37,10 +36,8 @@ char *bh__cli_bytes_dup(amqp_bytes_t b)
 {
     char *s = malloc(b.len + 1);
 
-    if (!s)
-        return NULL;
-    if (b.len)
-        memcpy(s, b.bytes, b.len);
+    if (!s) return NULL;
+    if (b.len) memcpy(s, b.bytes, b.len);
     s[b.len] = '\0';
     return s;
 }
@@ -145,8 +142,7 @@ static int status_check(bh__cli_conn_t *c, int status, const char *what_fmt, ...
 {
     va_list ap;
 
-    if (status == AMQP_STATUS_OK)
-        return 0;
+    if (status == AMQP_STATUS_OK) return 0;
     c->dead = true;
     va_start(ap, what_fmt);
     vsay(what_fmt, ap, amqp_error_string2(status));
@@ -191,16 +187,14 @@ static int probe_errno(const char *host, int port)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(service, sizeof service, "%d", port);
-    if (getaddrinfo(host, service, &hints, &res) != 0 || !res)
-        return 0;
+    if (getaddrinfo(host, service, &hints, &res) != 0 || !res) return 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd =
             socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         struct pollfd pfd;
         socklen_t len = sizeof err;
 
-        if (fd < 0)
-            continue;
+        if (fd < 0) continue;
         err = 0;
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
             err = errno;
@@ -214,8 +208,7 @@ static int probe_errno(const char *host, int port)
             }
         }
         close(fd);
-        if (err == 0)
-            break;
+        if (err == 0) break;
     }
     freeaddrinfo(res);
     return err;
@@ -245,8 +238,7 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     }
     /* "amqp://host/" strictly names the vhost "", which RabbitMQ never has;
      * like pika and bushost, take it as the default vhost "/". */
-    if (!ci.vhost || !*ci.vhost)
-        ci.vhost = "/";
+    if (!ci.vhost || !*ci.vhost) ci.vhost = "/";
     if (ci.ssl) {
         bh__cli_error("'%s': amqps:// is not supported by buscli yet", url);
         free(u);
@@ -265,10 +257,8 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     if (status != AMQP_STATUS_OK) {
         int e = status == AMQP_STATUS_SOCKET_ERROR ? probe_errno(ci.host, ci.port) : 0;
 
-        if (e)
-            bh__cli_error("cannot connect to %s: %s", c->where, strerror(e));
-        else
-            bh__cli_error("cannot connect to %s: %s", c->where, amqp_error_string2(status));
+        if (e) bh__cli_error("cannot connect to %s: %s", c->where, strerror(e));
+        else bh__cli_error("cannot connect to %s: %s", c->where, amqp_error_string2(status));
         rc = EX_UNAVAILABLE;
         goto fail;
     }
@@ -296,8 +286,7 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
             bh__cli_error("cannot log in to %s: the broker closed the connection (wrong user, "
                           "password or vhost?)",
                           c->where);
-        else
-            bh__cli_error("cannot log in to %s: %s", c->where, text);
+        else bh__cli_error("cannot log in to %s: %s", c->where, text);
         c->dead = true;
         goto fail;
     }
@@ -306,8 +295,7 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     return 0;
 fail:
     free(u);
-    if (c)
-        c->dead = true;
+    if (c) c->dead = true;
     bh__cli_disconnect(c);
     return rc;
 }
@@ -327,11 +315,9 @@ int bh__cli_connect(const char *urls, const char *purpose, bh__cli_conn_t **out)
     for (tok = strtok_r(copy, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
         any = true;
         rc = connect_one(tok, purpose, out);
-        if (rc == 0 || rc == EX_USAGE)
-            break;
+        if (rc == 0 || rc == EX_USAGE) break;
     }
-    if (!any)
-        bh__cli_error("no broker URL in '%s'", urls);
+    if (!any) bh__cli_error("no broker URL in '%s'", urls);
     free(copy);
     return rc;
 }
@@ -342,28 +328,22 @@ int bh__cli_url_vhost(const char *urls, char **vhost)
     char *copy = strdup(urls), *save = NULL, *tok;
     int rc = EX_USAGE;
 
-    if (!copy)
-        return EX_SOFTWARE;
+    if (!copy) return EX_SOFTWARE;
     tok = strtok_r(copy, " ,\t\r\n", &save);
-    if (!tok)
-        bh__cli_error("no broker URL in '%s'", urls);
+    if (!tok) bh__cli_error("no broker URL in '%s'", urls);
     else if (amqp_parse_url(tok, &ci) != AMQP_STATUS_OK)
         bh__cli_error("'%s' is not an AMQP URL (amqp://user:password@host:port/vhost)", tok);
-    else if (!(*vhost = strdup(ci.vhost && *ci.vhost ? ci.vhost : "/")))
-        rc = EX_SOFTWARE;
-    else
-        rc = 0;
+    else if (!(*vhost = strdup(ci.vhost && *ci.vhost ? ci.vhost : "/"))) rc = EX_SOFTWARE;
+    else rc = 0;
     free(copy);
     return rc;
 }
 
 void bh__cli_disconnect(bh__cli_conn_t *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     if (c->st) {
-        if (!c->dead)
-            amqp_connection_close(c->st, AMQP_REPLY_SUCCESS);
+        if (!c->dead) amqp_connection_close(c->st, AMQP_REPLY_SUCCESS);
         amqp_destroy_connection(c->st);
     }
     free(c->vhost);
@@ -386,8 +366,7 @@ int bh__cli_channel_close(bh__cli_conn_t *c, amqp_channel_t ch)
     uint16_t code;
     int rc = reply_failure(c, ch, r, &code, text, sizeof text);
 
-    if (rc)
-        bh__cli_error("closing channel %u: %s", (unsigned)ch, text);
+    if (rc) bh__cli_error("closing channel %u: %s", (unsigned)ch, text);
     return rc;
 }
 
@@ -405,8 +384,7 @@ int bh__cli_declare_bus(bh__cli_conn_t *c, amqp_channel_t ch)
     int rc;
 
     for (size_t i = 0; i < 3; i++)
-        if ((rc = bh__cli_declare_exchange(c, ch, names[i], "topic")))
-            return rc;
+        if ((rc = bh__cli_declare_exchange(c, ch, names[i], "topic"))) return rc;
     return 0;
 }
 
@@ -416,8 +394,7 @@ int bh__cli_declare_queue(bh__cli_conn_t *c, amqp_channel_t ch, const char *name
     int rc;
 
     amqp_queue_declare(c->st, ch, amqp_cstring_bytes(name), 0, 1, 0, 0, amqp_empty_table);
-    if ((rc = bh__cli_check(c, ch, "declaring queue '%s' (durable)", name)))
-        return rc;
+    if ((rc = bh__cli_check(c, ch, "declaring queue '%s' (durable)", name))) return rc;
     return bh__cli_bind(c, ch, name, exchange, key);
 }
 
@@ -431,17 +408,13 @@ int bh__cli_queue_info(bh__cli_conn_t *c, amqp_channel_t ch, const char *name, u
     int rc;
 
     if (ok) {
-        if (messages)
-            *messages = ok->message_count;
-        if (consumers)
-            *consumers = ok->consumer_count;
+        if (messages) *messages = ok->message_count;
+        if (consumers) *consumers = ok->consumer_count;
         return 0;
     }
     rc = reply_failure(c, ch, amqp_get_rpc_reply(c->st), &code, text, sizeof text);
-    if (code == AMQP_NOT_FOUND)
-        bh__cli_error("no queue named '%s' on %s", name, c->where);
-    else
-        bh__cli_error("queue '%s': %s", name, text);
+    if (code == AMQP_NOT_FOUND) bh__cli_error("no queue named '%s' on %s", name, c->where);
+    else bh__cli_error("queue '%s': %s", name, text);
     return rc ? rc : EX_PROTOCOL;
 }
 
@@ -454,8 +427,7 @@ int bh__cli_exchange_exists(bh__cli_conn_t *c, amqp_channel_t ch, const char *na
     amqp_exchange_declare(c->st, ch, amqp_cstring_bytes(name), amqp_cstring_bytes("topic"), 1, 0, 0,
                           0, amqp_empty_table);
     rc = reply_failure(c, ch, amqp_get_rpc_reply(c->st), &code, text, sizeof text);
-    if (rc && code != AMQP_NOT_FOUND)
-        bh__cli_error("exchange '%s': %s", name, text);
+    if (rc && code != AMQP_NOT_FOUND) bh__cli_error("exchange '%s': %s", name, text);
     return rc;
 }
 
@@ -465,8 +437,7 @@ int bh__cli_temp_queue(bh__cli_conn_t *c, amqp_channel_t ch, char **name)
         amqp_queue_declare(c->st, ch, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
     int rc = bh__cli_check(c, ch, "declaring an exclusive queue");
 
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (!(*name = bh__cli_bytes_dup(ok->queue))) {
         bh__cli_error("out of memory");
         return EX_SOFTWARE;
@@ -508,11 +479,9 @@ int bh__cli_publish(bh__cli_conn_t *c, amqp_channel_t ch, const char *exchange, 
                                     amqp_cstring_bytes(key), mandatory, 0, props, b);
     int rc = status_check(c, status, "publishing %s on '%s'", key, exchange);
 
-    if (rc)
-        return rc;
+    if (rc) return rc;
     c->published++;
-    if (seq)
-        *seq = c->published;
+    if (seq) *seq = c->published;
     return 0;
 }
 
@@ -560,14 +529,11 @@ int bh__cli_get(bh__cli_conn_t *c, amqp_channel_t ch, const char *queue, bh__cli
     memset(msg, 0, sizeof *msg);
     *got = false;
     if (rc) {
-        if (code == AMQP_NOT_FOUND)
-            bh__cli_error("no queue named '%s' on %s", queue, c->where);
-        else
-            bh__cli_error("getting a message from '%s': %s", queue, text);
+        if (code == AMQP_NOT_FOUND) bh__cli_error("no queue named '%s' on %s", queue, c->where);
+        else bh__cli_error("getting a message from '%s': %s", queue, text);
         return rc;
     }
-    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
-        return 0;
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return 0;
     ok = r.reply.decoded;
     msg->exchange = bh__cli_bytes_dup(ok->exchange);
     msg->routing_key = bh__cli_bytes_dup(ok->routing_key);
@@ -653,8 +619,7 @@ int bh__cli_next_event(bh__cli_conn_t *c, int64_t deadline_ms, bh__cli_event_t *
         if (deadline_ms >= 0) {
             int64_t left = deadline_ms - bh__cli_now_ms();
 
-            if (left < wait)
-                wait = left < 0 ? 0 : left;
+            if (left < wait) wait = left < 0 ? 0 : left;
         }
         /* Always one look, even past the deadline: deadline 0 polls. */
         tv.tv_sec = (time_t)(wait / 1000);
@@ -748,8 +713,7 @@ int bh__cli_listen(const char *urls, const char *purpose, const bh__cli_binding_
         return rc;
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < b[i].keys->n; k++)
-            if ((rc = bh__cli_bind(*c, 1, *queue, b[i].exchange, b[i].keys->v[k])))
-                return rc;
+            if ((rc = bh__cli_bind(*c, 1, *queue, b[i].exchange, b[i].keys->v[k]))) return rc;
     return bh__cli_consume(*c, 1, *queue, true);
 }
 
@@ -770,21 +734,18 @@ const amqp_field_value_t *bh__cli_table_get(const amqp_table_t *t, const char *k
 {
     size_t klen = strlen(key);
 
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     for (int i = 0; i < t->num_entries; i++) {
         const amqp_table_entry_t *e = &t->entries[i];
 
-        if (e->key.len == klen && memcmp(e->key.bytes, key, klen) == 0)
-            return &e->value;
+        if (e->key.len == klen && memcmp(e->key.bytes, key, klen) == 0) return &e->value;
     }
     return NULL;
 }
 
 char *bh__cli_field_str(const amqp_field_value_t *v)
 {
-    if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES))
-        return NULL;
+    if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES)) return NULL;
     return bh__cli_bytes_dup(v->value.bytes);
 }
 
@@ -794,11 +755,9 @@ static json_t *bytes_json(amqp_bytes_t b)
     json_t *s = json_stringn(b.bytes ? b.bytes : "", b.len);
     char *hex;
 
-    if (s || b.len > (SIZE_MAX - 3) / 2)
-        return s;
+    if (s || b.len > (SIZE_MAX - 3) / 2) return s;
     hex = malloc(b.len * 2 + 3);
-    if (!hex)
-        return NULL;
+    if (!hex) return NULL;
     strcpy(hex, "0x");
     for (size_t i = 0; i < b.len; i++)
         snprintf(hex + 2 + i * 2, 3, "%02x", ((const unsigned char *)b.bytes)[i]);
@@ -828,8 +787,7 @@ json_t *bh__cli_field_json(const amqp_field_value_t *v)
         return json_integer(v->value.i64);
     case AMQP_FIELD_KIND_U64:
     case AMQP_FIELD_KIND_TIMESTAMP:
-        if (v->value.u64 > (uint64_t)LLONG_MAX)
-            return json_real((double)v->value.u64);
+        if (v->value.u64 > (uint64_t)LLONG_MAX) return json_real((double)v->value.u64);
         return json_integer((json_int_t)v->value.u64);
     case AMQP_FIELD_KIND_F32:
         return isfinite(v->value.f32) ? json_real(v->value.f32) : json_null();
@@ -866,10 +824,8 @@ json_t *bh__cli_table_json(const amqp_table_t *t, const char *const *skip)
         char *key = bh__cli_bytes_dup(e->key);
         bool skipped = false;
 
-        if (!key)
-            continue;
-        for (size_t k = 0; skip && skip[k] && !skipped; k++)
-            skipped = strcmp(skip[k], key) == 0;
+        if (!key) continue;
+        for (size_t k = 0; skip && skip[k] && !skipped; k++) skipped = strcmp(skip[k], key) == 0;
         if (!skipped) {
             json_t *v = bh__cli_field_json(&e->value);
 

@@ -24,12 +24,12 @@
 
 typedef struct bh__cli_conn {
     amqp_connection_state_t st;
-    char where[300];   /* "amqp://guest@127.0.0.1:5672/", no password */
+    char where[300]; /* "amqp://guest@127.0.0.1:5672/", no password */
     char *vhost;
-    bool dead;         /* the connection failed or the broker closed it */
+    bool dead;           /* the connection failed or the broker closed it */
     bool ignore_signals; /* bh__cli_next_event does not report BC_EV_INTERRUPT
                             (finishing what was started after one) */
-    uint64_t published; /* basic.publish calls on the confirm channel = last sequence number */
+    uint64_t published;  /* basic.publish calls on the confirm channel = last sequence number */
 } bh__cli_conn_t;
 
 /* A message read from the broker (a delivery, a get or a return). */
@@ -37,8 +37,8 @@ typedef struct bh__cli_msg {
     char *exchange, *routing_key; /* NUL-terminated copies */
     uint64_t delivery_tag;        /* deliver / get */
     bool redelivered;
-    uint32_t left;                /* get: messages left in the queue */
-    amqp_message_t m;             /* properties and body (amqp_destroy_message) */
+    uint32_t left;    /* get: messages left in the queue */
+    amqp_message_t m; /* properties and body (amqp_destroy_message) */
     bool has_m;
 } bh__cli_msg_t;
 
@@ -63,8 +63,7 @@ int bh__cli_channel_close(bh__cli_conn_t *c, amqp_channel_t ch);
  * "<what>: <reason>" (NOT_FOUND -> EX_NOINPUT, ACCESS_REFUSED -> EX_NOPERM,
  * other broker errors -> EX_PROTOCOL, a lost connection -> EX_UNAVAILABLE).
  * Answers a channel.close / connection.close as the protocol requires. */
-int bh__cli_check(bh__cli_conn_t *c, amqp_channel_t ch, const char *what_fmt, ...)
-    BH_PRINTF(3, 4);
+int bh__cli_check(bh__cli_conn_t *c, amqp_channel_t ch, const char *what_fmt, ...) BH_PRINTF(3, 4);
 
 /* The three bus exchanges with the contract's flags (topic, durable, not
  * auto-delete). The broker refuses (406) if one exists with other flags. */
@@ -76,8 +75,8 @@ int bh__cli_declare_queue(bh__cli_conn_t *c, amqp_channel_t ch, const char *name
                           const char *exchange, const char *key);
 /* Passive queue.declare: counts of an existing queue; EX_NOINPUT with
  * "no queue named X" when it does not exist (the channel is then closed). */
-int bh__cli_queue_info(bh__cli_conn_t *c, amqp_channel_t ch, const char *name,
-                       uint32_t *messages, uint32_t *consumers);
+int bh__cli_queue_info(bh__cli_conn_t *c, amqp_channel_t ch, const char *name, uint32_t *messages,
+                       uint32_t *consumers);
 /* Passive exchange.declare: 0, or EX_NOINPUT when it does not exist. */
 int bh__cli_exchange_exists(bh__cli_conn_t *c, amqp_channel_t ch, const char *name);
 /* A server-named exclusive, non-durable, auto-delete queue; *name malloc'd. */
@@ -102,9 +101,8 @@ typedef struct bh__cli_props {
     amqp_basic_properties_t p;
     amqp_table_entry_t hdr[1];
 } bh__cli_props_t;
-void bh__cli_props_init(bh__cli_props_t *pr, const char *content_type,
-                        const char *conversation_id, const char *reply_to,
-                        const char *correlation_id);
+void bh__cli_props_init(bh__cli_props_t *pr, const char *content_type, const char *conversation_id,
+                        const char *reply_to, const char *correlation_id);
 
 /* basic.get without ack: 0 with *got false when the queue is empty. */
 int bh__cli_get(bh__cli_conn_t *c, amqp_channel_t ch, const char *queue, bh__cli_msg_t *msg,

@@ -77,19 +77,30 @@ typedef struct bh__cli_usage {
 #define BC_MANY ((size_t)-1)
 
 /* Table rows: a flag, a string, a whole number in [lo, hi], a list; the end. */
-#define BC_FLAG(n, l, d, h)                                                                     \
-    {.name = (n), .letter = (l), .kind = BC_OPT_FLAG, .dst = (d), .help = (h)}
-#define BC_STR(n, l, d, a, h)                                                                   \
-    {.name = (n), .letter = (l), .kind = BC_OPT_STR, .dst = (d), .arg = (a), .help = (h)}
-#define BC_INT(n, l, d, a, h, lo, hi)                                                           \
-    {.name = (n), .letter = (l), .kind = BC_OPT_INT, .dst = (d), .arg = (a), .help = (h),       \
-     .min = (lo), .max = (hi)}
-#define BC_LIST(n, l, d, a, h)                                                                  \
-    {.name = (n), .letter = (l), .kind = BC_OPT_LIST, .dst = (d), .arg = (a), .help = (h)}
-#define BC_END {.name = NULL}
+#define BC_FLAG(n, l, d, h)                                                      \
+    {                                                                            \
+        .name = (n), .letter = (l), .kind = BC_OPT_FLAG, .dst = (d), .help = (h) \
+    }
+#define BC_STR(n, l, d, a, h)                                                               \
+    {                                                                                       \
+        .name = (n), .letter = (l), .kind = BC_OPT_STR, .dst = (d), .arg = (a), .help = (h) \
+    }
+#define BC_INT(n, l, d, a, h, lo, hi)                                                        \
+    {                                                                                        \
+        .name = (n), .letter = (l), .kind = BC_OPT_INT, .dst = (d), .arg = (a), .help = (h), \
+        .min = (lo), .max = (hi)                                                             \
+    }
+#define BC_LIST(n, l, d, a, h)                                                               \
+    {                                                                                        \
+        .name = (n), .letter = (l), .kind = BC_OPT_LIST, .dst = (d), .arg = (a), .help = (h) \
+    }
+#define BC_END       \
+    {                \
+        .name = NULL \
+    }
 /* The --url option every subcommand has. */
-#define BC_URL_OPT(p)                                                                           \
-    BC_STR("url", 0, (p), "URL",                                                                \
+#define BC_URL_OPT(p)            \
+    BC_STR("url", 0, (p), "URL", \
            "broker URL(s), tried in turn (default $" BC_URL_ENV ", else " BC_DEFAULT_URL ")")
 
 /* Parse argv[1..] (argv[0] is the subcommand) against opts; positional

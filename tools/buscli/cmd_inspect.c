@@ -47,8 +47,7 @@ int bh__cli_cmd_inspect(int argc, char **argv)
     long shown = 0;
     int rc = bh__cli_parse(&usage, opts, argc, argv, &pos);
 
-    if (rc || (save && (rc = bh__cli_save_dir_check(save))))
-        goto out;
+    if (rc || (save && (rc = bh__cli_save_dir_check(save)))) goto out;
     queue = pos.v[0];
     if ((rc = bh__cli_connect(bh__cli_url(url), "buscli inspect", &c)) ||
         (rc = bh__cli_channel_open(c, 1)) || (rc = bh__cli_queue_info(c, 1, queue, &before, NULL)))
@@ -59,10 +58,8 @@ int bh__cli_cmd_inspect(int argc, char **argv)
         json_t *d;
         char title[32], path[4200] = "";
 
-        if ((rc = bh__cli_get(c, 1, queue, &msg, &got)))
-            goto out;
-        if (!got)
-            break;
+        if ((rc = bh__cli_get(c, 1, queue, &msg, &got))) goto out;
+        if (!got) break;
         shown++;
         if (!(d = bh__cli_describe(&msg))) {
             bh__cli_msg_clear(&msg);
@@ -74,21 +71,18 @@ int bh__cli_cmd_inspect(int argc, char **argv)
                               json_string_value(json_object_get(d, "conversation_id")),
                               json_string_value(json_object_get(d, "content_type")),
                               msg.m.body.bytes, msg.m.body.len, path, sizeof path);
-            if (!rc)
-                json_object_set_new(d, "saved", json_string(path));
+            if (!rc) json_object_set_new(d, "saved", json_string(path));
         }
         if (raw) {
             bh__cli_print_json(stdout, d);
         } else {
             snprintf(title, sizeof title, "#%ld", shown);
             bh__cli_print_text(stdout, title, d);
-            if (*path)
-                printf("  %-16s %s\n", "saved", path);
+            if (*path) printf("  %-16s %s\n", "saved", path);
         }
         json_decref(d);
         bh__cli_msg_clear(&msg);
-        if (rc)
-            goto out;
+        if (rc) goto out;
     }
     /* Everything fetched goes back, in order. */
     if ((rc = bh__cli_channel_close(c, 1)) || (rc = bh__cli_channel_open(c, 1)) ||

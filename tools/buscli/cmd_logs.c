@@ -74,12 +74,9 @@ static long record_level(const json_t *g, const char *key)
     const char *name = jstr(g, "_levelname"), *dot = strrchr(key, '.');
     bh_level_t l;
 
-    if (json_is_integer(lv))
-        return (long)json_integer_value(lv);
-    if (name && bh__level_parse(name, &l) == BH_OK)
-        return l;
-    if (dot && bh__level_parse(dot + 1, &l) == BH_OK)
-        return l;
+    if (json_is_integer(lv)) return (long)json_integer_value(lv);
+    if (name && bh__level_parse(name, &l) == BH_OK) return l;
+    if (dot && bh__level_parse(dot + 1, &l) == BH_OK) return l;
     return -1;
 }
 
@@ -114,8 +111,7 @@ static void print_record(const char *key, const void *body, size_t len, json_t *
     conv = jstr(g, "_conversation_id");
     printf("%s %s %s%-9s%s %s", when, service, color ? level_color(level) : "", lname,
            color ? "\033[0m" : "", msg ? msg : "(no short_message)");
-    if (conv && *conv)
-        printf("  [%s]", conv);
+    if (conv && *conv) printf("  [%s]", conv);
     if (json_is_string(json_object_get(g, "healthcheck")))
         printf("  (healthcheck %s)", jstr(g, "healthcheck"));
     putchar('\n');
@@ -157,8 +153,7 @@ int bh__cli_cmd_logs(int argc, char **argv)
     int64_t deadline;
     int rc = bh__cli_parse(&usage, opts, argc, argv, &pos);
 
-    if (rc)
-        goto out;
+    if (rc) goto out;
     rc = EX_USAGE;
     if (level_opt && bh__level_parse(level_opt, &max_level) != BH_OK) {
         bh__cli_error("--level takes a syslog level name or 0..7, not '%s'", level_opt);
@@ -184,8 +179,7 @@ int bh__cli_cmd_logs(int argc, char **argv)
         goto out;
     /* Tests and scripts wait for this line before they make traffic. */
     fprintf(stderr, "%s: listening on '%s' (", bh__cli_name, BC_LOGS);
-    for (size_t i = 0; i < pats->n; i++)
-        fprintf(stderr, "%s'%s'", i ? ", " : "", pats->v[i]);
+    for (size_t i = 0; i < pats->n; i++) fprintf(stderr, "%s'%s'", i ? ", " : "", pats->v[i]);
     fprintf(stderr, ") through %s\n", queue);
 
     deadline = timeout ? bh__cli_now_ms() + timeout * 1000 : -1;
@@ -195,14 +189,12 @@ int bh__cli_cmd_logs(int argc, char **argv)
         json_t *g;
         long level;
 
-        if (!bh__cli_next_delivery(c, deadline, count > 0, &ev, &rc))
-            goto out;
+        if (!bh__cli_next_delivery(c, deadline, count > 0, &ev, &rc)) goto out;
         g = json_loadb(ev.msg.m.body.bytes, ev.msg.m.body.len, 0, &jerr);
         level = g ? record_level(g, ev.msg.routing_key) : -1;
         /* Records whose level cannot be told are shown: they are news. */
         if (level < 0 || level <= (long)max_level) {
-            if (raw)
-                printf("%.*s\n", (int)ev.msg.m.body.len, (const char *)ev.msg.m.body.bytes);
+            if (raw) printf("%.*s\n", (int)ev.msg.m.body.len, (const char *)ev.msg.m.body.bytes);
             else
                 print_record(ev.msg.routing_key, ev.msg.m.body.bytes, ev.msg.m.body.len, g, &jerr,
                              level, color);

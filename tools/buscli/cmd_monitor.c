@@ -29,11 +29,9 @@ static const bh__cli_usage_t usage = {
 /* " events ('A', 'B')" on stderr, nothing for no patterns. */
 static void print_patterns(const char *exchange, const bh__cli_list_t *pats, const char *sep)
 {
-    if (!pats->n)
-        return;
+    if (!pats->n) return;
     fprintf(stderr, "%s %s (", sep, exchange);
-    for (size_t i = 0; i < pats->n; i++)
-        fprintf(stderr, "%s'%s'", i ? ", " : "", pats->v[i]);
+    for (size_t i = 0; i < pats->n; i++) fprintf(stderr, "%s'%s'", i ? ", " : "", pats->v[i]);
     fputc(')', stderr);
 }
 
@@ -77,8 +75,7 @@ int bh__cli_cmd_monitor(int argc, char **argv)
     {
         const bh__cli_binding_t b[] = {{BC_EVENTS, ev_pats}, {BC_COMMANDS, cmd_pats}};
 
-        if ((rc = bh__cli_listen(bh__cli_url(url), "buscli monitor", b, 2, &c, &queue)))
-            goto out;
+        if ((rc = bh__cli_listen(bh__cli_url(url), "buscli monitor", b, 2, &c, &queue))) goto out;
     }
     /* Tests and scripts wait for this line before they make traffic. */
     fprintf(stderr, "%s: listening on", bh__cli_name);
@@ -91,8 +88,7 @@ int bh__cli_cmd_monitor(int argc, char **argv)
         bh__cli_event_t ev;
         json_t *d;
 
-        if (!bh__cli_next_delivery(c, deadline, count > 0, &ev, &rc))
-            goto out;
+        if (!bh__cli_next_delivery(c, deadline, count > 0, &ev, &rc)) goto out;
         d = bh__cli_describe(&ev.msg);
         if (!d) {
             bh__cli_event_clear(&ev);
@@ -124,8 +120,7 @@ int bh__cli_cmd_monitor(int argc, char **argv)
 
                 strftime(when, sizeof when, "%H:%M:%S", localtime_r(&now, &tm));
                 bh__cli_print_text(stdout, when, d);
-                if (*path)
-                    printf("  %-16s %s\n", "saved", path);
+                if (*path) printf("  %-16s %s\n", "saved", path);
             }
             fflush(stdout);
             seen++;

@@ -35,8 +35,7 @@ static int wait_confirm(bh__cli_conn_t *c, uint64_t seq, int64_t deadline, char 
         bh__cli_event_t ev;
         int rc = bh__cli_next_event(c, deadline, &ev);
 
-        if (rc)
-            return rc;
+        if (rc) return rc;
         switch (ev.type) {
         case BC_EV_TIMEOUT:
             return BC_TIMEOUT;
@@ -86,8 +85,7 @@ int bh__cli_cmd_publish(int argc, char **argv)
     bh_format_t fmt;
     int rc = bh__cli_parse(&usage, opts, argc, argv, &pos);
 
-    if (rc)
-        goto out;
+    if (rc) goto out;
     event = pos.v[0];
     file = pos.n > 1 ? pos.v[1] : NULL;
     rc = EX_USAGE;
@@ -109,8 +107,7 @@ int bh__cli_cmd_publish(int argc, char **argv)
         goto out;
     }
     fmt = as_json ? BH_FORMAT_JSON : BH_FORMAT_CBOR;
-    if ((rc = bh__cli_load_payload(file, data, fmt, &body, &len)))
-        goto out;
+    if ((rc = bh__cli_load_payload(file, data, fmt, &body, &len))) goto out;
     conv_id = conv_opt;
     if (!conv_id) {
         bh__cli_uuid4(conv);

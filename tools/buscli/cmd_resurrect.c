@@ -82,16 +82,14 @@ static char *original_key(const bh__cli_msg_t *msg, const amqp_table_t *h)
             char *q, *r;
             bool first;
 
-            if (e->kind != AMQP_FIELD_KIND_TABLE)
-                continue;
+            if (e->kind != AMQP_FIELD_KIND_TABLE) continue;
             pick = &e->value.table; /* the oldest, unless a better one is found */
             q = bh__cli_field_str(bh__cli_table_get(pick, "queue"));
             r = bh__cli_field_str(bh__cli_table_get(pick, "reason"));
             first = q && r && queue && reason && strcmp(q, queue) == 0 && strcmp(r, reason) == 0;
             free(q);
             free(r);
-            if (first)
-                break;
+            if (first) break;
         }
     }
     if (pick) {
@@ -107,11 +105,9 @@ static char *original_key(const bh__cli_msg_t *msg, const amqp_table_t *h)
 
 static bool selected(const bh__cli_list_t *filters, const char *key)
 {
-    if (filters->n == 0)
-        return true;
+    if (filters->n == 0) return true;
     for (size_t i = 0; i < filters->n; i++)
-        if (bh__cli_topic_match(filters->v[i], key))
-            return true;
+        if (bh__cli_topic_match(filters->v[i], key)) return true;
     return false;
 }
 
@@ -119,10 +115,8 @@ static void progress(run_t *r, bool final)
 {
     int64_t now = bh__cli_now_ms();
 
-    if (!final && now - r->last_progress < (r->tty ? PROGRESS_MS : 5 * PROGRESS_MS))
-        return;
-    if (final && !r->progress_shown)
-        return;
+    if (!final && now - r->last_progress < (r->tty ? PROGRESS_MS : 5 * PROGRESS_MS)) return;
+    if (final && !r->progress_shown) return;
     r->last_progress = now;
     r->progress_shown = true;
     fprintf(stderr, "%s%s: %ld/%u examined, %ld republished, %ld skipped, %ld failed%s",
@@ -140,8 +134,7 @@ static int settle(run_t *r, size_t i, bool acked)
         rc = bh__cli_ack(r->c, 1, p->dtag);
         if (!rc) {
             r->republished++;
-            if (r->verbose)
-                printf("republished %s to '%s'\n", p->key, p->exchange);
+            if (r->verbose) printf("republished %s to '%s'\n", p->key, p->exchange);
         }
     } else {
         r->failed++;
@@ -162,8 +155,7 @@ static void compact(run_t *r)
     size_t k = 0;
 
     for (size_t i = 0; i < r->n; i++)
-        if (r->win[i].seq)
-            r->win[k++] = r->win[i];
+        if (r->win[i].seq) r->win[k++] = r->win[i];
     r->n = k;
 }
 
@@ -173,8 +165,7 @@ static int pump(run_t *r, int64_t deadline)
     bh__cli_event_t ev;
     int rc = bh__cli_next_event(r->c, deadline, &ev);
 
-    if (rc)
-        return rc;
+    if (rc) return rc;
     switch (ev.type) {
     case BC_EV_TIMEOUT:
         rc = BC_TIMEOUT;
@@ -198,8 +189,7 @@ static int pump(run_t *r, int64_t deadline)
         for (size_t i = 0; i < r->n && !rc; i++) {
             uint64_t s = r->win[i].seq;
 
-            if (s == ev.tag || (ev.multiple && s < ev.tag))
-                rc = settle(r, i, ev.type == BC_EV_ACK);
+            if (s == ev.tag || (ev.multiple && s < ev.tag)) rc = settle(r, i, ev.type == BC_EV_ACK);
         }
         compact(r);
         break;
@@ -259,21 +249,18 @@ static int handle(run_t *r, bh__cli_msg_t *msg, const bh__cli_list_t *filters)
         r->republished++;
         goto out;
     }
-    while (r->n == WINDOW && !rc)
-        rc = pump(r, bh__cli_now_ms() + r->timeout_ms);
+    while (r->n == WINDOW && !rc) rc = pump(r, bh__cli_now_ms() + r->timeout_ms);
     if (rc == BC_TIMEOUT)
         bh__cli_error("the broker confirmed nothing for %ld s; stopping (unconfirmed messages "
                       "stay in %s)",
                       r->timeout_ms / 1000, r->dlq);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     p = &r->win[r->n];
     memset(p, 0, sizeof *p);
     /* The original properties and headers, untouched. */
     rc = bh__cli_publish(r->c, 2, exchange, key, true, props, msg->m.body.bytes, msg->m.body.len,
                          &p->seq);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     p->dtag = msg->delivery_tag;
     p->exchange = exchange;
     p->key = key;
@@ -311,8 +298,7 @@ int bh__cli_cmd_resurrect(int argc, char **argv)
     uint32_t left = 0;
 
     memset(&r, 0, sizeof r);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     r.dlq = pos.v[0];
     r.verbose = verbose;
     r.dry_run = dry_run;
@@ -337,20 +323,15 @@ int bh__cli_cmd_resurrect(int argc, char **argv)
             interrupted = true;
             break;
         }
-        if ((rc = bh__cli_get(r.c, 1, r.dlq, &msg, &got)))
-            goto out;
-        if (!got)
-            break;
+        if ((rc = bh__cli_get(r.c, 1, r.dlq, &msg, &got))) goto out;
+        if (!got) break;
         r.examined++;
         rc = handle(&r, &msg, &filters);
         bh__cli_msg_clear(&msg);
-        if (rc)
-            goto out;
+        if (rc) goto out;
         /* Collect the confirms that already came, without waiting. */
-        while (r.n && !rc)
-            rc = pump(&r, 0);
-        if (rc && rc != BC_TIMEOUT)
-            goto out;
+        while (r.n && !rc) rc = pump(&r, 0);
+        if (rc && rc != BC_TIMEOUT) goto out;
         rc = 0;
         progress(&r, false);
     }
@@ -359,8 +340,7 @@ int bh__cli_cmd_resurrect(int argc, char **argv)
     {
         int64_t deadline = bh__cli_now_ms() + timeout * 1000;
 
-        while (r.n && !rc)
-            rc = pump(&r, deadline);
+        while (r.n && !rc) rc = pump(&r, deadline);
     }
     if (rc == BC_TIMEOUT) {
         bh__cli_error("%zu republish%s not confirmed within %ld s: left in %s (a copy may "
@@ -369,8 +349,7 @@ int bh__cli_cmd_resurrect(int argc, char **argv)
         r.failed += (long)r.n;
         rc = 0;
     }
-    if (rc)
-        goto out;
+    if (rc) goto out;
     /* Closing channel 1 puts back everything not acked, in order. */
     if ((rc = bh__cli_channel_close(r.c, 1)) || (rc = bh__cli_channel_open(r.c, 1)) ||
         (rc = bh__cli_queue_info(r.c, 1, r.dlq, &left, NULL)))

@@ -82,8 +82,7 @@ static int wait_result(bh__cli_conn_t *c, sent_t *s, int64_t started, int64_t de
         char *corr;
         int rc = bh__cli_next_event(c, deadline, &ev);
 
-        if (rc)
-            return rc;
+        if (rc) return rc;
         switch (ev.type) {
         case BC_EV_TIMEOUT:
             bh__cli_error("no result for %s within the timeout (%s)", s->key,
@@ -107,8 +106,7 @@ static int wait_result(bh__cli_conn_t *c, sent_t *s, int64_t started, int64_t de
             }
             break;
         case BC_EV_ACK:
-            if (bh__cli_ev_covers(&ev, s->seq))
-                s->confirmed = true;
+            if (bh__cli_ev_covers(&ev, s->seq)) s->confirmed = true;
             break;
         case BC_EV_DELIVER:
             corr = bh__cli_prop_str(&ev.msg.m.properties, AMQP_BASIC_CORRELATION_ID_FLAG,
@@ -166,8 +164,7 @@ int bh__cli_cmd_send(int argc, char **argv)
     int64_t started;
     int rc = bh__cli_parse(&usage, opts, argc, argv, &pos);
 
-    if (rc)
-        goto out;
+    if (rc) goto out;
     s.key = pos.v[0];
     rc = EX_USAGE;
     if (as_json && as_cbor) {
@@ -194,16 +191,14 @@ int bh__cli_cmd_send(int argc, char **argv)
         goto out;
     }
     fmt = as_json ? BH_FORMAT_JSON : BH_FORMAT_CBOR;
-    if ((rc = bh__cli_load_payload(pos.n > 1 ? pos.v[1] : NULL, data, fmt, &body, &len)))
-        goto out;
+    if ((rc = bh__cli_load_payload(pos.n > 1 ? pos.v[1] : NULL, data, fmt, &body, &len))) goto out;
     bh__cli_uuid4(conv);
     bh__cli_uuid4(corr);
     s.conversation_id = conv_opt ? conv_opt : conv;
     s.correlation_id = corr_opt ? corr_opt : corr;
     /* 12 hex digits of the correlation id: unique enough among live callers. */
     snprintf(result_key, sizeof result_key, "buscli.Result%.8s%.4s", corr, corr + 9);
-    if (!key_opt)
-        key_opt = result_key;
+    if (!key_opt) key_opt = result_key;
     bh__cli_props_init(&props, bh__format_content_type(fmt), s.conversation_id, key_opt,
                        s.correlation_id);
 

@@ -62,8 +62,7 @@ static int run_ctl(const char *ctl, const char *const *args, char **out)
     argv[n++] = "-c";
     argv[n++] = script;
     argv[n++] = "buscli";
-    for (size_t i = 0; args[i] && n < 31; i++)
-        argv[n++] = args[i];
+    for (size_t i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
     argv[n] = NULL;
     if (pipe(fds) != 0) {
         bh__cli_error("pipe: %s", strerror(errno));
@@ -91,20 +90,16 @@ static int run_ctl(const char *ctl, const char *const *args, char **out)
         if (len + 4096 + 1 > cap) {
             char *nb = realloc(buf, cap = cap ? cap * 2 : 16384);
 
-            if (!nb)
-                break;
+            if (!nb) break;
             buf = nb;
         }
         got = read(fds[0], buf + len, cap - len - 1);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
         len += (size_t)got;
     }
     close(fds[0]);
-    if (buf)
-        buf[len] = '\0';
+    if (buf) buf[len] = '\0';
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -130,11 +125,9 @@ static int ctl_list(const char *ctl, const char *vhost, const char *what, const 
     char *text = NULL;
     int rc;
 
-    for (size_t i = 0; fields[i] && n < 23; i++)
-        args[n++] = fields[i];
+    for (size_t i = 0; fields[i] && n < 23; i++) args[n++] = fields[i];
     args[n] = NULL;
-    if ((rc = run_ctl(ctl, args, &text)))
-        return rc;
+    if ((rc = run_ctl(ctl, args, &text))) return rc;
     *out = json_loads(text ? text : "", 0, &err);
     if (!json_is_array(*out)) {
         bh__cli_error("'%s %s' did not print a JSON array (%s)", ctl, what,
@@ -156,11 +149,9 @@ static const char *s_of(const json_t *o, const char *k)
 
 static bool listed(const bh__cli_list_t *names, const char *name)
 {
-    if (names->n == 0)
-        return true;
+    if (names->n == 0) return true;
     for (size_t i = 0; i < names->n; i++)
-        if (strcmp(names->v[i], name) == 0)
-            return true;
+        if (strcmp(names->v[i], name) == 0) return true;
     return false;
 }
 
@@ -176,10 +167,8 @@ static json_t **sorted(json_t *arr, size_t *n)
 
     *n = json_array_size(arr);
     v = calloc(*n ? *n : 1, sizeof *v);
-    if (!v)
-        return NULL;
-    for (size_t i = 0; i < *n; i++)
-        v[i] = json_array_get(arr, i);
+    if (!v) return NULL;
+    for (size_t i = 0; i < *n; i++) v[i] = json_array_get(arr, i);
     qsort(v, *n, sizeof *v, sort_by_name);
     return v;
 }
@@ -203,14 +192,12 @@ static int show_ctl(const char *ctl, const char *vhost, const bh__cli_list_t *qu
         goto out;
 
     printf("vhost %s\n\nexchanges\n", vhost);
-    if (!(v = sorted(xs, &n)))
-        goto oom;
+    if (!(v = sorted(xs, &n))) goto oom;
     for (i = 0; i < n; i++) {
         const char *name = s_of(v[i], "name");
 
         /* The default and amq.* exchanges exist on every broker. */
-        if (!all && (!*name || strncmp(name, "amq.", 4) == 0))
-            continue;
+        if (!all && (!*name || strncmp(name, "amq.", 4) == 0)) continue;
         printf("  %-32s %-8s %s%s%s\n", *name ? name : "(default)", s_of(v[i], "type"),
                json_is_true(json_object_get(v[i], "durable")) ? "durable" : "transient",
                json_is_true(json_object_get(v[i], "auto_delete")) ? " auto-delete" : "",
@@ -219,13 +206,11 @@ static int show_ctl(const char *ctl, const char *vhost, const bh__cli_list_t *qu
     free(v);
 
     printf("\nqueues%*s%10s %10s\n", 36 - 6, "", "messages", "consumers");
-    if (!(v = sorted(qs, &n)))
-        goto oom;
+    if (!(v = sorted(qs, &n))) goto oom;
     for (i = 0; i < n; i++) {
         const char *name = s_of(v[i], "name"), *policy = s_of(v[i], "policy");
 
-        if (!listed(queues, name))
-            continue;
+        if (!listed(queues, name)) continue;
         printf("  %-34s %10lld %10lld  %s%s%s%s%s\n", name,
                (long long)json_integer_value(json_object_get(v[i], "messages")),
                (long long)json_integer_value(json_object_get(v[i], "consumers")),
@@ -238,33 +223,32 @@ static int show_ctl(const char *ctl, const char *vhost, const bh__cli_list_t *qu
     v = NULL;
 
     printf("\nbindings (exchange -> queue: key)\n");
-    json_array_foreach(bs, i, e) {
+    json_array_foreach(bs, i, e)
+    {
         const char *src = s_of(e, "source_name"), *dst = s_of(e, "destination_name");
 
         /* Every queue is bound to the default exchange by its name. */
-        if ((!all && !*src) || (queues->n && !listed(queues, dst)))
-            continue;
+        if ((!all && !*src) || (queues->n && !listed(queues, dst))) continue;
         printf("  %s -> %s%s: %s\n", *src ? src : "(default)", dst,
                strcmp(s_of(e, "destination_kind"), "exchange") == 0 ? " (exchange)" : "",
                s_of(e, "routing_key"));
     }
 
     printf("\npolicies\n");
-    json_array_foreach(ps, i, e) {
+    json_array_foreach(ps, i, e)
+    {
         json_t *d = json_object_get(e, "definition"), *parsed = NULL;
         char *def;
 
         /* rabbitmqctl 3.10 gives the definition as a string of JSON */
-        if (json_is_string(d) && (parsed = json_loads(json_string_value(d), 0, NULL)))
-            d = parsed;
+        if (json_is_string(d) && (parsed = json_loads(json_string_value(d), 0, NULL))) d = parsed;
         def = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(parsed);
         printf("  %s  pattern %s  apply-to %s  %s\n", s_of(e, "name"), s_of(e, "pattern"),
                s_of(e, "apply-to"), def ? def : "?");
         free(def);
     }
-    if (json_array_size(ps) == 0)
-        printf("  (none)\n");
+    if (json_array_size(ps) == 0) printf("  (none)\n");
     goto out;
 oom:
     bh__cli_error("out of memory");
@@ -290,25 +274,19 @@ static int show_amqp(bh__cli_conn_t *c, const bh__cli_list_t *queues)
     for (size_t i = 0; i < 3; i++) {
         rc = bh__cli_exchange_exists(c, 1, bus[i]);
         printf("  %-32s %s\n", bus[i], rc == 0 ? "exists" : rc == EX_NOINPUT ? "MISSING" : "?");
-        if (rc && (worst = rc) != EX_NOINPUT)
-            return rc;
+        if (rc && (worst = rc) != EX_NOINPUT) return rc;
         if (rc && (rc = bh__cli_channel_open(c, 1))) /* a failed passive declare closes it */
             return rc;
     }
-    if (queues->n)
-        printf("\nqueues%*s%10s %10s\n", 36 - 6, "", "messages", "consumers");
+    if (queues->n) printf("\nqueues%*s%10s %10s\n", 36 - 6, "", "messages", "consumers");
     for (size_t i = 0; i < queues->n; i++) {
         uint32_t msgs, cons;
 
         rc = bh__cli_queue_info(c, 1, queues->v[i], &msgs, &cons);
-        if (rc == 0)
-            printf("  %-34s %10u %10u\n", queues->v[i], msgs, cons);
-        else if (rc == EX_NOINPUT)
-            printf("  %-34s %10s\n", queues->v[i], "MISSING");
-        else
-            return rc;
-        if (rc && (worst = rc) && (rc = bh__cli_channel_open(c, 1)))
-            return rc;
+        if (rc == 0) printf("  %-34s %10u %10u\n", queues->v[i], msgs, cons);
+        else if (rc == EX_NOINPUT) printf("  %-34s %10s\n", queues->v[i], "MISSING");
+        else return rc;
+        if (rc && (worst = rc) && (rc = bh__cli_channel_open(c, 1))) return rc;
     }
     return worst;
 }
@@ -370,8 +348,7 @@ int bh__cli_cmd_topology(int argc, char **argv)
     char *vhost = NULL;
     int rc = bh__cli_parse(&usage, opts, argc, argv, &pos);
 
-    if (rc)
-        goto out;
+    if (rc) goto out;
     ctl = ctl_opt ? ctl_opt : env && *env ? env : "rabbitmqctl";
     rc = EX_USAGE;
     if (pos.n && !show) {
@@ -391,8 +368,7 @@ int bh__cli_cmd_topology(int argc, char **argv)
         regex_t re;
         bool loops;
 
-        if (!dlq)
-            dlq = dlx;
+        if (!dlq) dlq = dlx;
         if (!*dlx || !*dlq || !*policy) {
             bh__cli_error("--dlx, --dlq and --policy must not be empty");
             goto out;
@@ -418,20 +394,16 @@ int bh__cli_cmd_topology(int argc, char **argv)
             goto out;
     }
     if (!show || dlx) {
-        if ((rc = bh__cli_declare_bus(c, 1)))
-            goto out;
+        if ((rc = bh__cli_declare_bus(c, 1))) goto out;
         printf("exchanges %s, %s, %s: topic, durable (on %s)\n", BC_EVENTS, BC_COMMANDS, BC_LOGS,
                c->where);
-        if (dlx && (rc = declare_dlx(c, ctl, dlx, dlq, policy, pattern)))
-            goto out;
-        if (show)
-            printf("\n");
+        if (dlx && (rc = declare_dlx(c, ctl, dlx, dlq, policy, pattern))) goto out;
+        if (show) printf("\n");
     }
     if (show && amqp_only) {
         rc = show_amqp(c, &pos);
     } else if (show) {
-        if ((rc = bh__cli_url_vhost(bh__cli_url(url), &vhost)))
-            goto out;
+        if ((rc = bh__cli_url_vhost(bh__cli_url(url), &vhost))) goto out;
         rc = show_ctl(ctl, vhost, &pos, all);
     }
 out:

@@ -35,10 +35,8 @@ static const char *kind_of(const char *exchange, const char *reply_to, const cha
 {
     bool has_reply = reply_to && *reply_to, has_status = status && *status;
 
-    if (strcmp(exchange, BC_EVENTS) == 0)
-        return "event";
-    if (strcmp(exchange, BC_LOGS) == 0)
-        return "log";
+    if (strcmp(exchange, BC_EVENTS) == 0) return "event";
+    if (strcmp(exchange, BC_LOGS) == 0) return "log";
     if (strcmp(exchange, BC_COMMANDS) == 0)
         return has_reply ? "command" : has_status ? "result" : "invalid";
     return has_reply ? "command" : has_status ? "result" : "unknown";
@@ -63,13 +61,11 @@ static json_t *other_properties(const amqp_basic_properties_t *p)
     };
     json_t *o = json_object();
 
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         const amqp_bytes_t *b = (const amqp_bytes_t *)((const char *)p + strs[i].off);
 
-        if (p->_flags & strs[i].flag)
-            set_str(o, strs[i].name, bh__cli_bytes_dup(*b));
+        if (p->_flags & strs[i].flag) set_str(o, strs[i].name, bh__cli_bytes_dup(*b));
     }
     if (p->_flags & AMQP_BASIC_PRIORITY_FLAG)
         json_object_set_new(o, "priority", json_integer(p->priority));
@@ -87,8 +83,7 @@ static json_t *dead_letter(const amqp_table_t *h)
     for (size_t i = 0; o && i < sizeof keys / sizeof keys[0]; i++) {
         const amqp_field_value_t *v = bh__cli_table_get(h, keys[i]);
 
-        if (v)
-            json_object_set_new(o, keys[i], bh__cli_field_json(v));
+        if (v) json_object_set_new(o, keys[i], bh__cli_field_json(v));
     }
     return o;
 }
@@ -100,11 +95,9 @@ static json_t *raw_body(const void *body, size_t len)
     json_t *s = json_stringn(body ? body : "", shown);
     char *hex;
 
-    if (s)
-        return s;
+    if (s) return s;
     hex = malloc(shown * 2 + 1);
-    if (!hex)
-        return NULL;
+    if (!hex) return NULL;
     for (size_t i = 0; i < shown; i++)
         snprintf(hex + i * 2, 3, "%02x", ((const unsigned char *)body)[i]);
     hex[shown * 2] = '\0';
@@ -125,8 +118,7 @@ json_t *bh__cli_describe(const bh__cli_msg_t *msg)
     const char *kind;
     char err[200];
 
-    if (!d)
-        goto out;
+    if (!d) goto out;
     set_str(d, "exchange", strdup(msg->exchange));
     set_str(d, "routing_key", strdup(msg->routing_key));
     kind = kind_of(first_exchange && *first_exchange ? first_exchange : msg->exchange, reply_to,
@@ -146,10 +138,8 @@ json_t *bh__cli_describe(const bh__cli_msg_t *msg)
                                                                     : json_null());
     json_object_set_new(d, "headers", bh__cli_table_json(h, own_headers));
     others = other_properties(p);
-    if (others && json_object_size(others))
-        json_object_set_new(d, "properties", others);
-    else
-        json_decref(others);
+    if (others && json_object_size(others)) json_object_set_new(d, "properties", others);
+    else json_decref(others);
     if (bh__cli_table_get(h, "x-death") || first_exchange)
         json_object_set_new(d, "dead_letter", dead_letter(h));
     json_object_set_new(d, "size", json_integer((json_int_t)msg->m.body.len));
@@ -181,12 +171,9 @@ static void str_line(FILE *f, const json_t *d, const char *key)
 {
     const json_t *v = json_object_get(d, key);
 
-    if (json_is_string(v) && json_string_length(v))
-        line(f, key, json_string_value(v));
-    else if (json_is_string(v))
-        line(f, key, "\"\"");
-    else
-        line(f, key, "(absent)");
+    if (json_is_string(v) && json_string_length(v)) line(f, key, json_string_value(v));
+    else if (json_is_string(v)) line(f, key, "\"\"");
+    else line(f, key, "(absent)");
 }
 
 static void json_line(FILE *f, const char *label, const json_t *v)
@@ -214,7 +201,8 @@ static void death_lines(FILE *f, const json_t *dl)
         fprintf(f, "  %-16s %s in %s, from exchange '%s'\n", "first death",
                 str_or(dl, "x-first-death-reason", "?"), str_or(dl, "x-first-death-queue", "?"),
                 str_or(dl, "x-first-death-exchange", "?"));
-    json_array_foreach(deaths, i, e) {
+    json_array_foreach(deaths, i, e)
+    {
         char *keys = json_dumps(json_object_get(e, "routing-keys"), JSON_COMPACT | JSON_ENCODE_ANY);
         json_int_t count = json_integer_value(json_object_get(e, "count"));
 
@@ -255,17 +243,12 @@ void bh__cli_print_text(FILE *f, const char *title, const json_t *d)
         line(f, "delivery_mode", "(absent)");
     }
     v = json_object_get(d, "headers");
-    if (json_object_size(v))
-        json_line(f, "headers", v);
-    if ((v = json_object_get(d, "properties")))
-        json_line(f, "properties", v);
-    if ((v = json_object_get(d, "dead_letter")))
-        death_lines(f, v);
+    if (json_object_size(v)) json_line(f, "headers", v);
+    if ((v = json_object_get(d, "properties"))) json_line(f, "properties", v);
+    if ((v = json_object_get(d, "dead_letter"))) death_lines(f, v);
     if ((v = json_object_get(d, "payload"))) {
-        if (json_is_null(v))
-            line(f, "payload", "(none: empty body)");
-        else
-            json_line(f, "payload", v);
+        if (json_is_null(v)) line(f, "payload", "(none: empty body)");
+        else json_line(f, "payload", v);
     } else {
         snprintf(buf, sizeof buf, "(does not decode: %s)", str_or(d, "payload_error", "?"));
         line(f, "payload", buf);

@@ -37,10 +37,7 @@ void bh__cli_error(const char *fmt, ...)
 /* ------------------------------------------------------------------------ */
 /* Command lines                                                            */
 
-static bool is_option(const char *a)
-{
-    return a[0] == '-' && a[1] != '\0';
-}
+static bool is_option(const char *a) { return a[0] == '-' && a[1] != '\0'; }
 
 static void opt_label(const bh__cli_opt_t *o, char *buf, size_t n)
 {
@@ -48,10 +45,8 @@ static void opt_label(const bh__cli_opt_t *o, char *buf, size_t n)
     const char *more = o->kind == BC_OPT_LIST ? "..." : "";
     const char *sp = *val ? " " : "";
 
-    if (o->letter)
-        snprintf(buf, n, "-%c, --%s%s%s%s", o->letter, o->name, sp, val, more);
-    else
-        snprintf(buf, n, "    --%s%s%s%s", o->name, sp, val, more);
+    if (o->letter) snprintf(buf, n, "-%c, --%s%s%s%s", o->letter, o->name, sp, val, more);
+    else snprintf(buf, n, "    --%s%s%s%s", o->name, sp, val, more);
 }
 
 /* "  LABEL  help", the help wrapped at 80 columns under its own column. */
@@ -60,10 +55,8 @@ static void help_line(const char *label, const char *help)
     enum { COL = 30, WIDTH = 80 };
     size_t at = COL;
 
-    if (strlen(label) + 4 > COL)
-        printf("  %s\n%*s", label, COL, "");
-    else
-        printf("  %-*s", COL - 2, label);
+    if (strlen(label) + 4 > COL) printf("  %s\n%*s", label, COL, "");
+    else printf("  %-*s", COL - 2, label);
     while (*help) {
         size_t word = strcspn(help, " ");
 
@@ -93,16 +86,14 @@ static void print_help(const bh__cli_usage_t *u, const bh__cli_opt_t *opts)
         help_line(label, o->help);
     }
     help_line("-h, --help", "show this help");
-    if (u->exits)
-        printf("\nexit codes:\n%s", u->exits);
+    if (u->exits) printf("\nexit codes:\n%s", u->exits);
 }
 
 static const bh__cli_opt_t *find_opt(const bh__cli_opt_t *opts, const char *a, size_t nlen)
 {
     for (const bh__cli_opt_t *o = opts; o->name; o++) {
         if (a[1] == '-') {
-            if (strlen(o->name) == nlen && strncmp(o->name, a + 2, nlen) == 0)
-                return o;
+            if (strlen(o->name) == nlen && strncmp(o->name, a + 2, nlen) == 0) return o;
         } else if (o->letter && o->letter == a[1] && a[2] == '\0') {
             return o;
         }
@@ -145,8 +136,7 @@ static int set_value(const bh__cli_opt_t *o, const char *v)
         bh__cli_list_t *l = o->dst;
         const char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
 
-        if (!nv)
-            return usage_error("out of memory");
+        if (!nv) return usage_error("out of memory");
         l->v = nv;
         l->v[l->n++] = v;
         return 0;
@@ -164,8 +154,7 @@ int bh__cli_parse(const bh__cli_usage_t *u, const bh__cli_opt_t *opts, int argc,
 
     pos->n = 0;
     pos->v = calloc((size_t)argc + 1, sizeof *pos->v);
-    if (!pos->v)
-        return usage_error("out of memory");
+    if (!pos->v) return usage_error("out of memory");
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *eq, *val;
         const bh__cli_opt_t *o;
@@ -190,8 +179,7 @@ int bh__cli_parse(const bh__cli_usage_t *u, const bh__cli_opt_t *opts, int argc,
             return usage_error("unknown option '%.*s'", (int)(eq ? (size_t)(eq - a) : strlen(a)),
                                a);
         if (o->kind == BC_OPT_FLAG) {
-            if (eq)
-                return usage_error("--%s takes no value", o->name);
+            if (eq) return usage_error("--%s takes no value", o->name);
             *(bool *)o->dst = true;
             continue;
         }
@@ -202,12 +190,10 @@ int bh__cli_parse(const bh__cli_usage_t *u, const bh__cli_opt_t *opts, int argc,
         } else {
             return usage_error("--%s needs a value (%s)", o->name, o->arg ? o->arg : "VALUE");
         }
-        if ((rc = set_value(o, val)))
-            return rc;
+        if ((rc = set_value(o, val))) return rc;
         /* A list takes the arguments that follow too, up to the next option. */
         while (o->kind == BC_OPT_LIST && i + 1 < argc && !is_option(argv[i + 1]))
-            if ((rc = set_value(o, argv[++i])))
-                return rc;
+            if ((rc = set_value(o, argv[++i]))) return rc;
     }
     if (pos->n < u->min_pos)
         return usage_error("missing arguments: usage: %s %s", bh__cli_name, u->synopsis);
@@ -227,10 +213,8 @@ const char *bh__cli_url(const char *opt)
 {
     const char *env = getenv(BC_URL_ENV);
 
-    if (opt)
-        return opt;
-    if (env && *env)
-        return env;
+    if (opt) return opt;
+    if (env && *env) return env;
     return BC_DEFAULT_URL;
 }
 
@@ -274,8 +258,7 @@ static int read_all(const char *path, unsigned char **out, size_t *len)
             unsigned char *nb;
 
             cap = cap ? cap * 2 : 4096;
-            if (cap > MAX_FILE + 1)
-                cap = MAX_FILE + 1;
+            if (cap > MAX_FILE + 1) cap = MAX_FILE + 1;
             if (n == cap) {
                 bh__cli_error("%s is larger than %u MiB", shown, MAX_FILE >> 20);
                 goto fail;
@@ -296,14 +279,12 @@ static int read_all(const char *path, unsigned char **out, size_t *len)
             break;
         }
     }
-    if (f != stdin)
-        fclose(f);
+    if (f != stdin) fclose(f);
     *out = buf;
     *len = n;
     return 0;
 fail:
-    if (f != stdin)
-        fclose(f);
+    if (f != stdin) fclose(f);
     free(buf);
     return EX_NOINPUT;
 }
@@ -331,14 +312,12 @@ int bh__cli_load_payload(const char *file, const char *data, bh_format_t fmt, un
         cbor = false;
         inlen = strlen(data);
     } else {
-        if ((rc = read_all(file, &in, &inlen)))
-            return rc;
+        if ((rc = read_all(file, &in, &inlen))) return rc;
         if (inlen == 0) { /* an empty body: no payload */
             free(in);
             return 0;
         }
-        while (i < inlen && (in[i] == ' ' || in[i] == '\t' || in[i] == '\r' || in[i] == '\n'))
-            i++;
+        while (i < inlen && (in[i] == ' ' || in[i] == '\t' || in[i] == '\r' || in[i] == '\n')) i++;
         cbor = i < inlen && in[i] >= 0x80;
     }
     ct = cbor ? BH__CT_CBOR : BH__CT_JSON;
@@ -369,8 +348,7 @@ json_t *bh__cli_payload_json(const char *content_type, const void *body, size_t 
 
     if (bh__payload_decode(bh__cli_api(), content_type, body, len, &v, err, errlen) != BH_OK)
         return NULL;
-    if (!v)
-        return json_null();
+    if (!v) return json_null();
     if (bh__payload_encode(v, BH_FORMAT_JSON, &txt, &tlen, err, errlen) != BH_OK) {
         bh_value_free(v);
         return NULL;
@@ -378,8 +356,7 @@ json_t *bh__cli_payload_json(const char *content_type, const void *body, size_t 
     bh_value_free(v);
     j = json_loadb((const char *)txt, tlen, 0, &jerr);
     free(txt);
-    if (!j)
-        snprintf(err, errlen, "%s", jerr.text);
+    if (!j) snprintf(err, errlen, "%s", jerr.text);
     return j;
 }
 
@@ -428,16 +405,14 @@ bool bh__cli_filters_match(const bh__cli_list_t *filters, const json_t *payload)
         json_t *want;
         bool ok;
 
-        if (!json_is_object(payload) || (size_t)(eq - f) >= sizeof key)
-            return false;
+        if (!json_is_object(payload) || (size_t)(eq - f) >= sizeof key) return false;
         memcpy(key, f, (size_t)(eq - f));
         key[eq - f] = '\0';
         field = json_object_get(payload, key);
         want = filter_value(eq + 1);
         ok = field && want && field_matches(field, want);
         json_decref(want);
-        if (!ok)
-            return false;
+        if (!ok) return false;
     }
     return true;
 }
@@ -456,18 +431,15 @@ typedef struct words {
 static bool split_words(const char *s, words_t *w)
 {
     w->n = 0;
-    if (!*s)
-        return true;
+    if (!*s) return true;
     for (;;) {
         const char *dot = strchr(s, '.');
         size_t len = dot ? (size_t)(dot - s) : strlen(s);
 
-        if (w->n == 256)
-            return false;
+        if (w->n == 256) return false;
         w->p[w->n] = s;
         w->len[w->n++] = len;
-        if (!dot)
-            return true;
+        if (!dot) return true;
         s = dot + 1;
     }
 }
@@ -483,14 +455,12 @@ bool bh__cli_topic_match(const char *pattern, const char *key)
     bool *m = NULL, ok = false;
     size_t np, nk, i, j;
 
-    if (!pw || !kw || !split_words(pattern, pw) || !split_words(key, kw))
-        goto out;
+    if (!pw || !kw || !split_words(pattern, pw) || !split_words(key, kw)) goto out;
     np = pw->n;
     nk = kw->n;
     /* m[i * (nk + 1) + j]: pattern words i.. match key words j.. */
     m = calloc((np + 1) * (nk + 1), sizeof *m);
-    if (!m)
-        goto out;
+    if (!m) goto out;
     m[np * (nk + 1) + nk] = true;
     for (i = np; i-- > 0;) {
         for (j = nk + 1; j-- > 0;) {
@@ -559,13 +529,10 @@ int bh__cli_save(const char *dir, const char *key, const char *conversation_id,
     safe_part(k, 100, *key ? key : "no-key");
     safe_part(c, 100, conversation_id && *conversation_id ? conversation_id : "no-conversation");
     for (int n = 1; n <= 10000 && fd < 0; n++) {
-        if (n == 1)
-            snprintf(path, pathlen, "%s/%s.%s.%s", dir, k, c, ext);
-        else
-            snprintf(path, pathlen, "%s/%s.%s-%d.%s", dir, k, c, n, ext);
+        if (n == 1) snprintf(path, pathlen, "%s/%s.%s.%s", dir, k, c, ext);
+        else snprintf(path, pathlen, "%s/%s.%s-%d.%s", dir, k, c, n, ext);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0 && errno != EEXIST)
-            break;
+        if (fd < 0 && errno != EEXIST) break;
     }
     if (fd < 0) {
         bh__cli_error("cannot create %s: %s", path, strerror(errno));
@@ -574,8 +541,7 @@ int bh__cli_save(const char *dir, const char *key, const char *conversation_id,
     for (size_t off = 0; off < len;) {
         ssize_t w = write(fd, (const char *)body + off, len - off);
 
-        if (w < 0 && errno == EINTR)
-            continue;
+        if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             bh__cli_error("cannot write %s: %s", path, strerror(errno));
             close(fd);
@@ -601,8 +567,7 @@ void bh__cli_uuid4(char out[37])
     while (got < sizeof b) {
         ssize_t n = getrandom(b + got, sizeof b - got, 0);
 
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) { /* no entropy source at all: time and pid, still unique enough */
             struct timespec ts;
             uint64_t x;
@@ -654,7 +619,4 @@ void bh__cli_catch_signals(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
-bool bh__cli_interrupted(void)
-{
-    return interrupted != 0;
-}
+bool bh__cli_interrupted(void) { return interrupted != 0; }

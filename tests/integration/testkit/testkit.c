@@ -26,8 +26,7 @@ static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 /* The optional "ms" field: 0 when absent, -1 when out of 0..60000. */
@@ -35,8 +34,7 @@ static int64_t optional_ms(const bh_msg_t *msg)
 {
     int64_t ms = 0;
 
-    if (bh_get_int(msg->payload, "ms", &ms) != BH_OK)
-        return 0;
+    if (bh_get_int(msg->payload, "ms", &ms) != BH_OK) return 0;
     return ms < 0 || ms > 60000 ? -1 : ms;
 }
 
@@ -46,10 +44,7 @@ static bh_outcome_t on_fail(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     return BH_RETRY;
 }
 
-static bh_outcome_t on_reject(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
-{
-    return BH_REJECT;
-}
+static bh_outcome_t on_reject(bh_ctx_t *ctx, const bh_msg_t *msg, void *state) { return BH_REJECT; }
 
 static bh_outcome_t on_sleep(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 {
@@ -64,8 +59,7 @@ static bh_outcome_t on_sleep(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     sleep_ms(ms);
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "slept", bh_int_new(ctx, ms)) : BH_ENOMEM;
-    if (rc == BH_OK)
-        rc = bh_result_success(ctx, p);
+    if (rc == BH_OK) rc = bh_result_success(ctx, p);
     bh_value_free(p);
     return rc == BH_OK ? BH_DONE : BH_RETRY;
 }
@@ -88,17 +82,14 @@ static bh_outcome_t on_echo(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     sleep_ms(ms);
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "id", bh_int_new(ctx, id)) : BH_ENOMEM;
-    if (rc == BH_OK)
-        rc = bh_map_set(p, "pid", bh_int_new(ctx, (int64_t)getpid()));
+    if (rc == BH_OK) rc = bh_map_set(p, "pid", bh_int_new(ctx, (int64_t)getpid()));
     if (rc == BH_OK && pad > 0) {
         char *text = malloc((size_t)pad);
-        if (text)
-            memset(text, 'x', (size_t)pad);
+        if (text) memset(text, 'x', (size_t)pad);
         rc = text ? bh_map_set(p, "pad", bh_strn_new(ctx, text, (size_t)pad)) : BH_ENOMEM;
         free(text);
     }
-    if (rc == BH_OK)
-        rc = bh_result_success(ctx, p);
+    if (rc == BH_OK) rc = bh_result_success(ctx, p);
     bh_value_free(p);
     return rc == BH_OK ? BH_DONE : BH_RETRY;
 }
@@ -130,21 +121,15 @@ static bh_outcome_t on_tick(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     sleep_ms(ms);
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "n", bh_int_new(ctx, n)) : BH_ENOMEM;
-    if (rc == BH_OK)
-        rc = bh_map_set(p, "pid", bh_int_new(ctx, (int64_t)getpid()));
-    if (rc == BH_OK)
-        rc = bh_publish_event(ctx, "Tocked", p);
+    if (rc == BH_OK) rc = bh_map_set(p, "pid", bh_int_new(ctx, (int64_t)getpid()));
+    if (rc == BH_OK) rc = bh_publish_event(ctx, "Tocked", p);
     bh_value_free(p);
     return rc == BH_OK ? BH_DONE : BH_RETRY;
 }
 
 static const bh_route_t commands[] = {
-    {"Fail", on_fail},
-    {"Sleep", on_sleep},
-    {"Reject", on_reject},
-    {"Echo", on_echo},
-    {"Crash", on_crash},
-    {NULL, NULL},
+    {"Fail", on_fail}, {"Sleep", on_sleep}, {"Reject", on_reject},
+    {"Echo", on_echo}, {"Crash", on_crash}, {NULL, NULL},
 };
 
 static const bh_route_t events[] = {
