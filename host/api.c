@@ -13,63 +13,6 @@
 
 #include "value.h"
 
-const char *bh__exchange_name(int exchange)
-{
-    static const char *const names[] = {"events", "commands", "logs", ""};
-    return exchange >= 0 && exchange <= BH__EX_DEFAULT ? names[exchange] : "?";
-}
-
-static bh__out_t *out_alloc(int exchange, const char *routing_key, const char *content_type,
-                            const char *conversation_id, const char *reply_to,
-                            const char *correlation_id, const char *status,
-                            const char *first_routing_key, const void *body, size_t len)
-{
-    const char *s[7] = {routing_key,    content_type, conversation_id,  reply_to,
-                        correlation_id, status,       first_routing_key};
-    size_t l[7], size = sizeof(bh__out_t) + len;
-    for (int i = 0; i < 7; i++) size += (l[i] = s[i] ? strlen(s[i]) : 0) + 1;
-    bh__out_t *o = calloc(1, size);
-    if (!o) return NULL;
-    char *cur = (char *)(o + 1);
-    const char **dst[7] = {&o->routing_key,    &o->content_type, &o->conversation_id,  &o->reply_to,
-                           &o->correlation_id, &o->status,       &o->first_routing_key};
-    for (int i = 0; i < 7; i++) {
-        if (s[i]) memcpy(cur, s[i], l[i]);
-        cur[l[i]] = '\0';
-        *dst[i] = cur;
-        cur += l[i] + 1;
-    }
-    if (!status) o->status = NULL;
-    if (!first_routing_key) o->first_routing_key = NULL;
-    if (len) memcpy(cur, body, len);
-    o->body = (const unsigned char *)cur;
-    o->len = len;
-    o->exchange = exchange;
-    o->mandatory = exchange == BH__EX_COMMANDS;
-    return o;
-}
-
-bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *content_type,
-                       const char *conversation_id, const char *reply_to,
-                       const char *correlation_id, const char *status, const void *body, size_t len)
-{
-    return out_alloc(exchange, routing_key, content_type, conversation_id, reply_to, correlation_id,
-                     status, NULL, body, len);
-}
-
-bh__out_t *bh__out_retry(const bh__delivery_t *d, const char *queue, unsigned attempt)
-{
-    /* The copy keeps the message as it was; only the BH__H_* headers are added. */
-    bh__out_t *o =
-        out_alloc(BH__EX_DEFAULT, queue, d->content_type, d->conversation_id, d->reply_to,
-                  d->correlation_id, d->status, d->routing_key, d->body, d->body_len);
-    if (!o) return NULL;
-    o->attempt = attempt;
-    o->first_exchange = !strcmp(d->exchange, "events") ? "events" : "commands";
-    o->mandatory = true; /* a missing retry queue must be noticed, not dropped silently */
-    return o;
-}
-
 void bh__uuid(char out[37])
 {
     unsigned char b[16];

@@ -333,33 +333,49 @@ int bh__broker_cancel_all(bh__broker_t *b, char *err, size_t errlen)
     return 0;
 }
 
+/* Headers of a publish: as many on the stack as the host ever sends, more
+ * (a plugin's own) from the heap. */
+enum { STACK_HEADERS = 8 };
+
 int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
 {
-    amqp_table_entry_t h[6];
+    amqp_table_entry_t stack[STACK_HEADERS], *h = stack;
     amqp_basic_properties_t p;
-    int n = 0;
-    memset(&p, 0, sizeof p);
-    str_entry(&h[n++], "conversation_id", o->conversation_id);
-    if (o->status) str_entry(&h[n++], "status", o->status);
-    if (o->first_routing_key) {
-        entry(&h[n++], BH__H_ATTEMPT, AMQP_FIELD_KIND_I32)->value.i32 = (int32_t)o->attempt;
-        str_entry(&h[n++], BH__H_EXCHANGE, o->first_exchange);
-        str_entry(&h[n++], BH__H_ROUTING_KEY, o->first_routing_key);
-        entry(&h[n++], BH__H_COPY, AMQP_FIELD_KIND_U64)->value.u64 = o->copy_seq;
+    if (o->n_headers > STACK_HEADERS && !(h = calloc(o->n_headers, sizeof *h)))
+        return fail(err, errlen, "out of memory publishing");
+    for (size_t i = 0; i < o->n_headers; i++) {
+        const bh__hdr_t *x = &o->headers[i];
+        /* Integers as the narrowest of I32 and I64, as pika and the other
+         * clients on the bus write them. */
+        bool i32 = x->num >= INT32_MIN && x->num <= INT32_MAX;
+        amqp_field_value_t *v = entry(&h[i], x->key,
+                                      x->kind == BH__HDR_STRING  ? AMQP_FIELD_KIND_UTF8
+                                      : x->kind == BH__HDR_BYTES ? AMQP_FIELD_KIND_BYTES
+                                      : x->kind == BH__HDR_BOOL  ? AMQP_FIELD_KIND_BOOLEAN
+                                      : i32                      ? AMQP_FIELD_KIND_I32
+                                                                 : AMQP_FIELD_KIND_I64);
+        if (x->kind == BH__HDR_STRING || x->kind == BH__HDR_BYTES)
+            v->value.bytes = (amqp_bytes_t){.len = x->len, .bytes = (void *)x->str};
+        else if (x->kind == BH__HDR_BOOL) v->value.boolean = x->num != 0;
+        else if (i32) v->value.i32 = (int32_t)x->num;
+        else v->value.i64 = x->num;
     }
+    memset(&p, 0, sizeof p);
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
     p.content_type = cbytes(o->content_type);
     p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    p.headers.num_entries = n;
+    p.headers.num_entries = (int)o->n_headers;
     p.headers.entries = h;
     p.reply_to = cbytes(o->reply_to);
     p.correlation_id = cbytes(o->correlation_id);
     amqp_bytes_t body = {.len = o->len, .bytes = (void *)o->body};
-    return status_check(amqp_basic_publish(b->conn, CH_PUBLISH,
-                                           cbytes(bh__exchange_name(o->exchange)),
-                                           cbytes(o->routing_key), o->mandatory, 0, &p, body),
-                        "publish", err, errlen);
+    int rc =
+        status_check(amqp_basic_publish(b->conn, CH_PUBLISH, cbytes(bh__exchange_name(o->exchange)),
+                                        cbytes(o->routing_key), o->mandatory, 0, &p, body),
+                     "publish", err, errlen);
+    if (h != stack) free(h);
+    return rc;
 }
 
 int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
@@ -387,75 +403,98 @@ int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, si
 
 /* -- reading ------------------------------------------------------------- */
 
-static const amqp_field_value_t *field(const amqp_basic_properties_t *p, const char *key)
+/* The header kind an AMQP field value is carried as, or -1 to skip it. */
+static int hdr_kind(const amqp_field_value_t *v, int64_t *num)
 {
-    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return NULL;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_UTF8:
+        return BH__HDR_STRING;
+    case AMQP_FIELD_KIND_BYTES:
+        return BH__HDR_BYTES;
+    case AMQP_FIELD_KIND_BOOLEAN:
+        *num = v->value.boolean != 0;
+        return BH__HDR_BOOL;
+    case AMQP_FIELD_KIND_I8:
+        *num = v->value.i8;
+        return BH__HDR_INT;
+    case AMQP_FIELD_KIND_U8:
+        *num = v->value.u8;
+        return BH__HDR_INT;
+    case AMQP_FIELD_KIND_I16:
+        *num = v->value.i16;
+        return BH__HDR_INT;
+    case AMQP_FIELD_KIND_U16:
+        *num = v->value.u16;
+        return BH__HDR_INT;
+    case AMQP_FIELD_KIND_I32:
+        *num = v->value.i32;
+        return BH__HDR_INT;
+    case AMQP_FIELD_KIND_U32:
+        *num = v->value.u32;
+        return BH__HDR_INT;
+    case AMQP_FIELD_KIND_I64:
+        *num = v->value.i64;
+        return BH__HDR_INT;
+    case AMQP_FIELD_KIND_U64: /* clamped: the bus's counters never come near */
+        *num = v->value.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->value.u64;
+        return BH__HDR_INT;
+    default:
+        return -1;
+    }
+}
+
+/* Copies n bytes at s (NULL stays NULL) as a NUL-terminated string at *cur. */
+static const char *pack(char **cur, const void *s, size_t n)
+{
+    if (!s && !n) return NULL;
+    char *d = *cur;
+    if (n) memcpy(d, s, n);
+    d[n] = '\0';
+    *cur += n + 1;
+    return d;
+}
+
+static const char *pack_bytes(char **cur, const amqp_bytes_t *s)
+{
+    return s ? pack(cur, s->bytes ? s->bytes : "", s->len) : NULL;
+}
+
+/* The carried headers of p, copied into the allocation at *h and *cur
+ * (sized by headers_size). */
+static size_t headers_size(const amqp_basic_properties_t *p, size_t *n)
+{
+    size_t size = 0;
+    int64_t num;
+    *n = 0;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return 0;
     for (int i = 0; i < p->headers.num_entries; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
-        if (e->key.len == strlen(key) && !memcmp(e->key.bytes, key, e->key.len)) return &e->value;
+        int k = hdr_kind(&e->value, &num);
+        if (k < 0) continue;
+        size += sizeof(bh__hdr_t) + e->key.len + 1;
+        if (k <= BH__HDR_BYTES) size += e->value.value.bytes.len + 1;
+        ++*n;
     }
-    return NULL;
+    return size;
 }
 
-/* A string header (AMQP long string or byte array), or NULL. */
-static const amqp_bytes_t *header(const amqp_basic_properties_t *p, const char *key)
+static void headers_copy(const amqp_basic_properties_t *p, bh__hdr_t *h, char **cur)
 {
-    const amqp_field_value_t *v = field(p, key);
-    if (v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES))
-        return &v->value.bytes;
-    return NULL;
-}
-
-/* An integer header of any width, clamped to 0..UINT64_MAX; 0 when absent. */
-static uint64_t header_u64(const amqp_basic_properties_t *p, const char *key)
-{
-    const amqp_field_value_t *v = field(p, key);
-    long long x = 0;
-    if (!v) return 0;
-    if (v->kind == AMQP_FIELD_KIND_U64) return v->value.u64;
-    switch (v->kind) {
-    case AMQP_FIELD_KIND_I8:
-        x = v->value.i8;
-        break;
-    case AMQP_FIELD_KIND_U8:
-        x = v->value.u8;
-        break;
-    case AMQP_FIELD_KIND_I16:
-        x = v->value.i16;
-        break;
-    case AMQP_FIELD_KIND_U16:
-        x = v->value.u16;
-        break;
-    case AMQP_FIELD_KIND_I32:
-        x = v->value.i32;
-        break;
-    case AMQP_FIELD_KIND_U32:
-        x = v->value.u32;
-        break;
-    case AMQP_FIELD_KIND_I64:
-        x = v->value.i64;
-        break;
-    default:
-        return 0;
+    size_t j = 0;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        int64_t num = 0;
+        int k = hdr_kind(&e->value, &num);
+        if (k < 0) continue;
+        h[j] = (bh__hdr_t){.kind = (bh__hdr_kind_t)k, .num = num};
+        h[j].key = pack(cur, e->key.bytes ? e->key.bytes : "", e->key.len);
+        if (k <= BH__HDR_BYTES) {
+            h[j].str = pack_bytes(cur, &e->value.value.bytes);
+            h[j].len = e->value.value.bytes.len;
+        }
+        j++;
     }
-    return x < 0 ? 0 : (uint64_t)x;
-}
-
-static unsigned header_uint(const amqp_basic_properties_t *p, const char *key)
-{
-    uint64_t x = header_u64(p, key);
-    return x > UINT_MAX ? UINT_MAX : (unsigned)x;
-}
-
-/* Copies s (NULL stays NULL) as a NUL-terminated string at *cur. */
-static const char *pack(char **cur, const amqp_bytes_t *s)
-{
-    if (!s) return NULL;
-    char *d = *cur;
-    if (s->len) memcpy(d, s->bytes, s->len);
-    d[s->len] = '\0';
-    *cur += s->len + 1;
-    return d;
 }
 
 static bh__delivery_t *delivery_new(const amqp_basic_deliver_t *m, const amqp_message_t *msg)
@@ -464,30 +503,26 @@ static bh__delivery_t *delivery_new(const amqp_basic_deliver_t *m, const amqp_me
     const amqp_bytes_t *ct = p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG ? &p->content_type : NULL;
     const amqp_bytes_t *rt = p->_flags & AMQP_BASIC_REPLY_TO_FLAG ? &p->reply_to : NULL;
     const amqp_bytes_t *ci = p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG ? &p->correlation_id : NULL;
-    const amqp_bytes_t *conv = header(p, "conversation_id"), *st = header(p, "status");
-    const amqp_bytes_t *fx = header(p, BH__H_EXCHANGE), *fk = header(p, BH__H_ROUTING_KEY);
-    const amqp_bytes_t *parts[] = {&m->exchange, &m->routing_key, ct, conv, st, rt, ci, fx,
-                                   fk,           &msg->body};
-    size_t size = sizeof(bh__delivery_t);
+    const amqp_bytes_t *parts[] = {&m->exchange, &m->routing_key, ct, rt, ci, &msg->body};
+    size_t n_headers, size = sizeof(bh__delivery_t) + headers_size(p, &n_headers);
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (parts[i]) size += parts[i]->len + 1;
-    bh__delivery_t *d = malloc(size);
+    bh__delivery_t *d = calloc(1, size);
     if (!d) return NULL;
-    char *cur = (char *)(d + 1);
+    bh__hdr_t *h = (bh__hdr_t *)(d + 1);
+    char *cur = (char *)(h + n_headers);
     d->tag = m->delivery_tag;
     d->redelivered = m->redelivered;
-    d->exchange = pack(&cur, &m->exchange);
-    d->routing_key = pack(&cur, &m->routing_key);
-    d->content_type = pack(&cur, ct);
-    d->conversation_id = pack(&cur, conv);
-    d->status = pack(&cur, st);
-    d->reply_to = pack(&cur, rt);
-    d->correlation_id = pack(&cur, ci);
-    d->first_exchange = pack(&cur, fx);
-    d->first_routing_key = pack(&cur, fk);
-    d->attempt = header_uint(p, BH__H_ATTEMPT);
+    d->exchange = pack_bytes(&cur, &m->exchange);
+    d->routing_key = pack_bytes(&cur, &m->routing_key);
+    d->content_type = pack_bytes(&cur, ct);
+    d->reply_to = pack_bytes(&cur, rt);
+    d->correlation_id = pack_bytes(&cur, ci);
+    headers_copy(p, h, &cur);
+    d->headers = h;
+    d->n_headers = n_headers;
     d->body_len = msg->body.len;
-    d->body = pack(&cur, &msg->body); /* NUL-terminated too: handy for JSON */
+    d->body = pack_bytes(&cur, &msg->body); /* NUL-terminated too: handy for JSON */
     return d;
 }
 
@@ -516,7 +551,7 @@ static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
                      char *err, size_t errlen)
 {
     const amqp_basic_return_t *r = f->payload.method.decoded;
-    char ex[256], rk[256], text[256], conv[256] = "";
+    char ex[256], rk[256], text[256];
     int code = r->reply_code;
     amqp_message_t msg;
     snprintf(ex, sizeof ex, "%.*s", (int)r->exchange.len, (const char *)r->exchange.bytes);
@@ -525,11 +560,17 @@ static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
     if (rpc_check(amqp_read_message(b->conn, f->channel, &msg, 0), "reading a returned message",
                   err, errlen))
         return -1;
-    const amqp_bytes_t *c = header(&msg.properties, "conversation_id");
-    if (c) snprintf(conv, sizeof conv, "%.*s", (int)c->len, (const char *)c->bytes);
-    uint64_t copy = header_u64(&msg.properties, BH__H_COPY);
+    size_t n;
+    bh__hdr_t *h = malloc(headers_size(&msg.properties, &n) + 1);
+    if (!h) {
+        amqp_destroy_message(&msg);
+        return fail(err, errlen, "out of memory reading a returned message");
+    }
+    char *cur = (char *)(h + n);
+    headers_copy(&msg.properties, h, &cur);
     amqp_destroy_message(&msg);
-    cbs->returned(ud, ex, rk, code, text, conv, copy);
+    cbs->returned(ud, ex, rk, code, text, h, n);
+    free(h);
     return 0;
 }
 

@@ -23,10 +23,9 @@ typedef struct bh__broker_cbs {
     void (*delivery)(void *ud, bh__delivery_t *d);
     /* basic.ack / basic.nack for a publish on the confirm channel. */
     void (*confirm)(void *ud, uint64_t tag, bool multiple, bool acked);
-    /* A mandatory publish came back unroutable; copy_seq is its BH__H_COPY
-     * header (a delayed-retry copy), else 0. */
+    /* A mandatory publish came back unroutable, with its headers. */
     void (*returned)(void *ud, const char *exchange, const char *routing_key, int code,
-                     const char *text, const char *conversation_id, uint64_t copy_seq);
+                     const char *text, const bh__hdr_t *headers, size_t n_headers);
     /* The broker cancelled one of our consumers (queue deleted, node down). */
     void (*cancelled)(void *ud, const char *consumer_tag);
     /* connection.blocked (reason) / connection.unblocked (NULL). */

@@ -15,33 +15,47 @@
 /* BH__EX_DEFAULT is the broker's nameless direct exchange: delayed retries
  * are published through it straight to a retry queue. */
 enum { BH__EX_EVENTS = 0, BH__EX_COMMANDS = 1, BH__EX_LOGS = 2, BH__EX_DEFAULT = 3 };
-
-/* Headers of the host's own, on delayed-retry copies (docs/reliability.md). */
-#define BH__H_ATTEMPT "x-bushost-attempt"
-#define BH__H_EXCHANGE "x-bushost-exchange"
-#define BH__H_ROUTING_KEY "x-bushost-routing-key"
-#define BH__H_COPY "x-bushost-copy"
 const char *bh__exchange_name(int exchange);
 
+/* One AMQP header as the host carries it, in either direction. Only the
+ * kinds the bus uses are carried; the broker adapter skips the others.
+ * STRING and BYTES values are copied byte for byte (NUL-terminated too). */
+typedef enum bh__hdr_kind {
+    BH__HDR_STRING,
+    BH__HDR_BYTES,
+    BH__HDR_INT,
+    BH__HDR_BOOL
+} bh__hdr_kind_t;
+typedef struct bh__hdr {
+    const char *key;
+    bh__hdr_kind_t kind;
+    const char *str; /* STRING, BYTES */
+    size_t len;
+    int64_t num; /* INT, BOOL */
+} bh__hdr_t;
+
+/* The first header named key, or NULL. */
+const bh__hdr_t *bh__hdr_find(const bh__hdr_t *h, size_t n, const char *key);
+/* A STRING or BYTES header's value, or NULL. */
+const char *bh__hdr_str(const bh__hdr_t *h, size_t n, const char *key);
+
 /* A received message, copied out of the AMQP library into one allocation.
- * Absent string properties are NULL. */
+ * Absent string properties are NULL. conversation_id and status are the
+ * envelope headers, picked from `headers` by dispatch. */
 typedef struct bh__delivery {
     uint64_t tag;
     bool redelivered;
     const char *exchange;
     const char *routing_key;
     const char *content_type;
-    const char *conversation_id;
-    const char *status;
     const char *reply_to;
     const char *correlation_id;
+    const bh__hdr_t *headers; /* every header of a carried kind, in wire order */
+    size_t n_headers;
     const void *body;
     size_t body_len;
-    /* A delayed retry coming back: the retries so far and where the message
-     * was first published (NULL otherwise). */
-    unsigned attempt;
-    const char *first_exchange;
-    const char *first_routing_key;
+    const char *conversation_id;
+    const char *status;
 } bh__delivery_t;
 
 /* An outgoing event, command or result, in one allocation. */
@@ -57,24 +71,24 @@ typedef struct bh__out {
     const char *reply_to;       /* "" unless a command */
     const char *correlation_id; /* "" on events */
     const char *status;         /* NULL unless a result */
-    /* Delayed-retry copies only: sent as BH__H_* headers. */
-    unsigned attempt;
-    const char *first_exchange;
-    const char *first_routing_key;
-    uint64_t copy_seq; /* its confirm seq, sent as BH__H_COPY so a return names it */
-    bool returned;     /* the broker returned it: its confirm is no success */
+    const bh__hdr_t *headers;   /* sent as they are: the envelope's and any others */
+    size_t n_headers;
+    uint64_t id;   /* names it in a header, so that a return can be matched (else 0) */
+    bool returned; /* the broker returned it: its confirm is no success */
     const unsigned char *body;
     size_t len;
 } bh__out_t;
 
-/* Copies every argument (NULL strings become ""; status stays NULL). */
+/* Copies every argument (NULL strings become ""; status stays NULL). The
+ * headers are conversation_id, status (when not NULL), then extra[0..n). */
+bh__out_t *bh__out_make(int exchange, const char *routing_key, const char *content_type,
+                        const char *conversation_id, const char *reply_to,
+                        const char *correlation_id, const char *status, const bh__hdr_t *extra,
+                        size_t n_extra, const void *body, size_t len);
 bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *content_type,
                        const char *conversation_id, const char *reply_to,
                        const char *correlation_id, const char *status, const void *body,
                        size_t len);
-/* A copy of a delivery for the retry queue `queue`, carrying its attempt
- * count and where it was first published. */
-bh__out_t *bh__out_retry(const bh__delivery_t *d, const char *queue, unsigned attempt);
 
 typedef struct bh__job {
     struct bh__job *next; /* link in the worker queue or the completion queue */
@@ -84,6 +98,7 @@ typedef struct bh__job {
     bh_handler_fn handler;
     bh_msg_t msg; /* the plugin's view of d */
     bh_value_t *payload;
+    unsigned attempt; /* delayed retries so far (retry.h) */
     /* Filled on the worker: */
     bh_outcome_t outcome; /* 0 when the payload failed to decode */
     char err[200];        /* why it failed to decode */
@@ -92,5 +107,11 @@ typedef struct bh__job {
     /* I/O thread only, after the handler returned: */
     size_t pending; /* outs not yet confirmed */
 } bh__job_t;
+
+/* A job for delivery d (taken), run by handler. NULL when out of memory. */
+bh__job_t *bh__job_new(bh__delivery_t *d, bh_kind_t kind, bh_handler_fn handler, uint64_t gen);
+/* Frees the job, its delivery and any outs it still holds. */
+void bh__job_free(bh__job_t *job);
+const char *bh__kind_name(bh_kind_t kind);
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "job.h"
 
+/* "<service>.<name>": a service's queues, and the routing keys of its
+ * commands (bh__topology_command_name takes them apart again). */
 static char *join(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -105,4 +107,10 @@ const char *bh__topology_retry_queue(const bh__topology_t *t, const char *queue,
     for (size_t i = 0; i < t->n_retry; i++)
         if (!strcmp(t->retry[i].target, queue) && seen++ == attempt) return t->retry[i].name;
     return NULL;
+}
+
+const char *bh__topology_command_name(const char *service, const char *key)
+{
+    size_t n = strlen(service);
+    return !strncmp(key, service, n) && key[n] == '.' ? key + n + 1 : NULL;
 }

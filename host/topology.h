@@ -41,6 +41,9 @@ typedef struct bh__topology bh__topology_t;
 
 int bh__topology_build(bh__topology_t *t, const bh__svc_conf_t *sc, const bh_plugin_t *p);
 void bh__topology_free(bh__topology_t *t);
+/* The command name in a routing key "<service>.<Name>", or NULL when the
+ * key is not one of the service's commands. */
+const char *bh__topology_command_name(const char *service, const char *key);
 /* The retry queue for a message from `queue` on its attempt'th retry (0-based). */
 const char *bh__topology_retry_queue(const bh__topology_t *t, const char *queue, size_t attempt);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "retry.h"
 #include "topology.h"
 
 enum { MAX_RECS = 1 << 16, MAX_CONNS = 32 };
@@ -307,16 +308,19 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
     r->mandatory = o->mandatory;
     r->key = strdup(o->routing_key);
     r->content_type = dup_or_null(o->content_type);
-    r->conversation_id = dup_or_null(o->conversation_id);
+    /* What a broker stores is the headers: read the envelope and the
+     * host's retry headers back out of them. */
+    r->conversation_id = dup_or_null(bh__hdr_str(o->headers, o->n_headers, "conversation_id"));
     r->reply_to = dup_or_null(o->reply_to);
     r->correlation_id = dup_or_null(o->correlation_id);
-    r->status = dup_or_null(o->status);
+    r->status = dup_or_null(bh__hdr_str(o->headers, o->n_headers, "status"));
     r->body = dup_mem(o->body, o->len);
     r->len = o->len;
-    r->attempt = o->attempt;
-    r->first_exchange = dup_or_null(o->first_exchange);
-    r->first_routing_key = dup_or_null(o->first_routing_key);
-    r->copy_seq = o->first_routing_key ? o->copy_seq : 0;
+    const bh__hdr_t *attempt = bh__hdr_find(o->headers, o->n_headers, BH__H_ATTEMPT);
+    r->attempt = attempt ? (unsigned)attempt->num : 0;
+    r->first_exchange = dup_or_null(bh__hdr_str(o->headers, o->n_headers, BH__H_EXCHANGE));
+    r->first_routing_key = dup_or_null(bh__hdr_str(o->headers, o->n_headers, BH__H_ROUTING_KEY));
+    r->copy_seq = bh__retry_copy_id(o->headers, o->n_headers);
     r->while_blocked = c->blocked;
     write_bytes(r, 64 + o->len + strlen(o->routing_key) + len_or_0(o->content_type) +
                        len_or_0(o->conversation_id) + len_or_0(o->reply_to) +
@@ -476,7 +480,12 @@ int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, voi
                     break;
                 }
             unlock();
-            cbs->returned(ud, e->a, e->b, e->code, e->c, e->e, copy);
+            bh__hdr_t h[2] = {{.key = "conversation_id",
+                               .kind = BH__HDR_STRING,
+                               .str = e->e ? e->e : "",
+                               .len = e->e ? strlen(e->e) : 0},
+                              {.key = BH__H_COPY, .kind = BH__HDR_INT, .num = (int64_t)copy}};
+            cbs->returned(ud, e->a, e->b, e->code, e->c, h, copy ? 2 : 1);
             break;
         }
         case EV_CANCEL:
@@ -833,19 +842,24 @@ static event_t *event_new(ev_kind_t kind)
     return e;
 }
 
-/* One allocation, strings after the struct, as broker.c makes them. */
+/* One allocation, headers and strings after the struct, as broker.c makes
+ * them. The envelope and the retry headers travel as headers. */
 static bh__delivery_t *delivery_new(const fb_msg_t *m, uint64_t tag)
 {
-    const char *parts[] = {
-        m->exchange, m->routing_key,    m->content_type,   m->conversation_id,   m->status,
-        m->reply_to, m->correlation_id, m->first_exchange, m->first_routing_key, m->body};
-    size_t size = sizeof(bh__delivery_t);
+    const char *parts[] = {m->exchange, m->routing_key,    m->content_type,
+                           m->reply_to, m->correlation_id, m->body};
+    const char *hkeys[] = {"conversation_id", "status", BH__H_EXCHANGE, BH__H_ROUTING_KEY};
+    const char *hvals[] = {m->conversation_id, m->status, m->first_exchange, m->first_routing_key};
+    size_t nh = 0, size = sizeof(bh__delivery_t) + 5 * sizeof(bh__hdr_t);
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (parts[i]) size += strlen(parts[i]) + 1;
-    bh__delivery_t *d = malloc(size);
+    for (size_t i = 0; i < 4; i++)
+        if (hvals[i]) size += strlen(hvals[i]) + 1;
+    bh__delivery_t *d = calloc(1, size);
     if (!d) abort();
-    char *cur = (char *)(d + 1);
-    const char *out[10];
+    bh__hdr_t *h = (bh__hdr_t *)(d + 1);
+    char *cur = (char *)(h + 5);
+    const char *out[6];
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
         out[i] = NULL;
         if (!parts[i]) continue;
@@ -854,20 +868,25 @@ static bh__delivery_t *delivery_new(const fb_msg_t *m, uint64_t tag)
         out[i] = cur;
         cur += l;
     }
-    memset(d, 0, sizeof *d);
+    for (size_t i = 0; i < 4; i++) {
+        if (!hvals[i]) continue;
+        size_t l = strlen(hvals[i]);
+        memcpy(cur, hvals[i], l + 1);
+        h[nh++] = (bh__hdr_t){.key = hkeys[i], .kind = BH__HDR_STRING, .str = cur, .len = l};
+        cur += l + 1;
+    }
+    if (m->attempt)
+        h[nh++] = (bh__hdr_t){.key = BH__H_ATTEMPT, .kind = BH__HDR_INT, .num = m->attempt};
     d->tag = tag;
     d->redelivered = m->redelivered;
-    d->attempt = m->attempt;
-    d->first_exchange = out[7];
-    d->first_routing_key = out[8];
     d->exchange = out[0] ? out[0] : "";
     d->routing_key = out[1] ? out[1] : "";
     d->content_type = out[2];
-    d->conversation_id = out[3];
-    d->status = out[4];
-    d->reply_to = out[5];
-    d->correlation_id = out[6];
-    d->body = out[9];
+    d->reply_to = out[3];
+    d->correlation_id = out[4];
+    d->headers = h;
+    d->n_headers = nh;
+    d->body = out[5];
     d->body_len = m->body ? strlen(m->body) : 0;
     return d;
 }

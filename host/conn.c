@@ -1,0 +1,233 @@
+/* conn.c -- connect, URL rotation, backoff, lost connections and drain.
+ *
+ *            connected              drain
+ *   DOWN ---------------> UP ----------------> DRAIN_UP
+ *     ^  <---------------      lost             |    ^
+ *     |       lost                              lost | connected
+ *     | drain                                    v    |
+ *     +------------------------------------> DRAIN_DOWN
+ *
+ * and from every state, close -> CLOSED. */
+#include "conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000 };
+
+typedef enum { EV_CONNECTED, EV_LOST, EV_DRAIN, EV_CLOSE } event_t;
+
+static void on_retry(uv_timer_t *t);
+
+static void poll_closed(uv_handle_t *h) { free(h); }
+
+static void unwatch(bh__conn_t *c)
+{
+    if (c->poll) {
+        uv_poll_stop(c->poll);
+        uv_close((uv_handle_t *)c->poll, poll_closed);
+        c->poll = NULL;
+    }
+    uv_timer_stop(&c->pump);
+}
+
+/* The next attempt: at once after a lost connection, then with jittered
+ * exponential backoff (hosts must not reconnect in lockstep). */
+static void schedule(bh__conn_t *c)
+{
+    uint64_t delay = 0;
+    if (c->attempts) {
+        unsigned shift = c->attempts > 8 ? 8 : c->attempts - 1;
+        uint64_t base = (uint64_t)BACKOFF_MIN_MS << shift;
+        if (base > BACKOFF_MAX_MS) base = BACKOFF_MAX_MS;
+        uint32_t r;
+        uv_random(NULL, NULL, &r, sizeof r, 0, NULL);
+        delay = base / 2 + r % (base / 2 + 1);
+        if (c->attempts % c->n_urls == 0)
+            bh__log(c->log, BH_WARNING, NULL, "all %zu broker URL(s) failed; next try in %llu ms",
+                    c->n_urls, (unsigned long long)delay);
+    }
+    uv_timer_start(&c->retry, on_retry, delay, 0);
+}
+
+static void drop(bh__conn_t *c)
+{
+    unwatch(c);
+    bh__broker_free(c->broker);
+    c->broker = NULL;
+    c->failed = false;
+    c->blocked = false;
+}
+
+/* The one place the state changes. */
+static void transition(bh__conn_t *c, event_t ev)
+{
+    char err[300];
+    bh__conn_state_t from = c->st;
+    if (from == BH__CONN_CLOSED) return;
+    switch (ev) {
+    case EV_CONNECTED:
+        c->st = from == BH__CONN_DRAIN_DOWN ? BH__CONN_DRAIN_UP : BH__CONN_UP;
+        break;
+    case EV_LOST:
+        bh__log(c->log, BH_ERROR, NULL, "connection lost: %s", c->why);
+        drop(c);
+        c->gen++;
+        c->st = from == BH__CONN_UP || from == BH__CONN_DOWN ? BH__CONN_DOWN : BH__CONN_DRAIN_DOWN;
+        c->ops.lost(c->ud);
+        schedule(c);
+        break;
+    case EV_DRAIN:
+        if (from == BH__CONN_UP) {
+            c->st = BH__CONN_DRAIN_UP;
+            if (bh__conn_ready(c) && bh__broker_cancel_all(c->broker, err, sizeof err))
+                bh__conn_fail(c, err);
+        } else if (from == BH__CONN_DOWN) {
+            c->st = BH__CONN_DRAIN_DOWN;
+        }
+        break;
+    case EV_CLOSE:
+        c->st = BH__CONN_CLOSED;
+        unwatch(c);
+        if (c->broker) {
+            if (c->failed) bh__broker_free(c->broker);
+            else bh__broker_close(c->broker);
+            c->broker = NULL;
+        }
+        uv_close((uv_handle_t *)&c->pump, NULL);
+        uv_close((uv_handle_t *)&c->retry, NULL);
+        break;
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    bh__conn_t *c = h->data;
+    (void)events;
+    c->ops.tick(c->ud, false); /* the library usually knows the real reason first */
+    if (status < 0 && c->poll == h && bh__conn_ready(c)) {
+        char why[200];
+        snprintf(why, sizeof why, "socket error: %s", uv_strerror(status));
+        bh__conn_fail(c, why);
+        c->ops.tick(c->ud, false);
+    }
+}
+
+static void on_pump(uv_timer_t *t)
+{
+    bh__conn_t *c = t->data;
+    c->ops.tick(c->ud, true);
+}
+
+static int attempt(bh__conn_t *c, const char *url, char *err, size_t errlen)
+{
+    if (bh__broker_connect(&c->broker, url, c->heartbeat, c->name, err, errlen)) return -1;
+    return c->ops.setup(c->ud, c->broker, c->st == BH__CONN_DOWN, err, errlen);
+}
+
+static void watch(bh__conn_t *c)
+{
+    c->poll = malloc(sizeof *c->poll);
+    if (!c->poll || uv_poll_init_socket(c->loop, c->poll, bh__broker_fd(c->broker))) {
+        free(c->poll);
+        c->poll = NULL;
+        bh__conn_fail(c, "cannot watch the socket");
+    } else {
+        c->poll->data = c;
+        uv_poll_start(c->poll, UV_READABLE, on_poll);
+    }
+    /* Often enough for heartbeat/2 and for a timely confirm flush. */
+    uint64_t every = c->heartbeat > 0 ? (uint64_t)c->heartbeat * 250u : 1000u;
+    if (every > 1000u) every = 1000u;
+    uv_timer_start(&c->pump, on_pump, every, every);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    bh__conn_t *c = t->data;
+    char err[512], shown[512];
+    const char *url = c->urls[c->url_index % c->n_urls];
+    bh__broker_redact_url(url, shown, sizeof shown);
+    if (attempt(c, url, err, sizeof err)) {
+        bh__broker_free(c->broker);
+        c->broker = NULL;
+        c->attempts++;
+        c->url_index++;
+        bh__log(c->log, BH_ERROR, NULL, "cannot use broker %s: %s (attempt %u)", shown, err,
+                c->attempts);
+        schedule(c);
+    } else {
+        if (c->connected_once)
+            bh__log(c->log, BH_NOTICE, NULL,
+                    "reconnected to %s after %u failed attempt(s) (reconnect #%u)", shown,
+                    c->attempts, ++c->reconnects);
+        else
+            bh__log(c->log, BH_NOTICE, NULL, "connected to %s", shown);
+        c->connected_once = true;
+        c->attempts = 0;
+        transition(c, EV_CONNECTED);
+        watch(c);
+    }
+    c->ops.tick(c->ud, false);
+}
+
+void bh__conn_init(bh__conn_t *c, uv_loop_t *loop, const char *const *urls, size_t n_urls,
+                   int heartbeat, const char *name, bh__logger_t *log, const bh__conn_ops_t *ops,
+                   void *ud)
+{
+    memset(c, 0, sizeof *c);
+    c->urls = urls;
+    c->n_urls = n_urls;
+    c->heartbeat = heartbeat;
+    c->name = name;
+    c->log = log;
+    c->ops = *ops;
+    c->ud = ud;
+    c->loop = loop;
+    c->st = BH__CONN_DOWN;
+    uv_timer_init(loop, &c->pump);
+    uv_timer_init(loop, &c->retry);
+    c->pump.data = c->retry.data = c;
+}
+
+void bh__conn_start(bh__conn_t *c) { schedule(c); }
+
+bool bh__conn_ready(const bh__conn_t *c) { return c->broker && !c->failed; }
+
+bool bh__conn_consuming(const bh__conn_t *c) { return c->st == BH__CONN_UP; }
+
+bool bh__conn_writable(const bh__conn_t *c) { return bh__conn_ready(c) && !c->blocked; }
+
+bool bh__conn_draining(const bh__conn_t *c)
+{
+    return c->st == BH__CONN_DRAIN_UP || c->st == BH__CONN_DRAIN_DOWN;
+}
+
+bool bh__conn_closed(const bh__conn_t *c) { return c->st == BH__CONN_CLOSED; }
+
+void bh__conn_fail(bh__conn_t *c, const char *why)
+{
+    if (c->failed) return;
+    c->failed = true;
+    snprintf(c->why, sizeof c->why, "%s", why);
+}
+
+void bh__conn_settle(bh__conn_t *c)
+{
+    if (c->failed && c->broker) transition(c, EV_LOST);
+}
+
+void bh__conn_blocked(bh__conn_t *c, const char *reason)
+{
+    c->blocked = reason != NULL;
+    if (reason)
+        bh__log(c->log, BH_WARNING, NULL, "broker blocked publishing (%s): holding publishes",
+                reason);
+    else
+        bh__log(c->log, BH_NOTICE, NULL, "broker unblocked publishing: resuming");
+}
+
+void bh__conn_drain(bh__conn_t *c) { transition(c, EV_DRAIN); }
+
+void bh__conn_close(bh__conn_t *c) { transition(c, EV_CLOSE); }

@@ -1,0 +1,53 @@
+/* dispatch.c -- envelope -> route -> job. */
+#include "dispatch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "retry.h"
+#include "topology.h"
+
+static bh_handler_fn find_route(const bh_route_t *r, const char *key)
+{
+    for (; r && r->key; r++)
+        if (!strcmp(r->key, key)) return r->handler;
+    return NULL;
+}
+
+static bh_handler_fn route(const bh_plugin_t *p, const char *service, bh_kind_t kind,
+                           const char *key)
+{
+    const char *name;
+    switch (kind) {
+    case BH_KIND_EVENT:
+        return find_route(p->events, key);
+    case BH_KIND_COMMAND:
+        return (name = bh__topology_command_name(service, key)) ? find_route(p->commands, name)
+                                                                : NULL;
+    case BH_KIND_RESULT:
+        return find_route(p->results, key);
+    default:
+        return NULL;
+    }
+}
+
+bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__delivery_t *d,
+                               uint64_t gen, bh__job_t **job, char *why, size_t whylen)
+{
+    *job = NULL;
+    d->conversation_id = bh__hdr_str(d->headers, d->n_headers, "conversation_id");
+    d->status = bh__hdr_str(d->headers, d->n_headers, "status");
+    unsigned attempt = bh__retry_restore(d);
+    bh__envelope_t e = {d->exchange, d->conversation_id, d->reply_to, d->status};
+    bh_kind_t kind = bh__envelope_classify(&e, why, whylen);
+    bh_handler_fn h = kind ? route(plugin, service, kind, d->routing_key) : NULL;
+    if (!h) {
+        if (kind)
+            snprintf(why, whylen, "no handler for %s '%s'", bh__kind_name(kind), d->routing_key);
+        return BH__DISPATCH_INVALID;
+    }
+    if (!(*job = bh__job_new(d, kind, h, gen))) return BH__DISPATCH_NOMEM;
+    (*job)->attempt = attempt;
+    return BH__DISPATCH_JOB;
+}

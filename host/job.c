@@ -1,0 +1,134 @@
+/* job.c -- jobs, deliveries and outgoing messages: allocation and headers. */
+#include "job.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *bh__exchange_name(int exchange)
+{
+    static const char *const names[] = {"events", "commands", "logs", ""};
+    return exchange >= 0 && exchange <= BH__EX_DEFAULT ? names[exchange] : "?";
+}
+
+const char *bh__kind_name(bh_kind_t k)
+{
+    return k == BH_KIND_EVENT ? "event" : k == BH_KIND_COMMAND ? "command" : "result";
+}
+
+const bh__hdr_t *bh__hdr_find(const bh__hdr_t *h, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(h[i].key, key)) return &h[i];
+    return NULL;
+}
+
+const char *bh__hdr_str(const bh__hdr_t *h, size_t n, const char *key)
+{
+    const bh__hdr_t *x = bh__hdr_find(h, n, key);
+    return x && (x->kind == BH__HDR_STRING || x->kind == BH__HDR_BYTES) ? x->str : NULL;
+}
+
+/* Copies n bytes of s and a NUL at *cur. */
+static const char *pack(char **cur, const char *s, size_t n)
+{
+    char *d = *cur;
+    if (n) memcpy(d, s, n);
+    d[n] = '\0';
+    *cur += n + 1;
+    return d;
+}
+
+static size_t hdr_size(const bh__hdr_t *h)
+{
+    return strlen(h->key) + 1 + (h->kind <= BH__HDR_BYTES ? h->len + 1 : 0);
+}
+
+static void hdr_copy(bh__hdr_t *dst, const bh__hdr_t *src, char **cur)
+{
+    *dst = *src;
+    dst->key = pack(cur, src->key, strlen(src->key));
+    if (src->kind <= BH__HDR_BYTES) dst->str = pack(cur, src->str, src->len);
+}
+
+/* The i-th header of an outgoing message: the envelope's, then the extras. */
+static const bh__hdr_t *nth_hdr(const bh__hdr_t *env, size_t n_env, const bh__hdr_t *extra,
+                                size_t i)
+{
+    return i < n_env ? &env[i] : &extra[i - n_env];
+}
+
+static bh__hdr_t string_hdr(const char *key, const char *value)
+{
+    return (bh__hdr_t){.key = key, .kind = BH__HDR_STRING, .str = value, .len = strlen(value)};
+}
+
+bh__out_t *bh__out_make(int exchange, const char *routing_key, const char *content_type,
+                        const char *conversation_id, const char *reply_to,
+                        const char *correlation_id, const char *status, const bh__hdr_t *extra,
+                        size_t n_extra, const void *body, size_t len)
+{
+    const char *s[5] = {routing_key, content_type, conversation_id, reply_to, correlation_id};
+    size_t l[5], n_env = status ? 2 : 1, nh = n_env + n_extra;
+    for (int i = 0; i < 5; i++) l[i] = s[i] ? strlen(s[i]) : 0;
+    bh__hdr_t envelope[2] = {string_hdr("conversation_id", conversation_id ? conversation_id : ""),
+                             string_hdr("status", status ? status : "")};
+    size_t size = sizeof(bh__out_t) + nh * sizeof(bh__hdr_t) + len + 1;
+    for (int i = 0; i < 5; i++) size += l[i] + 1;
+    for (size_t i = 0; i < nh; i++) size += hdr_size(nth_hdr(envelope, n_env, extra, i));
+    bh__out_t *o = calloc(1, size);
+    if (!o) return NULL;
+    bh__hdr_t *h = (bh__hdr_t *)(o + 1);
+    char *cur = (char *)(h + nh);
+    const char **dst[5] = {&o->routing_key, &o->content_type, &o->conversation_id, &o->reply_to,
+                           &o->correlation_id};
+    for (int i = 0; i < 5; i++) *dst[i] = pack(&cur, s[i] ? s[i] : "", l[i]);
+    for (size_t i = 0; i < nh; i++)
+        hdr_copy(&h[i], nth_hdr(envelope, n_env, extra, i), &cur);
+    o->status = status ? h[1].str : NULL;
+    o->headers = h;
+    o->n_headers = nh;
+    o->body = (const unsigned char *)pack(&cur, body, len);
+    o->len = len;
+    o->exchange = exchange;
+    o->mandatory = exchange == BH__EX_COMMANDS;
+    return o;
+}
+
+bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *content_type,
+                       const char *conversation_id, const char *reply_to,
+                       const char *correlation_id, const char *status, const void *body, size_t len)
+{
+    return bh__out_make(exchange, routing_key, content_type, conversation_id, reply_to,
+                        correlation_id, status, NULL, 0, body, len);
+}
+
+bh__job_t *bh__job_new(bh__delivery_t *d, bh_kind_t kind, bh_handler_fn handler, uint64_t gen)
+{
+    bh__job_t *job = calloc(1, sizeof *job);
+    if (!job) return NULL;
+    job->d = d;
+    job->gen = gen;
+    job->handler = handler;
+    job->outs_tail = &job->outs;
+    job->msg = (bh_msg_t){.kind = kind,
+                          .routing_key = d->routing_key,
+                          .conversation_id = d->conversation_id,
+                          .correlation_id = d->correlation_id ? d->correlation_id : "",
+                          .reply_to = d->reply_to ? d->reply_to : "",
+                          .status = d->status ? d->status : "",
+                          .content_type = d->content_type ? d->content_type : "",
+                          .body = d->body,
+                          .body_len = d->body_len,
+                          .redelivered = d->redelivered};
+    return job;
+}
+
+void bh__job_free(bh__job_t *job)
+{
+    for (bh__out_t *o = job->outs, *n; o; o = n) {
+        n = o->next;
+        free(o);
+    }
+    free(job->d);
+    free(job);
+}

@@ -1,0 +1,213 @@
+/* outbox.c -- unsent and refused publishes, the confirm window, write room. */
+#include "outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void append(bh__out_t ***tail, bh__out_t *o)
+{
+    o->next = NULL;
+    **tail = o;
+    *tail = &o->next;
+}
+
+/* A frame's worth of headers and properties on top of the body. */
+static size_t wire_size(const bh__out_t *o) { return o->len + strlen(o->routing_key) + 512; }
+
+static bool fits(bh__outbox_t *ob, size_t need)
+{
+    if (ob->room >= need) return true;
+    ob->room = bh__broker_write_room(ob->conn->broker);
+    if (ob->room >= need) return true;
+    ob->want_write = true;
+    return false;
+}
+
+static bool can_publish(bh__outbox_t *ob, const bh__out_t *o)
+{
+    return bh__conn_writable(ob->conn) &&
+           bh__confirms_pending(&ob->confirms) < BH__CONFIRM_WINDOW && fits(ob, wire_size(o));
+}
+
+/* The caller checked that we may. */
+static void publish_now(bh__outbox_t *ob, bh__out_t *o)
+{
+    char err[300];
+    ob->room -= wire_size(o);
+    o->returned = false;
+    if (bh__broker_publish(ob->conn->broker, o, err, sizeof err)) {
+        append(&ob->unsent_tail, o);
+        bh__conn_fail(ob->conn, err);
+    } else if (!bh__confirms_add(&ob->confirms, o)) {
+        /* Sent, but its fate cannot be known: treat the connection as
+         * unusable so that everything is published again. */
+        append(&ob->unsent_tail, o);
+        bh__conn_fail(ob->conn, "out of memory tracking publisher confirms");
+    }
+}
+
+static void on_drain(uv_timer_t *t)
+{
+    bh__outbox_t *ob = t->data;
+    ob->tick(ob->ud);
+}
+
+/* Refused publishes go out again, behind what already waits. */
+static void on_renack(uv_timer_t *t)
+{
+    bh__outbox_t *ob = t->data;
+    if (ob->nacked) {
+        *ob->unsent_tail = ob->nacked;
+        ob->unsent_tail = ob->nacked_tail;
+        ob->nacked = NULL;
+        ob->nacked_tail = &ob->nacked;
+    }
+    ob->tick(ob->ud);
+}
+
+void bh__outbox_init(bh__outbox_t *ob, uv_loop_t *loop, bh__conn_t *conn, bh__logger_t *log,
+                     void (*confirmed)(void *ud, bh__out_t *o), void (*tick)(void *ud), void *ud)
+{
+    memset(ob, 0, sizeof *ob);
+    ob->conn = conn;
+    ob->log = log;
+    bh__confirms_init(&ob->confirms);
+    ob->unsent_tail = &ob->unsent;
+    ob->nacked_tail = &ob->nacked;
+    ob->confirmed = confirmed;
+    ob->tick = tick;
+    ob->ud = ud;
+    uv_timer_init(loop, &ob->renack);
+    uv_timer_init(loop, &ob->drain);
+    ob->renack.data = ob->drain.data = ob;
+}
+
+void bh__outbox_send(bh__outbox_t *ob, bh__out_t *o)
+{
+    if (ob->unsent || !can_publish(ob, o)) append(&ob->unsent_tail, o);
+    else publish_now(ob, o);
+}
+
+void bh__outbox_flush(bh__outbox_t *ob)
+{
+    while (ob->unsent && can_publish(ob, ob->unsent)) {
+        bh__out_t *o = ob->unsent;
+        if (!(ob->unsent = o->next)) ob->unsent_tail = &ob->unsent;
+        o->next = NULL;
+        publish_now(ob, o);
+    }
+}
+
+void bh__outbox_flush_logs(bh__outbox_t *ob)
+{
+    char err[300];
+    size_t dropped;
+    bh__logrec_t *r = bh__logger_take(ob->log, &dropped);
+    if (dropped)
+        bh__log(ob->log, BH_WARNING, NULL, "%zu log records were dropped: the log queue was full",
+                dropped);
+    while (r && bh__conn_writable(ob->conn) && fits(ob, r->len + 512)) {
+        bh__logrec_t *next = r->next;
+        ob->room -= r->len + 512;
+        if (bh__broker_publish_log(ob->conn->broker, r->key, r->body, r->len, err, sizeof err)) {
+            bh__conn_fail(ob->conn, err);
+            break;
+        }
+        free(r);
+        r = next;
+    }
+    bh__logger_untake(ob->log, r);
+}
+
+static void on_settled(void *ud, void *item, bool acked)
+{
+    bh__outbox_t *ob = ud;
+    bh__out_t *o = item;
+    if (acked) {
+        ob->confirmed(ob->ud, o);
+        return;
+    }
+    /* Published again after a pause (a broker refusing everything, e.g. a
+     * queue at its length limit, must not make us spin); logged on the
+     * first refusal and then every 10th. */
+    if (o->nacks++ % 10 == 0)
+        bh__log(ob->log, BH_WARNING, o->conversation_id,
+                "broker refused (nack) %s '%s', publishing it again in %d ms (refusal %u)",
+                bh__exchange_name(o->exchange), o->routing_key, BH__NACK_PAUSE_MS, o->nacks);
+    append(&ob->nacked_tail, o);
+    if (!uv_is_active((uv_handle_t *)&ob->renack))
+        uv_timer_start(&ob->renack, on_renack, BH__NACK_PAUSE_MS, 0);
+}
+
+void bh__outbox_confirm(bh__outbox_t *ob, uint64_t tag, bool multiple, bool acked)
+{
+    bh__confirms_settle(&ob->confirms, tag, multiple, on_settled, ob, acked);
+}
+
+bh__out_t *bh__outbox_find(bh__outbox_t *ob, uint64_t id)
+{
+    const bh__confirms_t *c = &ob->confirms;
+    for (uint64_t seq = c->base; id && seq < c->next_seq; seq++) {
+        bh__out_t *o = bh__confirms_get(c, seq);
+        if (o && o->id == id) return o;
+    }
+    return NULL;
+}
+
+static void collect_again(void *ud, void *item)
+{
+    append(ud, item); /* handed over oldest first */
+}
+
+void bh__outbox_lost(bh__outbox_t *ob)
+{
+    bh__out_t *again = NULL, **again_tail = &again;
+    ob->room = 0; /* measured again on the next socket */
+    bh__confirms_reset(&ob->confirms, collect_again, &again_tail);
+    if (again) {
+        *again_tail = ob->unsent;
+        if (!ob->unsent) ob->unsent_tail = again_tail;
+        ob->unsent = again;
+    }
+}
+
+void bh__outbox_watch(bh__outbox_t *ob)
+{
+    /* Not UV_WRITABLE: the kernel says writable below a fill level of its
+     * own, which need not leave the room we ask for, and we would spin. */
+    if (ob->want_write && !bh__conn_closed(ob->conn) && !uv_is_active((uv_handle_t *)&ob->drain))
+        uv_timer_start(&ob->drain, on_drain, BH__DRAIN_CHECK_MS, 0);
+    ob->want_write = false;
+}
+
+bool bh__outbox_idle(const bh__outbox_t *ob)
+{
+    return !ob->unsent && !ob->nacked && !bh__confirms_pending(&ob->confirms);
+}
+
+size_t bh__outbox_unconfirmed(const bh__outbox_t *ob) { return bh__confirms_pending(&ob->confirms); }
+
+void bh__outbox_close(bh__outbox_t *ob)
+{
+    uv_close((uv_handle_t *)&ob->renack, NULL);
+    uv_close((uv_handle_t *)&ob->drain, NULL);
+}
+
+static void free_out(void *ud, void *item)
+{
+    (void)ud;
+    free(item);
+}
+
+void bh__outbox_free(bh__outbox_t *ob)
+{
+    bh__confirms_reset(&ob->confirms, free_out, NULL);
+    bh__confirms_free(&ob->confirms);
+    for (bh__out_t *lists[2] = {ob->unsent, ob->nacked}, **l = lists; l < lists + 2; l++)
+        for (bh__out_t *o = *l, *n; o; o = n) {
+            n = o->next;
+            free(o);
+        }
+    ob->unsent = ob->nacked = NULL;
+}

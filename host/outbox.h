@@ -1,0 +1,67 @@
+/* outbox.h -- publishing events, commands and results (I/O thread only).
+ *
+ * It owns what waits to be sent (`unsent`, in order), what the broker
+ * refused (`nacked`, sent again after a pause), the publisher-confirm window
+ * and the write room of the socket. It never writes more than the kernel
+ * takes without blocking: rabbitmq-c waits for room without a deadline, and
+ * a broker that stopped reading must not freeze the thread whose heartbeat
+ * bookkeeping would notice. What does not fit waits, and a timer looks
+ * again until the socket drains. Logs go out through the same room. */
+#ifndef BH_OUTBOX_H
+#define BH_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "confirm.h"
+#include "conn.h"
+#include "job.h"
+#include "log.h"
+
+/* Publishes in flight before further ones are held back: a sliding window,
+ * never a wait per message. */
+enum { BH__CONFIRM_WINDOW = 1000 };
+enum { BH__NACK_PAUSE_MS = 200, BH__DRAIN_CHECK_MS = 5 };
+
+typedef struct bh__outbox {
+    bh__conn_t *conn;
+    bh__logger_t *log;
+    bh__confirms_t confirms;
+    bh__out_t *unsent, **unsent_tail;
+    bh__out_t *nacked, **nacked_tail;
+    size_t room;     /* bytes we may write before the socket could block */
+    bool want_write; /* something waits for the socket to drain */
+    uv_timer_t renack, drain;
+    /* The broker confirmed o (the callee owns it now). */
+    void (*confirmed)(void *ud, bh__out_t *o);
+    void (*tick)(void *ud); /* after a timer of ours fired */
+    void *ud;
+} bh__outbox_t;
+
+void bh__outbox_init(bh__outbox_t *ob, uv_loop_t *loop, bh__conn_t *conn, bh__logger_t *log,
+                     void (*confirmed)(void *ud, bh__out_t *o), void (*tick)(void *ud), void *ud);
+/* Publish now, or queue behind what already waits (order is kept). Takes o. */
+void bh__outbox_send(bh__outbox_t *ob, bh__out_t *o);
+/* Send what waits, as far as the connection, the window and the room allow. */
+void bh__outbox_flush(bh__outbox_t *ob);
+/* Publish queued log records the same way (no confirms). */
+void bh__outbox_flush_logs(bh__outbox_t *ob);
+/* basic.ack / basic.nack from the broker. */
+void bh__outbox_confirm(bh__outbox_t *ob, uint64_t tag, bool multiple, bool acked);
+/* The unconfirmed publish carrying id, or NULL. */
+bh__out_t *bh__outbox_find(bh__outbox_t *ob, uint64_t id);
+/* The connection died: every unconfirmed publish goes back to the front of
+ * `unsent`, oldest first, to be published again on the next one. */
+void bh__outbox_lost(bh__outbox_t *ob);
+/* End of a tick: if something waits for room, look again shortly. */
+void bh__outbox_watch(bh__outbox_t *ob);
+/* Nothing waits, nothing is refused, nothing is unconfirmed. */
+bool bh__outbox_idle(const bh__outbox_t *ob);
+size_t bh__outbox_unconfirmed(const bh__outbox_t *ob);
+void bh__outbox_close(bh__outbox_t *ob);
+/* Free every message still held. */
+void bh__outbox_free(bh__outbox_t *ob);
+
+#endif

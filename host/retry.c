@@ -1,0 +1,76 @@
+/* retry.c -- requeue once, or delayed retry through retry queues. */
+#include "retry.h"
+
+#include <string.h>
+
+unsigned bh__retry_restore(bh__delivery_t *d)
+{
+    const char *key = bh__hdr_str(d->headers, d->n_headers, BH__H_ROUTING_KEY);
+    const bh__hdr_t *a = bh__hdr_find(d->headers, d->n_headers, BH__H_ATTEMPT);
+    if (key && !*d->exchange) {
+        const char *ex = bh__hdr_str(d->headers, d->n_headers, BH__H_EXCHANGE);
+        d->exchange = ex ? ex : "";
+        d->routing_key = key;
+    }
+    if (!a || a->kind != BH__HDR_INT || a->num < 0) return 0;
+    return a->num > UINT32_MAX ? UINT32_MAX : (unsigned)a->num;
+}
+
+uint64_t bh__retry_copy_id(const bh__hdr_t *h, size_t n)
+{
+    const bh__hdr_t *x = bh__hdr_find(h, n, BH__H_COPY);
+    return x && x->kind == BH__HDR_INT && x->num > 0 ? (uint64_t)x->num : 0;
+}
+
+/* The message as it was, for retry queue `queue`, with the host's headers. */
+static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queue)
+{
+    const bh__delivery_t *d = job->d;
+    const char *first = !strcmp(d->exchange, "events") ? "events" : "commands";
+    uint64_t id = ++r->last_id;
+    bh__hdr_t h[4] = {
+        {.key = BH__H_ATTEMPT, .kind = BH__HDR_INT, .num = job->attempt + 1},
+        {.key = BH__H_EXCHANGE, .kind = BH__HDR_STRING, .str = first, .len = strlen(first)},
+        {.key = BH__H_ROUTING_KEY,
+         .kind = BH__HDR_STRING,
+         .str = d->routing_key,
+         .len = strlen(d->routing_key)},
+        {.key = BH__H_COPY, .kind = BH__HDR_INT, .num = (int64_t)(id & INT64_MAX)},
+    };
+    bh__out_t *o =
+        bh__out_make(BH__EX_DEFAULT, queue, d->content_type, d->conversation_id, d->reply_to,
+                     d->correlation_id, d->status, h, 4, d->body, d->body_len);
+    if (!o) return NULL;
+    o->id = id;
+    o->mandatory = true; /* a missing retry queue must be noticed, not dropped silently */
+    return o;
+}
+
+bh__retry_action_t bh__retry_decide(bh__retry_t *r, const bh__job_t *job, bh__out_t **copy)
+{
+    const bh__delivery_t *d = job->d;
+    const char *conv = job->msg.conversation_id, *kind = bh__kind_name(job->msg.kind);
+    *copy = NULL;
+    if (!r->n_delays) {
+        if (!d->redelivered) {
+            bh__log(r->log, BH_ALERT, conv, "handler failed on %s '%s'; requeueing it once", kind,
+                    d->routing_key);
+            return BH__RETRY_REQUEUE;
+        }
+        bh__log(r->log, BH_EMERGENCY, conv, "Giving up on %s", d->routing_key);
+        return BH__RETRY_GIVE_UP;
+    }
+    const char *src =
+        !strcmp(d->exchange, "events") ? r->topo->events_queue : r->topo->commands_queue;
+    const char *q = job->attempt < r->n_delays
+                        ? bh__topology_retry_queue(r->topo, src, job->attempt)
+                        : NULL;
+    if (!q || !(*copy = copy_of(r, job, q))) {
+        bh__log(r->log, BH_EMERGENCY, conv, "Giving up on %s", d->routing_key);
+        if (q) bh__log(r->log, BH_CRITICAL, conv, "(out of memory making its retry copy)");
+        return BH__RETRY_GIVE_UP;
+    }
+    bh__log(r->log, BH_ALERT, conv, "handler failed on %s '%s'; retry %u of %zu in %u ms", kind,
+            d->routing_key, job->attempt + 1, r->n_delays, r->delays[job->attempt]);
+    return BH__RETRY_COPY;
+}
