@@ -162,8 +162,7 @@ static void on_retry(uv_timer_t *t)
             bh__log(c->log, BH_NOTICE, NULL,
                     "reconnected to %s after %u failed attempt(s) (reconnect #%u)", shown,
                     c->attempts, ++c->reconnects);
-        else
-            bh__log(c->log, BH_NOTICE, NULL, "connected to %s", shown);
+        else bh__log(c->log, BH_NOTICE, NULL, "connected to %s", shown);
         c->connected_once = true;
         c->attempts = 0;
         transition(c, EV_CONNECTED);
@@ -224,8 +223,7 @@ void bh__conn_blocked(bh__conn_t *c, const char *reason)
     if (reason)
         bh__log(c->log, BH_WARNING, NULL, "broker blocked publishing (%s): holding publishes",
                 reason);
-    else
-        bh__log(c->log, BH_NOTICE, NULL, "broker unblocked publishing: resuming");
+    else bh__log(c->log, BH_NOTICE, NULL, "broker unblocked publishing: resuming");
 }
 
 void bh__conn_drain(bh__conn_t *c) { transition(c, EV_DRAIN); }

@@ -82,8 +82,7 @@ bh__out_t *bh__out_make(int exchange, const char *routing_key, const char *conte
     const char **dst[5] = {&o->routing_key, &o->content_type, &o->conversation_id, &o->reply_to,
                            &o->correlation_id};
     for (int i = 0; i < 5; i++) *dst[i] = pack(&cur, s[i] ? s[i] : "", l[i]);
-    for (size_t i = 0; i < nh; i++)
-        hdr_copy(&h[i], nth_hdr(envelope, n_env, extra, i), &cur);
+    for (size_t i = 0; i < nh; i++) hdr_copy(&h[i], nth_hdr(envelope, n_env, extra, i), &cur);
     o->status = status ? h[1].str : NULL;
     o->headers = h;
     o->n_headers = nh;

@@ -155,10 +155,7 @@ bh__out_t *bh__outbox_find(bh__outbox_t *ob, uint64_t id)
     return NULL;
 }
 
-static void collect_again(void *ud, void *item)
-{
-    append(ud, item); /* handed over oldest first */
-}
+static void collect_again(void *ud, void *item) { append(ud, item); /* handed over oldest first */ }
 
 void bh__outbox_lost(bh__outbox_t *ob)
 {
@@ -186,7 +183,10 @@ bool bh__outbox_idle(const bh__outbox_t *ob)
     return !ob->unsent && !ob->nacked && !bh__confirms_pending(&ob->confirms);
 }
 
-size_t bh__outbox_unconfirmed(const bh__outbox_t *ob) { return bh__confirms_pending(&ob->confirms); }
+size_t bh__outbox_unconfirmed(const bh__outbox_t *ob)
+{
+    return bh__confirms_pending(&ob->confirms);
+}
 
 void bh__outbox_close(bh__outbox_t *ob)
 {

@@ -62,9 +62,8 @@ bh__retry_action_t bh__retry_decide(bh__retry_t *r, const bh__job_t *job, bh__ou
     }
     const char *src =
         !strcmp(d->exchange, "events") ? r->topo->events_queue : r->topo->commands_queue;
-    const char *q = job->attempt < r->n_delays
-                        ? bh__topology_retry_queue(r->topo, src, job->attempt)
-                        : NULL;
+    const char *q =
+        job->attempt < r->n_delays ? bh__topology_retry_queue(r->topo, src, job->attempt) : NULL;
     if (!q || !(*copy = copy_of(r, job, q))) {
         bh__log(r->log, BH_EMERGENCY, conv, "Giving up on %s", d->routing_key);
         if (q) bh__log(r->log, BH_CRITICAL, conv, "(out of memory making its retry copy)");

@@ -3,13 +3,13 @@
  * The I/O thread runs the service's own libuv loop. Each concern is a module
  * that owns its state and timers: conn (the connection state machine),
  * outbox (publishing and confirms), acks (the ack coalescer), cq (finished
- * jobs coming back from the workers), dispatch (delivery -> job) and retry.
- * This file connects them: every callback of the loop ends in tick(). */
+ * jobs coming back from the workers), dispatch (delivery -> job), settle
+ * (job -> ack, reject or retry) and handler (one handler call). This file
+ * connects them; every callback of the loop ends in tick(). */
 #include "service.h"
 
 #include <errno.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +21,11 @@
 #include "conn.h"
 #include "cq.h"
 #include "dispatch.h"
+#include "handler.h"
 #include "log.h"
 #include "outbox.h"
 #include "retry.h"
+#include "settle.h"
 #include "topology.h"
 #include "value.h"
 #include "workers.h"
@@ -45,6 +47,7 @@ struct bh__service {
     bool inited;
     bh__logger_t *log;
     bh__topology_t topo;
+    bh__handler_env_t env;
     char conn_name[256];
 
     uv_thread_t io;
@@ -60,17 +63,15 @@ struct bh__service {
     bh__acker_t acks;
     bh__cq_t cq;
     bh__retry_t retry;
+    bh__settle_t settle;
     bh__job_t *batch, **batch_tail; /* deliveries of this tick, handed over at once */
     size_t batch_n;
-    size_t inflight; /* jobs created and not yet freed */
 
     atomic_bool stop_requested;
     atomic_bool clean;
     void (*on_exit)(void *ud);
     void *on_exit_ud;
 };
-
-static void tick(bh__service_t *s, bool pump);
 
 /* -- set-up, on the main thread ------------------------------------------ */
 
@@ -99,6 +100,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
         return BH_ENOMEM;
     }
     s->retry = (bh__retry_t){s->conf.retry_delays, s->conf.n_retry_delays, &s->topo, s->log, 0};
+    s->env = (bh__handler_env_t){s->conf.service, s->conf.format, s->log, NULL};
     if (gethostname(host, sizeof host - 1)) strcpy(host, "localhost");
     host[sizeof host - 1] = '\0';
     snprintf(s->conn_name, sizeof s->conn_name, "bushost %s (%s) %s:%ld", s->conf.service,
@@ -115,131 +117,18 @@ int bh__service_init(bh__service_t *s, char *err, size_t errlen)
     bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, &s->conf);
     int rc = bh__loader_init(s->plugin, &ctx.pub, &s->state, err, errlen);
     s->inited = rc == 0;
+    s->env.state = s->state;
     return rc;
-}
-
-/* -- handlers: on a worker, or on the I/O thread with workers = 0 -------- */
-
-static void run_handler(bh__service_t *s, bh__job_t *job)
-{
-    bh__delivery_t *d = job->d;
-    if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
-                           job->err, sizeof job->err)) {
-        job->outcome = 0;
-        return;
-    }
-    bh__ctx_t ctx;
-    job->msg.payload = job->payload;
-    bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, job, NULL);
-    int o = job->handler(&ctx.pub, &job->msg, s->state);
-    if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
-        bh__log(s->log, BH_ALERT, job->msg.conversation_id,
-                "handler for %s '%s' returned %d, not a bh_outcome_t; treating it as BH_RETRY",
-                bh__kind_name(job->msg.kind), d->routing_key, o);
-        o = BH_RETRY;
-    }
-    job->outcome = (bh_outcome_t)o;
-    if (o == BH_DONE && job->msg.kind == BH_KIND_COMMAND && !job->has_result)
-        bh__log(s->log, BH_WARNING, job->msg.conversation_id,
-                "command '%s' was handled without a result", d->routing_key);
-    bh_value_free(job->payload);
-    job->payload = NULL;
-    job->msg.payload = NULL;
 }
 
 static void worker_run(void *ud, bh__job_t *job)
 {
     bh__service_t *s = ud;
-    run_handler(s, job);
+    bh__handler_run(&s->env, job);
     /* Refused after the shutdown deadline: nobody can settle the message
      * any more, and the broker will redeliver it. */
     if (!bh__cq_push(&s->cq, job, job->outs || job->outcome != BH_DONE)) bh__job_free(job);
 }
-
-/* -- settling (I/O thread) ----------------------------------------------- */
-
-static void job_free(bh__service_t *s, bh__job_t *job)
-{
-    bh__job_free(job);
-    s->inflight--;
-}
-
-static void settle(bh__service_t *s, bh__job_t *job)
-{
-    const bh__delivery_t *d = job->d;
-    bh__out_t *copy;
-    if (job->gen != s->conn.gen || !bh__conn_ready(&s->conn)) {
-        /* Delivered on a connection that is gone: its tag means nothing now,
-         * and the broker has already requeued the message. */
-        job_free(s, job);
-        return;
-    }
-    switch ((int)job->outcome) {
-    case BH_DONE:
-        bh__acker_done(&s->acks, d->tag);
-        break;
-    case BH_REJECT:
-        bh__log(s->log, BH_WARNING, job->msg.conversation_id,
-                "handler rejected %s '%s': dead-lettered", bh__kind_name(job->msg.kind),
-                d->routing_key);
-        bh__acker_reject(&s->acks, d->tag, false);
-        break;
-    case BH_RETRY:
-        switch (bh__retry_decide(&s->retry, job, &copy)) {
-        case BH__RETRY_REQUEUE:
-            bh__acker_reject(&s->acks, d->tag, true);
-            break;
-        case BH__RETRY_GIVE_UP:
-            bh__acker_reject(&s->acks, d->tag, false);
-            break;
-        case BH__RETRY_COPY:
-            job->outcome = BH_DONE; /* once the copy is safe, the original is done */
-            copy->job = job;
-            job->pending++;
-            bh__outbox_send(&s->out, copy);
-            return;
-        }
-        break;
-    default: /* undecodable payload, logged by complete() */
-        bh__acker_reject(&s->acks, d->tag, false);
-        break;
-    }
-    job_free(s, job);
-}
-
-/* A handler returned: send what it published, settle once confirmed. */
-static void complete(bh__service_t *s, bh__job_t *job)
-{
-    if (job->outcome == 0)
-        bh__log(s->log, BH_EMERGENCY, job->msg.conversation_id,
-                "cannot decode payload of '%s' (content type '%s'): %s; rejecting it",
-                job->d->routing_key, job->d->content_type ? job->d->content_type : "", job->err);
-    for (bh__out_t *o = job->outs, *n; o; o = n) {
-        n = o->next;
-        job->pending++;
-        bh__outbox_send(&s->out, o);
-    }
-    job->outs = NULL;
-    if (!job->pending) settle(s, job);
-}
-
-static void on_confirmed(void *ud, bh__out_t *o)
-{
-    bh__service_t *s = ud;
-    bh__job_t *job = o->job;
-    if (o->returned && o->id && job && job->outcome == BH_DONE) {
-        /* A delayed-retry copy the broker could not route (its retry queue is
-         * gone) is confirmed all the same: the original must not be acked. */
-        job->outcome = 0;
-        snprintf(job->err, sizeof job->err, "its retry copy to '%s' was returned", o->routing_key);
-        bh__log(s->log, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
-                job->d->routing_key, job->err);
-    }
-    free(o);
-    if (job && --job->pending == 0) settle(s, job);
-}
-
-/* -- hand-over to the workers, and back ---------------------------------- */
 
 /* workers = 0: the handlers run here, one after the other. The plugin
  * promised they never block; one that takes long anyway holds up
@@ -250,7 +139,7 @@ static void run_inline(bh__service_t *s, bh__job_t *j)
     for (bh__job_t *n; j; j = n, t0 = t1) {
         n = j->next;
         j->next = NULL;
-        run_handler(s, j);
+        bh__handler_run(&s->env, j);
         t1 = uv_hrtime(); /* one clock read per message */
         uint64_t ms = (t1 - t0) / 1000000u;
         if (ms >= INLINE_SLOW_MS)
@@ -258,7 +147,7 @@ static void run_inline(bh__service_t *s, bh__job_t *j)
                     "handler for %s '%s' ran %llu ms on the I/O thread (workers = 0), holding up "
                     "heartbeats, confirms and acks; give this service workers",
                     bh__kind_name(j->msg.kind), j->d->routing_key, (unsigned long long)ms);
-        complete(s, j);
+        bh__settle_complete(&s->settle, j);
     }
 }
 
@@ -285,23 +174,17 @@ static void collect(bh__service_t *s, bool disarm)
     for (bh__job_t *j = bh__cq_take_all(&s->cq, disarm), *n; j; j = n) {
         n = j->next;
         j->next = NULL;
-        complete(s, j);
+        bh__settle_complete(&s->settle, j);
     }
 }
 
-/* The collect timer, shortly after a hand-over: take what finished, and
- * make sure no job waits behind a handler that turned out long while a
- * thread sleeps. True: look again shortly. */
-static bool on_collect(void *ud)
-{
-    bh__service_t *s = ud;
-    bool waiting = bh__workers_nudge(s->workers);
-    collect(s, !waiting);
-    tick(s, false);
-    return waiting;
-}
-
 /* -- broker callbacks (I/O thread, from bh__broker_poll) ------------------ */
+
+static void reject_delivery(bh__service_t *s, bh__delivery_t *d, bool requeue)
+{
+    bh__acker_reject(&s->acks, d->tag, requeue);
+    free(d);
+}
 
 static void cb_delivery(void *ud, bh__delivery_t *d)
 {
@@ -314,29 +197,25 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
         return;
     }
     if (!bh__conn_consuming(&s->conn)) {
-        /* Arrived after we cancelled our consumers: give it back. */
-        bh__acker_reject(&s->acks, d->tag, true);
-        free(d);
+        reject_delivery(s, d, true); /* came after we cancelled our consumers */
         return;
     }
     switch (bh__dispatch(s->plugin->desc, s->conf.service, d, s->conn.gen, &job, why, sizeof why)) {
     case BH__DISPATCH_INVALID:
         bh__log(s->log, BH_EMERGENCY, d->conversation_id,
                 "%s: rejecting message from '%s' with key '%s'", why, d->exchange, d->routing_key);
-        bh__acker_reject(&s->acks, d->tag, false);
-        free(d);
+        reject_delivery(s, d, false);
         return;
     case BH__DISPATCH_NOMEM:
         bh__log(s->log, BH_CRITICAL, d->conversation_id, "out of memory; requeueing '%s'",
                 d->routing_key);
-        bh__acker_reject(&s->acks, d->tag, true);
-        free(d);
+        reject_delivery(s, d, true);
         return;
     case BH__DISPATCH_JOB:
         break;
     }
     job->svc = s;
-    s->inflight++;
+    s->settle.inflight++;
     *s->batch_tail = job;
     s->batch_tail = &job->next;
     s->batch_n++;
@@ -377,7 +256,71 @@ static void cb_blocked(void *ud, const char *reason)
 static const bh__broker_cbs_t broker_cbs = {cb_delivery, cb_confirm, cb_returned, cb_cancelled,
                                             cb_blocked};
 
-/* -- connection events ----------------------------------------------------- */
+/* -- the I/O tick ---------------------------------------------------------- */
+
+static void finish(bh__service_t *s)
+{
+    if (bh__conn_closed(&s->conn)) return;
+    bh__outbox_flush_logs(&s->out);
+    bh__cq_close(&s->cq);
+    bh__logger_attach(s->log, NULL); /* later logs: stderr only */
+    bh__conn_close(&s->conn);
+    bh__outbox_close(&s->out);
+    bh__acker_close(&s->acks);
+    uv_close((uv_handle_t *)&s->wake, NULL);
+    uv_close((uv_handle_t *)&s->health, NULL);
+    uv_close((uv_handle_t *)&s->deadline, NULL);
+}
+
+/* After every libuv callback: drain the library, send what waits, handle a
+ * connection that failed meanwhile (repeated while rabbitmq-c still holds
+ * buffered frames or bytes), and end a drain that is complete. */
+static void tick(bh__service_t *s, bool pump)
+{
+    char err[512];
+    collect(s, false); /* awake anyway: take what finished */
+    for (int round = 0; round < 16; round++) {
+        if (bh__conn_ready(&s->conn) &&
+            bh__broker_poll(s->conn.broker, pump, &broker_cbs, s, err, sizeof err))
+            bh__conn_fail(&s->conn, err);
+        flush_batch(s);
+        pump = false;
+        bh__outbox_flush(&s->out);
+        bh__acker_soon(&s->acks, !bh__conn_consuming(&s->conn));
+        bh__outbox_flush_logs(&s->out);
+        bh__conn_settle(&s->conn);
+        if (!bh__conn_ready(&s->conn) || !bh__broker_buffered(s->conn.broker)) break;
+    }
+    bh__outbox_watch(&s->out);
+    if (bh__conn_draining(&s->conn) && !s->settle.inflight && bh__outbox_idle(&s->out)) {
+        bh__acker_flush(&s->acks);
+        finish(s);
+    }
+}
+
+/* -- loop callbacks -------------------------------------------------------- */
+
+static void on_tick(void *ud) { tick(ud, false); }
+
+static void on_conn_tick(void *ud, bool pump) { tick(ud, pump); }
+
+static void on_confirmed(void *ud, bh__out_t *o)
+{
+    bh__service_t *s = ud;
+    bh__settle_confirmed(&s->settle, o);
+}
+
+/* The collect timer, shortly after a hand-over: take what finished, and
+ * make sure no job waits behind a handler that turned out long while a
+ * thread sleeps. True: look again shortly. */
+static bool on_collect(void *ud)
+{
+    bh__service_t *s = ud;
+    bool waiting = bh__workers_nudge(s->workers);
+    collect(s, !waiting);
+    tick(s, false);
+    return waiting;
+}
 
 static int on_setup(void *ud, bh__broker_t *b, bool consume, char *err, size_t errlen)
 {
@@ -397,58 +340,8 @@ static void on_lost(void *ud)
     bh__outbox_lost(&s->out);
     for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
         n = j->next;
-        job_free(s, j);
+        bh__settle_drop(&s->settle, j);
     }
-}
-
-static void on_conn_tick(void *ud, bool pump) { tick(ud, pump); }
-
-static void on_tick(void *ud) { tick(ud, false); }
-
-/* -- the loop (I/O thread) ------------------------------------------------ */
-
-static void finish(bh__service_t *s)
-{
-    if (bh__conn_closed(&s->conn)) return;
-    bh__outbox_flush_logs(&s->out);
-    bh__cq_close(&s->cq);
-    bh__logger_attach(s->log, NULL); /* later logs: stderr only */
-    bh__conn_close(&s->conn);
-    bh__outbox_close(&s->out);
-    bh__acker_close(&s->acks);
-    uv_close((uv_handle_t *)&s->wake, NULL);
-    uv_close((uv_handle_t *)&s->health, NULL);
-    uv_close((uv_handle_t *)&s->deadline, NULL);
-}
-
-static void check_drained(bh__service_t *s)
-{
-    if (!bh__conn_draining(&s->conn) || s->inflight || !bh__outbox_idle(&s->out)) return;
-    bh__acker_flush(&s->acks);
-    finish(s);
-}
-
-/* After every libuv callback: drain the library, send what waits, and
- * handle a connection that failed meanwhile. Repeats while rabbitmq-c still
- * holds buffered frames or bytes. */
-static void tick(bh__service_t *s, bool pump)
-{
-    char err[512];
-    collect(s, false); /* awake anyway: take what finished */
-    for (int round = 0; round < 16; round++) {
-        if (bh__conn_ready(&s->conn) &&
-            bh__broker_poll(s->conn.broker, pump, &broker_cbs, s, err, sizeof err))
-            bh__conn_fail(&s->conn, err);
-        flush_batch(s);
-        pump = false;
-        bh__outbox_flush(&s->out);
-        bh__acker_soon(&s->acks, !bh__conn_consuming(&s->conn));
-        bh__outbox_flush_logs(&s->out);
-        bh__conn_settle(&s->conn);
-        if (!bh__conn_ready(&s->conn) || !bh__broker_buffered(s->conn.broker)) break;
-    }
-    bh__outbox_watch(&s->out);
-    check_drained(s);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -459,32 +352,28 @@ static void on_deadline(uv_timer_t *t)
     bh__log(s->log, BH_ERROR, NULL,
             "shutdown deadline reached with %zu message(s) in flight (%zu handler(s) running, "
             "%zu publish(es) unconfirmed): they stay unacked and the broker will redeliver them",
-            s->inflight, ws.running, bh__outbox_unconfirmed(&s->out));
+            s->settle.inflight, ws.running, bh__outbox_unconfirmed(&s->out));
     atomic_store(&s->clean, false);
     finish(s);
-}
-
-static void begin_drain(bh__service_t *s)
-{
-    bh__log(s->log, BH_WARNING, NULL, "Shutting down");
-    bh__conn_drain(&s->conn);
-    bh__cq_eager(&s->cq);
-    /* Prefetched but not started: give them back now, for other workers. */
-    for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
-        n = j->next;
-        if (j->gen == s->conn.gen) bh__acker_reject(&s->acks, j->d->tag, true);
-        job_free(s, j);
-    }
-    bh__workers_stop(s->workers);
-    uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->cfg->shutdown_timeout, 0);
 }
 
 static void on_wake(uv_async_t *a)
 {
     bh__service_t *s = a->data;
     if (atomic_load(&s->stop_requested) && !bh__conn_draining(&s->conn) &&
-        !bh__conn_closed(&s->conn))
-        begin_drain(s);
+        !bh__conn_closed(&s->conn)) {
+        bh__log(s->log, BH_WARNING, NULL, "Shutting down");
+        bh__conn_drain(&s->conn);
+        bh__cq_eager(&s->cq);
+        /* Prefetched but not started: give them back now, for other workers. */
+        for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
+            n = j->next;
+            if (j->gen == s->conn.gen) bh__acker_reject(&s->acks, j->d->tag, true);
+            bh__settle_drop(&s->settle, j);
+        }
+        bh__workers_stop(s->workers);
+        uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->cfg->shutdown_timeout, 0);
+    }
     tick(s, false);
 }
 
@@ -494,14 +383,6 @@ static void on_health(uv_timer_t *t)
     static const char *const extra[] = {"healthcheck", "ok", NULL};
     bh__log_extra(s->log, BH_NOTICE, NULL, extra, "healthcheck: ok");
     tick(s, false);
-}
-
-static void io_main(void *arg)
-{
-    bh__service_t *s = arg;
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&s->loop);
-    if (s->on_exit) s->on_exit(s->on_exit_ud);
 }
 
 static void init_loop(bh__service_t *s)
@@ -517,7 +398,16 @@ static void init_loop(bh__service_t *s)
     bh__outbox_init(&s->out, &s->loop, &s->conn, s->log, on_confirmed, on_tick, s);
     bh__acker_init(&s->acks, &s->loop, &s->conn, s->half_prefetch, on_tick, s);
     bh__cq_init(&s->cq, &s->loop, &s->wake, s->half_prefetch, on_collect, s);
+    s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0};
     s->loop_ready = true;
+}
+
+static void io_main(void *arg)
+{
+    bh__service_t *s = arg;
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s->loop);
+    if (s->on_exit) s->on_exit(s->on_exit_ud);
 }
 
 int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, char *err,
@@ -582,7 +472,7 @@ bool bh__service_join(bh__service_t *s)
     /* Completions that arrived after the loop ended are stale. */
     for (bh__job_t *j = bh__cq_take_all(&s->cq, false), *n; j; j = n) {
         n = j->next;
-        job_free(s, j);
+        bh__settle_drop(&s->settle, j);
     }
     return atomic_load(&s->clean);
 }

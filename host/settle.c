@@ -1,0 +1,83 @@
+/* settle.c -- publish what a handler published, then settle its delivery. */
+#include "settle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void bh__settle_drop(bh__settle_t *st, bh__job_t *job)
+{
+    bh__job_free(job);
+    st->inflight--;
+}
+
+static void settle(bh__settle_t *st, bh__job_t *job)
+{
+    const bh__delivery_t *d = job->d;
+    bh__out_t *copy;
+    if (job->gen != st->conn->gen || !bh__conn_ready(st->conn)) {
+        bh__settle_drop(st, job);
+        return;
+    }
+    switch ((int)job->outcome) {
+    case BH_DONE:
+        bh__acker_done(st->acks, d->tag);
+        break;
+    case BH_REJECT:
+        bh__log(st->log, BH_WARNING, job->msg.conversation_id,
+                "handler rejected %s '%s': dead-lettered", bh__kind_name(job->msg.kind),
+                d->routing_key);
+        bh__acker_reject(st->acks, d->tag, false);
+        break;
+    case BH_RETRY:
+        switch (bh__retry_decide(st->retry, job, &copy)) {
+        case BH__RETRY_REQUEUE:
+            bh__acker_reject(st->acks, d->tag, true);
+            break;
+        case BH__RETRY_GIVE_UP:
+            bh__acker_reject(st->acks, d->tag, false);
+            break;
+        case BH__RETRY_COPY:
+            job->outcome = BH_DONE; /* once the copy is safe, the original is done */
+            copy->job = job;
+            job->pending++;
+            bh__outbox_send(st->out, copy);
+            return;
+        }
+        break;
+    default: /* undecodable payload, logged by bh__settle_complete */
+        bh__acker_reject(st->acks, d->tag, false);
+        break;
+    }
+    bh__settle_drop(st, job);
+}
+
+void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
+{
+    if (job->outcome == 0)
+        bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id,
+                "cannot decode payload of '%s' (content type '%s'): %s; rejecting it",
+                job->d->routing_key, job->d->content_type ? job->d->content_type : "", job->err);
+    for (bh__out_t *o = job->outs, *n; o; o = n) {
+        n = o->next;
+        job->pending++;
+        bh__outbox_send(st->out, o);
+    }
+    job->outs = NULL;
+    if (!job->pending) settle(st, job);
+}
+
+void bh__settle_confirmed(bh__settle_t *st, bh__out_t *o)
+{
+    bh__job_t *job = o->job;
+    if (o->returned && o->id && job && job->outcome == BH_DONE) {
+        /* A delayed-retry copy the broker could not route (its retry queue is
+         * gone) is confirmed all the same: the original must not be acked. */
+        job->outcome = 0;
+        snprintf(job->err, sizeof job->err, "its retry copy to '%s' was returned",
+                 o->routing_key);
+        bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
+                job->d->routing_key, job->err);
+    }
+    free(o);
+    if (job && --job->pending == 0) settle(st, job);
+}

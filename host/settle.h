@@ -1,0 +1,38 @@
+/* settle.h -- finishing a delivery once its handler returned (I/O thread).
+ *
+ * What the handler published goes out first; once every publish of the job
+ * is confirmed (at once when it published nothing) the delivery is settled
+ * by its outcome: acked, dead-lettered, requeued or retried later. A job
+ * from an older connection generation, or settled while the connection is
+ * down, is just freed: its tag means nothing any more, and the broker
+ * redelivers the message. */
+#ifndef BH_SETTLE_H
+#define BH_SETTLE_H
+
+#include <stddef.h>
+
+#include "acks.h"
+#include "conn.h"
+#include "job.h"
+#include "log.h"
+#include "outbox.h"
+#include "retry.h"
+
+typedef struct bh__settle {
+    bh__conn_t *conn;
+    bh__outbox_t *out;
+    bh__acker_t *acks;
+    bh__retry_t *retry;
+    bh__logger_t *log;
+    size_t inflight; /* jobs made and not yet freed */
+} bh__settle_t;
+
+/* The handler of job returned. */
+void bh__settle_complete(bh__settle_t *st, bh__job_t *job);
+/* The broker confirmed o (an outbox callback): frees it. */
+void bh__settle_confirmed(bh__settle_t *st, bh__out_t *o);
+/* Free a job that will not be settled (its message goes back to the broker
+ * one way or another). */
+void bh__settle_drop(bh__settle_t *st, bh__job_t *job);
+
+#endif
