@@ -33,7 +33,8 @@ static inline int bh__broker_fail(char *err, size_t errlen, const char *fmt, ...
 }
 
 /* Turn an RPC reply into 0 or -1 with a message naming `what`. */
-static inline int bh__broker_rpc_check(amqp_rpc_reply_t r, const char *what, char *err, size_t errlen)
+static inline int bh__broker_rpc_check(amqp_rpc_reply_t r, const char *what, char *err,
+                                       size_t errlen)
 {
     switch (r.reply_type) {
     case AMQP_RESPONSE_NORMAL:
@@ -46,14 +47,17 @@ static inline int bh__broker_rpc_check(amqp_rpc_reply_t r, const char *what, cha
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             const amqp_connection_close_t *c = r.reply.decoded;
             return bh__broker_fail(err, errlen, "%s: broker closed the connection: %u %.*s", what,
-                        c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+                                   c->reply_code, (int)c->reply_text.len,
+                                   (const char *)c->reply_text.bytes);
         }
         if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             const amqp_channel_close_t *c = r.reply.decoded;
-            return bh__broker_fail(err, errlen, "%s: broker closed the channel: %u %.*s", what, c->reply_code,
-                        (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+            return bh__broker_fail(err, errlen, "%s: broker closed the channel: %u %.*s", what,
+                                   c->reply_code, (int)c->reply_text.len,
+                                   (const char *)c->reply_text.bytes);
         }
-        return bh__broker_fail(err, errlen, "%s: unexpected broker method 0x%08x", what, r.reply.id);
+        return bh__broker_fail(err, errlen, "%s: unexpected broker method 0x%08x", what,
+                               r.reply.id);
     }
     return bh__broker_fail(err, errlen, "%s: unknown reply", what);
 }

@@ -25,11 +25,11 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
          * clients on the bus write them. */
         bool i32 = x->num >= INT32_MIN && x->num <= INT32_MAX;
         amqp_field_value_t *v = bh__entry(&h[i], x->key,
-                                      x->kind == BH__HDR_STRING  ? AMQP_FIELD_KIND_UTF8
-                                      : x->kind == BH__HDR_BYTES ? AMQP_FIELD_KIND_BYTES
-                                      : x->kind == BH__HDR_BOOL  ? AMQP_FIELD_KIND_BOOLEAN
-                                      : i32                      ? AMQP_FIELD_KIND_I32
-                                                                 : AMQP_FIELD_KIND_I64);
+                                          x->kind == BH__HDR_STRING  ? AMQP_FIELD_KIND_UTF8
+                                          : x->kind == BH__HDR_BYTES ? AMQP_FIELD_KIND_BYTES
+                                          : x->kind == BH__HDR_BOOL  ? AMQP_FIELD_KIND_BOOLEAN
+                                          : i32                      ? AMQP_FIELD_KIND_I32
+                                                                     : AMQP_FIELD_KIND_I64);
         if (x->kind == BH__HDR_STRING || x->kind == BH__HDR_BYTES)
             v->value.bytes = (amqp_bytes_t){.len = x->len, .bytes = (void *)x->str};
         else if (x->kind == BH__HDR_BOOL) v->value.boolean = x->num != 0;
@@ -46,10 +46,10 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
     p.reply_to = bh__cbytes(o->reply_to);
     p.correlation_id = bh__cbytes(o->correlation_id);
     amqp_bytes_t body = {.len = o->len, .bytes = (void *)o->body};
-    int rc =
-        bh__broker_status_check(amqp_basic_publish(b->conn, CH_PUBLISH, bh__cbytes(bh__exchange_name(o->exchange)),
-                                        bh__cbytes(o->routing_key), o->mandatory, 0, &p, body),
-                     "publish", err, errlen);
+    int rc = bh__broker_status_check(
+        amqp_basic_publish(b->conn, CH_PUBLISH, bh__cbytes(bh__exchange_name(o->exchange)),
+                           bh__cbytes(o->routing_key), o->mandatory, 0, &p, body),
+        "publish", err, errlen);
     if (h != stack) free(h);
     return rc;
 }
@@ -60,9 +60,9 @@ int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void 
     amqp_basic_properties_t p;
     memset(&p, 0, sizeof p); /* logs carry no properties at all */
     amqp_bytes_t bb = {.len = len, .bytes = (void *)body};
-    return bh__broker_status_check(
-        amqp_basic_publish(b->conn, CH_LOGS, bh__cbytes("logs"), bh__cbytes(routing_key), 0, 0, &p, bb),
-        "publish log", err, errlen);
+    return bh__broker_status_check(amqp_basic_publish(b->conn, CH_LOGS, bh__cbytes("logs"),
+                                                      bh__cbytes(routing_key), 0, 0, &p, bb),
+                                   "publish log", err, errlen);
 }
 
 /* -- reading ------------------------------------------------------------- */
@@ -201,8 +201,8 @@ static int on_deliver(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_c
     memcpy(rk, m.routing_key.bytes, m.routing_key.len);
     m.exchange.bytes = ex;
     m.routing_key.bytes = rk;
-    if (bh__broker_rpc_check(amqp_read_message(b->conn, f->channel, &msg, 0), "reading a delivery", err,
-                  errlen))
+    if (bh__broker_rpc_check(amqp_read_message(b->conn, f->channel, &msg, 0), "reading a delivery",
+                             err, errlen))
         return -1;
     bh__delivery_t *d = delivery_new(&m, &msg);
     amqp_destroy_message(&msg);
@@ -221,8 +221,8 @@ static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
     snprintf(ex, sizeof ex, "%.*s", (int)r->exchange.len, (const char *)r->exchange.bytes);
     snprintf(rk, sizeof rk, "%.*s", (int)r->routing_key.len, (const char *)r->routing_key.bytes);
     snprintf(text, sizeof text, "%.*s", (int)r->reply_text.len, (const char *)r->reply_text.bytes);
-    if (bh__broker_rpc_check(amqp_read_message(b->conn, f->channel, &msg, 0), "reading a returned message",
-                  err, errlen))
+    if (bh__broker_rpc_check(amqp_read_message(b->conn, f->channel, &msg, 0),
+                             "reading a returned message", err, errlen))
         return -1;
     size_t n;
     bh__hdr_t *h = malloc(headers_size(&msg.properties, &n) + 1);
@@ -280,7 +280,7 @@ static int on_method(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
         const amqp_channel_close_t *c = m;
         amqp_channel_close_ok_t ok = {0};
         bh__broker_fail(err, errlen, "broker closed channel %u: %u %.*s", f->channel, c->reply_code,
-             (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+                        (int)c->reply_text.len, (const char *)c->reply_text.bytes);
         amqp_send_method(b->conn, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         return -1;
     }
@@ -288,7 +288,7 @@ static int on_method(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
         const amqp_connection_close_t *c = m;
         amqp_connection_close_ok_t ok = {0};
         bh__broker_fail(err, errlen, "broker closed the connection: %u %.*s", c->reply_code,
-             (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+                        (int)c->reply_text.len, (const char *)c->reply_text.bytes);
         amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
         return -1;
     }

@@ -13,12 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000 };
 
 typedef enum { EV_CONNECTED, EV_LOST, EV_DRAIN, EV_CLOSE } event_t;
-
-static void on_retry(uv_timer_t *t);
 
 static void poll_closed(uv_handle_t *h) { free(h); }
 
@@ -34,7 +33,7 @@ static void unwatch(bh__conn_t *c)
 
 /* The next attempt: at once after a lost connection, then with jittered
  * exponential backoff (hosts must not reconnect in lockstep). */
-static void schedule(bh__conn_t *c)
+static void schedule(bh__conn_t *c, uv_timer_cb on_retry)
 {
     uint64_t delay = 0;
     if (c->attempts) {
@@ -76,7 +75,6 @@ static void transition(bh__conn_t *c, event_t ev)
         c->gen++;
         c->st = from == BH__CONN_UP || from == BH__CONN_DOWN ? BH__CONN_DOWN : BH__CONN_DRAIN_DOWN;
         c->ops.lost(c->ud);
-        schedule(c);
         break;
     case EV_DRAIN:
         if (from == BH__CONN_UP) {
@@ -156,7 +154,7 @@ static void on_retry(uv_timer_t *t)
         c->url_index++;
         bh__log(c->log, BH_ERROR, NULL, "cannot use broker %s: %s (attempt %u)", shown, err,
                 c->attempts);
-        schedule(c);
+        schedule(c, on_retry);
     } else {
         if (c->connected_once)
             bh__log(c->log, BH_NOTICE, NULL,
@@ -169,6 +167,14 @@ static void on_retry(uv_timer_t *t)
         watch(c);
     }
     c->ops.tick(c->ud, false);
+}
+
+void bh__conn_name(char *out, size_t outlen, const char *service, const char *plugin)
+{
+    char host[200];
+    if (gethostname(host, sizeof host - 1)) strcpy(host, "localhost");
+    host[sizeof host - 1] = '\0';
+    snprintf(out, outlen, "bushost %s (%s) %s:%ld", service, plugin, host, (long)uv_os_getpid());
 }
 
 void bh__conn_init(bh__conn_t *c, uv_loop_t *loop, const char *const *urls, size_t n_urls,
@@ -190,7 +196,7 @@ void bh__conn_init(bh__conn_t *c, uv_loop_t *loop, const char *const *urls, size
     c->pump.data = c->retry.data = c;
 }
 
-void bh__conn_start(bh__conn_t *c) { schedule(c); }
+void bh__conn_start(bh__conn_t *c) { schedule(c, on_retry); }
 
 bool bh__conn_ready(const bh__conn_t *c) { return c->broker && !c->failed; }
 
@@ -214,16 +220,54 @@ void bh__conn_fail(bh__conn_t *c, const char *why)
 
 void bh__conn_settle(bh__conn_t *c)
 {
-    if (c->failed && c->broker) transition(c, EV_LOST);
+    if (!c->failed || !c->broker) return;
+    transition(c, EV_LOST);
+    if (c->st != BH__CONN_CLOSED) schedule(c, on_retry);
 }
 
-void bh__conn_blocked(bh__conn_t *c, const char *reason)
+static void cb_delivery(void *ud, bh__delivery_t *d)
 {
+    bh__conn_t *c = ud;
+    c->ops.delivery(c->ud, d);
+}
+
+static void cb_confirm(void *ud, uint64_t tag, bool multiple, bool acked)
+{
+    bh__conn_t *c = ud;
+    c->ops.confirm(c->ud, tag, multiple, acked);
+}
+
+static void cb_returned(void *ud, const char *exchange, const char *key, int code, const char *text,
+                        const bh__hdr_t *h, size_t n)
+{
+    bh__conn_t *c = ud;
+    c->ops.returned(c->ud, exchange, key, code, text, h, n);
+}
+
+static void cb_cancelled(void *ud, const char *tag)
+{
+    char why[300];
+    snprintf(why, sizeof why, "the broker cancelled consumer %s (queue deleted or node down)", tag);
+    bh__conn_fail(ud, why);
+}
+
+static void cb_blocked(void *ud, const char *reason)
+{
+    bh__conn_t *c = ud;
     c->blocked = reason != NULL;
     if (reason)
         bh__log(c->log, BH_WARNING, NULL, "broker blocked publishing (%s): holding publishes",
                 reason);
     else bh__log(c->log, BH_NOTICE, NULL, "broker unblocked publishing: resuming");
+}
+
+void bh__conn_poll(bh__conn_t *c, bool pump)
+{
+    static const bh__broker_cbs_t cbs = {cb_delivery, cb_confirm, cb_returned, cb_cancelled,
+                                         cb_blocked};
+    char err[512];
+    if (bh__conn_ready(c) && bh__broker_poll(c->broker, pump, &cbs, c, err, sizeof err))
+        bh__conn_fail(c, err);
 }
 
 void bh__conn_drain(bh__conn_t *c) { transition(c, EV_DRAIN); }

@@ -35,6 +35,12 @@ typedef struct bh__conn_ops {
     void (*lost)(void *ud);
     /* Socket readable (pump false) or the pump timer (pump true). */
     void (*tick)(void *ud, bool pump);
+    /* What bh__conn_poll reads that is not the connection's own business
+     * (consumer cancellations and connection.blocked are). */
+    void (*delivery)(void *ud, bh__delivery_t *d);
+    void (*confirm)(void *ud, uint64_t tag, bool multiple, bool acked);
+    void (*returned)(void *ud, const char *exchange, const char *routing_key, int code,
+                     const char *text, const bh__hdr_t *headers, size_t n_headers);
 } bh__conn_ops_t;
 
 typedef struct bh__conn {
@@ -61,6 +67,8 @@ typedef struct bh__conn {
     uv_timer_t pump, retry;
 } bh__conn_t;
 
+/* "bushost <service> (<plugin>) <hostname>:<pid>", the name rabbitmqctl shows. */
+void bh__conn_name(char *out, size_t outlen, const char *service, const char *plugin);
 void bh__conn_init(bh__conn_t *c, uv_loop_t *loop, const char *const *urls, size_t n_urls,
                    int heartbeat, const char *name, bh__logger_t *log, const bh__conn_ops_t *ops,
                    void *ud);
@@ -74,11 +82,13 @@ bool bh__conn_consuming(const bh__conn_t *c);
 bool bh__conn_writable(const bh__conn_t *c);
 bool bh__conn_draining(const bh__conn_t *c);
 bool bh__conn_closed(const bh__conn_t *c);
+/* Read every frame there is, without blocking (pump: also give rabbitmq-c
+ * a moment to send a due heartbeat and notice a silent broker). */
+void bh__conn_poll(bh__conn_t *c, bool pump);
 /* Remember a failure (the first one's reason); see above. */
 void bh__conn_fail(bh__conn_t *c, const char *why);
 /* End of a tick: a recorded failure becomes a lost connection. */
 void bh__conn_settle(bh__conn_t *c);
-void bh__conn_blocked(bh__conn_t *c, const char *reason); /* NULL: unblocked */
 /* Stop consuming (cancel the consumers); publishes still go out. */
 void bh__conn_drain(bh__conn_t *c);
 /* Close the connection politely (or free a broken one) and the handles. */

@@ -32,22 +32,30 @@ static bh_handler_fn route(const bh_plugin_t *p, const char *service, bh_kind_t 
     }
 }
 
-bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__delivery_t *d,
-                               uint64_t gen, bh__job_t **job, char *why, size_t whylen)
+bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__logger_t *log,
+                               bh__delivery_t *d, uint64_t gen, bh__job_t **job)
 {
+    char why[300];
     *job = NULL;
     d->conversation_id = bh__hdr_str(d->headers, d->n_headers, "conversation_id");
     d->status = bh__hdr_str(d->headers, d->n_headers, "status");
     unsigned attempt = bh__retry_restore(d);
     bh__envelope_t e = {d->exchange, d->conversation_id, d->reply_to, d->status};
-    bh_kind_t kind = bh__envelope_classify(&e, why, whylen);
+    bh_kind_t kind = bh__envelope_classify(&e, why, sizeof why);
     bh_handler_fn h = kind ? route(plugin, service, kind, d->routing_key) : NULL;
     if (!h) {
         if (kind)
-            snprintf(why, whylen, "no handler for %s '%s'", bh__kind_name(kind), d->routing_key);
+            snprintf(why, sizeof why, "no handler for %s '%s'", bh__kind_name(kind),
+                     d->routing_key);
+        bh__log(log, BH_EMERGENCY, d->conversation_id,
+                "%s: rejecting message from '%s' with key '%s'", why, d->exchange, d->routing_key);
         return BH__DISPATCH_INVALID;
     }
-    if (!(*job = bh__job_new(d, kind, h, gen))) return BH__DISPATCH_NOMEM;
+    if (!(*job = bh__job_new(d, kind, h, gen))) {
+        bh__log(log, BH_CRITICAL, d->conversation_id, "out of memory; requeueing '%s'",
+                d->routing_key);
+        return BH__DISPATCH_NOMEM;
+    }
     (*job)->attempt = attempt;
     return BH__DISPATCH_JOB;
 }

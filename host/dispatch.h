@@ -13,16 +13,17 @@
 
 #include "bushost.h"
 #include "job.h"
+#include "log.h"
 
 typedef enum bh__dispatch_rc {
     BH__DISPATCH_JOB,     /* *job is ready for a worker */
-    BH__DISPATCH_INVALID, /* not handled: dead-letter it; why says why */
-    BH__DISPATCH_NOMEM,   /* no job could be made: requeue it */
+    BH__DISPATCH_INVALID, /* not handled (logged): dead-letter it */
+    BH__DISPATCH_NOMEM,   /* no job could be made (logged): requeue it */
 } bh__dispatch_rc_t;
 
 /* Classify and route d (the delivery is taken into the job on success
  * only). gen: the connection generation it came on. */
-bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__delivery_t *d,
-                               uint64_t gen, bh__job_t **job, char *why, size_t whylen);
+bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__logger_t *log,
+                               bh__delivery_t *d, uint64_t gen, bh__job_t **job);
 
 #endif

@@ -145,14 +145,18 @@ void bh__outbox_confirm(bh__outbox_t *ob, uint64_t tag, bool multiple, bool acke
     bh__confirms_settle(&ob->confirms, tag, multiple, on_settled, ob, acked);
 }
 
-bh__out_t *bh__outbox_find(bh__outbox_t *ob, uint64_t id)
+void bh__outbox_returned(bh__outbox_t *ob, uint64_t id, const char *exchange, const char *key,
+                         int code, const char *text, const char *conversation_id)
 {
     const bh__confirms_t *c = &ob->confirms;
     for (uint64_t seq = c->base; id && seq < c->next_seq; seq++) {
         bh__out_t *o = bh__confirms_get(c, seq);
-        if (o && o->id == id) return o;
+        if (o && o->id == id) o->returned = true;
     }
-    return NULL;
+    bh__log(ob->log, BH_ERROR, conversation_id,
+            "the broker returned a message published to '%s' with key '%s': %d %s "
+            "(no queue is bound for it; is the service running?)",
+            exchange, key, code, text);
 }
 
 static void collect_again(void *ud, void *item) { append(ud, item); /* handed over oldest first */ }

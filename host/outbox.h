@@ -50,8 +50,10 @@ void bh__outbox_flush(bh__outbox_t *ob);
 void bh__outbox_flush_logs(bh__outbox_t *ob);
 /* basic.ack / basic.nack from the broker. */
 void bh__outbox_confirm(bh__outbox_t *ob, uint64_t tag, bool multiple, bool acked);
-/* The unconfirmed publish carrying id, or NULL. */
-bh__out_t *bh__outbox_find(bh__outbox_t *ob, uint64_t id);
+/* A mandatory publish came back unroutable: logged, and when id names an
+ * unconfirmed publish (bh__out_t.id), that one is marked returned. */
+void bh__outbox_returned(bh__outbox_t *ob, uint64_t id, const char *exchange, const char *key,
+                         int code, const char *text, const char *conversation_id);
 /* The connection died: every unconfirmed publish goes back to the front of
  * `unsent`, oldest first, to be published again on the next one. */
 void bh__outbox_lost(bh__outbox_t *ob);

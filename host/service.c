@@ -3,12 +3,11 @@
  * The I/O thread runs the service's own libuv loop. Each concern is a module
  * that owns its state and timers: conn (the connection state machine),
  * outbox (publishing and confirms), acks (the ack coalescer), cq (finished
- * jobs coming back from the workers), dispatch (delivery -> job), settle
- * (job -> ack, reject or retry) and handler (one handler call). This file
- * connects them; every callback of the loop ends in tick(). */
+ * jobs coming back from the workers), dispatch (delivery -> job), run
+ * (where handlers run), settle (job -> ack, reject or retry) and retry.
+ * This file connects them; every callback of the loop ends in tick(). */
 #include "service.h"
 
-#include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,17 +20,15 @@
 #include "conn.h"
 #include "cq.h"
 #include "dispatch.h"
-#include "handler.h"
 #include "log.h"
 #include "outbox.h"
 #include "retry.h"
+#include "run.h"
 #include "settle.h"
 #include "topology.h"
 #include "value.h"
 #include "workers.h"
 
-/* workers = 0: a handler running this long on the I/O thread is logged. */
-enum { INLINE_SLOW_MS = 100 };
 #ifdef SCHED_BATCH
 #define WORKER_POLICY SCHED_BATCH
 #else
@@ -47,7 +44,6 @@ struct bh__service {
     bool inited;
     bh__logger_t *log;
     bh__topology_t topo;
-    bh__handler_env_t env;
     char conn_name[256];
 
     uv_thread_t io;
@@ -64,8 +60,7 @@ struct bh__service {
     bh__cq_t cq;
     bh__retry_t retry;
     bh__settle_t settle;
-    bh__job_t *batch, **batch_tail; /* deliveries of this tick, handed over at once */
-    size_t batch_n;
+    bh__run_t run;
 
     atomic_bool stop_requested;
     atomic_bool clean;
@@ -79,10 +74,8 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
                     char *err, size_t errlen)
 {
     bh__service_t *s = calloc(1, sizeof *s);
-    char host[200];
     *out = NULL;
     if (!s) return snprintf(err, errlen, "out of memory"), BH_ENOMEM;
-    s->batch_tail = &s->batch;
     atomic_init(&s->stop_requested, false);
     atomic_init(&s->clean, true);
     s->cfg = cfg;
@@ -100,11 +93,8 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
         return BH_ENOMEM;
     }
     s->retry = (bh__retry_t){s->conf.retry_delays, s->conf.n_retry_delays, &s->topo, s->log, 0};
-    s->env = (bh__handler_env_t){s->conf.service, s->conf.format, s->log, NULL};
-    if (gethostname(host, sizeof host - 1)) strcpy(host, "localhost");
-    host[sizeof host - 1] = '\0';
-    snprintf(s->conn_name, sizeof s->conn_name, "bushost %s (%s) %s:%ld", s->conf.service,
-             plugin->desc->name, host, (long)uv_os_getpid());
+    s->run = (bh__run_t){.service = s->conf.service, .format = s->conf.format, .log = s->log};
+    bh__conn_name(s->conn_name, sizeof s->conn_name, s->conf.service, plugin->desc->name);
     *out = s;
     return 0;
 }
@@ -117,68 +107,11 @@ int bh__service_init(bh__service_t *s, char *err, size_t errlen)
     bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, &s->conf);
     int rc = bh__loader_init(s->plugin, &ctx.pub, &s->state, err, errlen);
     s->inited = rc == 0;
-    s->env.state = s->state;
+    s->run.state = s->state;
     return rc;
 }
 
-static void worker_run(void *ud, bh__job_t *job)
-{
-    bh__service_t *s = ud;
-    bh__handler_run(&s->env, job);
-    /* Refused after the shutdown deadline: nobody can settle the message
-     * any more, and the broker will redeliver it. */
-    if (!bh__cq_push(&s->cq, job, job->outs || job->outcome != BH_DONE)) bh__job_free(job);
-}
-
-/* workers = 0: the handlers run here, one after the other. The plugin
- * promised they never block; one that takes long anyway holds up
- * heartbeats, confirms and acks, so say so. */
-static void run_inline(bh__service_t *s, bh__job_t *j)
-{
-    uint64_t t0 = uv_hrtime(), t1;
-    for (bh__job_t *n; j; j = n, t0 = t1) {
-        n = j->next;
-        j->next = NULL;
-        bh__handler_run(&s->env, j);
-        t1 = uv_hrtime(); /* one clock read per message */
-        uint64_t ms = (t1 - t0) / 1000000u;
-        if (ms >= INLINE_SLOW_MS)
-            bh__log(s->log, BH_WARNING, j->msg.conversation_id,
-                    "handler for %s '%s' ran %llu ms on the I/O thread (workers = 0), holding up "
-                    "heartbeats, confirms and acks; give this service workers",
-                    bh__kind_name(j->msg.kind), j->d->routing_key, (unsigned long long)ms);
-        bh__settle_complete(&s->settle, j);
-    }
-}
-
-/* The deliveries of one poll go to the workers in one go: one lock, and as
- * few wake-ups as the batch needs (workers.h). */
-static void flush_batch(bh__service_t *s)
-{
-    bh__job_t *batch = s->batch, **tail = s->batch_tail;
-    size_t n = s->batch_n;
-    if (!batch) return;
-    s->batch = NULL;
-    s->batch_tail = &s->batch;
-    s->batch_n = 0;
-    if (!s->conf.workers) {
-        run_inline(s, batch);
-        return;
-    }
-    bh__cq_arm(&s->cq); /* before the hand-over, so that no job finishes unseen */
-    bh__workers_push_list(s->workers, batch, tail, n);
-}
-
-static void collect(bh__service_t *s, bool disarm)
-{
-    for (bh__job_t *j = bh__cq_take_all(&s->cq, disarm), *n; j; j = n) {
-        n = j->next;
-        j->next = NULL;
-        bh__settle_complete(&s->settle, j);
-    }
-}
-
-/* -- broker callbacks (I/O thread, from bh__broker_poll) ------------------ */
+/* -- what the connection reads (I/O thread, from bh__conn_poll) ---------- */
 
 static void reject_delivery(bh__service_t *s, bh__delivery_t *d, bool requeue)
 {
@@ -189,36 +122,27 @@ static void reject_delivery(bh__service_t *s, bh__delivery_t *d, bool requeue)
 static void cb_delivery(void *ud, bh__delivery_t *d)
 {
     bh__service_t *s = ud;
-    char why[300];
-    bh__job_t *job;
+    bh__job_t *job = NULL;
     if (bh__acker_delivered(&s->acks, d->tag)) {
         bh__conn_fail(&s->conn, "delivery tags out of order");
         free(d);
-        return;
-    }
-    if (!bh__conn_consuming(&s->conn)) {
+    } else if (!bh__conn_consuming(&s->conn)) {
         reject_delivery(s, d, true); /* came after we cancelled our consumers */
-        return;
+    } else {
+        switch (bh__dispatch(s->plugin->desc, s->conf.service, s->log, d, s->conn.gen, &job)) {
+        case BH__DISPATCH_INVALID:
+            reject_delivery(s, d, false);
+            break;
+        case BH__DISPATCH_NOMEM:
+            reject_delivery(s, d, true);
+            break;
+        case BH__DISPATCH_JOB:
+            job->svc = s;
+            s->settle.inflight++;
+            bh__run_add(&s->run, job);
+            break;
+        }
     }
-    switch (bh__dispatch(s->plugin->desc, s->conf.service, d, s->conn.gen, &job, why, sizeof why)) {
-    case BH__DISPATCH_INVALID:
-        bh__log(s->log, BH_EMERGENCY, d->conversation_id,
-                "%s: rejecting message from '%s' with key '%s'", why, d->exchange, d->routing_key);
-        reject_delivery(s, d, false);
-        return;
-    case BH__DISPATCH_NOMEM:
-        bh__log(s->log, BH_CRITICAL, d->conversation_id, "out of memory; requeueing '%s'",
-                d->routing_key);
-        reject_delivery(s, d, true);
-        return;
-    case BH__DISPATCH_JOB:
-        break;
-    }
-    job->svc = s;
-    s->settle.inflight++;
-    *s->batch_tail = job;
-    s->batch_tail = &job->next;
-    s->batch_n++;
 }
 
 static void cb_confirm(void *ud, uint64_t tag, bool multiple, bool acked)
@@ -231,30 +155,9 @@ static void cb_returned(void *ud, const char *exchange, const char *key, int cod
                         const bh__hdr_t *h, size_t n)
 {
     bh__service_t *s = ud;
-    bh__out_t *o = bh__outbox_find(&s->out, bh__retry_copy_id(h, n));
-    if (o) o->returned = true;
-    bh__log(s->log, BH_ERROR, bh__hdr_str(h, n, "conversation_id"),
-            "the broker returned a message published to '%s' with key '%s': %d %s "
-            "(no queue is bound for it; is the service running?)",
-            exchange, key, code, text);
+    bh__outbox_returned(&s->out, bh__retry_copy_id(h, n), exchange, key, code, text,
+                        bh__hdr_str(h, n, "conversation_id"));
 }
-
-static void cb_cancelled(void *ud, const char *tag)
-{
-    bh__service_t *s = ud;
-    char why[300];
-    snprintf(why, sizeof why, "the broker cancelled consumer %s (queue deleted or node down)", tag);
-    bh__conn_fail(&s->conn, why);
-}
-
-static void cb_blocked(void *ud, const char *reason)
-{
-    bh__service_t *s = ud;
-    bh__conn_blocked(&s->conn, reason);
-}
-
-static const bh__broker_cbs_t broker_cbs = {cb_delivery, cb_confirm, cb_returned, cb_cancelled,
-                                            cb_blocked};
 
 /* -- the I/O tick ---------------------------------------------------------- */
 
@@ -277,13 +180,10 @@ static void finish(bh__service_t *s)
  * buffered frames or bytes), and end a drain that is complete. */
 static void tick(bh__service_t *s, bool pump)
 {
-    char err[512];
-    collect(s, false); /* awake anyway: take what finished */
+    bh__run_collect(&s->run, false); /* awake anyway: take what finished */
     for (int round = 0; round < 16; round++) {
-        if (bh__conn_ready(&s->conn) &&
-            bh__broker_poll(s->conn.broker, pump, &broker_cbs, s, err, sizeof err))
-            bh__conn_fail(&s->conn, err);
-        flush_batch(s);
+        bh__conn_poll(&s->conn, pump);
+        bh__run_flush(&s->run);
         pump = false;
         bh__outbox_flush(&s->out);
         bh__acker_soon(&s->acks, !bh__conn_consuming(&s->conn));
@@ -317,7 +217,7 @@ static bool on_collect(void *ud)
 {
     bh__service_t *s = ud;
     bool waiting = bh__workers_nudge(s->workers);
-    collect(s, !waiting);
+    bh__run_collect(&s->run, !waiting);
     tick(s, false);
     return waiting;
 }
@@ -338,10 +238,7 @@ static void on_lost(void *ud)
     bh__service_t *s = ud;
     bh__acker_lost(&s->acks);
     bh__outbox_lost(&s->out);
-    for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
-        n = j->next;
-        bh__settle_drop(&s->settle, j);
-    }
+    bh__run_give_back(&s->run, false);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -365,12 +262,7 @@ static void on_wake(uv_async_t *a)
         bh__log(s->log, BH_WARNING, NULL, "Shutting down");
         bh__conn_drain(&s->conn);
         bh__cq_eager(&s->cq);
-        /* Prefetched but not started: give them back now, for other workers. */
-        for (bh__job_t *j = bh__workers_take_queued(s->workers), *n; j; j = n) {
-            n = j->next;
-            if (j->gen == s->conn.gen) bh__acker_reject(&s->acks, j->d->tag, true);
-            bh__settle_drop(&s->settle, j);
-        }
+        bh__run_give_back(&s->run, true);
         bh__workers_stop(s->workers);
         uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->cfg->shutdown_timeout, 0);
     }
@@ -379,15 +271,15 @@ static void on_wake(uv_async_t *a)
 
 static void on_health(uv_timer_t *t)
 {
-    bh__service_t *s = t->data;
     static const char *const extra[] = {"healthcheck", "ok", NULL};
-    bh__log_extra(s->log, BH_NOTICE, NULL, extra, "healthcheck: ok");
-    tick(s, false);
+    bh__log_extra(((bh__service_t *)t->data)->log, BH_NOTICE, NULL, extra, "healthcheck: ok");
+    tick(t->data, false);
 }
 
 static void init_loop(bh__service_t *s)
 {
-    static const bh__conn_ops_t ops = {on_setup, on_lost, on_conn_tick};
+    static const bh__conn_ops_t ops = {on_setup,    on_lost,    on_conn_tick,
+                                       cb_delivery, cb_confirm, cb_returned};
     uv_loop_init(&s->loop);
     uv_async_init(&s->loop, &s->wake, on_wake);
     uv_timer_init(&s->loop, &s->health);
@@ -399,6 +291,11 @@ static void init_loop(bh__service_t *s)
     bh__acker_init(&s->acks, &s->loop, &s->conn, s->half_prefetch, on_tick, s);
     bh__cq_init(&s->cq, &s->loop, &s->wake, s->half_prefetch, on_collect, s);
     s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0};
+    s->run.cq = &s->cq;
+    s->run.settle = &s->settle;
+    s->run.workers = s->workers;
+    s->run.inline_ = !s->conf.workers;
+    s->run.batch_tail = &s->run.batch;
     s->loop_ready = true;
 }
 
@@ -415,10 +312,9 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
 {
     s->on_exit = on_exit;
     s->on_exit_ud = ud;
-    /* workers = 0 makes a pool without threads: handlers run on the I/O
-     * thread (run_inline), and the rest of the service need not know. */
+    /* workers = 0 makes a pool without threads (run.h). */
     if (bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
-                          s->conf.sched_batch ? WORKER_POLICY : -1, worker_run, s)) {
+                          s->conf.sched_batch ? WORKER_POLICY : -1, bh__run_worker, &s->run)) {
         snprintf(err, errlen, "%s: cannot start %d worker threads", s->conf.service,
                  s->conf.workers);
         return BH_ENOMEM;

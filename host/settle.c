@@ -73,8 +73,7 @@ void bh__settle_confirmed(bh__settle_t *st, bh__out_t *o)
         /* A delayed-retry copy the broker could not route (its retry queue is
          * gone) is confirmed all the same: the original must not be acked. */
         job->outcome = 0;
-        snprintf(job->err, sizeof job->err, "its retry copy to '%s' was returned",
-                 o->routing_key);
+        snprintf(job->err, sizeof job->err, "its retry copy to '%s' was returned", o->routing_key);
         bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
                 job->d->routing_key, job->err);
     }

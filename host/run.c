@@ -1,0 +1,106 @@
+/* run.c -- handler calls, the hand-over to the workers, inline mode. */
+#include "run.h"
+
+#include <uv.h>
+
+#include "api.h"
+#include "value.h"
+
+void bh__run_one(const bh__run_t *r, bh__job_t *job)
+{
+    bh__delivery_t *d = job->d;
+    if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
+                           job->err, sizeof job->err)) {
+        job->outcome = 0;
+        return;
+    }
+    bh__ctx_t ctx;
+    job->msg.payload = job->payload;
+    bh__ctx_init(&ctx, r->service, r->format, r->log, job, NULL);
+    int o = job->handler(&ctx.pub, &job->msg, r->state);
+    if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
+        bh__log(r->log, BH_ALERT, job->msg.conversation_id,
+                "handler for %s '%s' returned %d, not a bh_outcome_t; treating it as BH_RETRY",
+                bh__kind_name(job->msg.kind), d->routing_key, o);
+        o = BH_RETRY;
+    }
+    job->outcome = (bh_outcome_t)o;
+    if (o == BH_DONE && job->msg.kind == BH_KIND_COMMAND && !job->has_result)
+        bh__log(r->log, BH_WARNING, job->msg.conversation_id,
+                "command '%s' was handled without a result", d->routing_key);
+    bh_value_free(job->payload);
+    job->payload = NULL;
+    job->msg.payload = NULL;
+}
+
+void bh__run_worker(void *ud, bh__job_t *job)
+{
+    bh__run_t *r = ud;
+    bh__run_one(r, job);
+    /* Refused after the shutdown deadline: nobody can settle the message
+     * any more, and the broker will redeliver it. */
+    if (!bh__cq_push(r->cq, job, job->outs || job->outcome != BH_DONE)) bh__job_free(job);
+}
+
+void bh__run_add(bh__run_t *r, bh__job_t *job)
+{
+    job->next = NULL;
+    *r->batch_tail = job;
+    r->batch_tail = &job->next;
+    r->batch_n++;
+}
+
+/* The plugin promised its handlers never block; one that takes long anyway
+ * holds up heartbeats, confirms and acks, so say so. */
+static void run_inline(bh__run_t *r, bh__job_t *j)
+{
+    uint64_t t0 = uv_hrtime(), t1;
+    for (bh__job_t *n; j; j = n, t0 = t1) {
+        n = j->next;
+        j->next = NULL;
+        bh__run_one(r, j);
+        t1 = uv_hrtime(); /* one clock read per message */
+        uint64_t ms = (t1 - t0) / 1000000u;
+        if (ms >= BH__INLINE_SLOW_MS)
+            bh__log(r->log, BH_WARNING, j->msg.conversation_id,
+                    "handler for %s '%s' ran %llu ms on the I/O thread (workers = 0), holding up "
+                    "heartbeats, confirms and acks; give this service workers",
+                    bh__kind_name(j->msg.kind), j->d->routing_key, (unsigned long long)ms);
+        bh__settle_complete(r->settle, j);
+    }
+}
+
+void bh__run_flush(bh__run_t *r)
+{
+    bh__job_t *batch = r->batch, **tail = r->batch_tail;
+    size_t n = r->batch_n;
+    if (!batch) return;
+    r->batch = NULL;
+    r->batch_tail = &r->batch;
+    r->batch_n = 0;
+    if (r->inline_) {
+        run_inline(r, batch);
+        return;
+    }
+    bh__cq_arm(r->cq); /* before the hand-over, so that no job finishes unseen */
+    bh__workers_push_list(r->workers, batch, tail, n);
+}
+
+void bh__run_give_back(bh__run_t *r, bool requeue)
+{
+    for (bh__job_t *j = bh__workers_take_queued(r->workers), *n; j; j = n) {
+        n = j->next;
+        if (requeue && j->gen == r->settle->conn->gen)
+            bh__acker_reject(r->settle->acks, j->d->tag, true);
+        bh__settle_drop(r->settle, j);
+    }
+}
+
+void bh__run_collect(bh__run_t *r, bool disarm)
+{
+    for (bh__job_t *j = bh__cq_take_all(r->cq, disarm), *n; j; j = n) {
+        n = j->next;
+        j->next = NULL;
+        bh__settle_complete(r->settle, j);
+    }
+}

@@ -1,0 +1,57 @@
+/* run.h -- where and when handlers run.
+ *
+ * The deliveries of one poll are handed to the workers in one go (one lock,
+ * and as few wake-ups as the batch needs: workers.h); a worker runs the
+ * handler and pushes the job on the completion queue (cq.h), from which the
+ * I/O thread collects it for settling (settle.h). With workers = 0 the pool
+ * has no threads and the I/O thread runs each handler itself, at the end of
+ * the poll that delivered it. */
+#ifndef BH_RUN_H
+#define BH_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bushost.h"
+#include "cq.h"
+#include "job.h"
+#include "log.h"
+#include "settle.h"
+#include "workers.h"
+
+/* workers = 0: a handler running this long on the I/O thread is logged. */
+enum { BH__INLINE_SLOW_MS = 100 };
+
+typedef struct bh__run {
+    const char *service;
+    bh_format_t format; /* the service's outgoing content type */
+    bh__logger_t *log;
+    void *state; /* the plugin's, from init */
+    /* I/O thread: */
+    bh__workers_t *workers; /* a pool without threads: run inline */
+    bool inline_;
+    bh__cq_t *cq;
+    bh__settle_t *settle;
+    bh__job_t *batch, **batch_tail;
+    size_t batch_n;
+} bh__run_t;
+
+/* One handler call: decode the payload, call the handler with a context
+ * bound to the job, check what it returned. Fills job->outcome (0 when the
+ * payload did not decode, with job->err). Thread: a worker, or the I/O
+ * thread inline. */
+void bh__run_one(const bh__run_t *r, bh__job_t *job);
+/* The workers' function (ud: the bh__run_t). */
+void bh__run_worker(void *ud, bh__job_t *job);
+/* Queue a job of this poll. */
+void bh__run_add(bh__run_t *r, bh__job_t *job);
+/* Hand this poll's jobs over (or run them inline). */
+void bh__run_flush(bh__run_t *r);
+/* Take back the jobs no worker has started. requeue: reject them with
+ * requeue (a drain: other instances can take them); else the connection is
+ * gone and the broker redelivers them by itself. */
+void bh__run_give_back(bh__run_t *r, bool requeue);
+/* Settle the jobs the workers finished; see bh__cq_take_all for disarm. */
+void bh__run_collect(bh__run_t *r, bool disarm);
+
+#endif
