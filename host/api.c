@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <uv.h>
 
+#include "payload.h"
 #include "value.h"
 
 const char *bh__exchange_name(int exchange)

@@ -21,8 +21,8 @@
 #include "envelope.h"
 #include "gelf.h"
 #include "log.h"
+#include "payload.h"
 #include "topology.h"
-#include "value.h"
 #include "workers.h"
 
 /* Publishes in flight before we hold further ones back: a sliding window,
