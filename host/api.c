@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <uv.h>
 
+#include "payload.h"
 #include "value.h"
 
 void bh__uuid(char out[37])

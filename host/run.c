@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include "api.h"
+#include "payload.h"
 #include "value.h"
 
 void bh__run_one(const bh__run_t *r, bh__job_t *job)

@@ -22,11 +22,11 @@
 #include "dispatch.h"
 #include "log.h"
 #include "outbox.h"
+#include "payload.h"
 #include "retry.h"
 #include "run.h"
 #include "settle.h"
 #include "topology.h"
-#include "value.h"
 #include "workers.h"
 
 #ifdef SCHED_BATCH

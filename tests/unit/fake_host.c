@@ -1,5 +1,6 @@
 /* fake_host.c -- see fake_host.h. Stands in for host/api.c, host/log.c and
- * the worker pool; the payload values are the real host/value.c. */
+ * the worker pool; payload values and codecs are the real ones (host/value.c,
+ * payload.c, cbor.c, json.c). */
 #include "fake_host.h"
 
 #include <jansson.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "payload.h"
 #include "value.h"
 
 #define FAKE_CONVERSATION "conv-1"

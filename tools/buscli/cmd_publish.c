@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "amqp_util.h"
-#include "value.h"
+#include "payload.h"
 
 #define DEFAULT_TIMEOUT_S 10
 

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "amqp_util.h"
+#include "payload.h"
 #include "print.h"
-#include "value.h"
 
 #define DEFAULT_TIMEOUT_S 30
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "payload.h"
 #include "value.h"
 
 /* A payload file larger than this is refused: RabbitMQ's default maximum

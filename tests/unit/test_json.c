@@ -1,0 +1,186 @@
+/* test_json.c -- JSON bodies to value trees and back (host/json.c), with the
+ * real value tree. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "json.h"
+#include "value_util.h"
+
+#define JSON_BAD(text, want) decode_bad(bh__json_decode, text, strlen(text), want)
+
+/* JSON encoding ---------------------------------------------------------- */
+
+static void test_json_round_trips_every_type_but_bytes(void **state)
+{
+    bh_value_t *m = sample(false);
+    (void)state;
+    round_trip(m, bh__json_encode, bh__json_decode);
+    bh_value_free(m);
+}
+
+static void test_json_encode_is_compact_utf8_in_order(void **state)
+{
+    static const char want[] =
+        "{\"s\":\"h\xc3\xa9\",\"i\":-3,\"d\":2.0,\"n\":null,\"t\":true,\"l\":[1,{}]}";
+    bh_value_t *m = bh_map_new(ctx), *l = bh_array_new(ctx);
+    (void)state;
+    bh_map_set(m, "s", bh_str_new(ctx, "h\xc3\xa9"));
+    bh_map_set(m, "i", bh_int_new(ctx, -3));
+    bh_map_set(m, "d", bh_double_new(ctx, 2.0));
+    bh_map_set(m, "n", bh_null_new(ctx));
+    bh_map_set(m, "t", bh_bool_new(ctx, true));
+    bh_array_push(l, bh_int_new(ctx, 1));
+    bh_array_push(l, bh_map_new(ctx));
+    bh_map_set(m, "l", l);
+    encode_is(m, bh__json_encode, want, sizeof want - 1);
+    bh_value_free(m);
+}
+
+static void test_json_encode_refuses_what_json_cannot_carry(void **state)
+{
+    bh_value_t *m = bh_map_new(ctx), *arr = bh_array_new(ctx), *deep, *ok;
+    unsigned char *out = NULL;
+    size_t len = 0;
+    (void)state;
+    bh_map_set(m, "img", bh_bytes_new(ctx, "\x89PNG", 4));
+    encode_fails(m, bh__json_encode, BH_EENCODE, "field \"img\" is a byte string");
+    bh_value_free(m);
+
+    m = bh_map_new(ctx);
+    bh_array_push(arr, bh_bytes_new(ctx, "", 0));
+    bh_map_set(m, "list", arr);
+    encode_fails(m, bh__json_encode, BH_EENCODE, "an array item is a byte string");
+    bh_value_free(m);
+
+    m = wrap(bh_double_new(ctx, NAN));
+    encode_fails(m, bh__json_encode, BH_EENCODE, "JSON cannot carry");
+    bh_value_free(m);
+    m = wrap(bh_double_new(ctx, INFINITY));
+    encode_fails(m, bh__json_encode, BH_EENCODE, "field \"k\" is inf");
+    bh_value_free(m);
+
+    /* What we could not decode we do not send: 65 levels is one too many. */
+    deep = nested(65);
+    ok = nested(64);
+    encode_fails(deep, bh__json_encode, BH_EENCODE, "deeper than 64");
+    assert_int_equal(bh__json_encode(ok, &out, &len, NULL, 0), BH_OK);
+    free(out);
+    bh_value_free(deep);
+    bh_value_free(ok);
+}
+
+/* JSON decoding ---------------------------------------------------------- */
+
+static void test_json_decodes_the_cart_payload(void **state)
+{
+    static const char in[] = "{\"cart\":\"c1\",\"item\":\"apple\",\"qty\":2}";
+    bh_value_t *v = decode_ok(bh__json_decode, in, sizeof in - 1);
+    int64_t qty = 0;
+    double d = 0;
+    (void)state;
+    assert_string_equal(bh_get_str(v, "cart"), "c1");
+    assert_string_equal(bh_get_str(v, "item"), "apple");
+    assert_int_equal(bh_type(bh_map_get(v, "qty")), BH_T_INT);
+    assert_int_equal(bh_get_int(v, "qty", &qty), BH_OK);
+    assert_int_equal(qty, 2);
+    assert_int_equal(bh_get_double(v, "qty", &d), BH_OK);
+    assert_true(d == 2.0);
+    assert_null(bh_get_str(v, "qty"));
+    assert_string_equal(bh_map_key_at(v, 0), "cart");
+    assert_string_equal(bh_map_key_at(v, 2), "qty");
+    assert_ptr_equal(v->api, &api);
+    bh_value_free(v);
+}
+
+static void test_json_decodes_every_type(void **state)
+{
+    static const char in[] =
+        " {\"i\": -9223372036854775808, \"f\": 2.0, \"e\": 1e2, \"s\": \"\\u00e9\\ud834\\udd1e\","
+        " \"t\": true, \"n\": null, \"a\": [1, [], {}], \"m\": {\"x\": false}} \n";
+    bh_value_t *v = decode_ok(bh__json_decode, in, sizeof in - 1);
+    int64_t i = 0;
+    double d = 0;
+    bool b = true;
+    (void)state;
+    assert_int_equal(bh_get_int(v, "i", &i), BH_OK);
+    assert_true(i == INT64_MIN);
+    assert_int_equal(bh_type(bh_map_get(v, "f")), BH_T_FLOAT); /* 2.0 stays a float */
+    assert_int_equal(bh_get_double(v, "e", &d), BH_OK);
+    assert_true(d == 100.0);
+    assert_int_equal(bh_type(bh_map_get(v, "e")), BH_T_FLOAT);
+    assert_string_equal(bh_get_str(v, "s"), "\xc3\xa9\xf0\x9d\x84\x9e");
+    assert_int_equal(bh_type(bh_map_get(v, "n")), BH_T_NULL);
+    assert_int_equal(bh_len(bh_map_get(v, "a")), 3);
+    assert_int_equal(bh_get_bool(bh_map_get(v, "m"), "x", &b), BH_OK);
+    assert_false(b);
+    bh_value_free(v);
+}
+
+static void test_json_rejects_bad_input(void **state)
+{
+    (void)state;
+    JSON_BAD("{\"a\":1} x", "invalid JSON at line 1 column");
+    JSON_BAD("{\"a\":1}{}", "invalid JSON");
+    JSON_BAD("{\"a\":\"\xff\"}", "invalid JSON");         /* invalid UTF-8 */
+    JSON_BAD("{\"a\":\"\xed\xa0\x80\"}", "invalid JSON"); /* encoded surrogate */
+    JSON_BAD("{\"\xc3\x28\":1}", "invalid JSON");         /* invalid UTF-8 key */
+    JSON_BAD("{\"a\":\"x\\u0000y\"}", "invalid JSON");    /* NUL in a string */
+    JSON_BAD("{\"a\":", "invalid JSON at line 1 column");
+    JSON_BAD("{\"a\":1,}", "invalid JSON");
+    JSON_BAD("{'a':1}", "invalid JSON");
+    JSON_BAD("{\"a\":99999999999999999999}", "invalid JSON");
+    JSON_BAD("{\"a\":NaN}", "invalid JSON");
+    JSON_BAD("   ", "invalid JSON");
+    JSON_BAD("{\"a\":1}\n{", "invalid JSON at line 2");
+}
+
+static void test_json_rejects_nesting_deeper_than_64(void **state)
+{
+    char in[300];
+    size_t n = 0;
+    bh_value_t *v;
+    (void)state;
+    /* {"a": [[...]]} with 63 arrays: 64 levels, accepted. */
+    n = (size_t)snprintf(in, sizeof in, "{\"a\":");
+    for (int i = 0; i < 63; i++) in[n++] = '[';
+    for (int i = 0; i < 63; i++) in[n++] = ']';
+    in[n++] = '}';
+    v = decode_ok(bh__json_decode, in, n);
+    bh_value_free(v);
+    n = (size_t)snprintf(in, sizeof in, "{\"a\":");
+    for (int i = 0; i < 64; i++) in[n++] = '[';
+    for (int i = 0; i < 64; i++) in[n++] = ']';
+    in[n++] = '}';
+    decode_bad(bh__json_decode, in, n, "nesting deeper than 64 levels");
+    /* Far deeper garbage is refused by jansson itself, without a crash. */
+    {
+        size_t big = 200000;
+        char *p = malloc(big);
+        assert_non_null(p);
+        memset(p, '[', big);
+        decode_bad(bh__json_decode, p, big, "invalid JSON");
+        free(p);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_round_trips_every_type_but_bytes),
+        cmocka_unit_test(test_json_encode_is_compact_utf8_in_order),
+        cmocka_unit_test(test_json_encode_refuses_what_json_cannot_carry),
+        cmocka_unit_test(test_json_decodes_the_cart_payload),
+        cmocka_unit_test(test_json_decodes_every_type),
+        cmocka_unit_test(test_json_rejects_bad_input),
+        cmocka_unit_test(test_json_rejects_nesting_deeper_than_64),
+    };
+    return cmocka_run_group_tests(tests, value_setup, NULL);
+}
