@@ -49,7 +49,7 @@ size_t bench_cbor_body(unsigned char *buf, size_t size, const char *const *kv, i
  * does before it can look at a payload. Dies on a malformed body. */
 void bench_cbor_check(const void *body, size_t len);
 
-/* Properties of an event, command or result as the wire conventions want. */
+/* Properties of an event, command or result as docs/wire-conventions.md wants. */
 typedef struct bench_props {
     amqp_basic_properties_t p;
     amqp_table_entry_t h[2];

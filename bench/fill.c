@@ -8,7 +8,7 @@
  *                                        messages, windowed confirms
  *
  * fill is not timed by the runner; it only has to be quick. Messages follow
- * the wire conventions: a conversation_id header each, reply_to and
+ * docs/wire-conventions.md: a conversation_id header each, reply_to and
  * correlation_id present (empty on events). */
 #include <stdio.h>
 #include <string.h>

@@ -24,7 +24,7 @@
 #                  (<build-dir>/bench/run-<port>/results), with the same
 #                  --quick/--rounds
 #
-# See docs/performance.md for what each workload measures and the results.
+# See bench/README.md for what each workload measures and how to read the table.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,5 +1,5 @@
 /* envelope.c -- telling events, commands and results apart.
- * The rules are wire-conventions.md, "How a receiver tells messages apart". */
+ * The rules are docs/wire-conventions.md, "How a receiver classifies a message". */
 #include "envelope.h"
 
 #include <stdarg.h>

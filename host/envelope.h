@@ -1,4 +1,4 @@
-/* envelope.h -- telling events, commands and results apart (wire-conventions.md). */
+/* envelope.h -- telling events, commands and results apart (docs/wire-conventions.md). */
 #ifndef BH_ENVELOPE_H
 #define BH_ENVELOPE_H
 

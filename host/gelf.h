@@ -1,4 +1,4 @@
-/* gelf.h -- log records as GELF 1.1 JSON (jansson), as wire-conventions.md says. */
+/* gelf.h -- log records as GELF 1.1 JSON (jansson), as docs/wire-conventions.md says. */
 #ifndef BH_GELF_H
 #define BH_GELF_H
 

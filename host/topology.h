@@ -1,4 +1,4 @@
-/* topology.h -- what a service declares, as wire-conventions.md says.
+/* topology.h -- what a service declares, as docs/wire-conventions.md says.
  * Pure: computes names, arguments and bindings; broker.c executes them. */
 #ifndef BH_TOPOLOGY_H
 #define BH_TOPOLOGY_H

@@ -243,7 +243,7 @@ it_conn_t *it_connect(void)
     check_rpc(c, amqp_channel_open(c->conn, CH), "channel.open");
     check_rpc(c, amqp_confirm_select(c->conn, CH), "confirm.select");
     check_rpc(c, amqp_channel_open(c->conn, AUX), "channel.open");
-    /* Like every service on the bus (wire-conventions.md), declare the
+    /* Like every service on the bus (docs/wire-conventions.md), declare the
      * exchanges: a test may bind before any host ran on a fresh broker. */
     static const char *const exchanges[] = {"events", "commands", "logs"};
     for (size_t i = 0; i < 3; i++)

@@ -110,7 +110,7 @@ void it_publish_async(it_conn_t *c, const it_pub_t *p);
 void it_confirm_all(it_conn_t *c, int timeout_ms);
 void it_publish(it_conn_t *c, const it_pub_t *p);
 
-/* The properties wire-conventions.md gives a command / an event:
+/* The properties docs/wire-conventions.md gives a command / an event:
  * delivery_mode 2, content_type, conversation_id, reply_to and
  * correlation_id ("" on events). */
 it_pub_t it_command(const char *key, const char *reply_to, const char *correlation_id,

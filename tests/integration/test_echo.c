@@ -1,6 +1,6 @@
 /* test_echo.c -- the echo plugin seen from the bus: a command goes out on
  * `commands`, its result comes back on the reply_to key with exactly the
- * properties wire-conventions.md lists for a result. */
+ * properties docs/wire-conventions.md lists for a result. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

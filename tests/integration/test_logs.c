@@ -1,5 +1,5 @@
 /* test_logs.c -- what the host puts on `logs`: GELF 1.1 records with every
- * field wire-conventions.md lists, sent with no AMQP properties at all, and
+ * field docs/wire-conventions.md lists, sent with no AMQP properties at all, and
  * periodic NOTICE health checks. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
-/* test_envelope.c -- classification of incoming messages (wire-conventions.md,
- * "How a receiver tells messages apart"). */
+/* test_envelope.c -- classification of incoming messages (docs/wire-conventions.md,
+ * "How a receiver classifies a message"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_gelf.c -- log records as GELF 1.1 (wire-conventions.md, "Logs"), read
+/* test_gelf.c -- log records as GELF 1.1 (docs/wire-conventions.md, "Logs"), read
  * back with jansson; syslog level names. */
 #include <math.h>
 #include <setjmp.h>

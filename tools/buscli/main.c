@@ -1,5 +1,5 @@
 /* main.c -- buscli: the bus's debug, test and repair tools, one subcommand
- * each (cmd_*.c). Speaks only docs/wire-conventions, so it works with any
+ * each (cmd_*.c). Speaks only docs/wire-conventions.md, so it works with any
  * service on the bus, bushost-hosted or not. */
 #include <stdio.h>
 #include <string.h>

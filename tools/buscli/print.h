@@ -12,7 +12,7 @@
 
 /* Describe a message as the wire contract reads it:
  *   exchange, routing_key, kind ("event", "command", "result", "log" or
- *   "invalid": see wire-conventions.md; a dead letter is classified by its
+ *   "invalid": see docs/wire-conventions.md; a dead letter is classified by its
  *   x-first-death-exchange; a message from any other exchange by its shape,
  *   else "unknown"), redelivered, conversation_id, correlation_id,
  *   reply_to, status, content_type, delivery_mode (null when absent),
