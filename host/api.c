@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <uv.h>
 
+#include "contract.h"
 #include "payload.h"
 #include "value.h"
 
@@ -30,15 +31,6 @@ void bh__uuid(char out[37])
 }
 
 static bh__ctx_t *C(bh_ctx_t *ctx) { return (bh__ctx_t *)ctx; }
-
-/* A routing key word list: non-empty, no wildcard, no whitespace. */
-static bool valid_key(const char *k)
-{
-    if (!k || !*k || strlen(k) > 255) return false;
-    for (const char *p = k; *p; p++)
-        if (*p == '*' || *p == '#' || (unsigned char)*p <= ' ') return false;
-    return true;
-}
 
 /* Encode or copy the body and queue one outgoing message on the job. */
 static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t *payload,
@@ -79,12 +71,9 @@ static int api_publish(bh_ctx_t *ctx, int kind, const char *key, const bh_value_
     bh__ctx_t *c = C(ctx);
     char made[37];
     if (!c->job) return BH_ESTATE;
-    if (!valid_key(key) ||
-        (fmt != BH_FORMAT_DEFAULT && fmt != BH_FORMAT_CBOR && fmt != BH_FORMAT_JSON))
-        return BH_EINVAL;
+    if (bh__contract_publish(kind, key, fmt, reply_to)) return BH_EINVAL;
     if (kind == BH_KIND_EVENT)
         return collect(c, BH__EX_EVENTS, key, payload, fmt, ct, body, len, "", "", NULL);
-    if (kind != BH_KIND_COMMAND || !valid_key(reply_to) || !strchr(key, '.')) return BH_EINVAL;
     if (!corr || !*corr) {
         bh__uuid(made);
         corr = made;

@@ -1,76 +1,47 @@
 /* config.c -- the INI file: [broker] and [host] checked against a key table,
  * every other section kept raw until the plugins' own key tables are known.
  *
- * inih hands the handler neither line numbers nor section headers, so the
- * file is fed to it through our own line reader, which counts lines and
- * classifies each one exactly as inih will (section, key, continuation). That
- * gives every message its line, sees empty and duplicate sections, and
- * refuses what inih would silently truncate (long lines and names). */
+ * ONE reader, inifile.c, reads the file: inih (Debian's libinih 55) reports
+ * neither section headers nor what is wrong with a bad line, only the line
+ * of the first error, so it cannot give the messages below (an empty or
+ * repeated section, a key's first line, why a line is malformed) without a
+ * second parser in front of it. inifile.c keeps inih's dialect.
+ *
+ * What a plugin section may hold (reserved keys, the plugin's key table and
+ * its values) is the plugin contract's, contract.c's. */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/types.h>
 
-#include <ini.h>
-
-#include "gelf.h"
+#include "contract.h"
+#include "inifile.h"
+#include "keyspec.h"
 
 #define DEFAULT_URL "amqp://guest:guest@localhost:5672/"
 #define URL_ENV "BUSHOST_URL"
-/* inih keeps the first 49 bytes of a section or key name (its MAX_SECTION and
- * MAX_NAME are 50); longer names would be cut silently. */
-#define MAX_NAME 49
 
 /* ------------------------------------------------------------------------ */
 /* Key tables                                                               */
 
-typedef enum kind {
-    K_URL,      /* amqp:// (no TLS yet), appended to bh__config_t.urls */
-    K_INT,      /* int in [min, max] */
-    K_LEVEL,    /* bh_level_t, by name or number */
-    K_DIR,      /* char *, joined to the config file's folder when relative */
-    K_NAME,     /* char *, [A-Za-z0-9_-]+ */
-    K_FORMAT,   /* bh_format_t from a content type */
-    K_CHOICE,   /* bool: words[0] (false) or words[1] (true) */
-    K_EXCHANGE, /* char *, an AMQP exchange name */
-    K_DELAYS,   /* unsigned[] of ms, with n_retry_delays */
-} kind_t;
-
-typedef struct spec {
-    const char *section; /* NULL: a key of every plugin section */
-    const char *key;
-    kind_t kind;
-    const char *def;      /* NULL: computed, see the table */
-    long min, max;        /* K_INT */
-    const char *words[2]; /* K_CHOICE */
-    bool repeatable;
-    size_t offset; /* of the field in bh__config_t or bh__svc_conf_t */
-    const char *help;
-} spec_t;
-
 #define CFG(field) offsetof(bh__config_t, field)
 #define SVC(field) offsetof(bh__svc_conf_t, field)
 
-static const spec_t host_keys[] = {
+static const bh__keyspec_t host_keys[] = {
     {.section = "broker",
      .key = "url",
-     .kind = K_URL,
+     .kind = BH__K_URL,
      .def = DEFAULT_URL,
      .repeatable = true,
      .offset = CFG(urls),
+     .n = CFG(n_urls),
      .help = "broker URL; repeat the key to list several, tried in turn"},
     {.section = "broker",
      .key = "heartbeat",
-     .kind = K_INT,
+     .kind = BH__K_INT,
      .def = "30",
      .min = 0,
      .max = 3600,
@@ -78,19 +49,19 @@ static const spec_t host_keys[] = {
      .help = "AMQP heartbeat in seconds, 0 disables it"},
     {.section = "host",
      .key = "plugins_dir",
-     .kind = K_DIR,
+     .kind = BH__K_DIR,
      .def = "plugins",
      .offset = CFG(plugins_dir),
      .help = "folder of the plugin .so files, relative to this file's folder"},
     {.section = "host",
      .key = "log_level",
-     .kind = K_LEVEL,
+     .kind = BH__K_LEVEL,
      .def = "info",
      .offset = CFG(log_level),
      .help = "least severe level written to stderr"},
     {.section = "host",
      .key = "healthcheck_interval",
-     .kind = K_INT,
+     .kind = BH__K_INT,
      .def = "60",
      .min = 0,
      .max = 86400,
@@ -98,7 +69,7 @@ static const spec_t host_keys[] = {
      .help = "seconds between health check logs, 0 disables them"},
     {.section = "host",
      .key = "shutdown_timeout",
-     .kind = K_INT,
+     .kind = BH__K_INT,
      .def = "30000",
      .min = 0,
      .max = 3600000,
@@ -107,90 +78,70 @@ static const spec_t host_keys[] = {
 };
 #define N_HOST_KEYS (sizeof host_keys / sizeof host_keys[0])
 
-/* Read from every plugin section, besides the plugin's own keys. A NULL
- * default is computed: see service_defaults(). */
-static const spec_t service_keys[] = {
+/* Read from every plugin section, besides the plugin's own keys: the keys
+ * contract.c reserves, in its order. A NULL default is computed: see
+ * service_defaults(). */
+static const bh__keyspec_t service_keys[] = {
     {.key = "service",
-     .kind = K_NAME,
+     .kind = BH__K_NAME,
      .def = NULL /* the plugin's */,
      .offset = SVC(service),
      .help = "logical service name: queues <service>.events and <service>.commands"},
     {.key = "workers",
-     .kind = K_INT,
+     .kind = BH__K_INT,
      .def = "4",
      .min = 0,
      .max = 256,
      .offset = SVC(workers),
      .help = "handler threads; 0 runs handlers on the I/O thread (they must never block)"},
     {.key = "prefetch",
-     .kind = K_INT,
+     .kind = BH__K_INT,
      .def = NULL /* 25 * workers */,
      .min = 1,
      .max = 65535,
      .offset = SVC(prefetch),
      .help = "unacked messages the broker may hand over at once"},
     {.key = "worker_scheduling",
-     .kind = K_CHOICE,
+     .kind = BH__K_CHOICE,
      .def = "batch",
      .offset = SVC(sched_batch),
      .words = {"normal", "batch"},
      .help = "batch: woken workers wait for the I/O thread's time slice; normal: they preempt it"},
     {.key = "content_type",
-     .kind = K_FORMAT,
+     .kind = BH__K_FORMAT,
      .def = "cbor",
      .offset = SVC(format),
      .help = "format of outgoing payloads: cbor or json"},
     {.key = "queue_type",
-     .kind = K_CHOICE,
+     .kind = BH__K_CHOICE,
      .def = "classic",
      .offset = SVC(quorum),
      .words = {"classic", "quorum"},
      .help = "classic or quorum; opt-in because a queue's type cannot change"},
     {.key = "delivery_limit",
-     .kind = K_INT,
+     .kind = BH__K_INT,
      .def = "0",
      .min = 0,
      .max = 1000000,
      .offset = SVC(delivery_limit),
      .help = "quorum only: deliveries before the broker dead-letters a message, 0 = none"},
     {.key = "dead_letter_exchange",
-     .kind = K_EXCHANGE,
+     .kind = BH__K_EXCHANGE,
      .def = NULL,
      .offset = SVC(dead_letter_exchange),
      .help = "exchange for rejected messages, set on the queues; default: a broker policy"},
     {.key = "retry_delays",
-     .kind = K_DELAYS,
+     .kind = BH__K_DELAYS,
      .def = NULL,
+     .max = BH__MAX_RETRY_DELAYS,
      .offset = SVC(retry_delays),
+     .n = SVC(n_retry_delays),
      .help = "delayed retry: waits before each new attempt, e.g. 1s, 10s, 60s"},
 };
 #define N_SERVICE_KEYS (sizeof service_keys / sizeof service_keys[0])
 
-/* The service keys, plus those later host features will read: a plugin that
- * declared one of them would break when they arrive. */
-static const char *const reserved_keys[] = {
-    "service",
-    "workers",
-    "prefetch",
-    "content_type",
-    "queue_type",
-    "delivery_limit",
-    "dead_letter_exchange",
-    "retry_delays",
-    "worker_scheduling",
-};
-
-bool bh__config_reserved_key(const char *key)
-{
-    size_t i;
-
-    for (i = 0; key && i < sizeof reserved_keys / sizeof reserved_keys[0]; i++)
-        if (strcmp(key, reserved_keys[i]) == 0) return true;
-    return false;
-}
-
 /* ------------------------------------------------------------------------ */
-/* Values                                                                   */
+/* Loading                                                                  */
 
 static void say(char *err, size_t errlen, const char *fmt, ...) BH_PRINTF(3, 4);
 static void say(char *err, size_t errlen, const char *fmt, ...)
@@ -221,491 +172,126 @@ static int dup_into(char **dst, const char *s)
     return BH_OK;
 }
 
-/* Base 10, nothing before or after, no overflow: "30s", " 5", "0x10" fail. */
-static bool parse_int(const char *s, long long min, long long max, long long *out)
+typedef struct load {
+    bh__config_t *cfg;
+    int host;           /* the host section being read (index in contract's list), or -1 */
+    bh__section_t *raw; /* the plugin section being read, or NULL */
+    bh__section_t **tail;
+    int host_line[BH__HOST_SECTIONS]; /* of each host section */
+    int key_line[N_HOST_KEYS];        /* first occurrence of each host key */
+} load_t;
+
+static int open_section(load_t *p, const bh__ini_item_t *it, char *why, size_t whylen)
 {
-    char *end;
-    long long v;
+    int h = bh__contract_host_section(it->section);
+    bh__section_t *sec;
 
-    if (!*s || isspace((unsigned char)*s)) return false;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double(const char *s)
-{
-    char *end;
-    double d;
-
-    if (!*s || isspace((unsigned char)*s)) return false;
-    d = strtod(s, &end);
-    return end != s && !*end && isfinite(d); /* overflow gives HUGE_VAL */
-}
-
-static bool valid_name(const char *s)
-{
-    if (!*s) return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-') return false;
-    return true;
-}
-
-/* The scheme only: rabbitmq-c parses the rest when connecting. Spaces mean
- * several URLs on one line, which must be separate `url =` lines. */
-static bool valid_url(const char *s)
-{
-    /* amqps:// is refused here, at --check time, rather than by every connect:
-     * TLS needs CA settings this host does not have yet. */
-    if (strncmp(s, "amqp://", 7) != 0) return false;
-    for (; *s; s++)
-        if (isspace((unsigned char)*s)) return false;
-    return true;
-}
-
-static bool parse_format(const char *s, bh_format_t *out)
-{
-    if (strcmp(s, "cbor") == 0 || strcmp(s, "application/cbor") == 0) *out = BH_FORMAT_CBOR;
-    else if (strcmp(s, "json") == 0 || strcmp(s, "application/json") == 0) *out = BH_FORMAT_JSON;
-    else return false;
-    return true;
-}
-
-/* A relative path is taken from the config file's folder, so the host finds
- * its plugins whatever directory it was started from. */
-static char *join_dir(const char *cfg_path, const char *s)
-{
-    const char *slash = cfg_path ? strrchr(cfg_path, '/') : NULL;
-    size_t dlen, slen = strlen(s);
-    char *p;
-
-    if (s[0] == '/' || !slash) return strdup(s);
-    dlen = (size_t)(slash - cfg_path) + 1;
-    if (!(p = malloc(dlen + slen + 1))) return NULL;
-    memcpy(p, cfg_path, dlen);
-    memcpy(p + dlen, s, slen + 1);
-    return p;
-}
-
-static int add_url(bh__config_t *cfg, const char *s)
-{
-    char **v = realloc(cfg->urls, (cfg->n_urls + 1) * sizeof *v);
-
-    if (!v) return BH_ENOMEM;
-    cfg->urls = v;
-    if (!(v[cfg->n_urls] = strdup(s))) return BH_ENOMEM;
-    cfg->n_urls++;
+    if (h >= 0) {
+        if (p->host_line[h]) {
+            say(why, whylen, "duplicate section [%s] (first at line %d)", it->section,
+                p->host_line[h]);
+            return BH_EINVAL;
+        }
+        p->host_line[h] = it->line;
+        p->host = h;
+        p->raw = NULL;
+        return BH_OK;
+    }
+    for (sec = p->cfg->sections; sec; sec = sec->next) {
+        if (strcmp(sec->name, it->section) == 0) {
+            say(why, whylen, "duplicate section [%s] (first at line %d)", sec->name, sec->line);
+            return BH_EINVAL;
+        }
+    }
+    if (!(sec = calloc(1, sizeof *sec)) || !(sec->name = strdup(it->section))) {
+        free(sec);
+        say(why, whylen, "out of memory");
+        return BH_ENOMEM;
+    }
+    sec->line = it->line;
+    *p->tail = sec;
+    p->tail = &sec->next;
+    p->host = -1;
+    p->raw = sec;
     return BH_OK;
 }
 
-static void expect(const spec_t *k, char *buf, size_t n)
+static int host_key(load_t *p, const bh__ini_item_t *it, char *why, size_t whylen)
 {
-    switch (k->kind) {
-    case K_URL:
-        snprintf(buf, n,
-                 "a URL starting with amqp:// (amqps:// is not supported yet), without spaces");
-        break;
-    case K_INT:
-        snprintf(buf, n, "an integer %ld..%ld", k->min, k->max);
-        break;
-    case K_LEVEL:
-        snprintf(buf, n,
-                 "a level name (emergency, alert, critical, error, warning, notice, "
-                 "info, debug) or 0..7");
-        break;
-    case K_DIR:
-        snprintf(buf, n, "a folder path");
-        break;
-    case K_NAME:
-        snprintf(buf, n, "a name of letters, digits, '_' and '-'");
-        break;
-    case K_FORMAT:
-        snprintf(buf, n, "cbor, json, application/cbor or application/json");
-        break;
-    case K_CHOICE: /* the default first */
-        snprintf(buf, n, "%s or %s", k->def, k->words[strcmp(k->def, k->words[0]) ? 0 : 1]);
-        break;
-    case K_EXCHANGE:
-        snprintf(buf, n, "an exchange name of letters, digits, '_', '-', '.' and ':'");
-        break;
-    case K_DELAYS:
-        snprintf(buf, n, "1 to %d comma-separated durations of 1ms..24h, e.g. 500ms, 10s, 5m",
-                 BH__MAX_RETRY_DELAYS);
-        break;
-    }
-}
-
-static bool valid_exchange(const char *s)
-{
-    if (!*s || strlen(s) > 255) return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("_-.:", *s)) return false;
-    return true;
-}
-
-/* "1s, 10s, 60s" or "250ms,2m" or plain milliseconds "1000, 5000". */
-static bool parse_delays(const char *s, bh__svc_conf_t *sc)
-{
-    size_t n = 0;
-    while (*s) {
-        char *end;
-        unsigned long long v;
-        while (isspace((unsigned char)*s)) s++;
-        if (!isdigit((unsigned char)*s) || n == BH__MAX_RETRY_DELAYS) return false;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno) return false;
-        s = end;
-        if (!strncmp(s, "ms", 2)) s += 2;
-        else if (*s == 's') v *= 1000, s++;
-        else if (*s == 'm') v *= 60000, s++;
-        else if (*s == 'h') v *= 3600000, s++;
-        if (v < 1 || v > 86400000ull) return false;
-        sc->retry_delays[n++] = (unsigned)v;
-        while (isspace((unsigned char)*s)) s++;
-        if (*s == ',') {
-            s++;
-            if (!*s) return false;
-        } else if (*s) {
-            return false;
-        }
-    }
-    if (!n) return false;
-    sc->n_retry_delays = n;
-    return true;
-}
-
-/* Store the text s in the field k describes, inside base (a bh__config_t for
- * host keys, a bh__svc_conf_t for service keys). BH_EINVAL: not what k
- * expects, and nothing stored. */
-static int set_value(const spec_t *k, void *base, const char *s, const char *cfg_path)
-{
-    char *field = (char *)base + k->offset;
-    long long v;
-    char *p;
-
-    switch (k->kind) {
-    case K_URL:
-        return valid_url(s) ? add_url(base, s) : BH_EINVAL;
-    case K_INT:
-        if (!parse_int(s, k->min, k->max, &v)) return BH_EINVAL;
-        *(int *)(void *)field = (int)v;
-        return BH_OK;
-    case K_LEVEL:
-        return bh__level_parse(s, (bh_level_t *)(void *)field);
-    case K_DIR:
-        if (!*s) return BH_EINVAL;
-        if (!(p = join_dir(cfg_path, s))) return BH_ENOMEM;
-        free(*(char **)(void *)field);
-        *(char **)(void *)field = p;
-        return BH_OK;
-    case K_NAME:
-        return valid_name(s) ? dup_into((char **)(void *)field, s) : BH_EINVAL;
-    case K_FORMAT:
-        return parse_format(s, (bh_format_t *)(void *)field) ? BH_OK : BH_EINVAL;
-    case K_CHOICE:
-        if (strcmp(s, k->words[0]) && strcmp(s, k->words[1])) return BH_EINVAL;
-        *(bool *)(void *)field = strcmp(s, k->words[1]) == 0;
-        return BH_OK;
-    case K_EXCHANGE:
-        return valid_exchange(s) ? dup_into((char **)(void *)field, s) : BH_EINVAL;
-    case K_DELAYS:
-        return parse_delays(s, base) ? BH_OK : BH_EINVAL;
-    }
-    return BH_EINVAL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Loading                                                                  */
-
-typedef enum line_kind { L_OTHER, L_KEY, L_CONT } line_kind_t;
-typedef enum sect { S_NONE, S_BROKER, S_HOST, S_RAW } sect_t;
-
-typedef struct parse {
-    bh__config_t *cfg;
-    FILE *f;
-    char *buf; /* getline's */
-    size_t cap;
-    int read_errno;
-    int line;
-    line_kind_t kind; /* of the current line */
-    bool prev_name;   /* inih's state: an indented line continues the last key */
-    sect_t sect;
-    const char *sect_name;
-    bh__section_t *raw; /* when sect == S_RAW */
-    bh__section_t **tail;
-    int host_line[2];          /* of [broker] and [host] */
-    int key_line[N_HOST_KEYS]; /* first occurrence of each host key */
-    int err_line;              /* of the first error, 0 for none yet */
-    int rc;
-    char *err;
-    size_t errlen;
-} parse_t;
-
-/* Record the first error, at the current line. */
-static void fail(parse_t *p, int rc, const char *fmt, ...) BH_PRINTF(3, 4);
-static void fail(parse_t *p, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (p->err_line) return;
-    p->err_line = p->line;
-    p->rc = rc;
-    if (!p->err || !p->errlen) return;
-    n = snprintf(p->err, p->errlen, "%s:%d: ", p->cfg->path, p->line);
-    if (n < 0 || (size_t)n >= p->errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-/* inih's scan for one of chars, stopping at an inline ';' comment (one that
- * follows whitespace). */
-static const char *find_chars_or_comment(const char *s, const char *chars)
-{
-    bool was_space = false;
-
-    while (*s && (!chars || !strchr(chars, *s)) && !(was_space && *s == ';')) {
-        was_space = isspace((unsigned char)*s);
-        s++;
-    }
-    return s;
-}
-
-static int trimmed_len(const char *s, const char *end)
-{
-    while (end > s && isspace((unsigned char)end[-1])) end--;
-    return (int)(end - s);
-}
-
-static void open_section(parse_t *p, const char *name, size_t n)
-{
-    static const char *const host_sections[] = {"broker", "host"};
-    bh__section_t *sec;
-    size_t i;
-
-    for (i = 0; i < 2; i++) {
-        if (strlen(host_sections[i]) != n || strncmp(name, host_sections[i], n) != 0) continue;
-        if (p->host_line[i]) {
-            fail(p, BH_EINVAL, "duplicate section [%s] (first at line %d)", host_sections[i],
-                 p->host_line[i]);
-            return;
-        }
-        p->host_line[i] = p->line;
-        p->sect = i == 0 ? S_BROKER : S_HOST;
-        p->sect_name = host_sections[i];
-        return;
-    }
-    for (sec = p->cfg->sections; sec; sec = sec->next) {
-        if (strlen(sec->name) == n && strncmp(sec->name, name, n) == 0) {
-            fail(p, BH_EINVAL, "duplicate section [%s] (first at line %d)", sec->name, sec->line);
-            return;
-        }
-    }
-    if (!(sec = calloc(1, sizeof *sec)) || !(sec->name = strndup(name, n))) {
-        free(sec);
-        fail(p, BH_ENOMEM, "out of memory");
-        return;
-    }
-    sec->line = p->line;
-    *p->tail = sec;
-    p->tail = &sec->next;
-    p->sect = S_RAW;
-    p->sect_name = sec->name;
-    p->raw = sec;
-}
-
-/* s: the line from its '['. */
-static void section_line(parse_t *p, const char *s)
-{
-    const char *name = s + 1, *end = find_chars_or_comment(name, "]"), *rest, *c;
-    size_t n = (size_t)(end - name);
-
-    if (*end != ']') {
-        fail(p, BH_EINVAL, "malformed section header '%.*s': expected [name]",
-             trimmed_len(s, s + strlen(s)), s);
-        return;
-    }
-    for (rest = end + 1; isspace((unsigned char)*rest); rest++)
-        ;
-    if (*rest && *rest != ';' && *rest != '#') {
-        fail(p, BH_EINVAL, "unexpected text after [%.*s]: '%.*s'", (int)n, name,
-             trimmed_len(rest, rest + strlen(rest)), rest);
-        return;
-    }
-    if (n == 0) {
-        fail(p, BH_EINVAL, "empty section name []");
-        return;
-    }
-    for (c = name; c < end; c++) {
-        if (isspace((unsigned char)*c)) {
-            fail(p, BH_EINVAL, "section name [%.*s] contains spaces", (int)n, name);
-            return;
-        }
-    }
-    if (n > MAX_NAME) {
-        fail(p, BH_EINVAL, "section name [%.*s] is longer than %d characters", (int)n, name,
-             MAX_NAME);
-        return;
-    }
-    p->prev_name = false;
-    open_section(p, name, n);
-}
-
-/* Classify p->buf the way inih's ini_parse_stream will. */
-static void classify(parse_t *p)
-{
-    const char *line = p->buf, *s = line, *end;
-    int n;
-
-    if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) /* a UTF-8 BOM */
-        s += 3;
-    while (isspace((unsigned char)*s)) s++;
-    if (!*s || *s == ';' || *s == '#') return;
-    if (p->prev_name && s > line) {
-        p->kind = L_CONT;
-        return;
-    }
-    if (*s == '[') {
-        section_line(p, s);
-        return;
-    }
-    end = find_chars_or_comment(s, "=:");
-    if (*end != '=' && *end != ':') {
-        fail(p, BH_EINVAL, "malformed line '%.*s': expected [section] or key = value",
-             trimmed_len(s, end), s);
-        return;
-    }
-    n = trimmed_len(s, end);
-    p->prev_name = n > 0;
-    p->kind = L_KEY;
-    if (n > MAX_NAME)
-        fail(p, BH_EINVAL, "key name '%.*s' is longer than %d characters", n, s, MAX_NAME);
-}
-
-/* The ini_reader: one whole line per call, counted and classified. A line
- * refused here reaches inih as a blank one, so its line count stays ours. */
-static char *read_line(char *str, int num, void *stream)
-{
-    parse_t *p = stream;
-    ssize_t got = getline(&p->buf, &p->cap, p->f);
-    size_t len;
-
-    if (got < 0) {
-        if (ferror(p->f)) p->read_errno = errno;
-        return NULL;
-    }
-    p->line++;
-    p->kind = L_OTHER;
-    len = (size_t)got;
-    while (len > 0 && (p->buf[len - 1] == '\n' || p->buf[len - 1] == '\r')) len--;
-    p->buf[len] = '\0';
-    if (memchr(p->buf, '\0', len)) {
-        fail(p, BH_EINVAL, "NUL byte in line");
-    } else if (num < 3 || len > (size_t)num - 3) {
-        /* inih needs room for "\r\n\0" and would split a longer line. */
-        fail(p, BH_EINVAL, "line longer than %d characters", num - 3);
-    } else {
-        classify(p);
-        memcpy(str, p->buf, len);
-        str[len] = '\n';
-        str[len + 1] = '\0';
-        return str;
-    }
-    snprintf(str, (size_t)num, "\n");
-    return str;
-}
-
-static int host_key(parse_t *p, const char *name, const char *value)
-{
-    const spec_t *k = NULL;
+    const bh__keyspec_t *k = NULL;
     char buf[256] = "";
     size_t i;
     int rc;
 
     for (i = 0; i < N_HOST_KEYS; i++) {
-        if (strcmp(host_keys[i].section, p->sect_name) != 0) continue;
+        if (strcmp(host_keys[i].section, it->section) != 0) continue;
         list_add(buf, sizeof buf, host_keys[i].key);
-        if (strcmp(host_keys[i].key, name) == 0) {
+        if (strcmp(host_keys[i].key, it->key) == 0) {
             k = &host_keys[i];
             break;
         }
     }
     if (!k) {
-        fail(p, BH_EINVAL, "[%s] unknown key '%s' (known: %s)", p->sect_name, name, buf);
-        return 0;
+        say(why, whylen, "[%s] unknown key '%s' (known: %s)", it->section, it->key, buf);
+        return BH_EINVAL;
     }
-    if (p->kind == L_CONT && !k->repeatable) {
-        fail(p, BH_EINVAL, "[%s] indented line continues '%s', which takes one value", p->sect_name,
-             name);
-        return 0;
+    if (it->kind == BH__INI_CONT && !k->repeatable) {
+        say(why, whylen, "[%s] indented line continues '%s', which takes one value", it->section,
+            it->key);
+        return BH_EINVAL;
     }
     if (p->key_line[i] && !k->repeatable) {
-        fail(p, BH_EINVAL, "[%s] duplicate key '%s' (first at line %d)", p->sect_name, name,
-             p->key_line[i]);
-        return 0;
+        say(why, whylen, "[%s] duplicate key '%s' (first at line %d)", it->section, it->key,
+            p->key_line[i]);
+        return BH_EINVAL;
     }
-    if (!p->key_line[i]) p->key_line[i] = p->line;
-    rc = set_value(k, p->cfg, value, p->cfg->path);
+    if (!p->key_line[i]) p->key_line[i] = it->line;
+    rc = bh__keyspec_set(k, p->cfg, it->value, p->cfg->path);
     if (rc == BH_EINVAL) {
-        expect(k, buf, sizeof buf);
-        fail(p, rc, "[%s] %s = '%s': expected %s", p->sect_name, name, value, buf);
+        bh__keyspec_expect(k, buf, sizeof buf);
+        say(why, whylen, "[%s] %s = '%s': expected %s", it->section, it->key, it->value, buf);
     } else if (rc) {
-        fail(p, rc, "out of memory");
+        say(why, whylen, "out of memory");
     }
-    return rc == BH_OK;
+    return rc;
 }
 
 /* Plugin sections: kept as text, checked by bh__config_service. No plugin key
  * takes several values, so duplicates are refused now. */
-static int raw_key(parse_t *p, const char *name, const char *value)
+static int raw_key(load_t *p, const bh__ini_item_t *it, char *why, size_t whylen)
 {
     bh__kv_t **tail = &p->raw->keys, *kv;
 
-    if (p->kind == L_CONT) {
-        fail(p, BH_EINVAL, "[%s] indented line continues '%s', which takes one value", p->sect_name,
-             name);
-        return 0;
+    if (it->kind == BH__INI_CONT) {
+        say(why, whylen, "[%s] indented line continues '%s', which takes one value", it->section,
+            it->key);
+        return BH_EINVAL;
     }
     for (; *tail; tail = &(*tail)->next) {
-        if (strcmp((*tail)->key, name) == 0) {
-            fail(p, BH_EINVAL, "[%s] duplicate key '%s' (first at line %d)", p->sect_name, name,
-                 (*tail)->line);
-            return 0;
+        if (strcmp((*tail)->key, it->key) == 0) {
+            say(why, whylen, "[%s] duplicate key '%s' (first at line %d)", it->section, it->key,
+                (*tail)->line);
+            return BH_EINVAL;
         }
     }
-    if (!(kv = calloc(1, sizeof *kv)) || !(kv->key = strdup(name)) ||
-        !(kv->value = strdup(value))) {
+    if (!(kv = calloc(1, sizeof *kv)) || !(kv->key = strdup(it->key)) ||
+        !(kv->value = strdup(it->value))) {
         if (kv) free(kv->key);
         free(kv);
-        fail(p, BH_ENOMEM, "out of memory");
-        return 0;
+        say(why, whylen, "out of memory");
+        return BH_ENOMEM;
     }
-    kv->line = p->line;
+    kv->line = it->line;
     *tail = kv;
-    return 1;
+    return BH_OK;
 }
 
-/* The ini_handler. The section comes from our reader, which saw the header. */
-static int on_key(void *user, const char *section, const char *name, const char *value)
+static int on_item(void *user, const bh__ini_item_t *it, char *why, size_t whylen)
 {
-    parse_t *p = user;
+    load_t *p = user;
 
-    (void)section;
-    if (p->err_line) /* only the first error is reported */
-        return 1;
-    if (p->sect == S_NONE) {
-        fail(p, BH_EINVAL, "key outside any section: '%s'", name);
-        return 0;
-    }
-    if (!*name) {
-        fail(p, BH_EINVAL, "[%s] value '%s' has no key name", p->sect_name, value);
-        return 0;
-    }
-    return p->sect == S_RAW ? raw_key(p, name, value) : host_key(p, name, value);
+    if (it->kind == BH__INI_SECTION) return open_section(p, it, why, whylen);
+    return p->raw ? raw_key(p, it, why, whylen) : host_key(p, it, why, whylen);
 }
 
 /* BUSHOST_URL: URLs separated by spaces or commas, replacing the file's. */
@@ -720,9 +306,9 @@ static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen
     for (i = 0; i < cfg->n_urls; i++) free(cfg->urls[i]);
     cfg->n_urls = 0;
     for (tok = strtok_r(copy, sep, &save); tok && !rc; tok = strtok_r(NULL, sep, &save)) {
-        rc = set_value(&host_keys[0], cfg, tok, NULL);
+        rc = bh__keyspec_set(&host_keys[0], cfg, tok, NULL);
         if (rc == BH_EINVAL) {
-            expect(&host_keys[0], buf, sizeof buf);
+            bh__keyspec_expect(&host_keys[0], buf, sizeof buf);
             say(err, errlen, "%s: '%s': expected %s", URL_ENV, tok, buf);
         }
     }
@@ -735,27 +321,27 @@ static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen
 }
 
 /* Defaults for the keys the file did not set, then the URL override. */
-static int finish(parse_t *p, char *err, size_t errlen)
+static int finish(load_t *p, char *err, size_t errlen)
 {
     const char *env = getenv(URL_ENV);
     size_t i;
     int rc;
 
     for (i = 0; i < N_HOST_KEYS; i++) {
-        const spec_t *k = &host_keys[i];
+        const bh__keyspec_t *k = &host_keys[i];
 
-        if (p->key_line[i] || !k->def || k->kind == K_URL) continue;
-        if ((rc = set_value(k, p->cfg, k->def, p->cfg->path)))
+        if (p->key_line[i] || !k->def || k->kind == BH__K_URL) continue;
+        if ((rc = bh__keyspec_set(k, p->cfg, k->def, p->cfg->path)))
             return rc; /* only out of memory: the defaults are valid */
     }
     if (env && *env && (rc = env_urls(p->cfg, env, err, errlen))) return rc;
-    if (p->cfg->n_urls == 0) return add_url(p->cfg, DEFAULT_URL);
+    if (p->cfg->n_urls == 0) return bh__keyspec_set(&host_keys[0], p->cfg, DEFAULT_URL, NULL);
     return BH_OK;
 }
 
 int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errlen)
 {
-    parse_t p;
+    load_t p = {.cfg = cfg, .host = -1};
     int rc;
 
     say(err, errlen, "%s", "");
@@ -765,39 +351,14 @@ int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errle
         say(err, errlen, "no config file given");
         return BH_EINVAL;
     }
-    memset(&p, 0, sizeof p);
-    p.cfg = cfg;
     p.tail = &cfg->sections;
-    p.err = err;
-    p.errlen = errlen;
     if (!(cfg->path = strdup(path))) {
         say(err, errlen, "%s: out of memory", path);
         return BH_ENOMEM;
     }
-    if (!(p.f = fopen(path, "r"))) {
-        say(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        bh__config_free(cfg);
-        return BH_ENOENT;
-    }
-    rc = ini_parse_stream(read_line, &p, on_key, &p);
-    free(p.buf);
-    fclose(p.f);
-    if (p.read_errno) {
-        say(err, errlen, "%s: cannot read: %s", path, strerror(p.read_errno));
-        rc = BH_EINVAL;
-    } else if (rc == -2) {
+    rc = bh__ini_read(path, on_item, &p, err, errlen);
+    if (!rc && (rc = finish(&p, err, errlen)) == BH_ENOMEM)
         say(err, errlen, "%s: out of memory", path);
-        rc = BH_ENOMEM;
-    } else if (rc > 0 && (!p.err_line || rc < p.err_line)) {
-        /* Our reader classifies lines as inih does, so this is a safety net. */
-        say(err, errlen, "%s:%d: malformed line: expected [section] or key = value", path, rc);
-        rc = BH_EINVAL;
-    } else if (p.err_line) {
-        rc = p.rc;
-    } else {
-        rc = finish(&p, err, errlen);
-        if (rc == BH_ENOMEM) say(err, errlen, "%s: out of memory", path);
-    }
     if (rc) bh__config_free(cfg);
     return rc;
 }
@@ -853,115 +414,6 @@ int bh__config_check_sections(const bh__config_t *cfg, const char *const *plugin
 /* ------------------------------------------------------------------------ */
 /* Plugin sections                                                          */
 
-static const char *const bool_true[] = {"true", "yes", "on", "1"};
-static const char *const bool_false[] = {"false", "no", "off", "0"};
-
-static void plugin_expect(const bh_config_key_t *k, char *buf, size_t n)
-{
-    switch (k->type) {
-    case BH_CONF_INT:
-        if (k->min || k->max)
-            snprintf(buf, n, "an integer %lld..%lld", (long long)k->min, (long long)k->max);
-        else snprintf(buf, n, "an integer");
-        break;
-    case BH_CONF_BOOL:
-        snprintf(buf, n, "true/false, yes/no, on/off or 1/0");
-        break;
-    case BH_CONF_DOUBLE:
-        snprintf(buf, n, "a finite number");
-        break;
-    case BH_CONF_STR:
-        snprintf(buf, n, "text");
-        break;
-    default:
-        snprintf(buf, n, "nothing (the plugin declared type %d)", (int)k->type);
-        break;
-    }
-}
-
-/* Check s against k; *out gets the text the plugin will read: integers in
- * plain decimal (bh_config_int parses base 0, where "010" is 8) and booleans
- * as "true"/"false" (bh_config_bool looks at the first letter). */
-static int plugin_value(const bh_config_key_t *k, const char *s, char **out)
-{
-    char num[32];
-    long long v;
-    size_t i;
-
-    switch (k->type) {
-    case BH_CONF_STR:
-        return dup_into(out, s);
-    case BH_CONF_INT:
-        if (!parse_int(s, (k->min || k->max) ? k->min : INT64_MIN,
-                       (k->min || k->max) ? k->max : INT64_MAX, &v))
-            return BH_EINVAL;
-        snprintf(num, sizeof num, "%lld", v);
-        return dup_into(out, num);
-    case BH_CONF_BOOL:
-        for (i = 0; i < sizeof bool_true / sizeof bool_true[0]; i++) {
-            if (strcasecmp(s, bool_true[i]) == 0) return dup_into(out, "true");
-            if (strcasecmp(s, bool_false[i]) == 0) return dup_into(out, "false");
-        }
-        return BH_EINVAL;
-    case BH_CONF_DOUBLE:
-        return parse_double(s) ? dup_into(out, s) : BH_EINVAL;
-    }
-    return BH_EINVAL;
-}
-
-/* The plugin's table is its author's promise; check it before trusting it. */
-static int check_table(const char *plugin, const bh_config_key_t *t, size_t *n, char *err,
-                       size_t errlen)
-{
-    char buf[128];
-    size_t i, j;
-
-    for (i = 0; t && t[i].key; i++) {
-        const bh_config_key_t *k = &t[i];
-        char *v = NULL;
-        int rc;
-
-        if (bh__config_reserved_key(k->key)) {
-            say(err, errlen, "plugin %s: declares config key '%s', which the host reserves", plugin,
-                k->key);
-            return BH_EINVAL;
-        }
-        if (!valid_name(k->key) || strlen(k->key) > MAX_NAME) {
-            say(err, errlen,
-                "plugin %s: config key '%s' is not a name of at most %d letters, digits, "
-                "'_' and '-'",
-                plugin, k->key, MAX_NAME);
-            return BH_EINVAL;
-        }
-        for (j = 0; j < i; j++) {
-            if (strcmp(t[j].key, k->key) == 0) {
-                say(err, errlen, "plugin %s: declares config key '%s' twice", plugin, k->key);
-                return BH_EINVAL;
-            }
-        }
-        if (k->type < BH_CONF_STR || k->type > BH_CONF_DOUBLE) {
-            say(err, errlen, "plugin %s: config key '%s' has unknown type %d", plugin, k->key,
-                (int)k->type);
-            return BH_EINVAL;
-        }
-        if (k->type == BH_CONF_INT && k->min > k->max) {
-            say(err, errlen, "plugin %s: config key '%s' has empty bounds %lld..%lld", plugin,
-                k->key, (long long)k->min, (long long)k->max);
-            return BH_EINVAL;
-        }
-        if (k->def && (rc = plugin_value(k, k->def, &v))) {
-            plugin_expect(k, buf, sizeof buf);
-            if (rc == BH_EINVAL)
-                say(err, errlen, "plugin %s: default '%s' of config key '%s': expected %s", plugin,
-                    k->def, k->key, buf);
-            return rc;
-        }
-        free(v);
-    }
-    *n = i;
-    return BH_OK;
-}
-
 static int service_entry(const char *path, const char *plugin, const bh_config_key_t *t,
                          const bh__kv_t *kv, int *seen, bh__svc_conf_t *out, char *err,
                          size_t errlen)
@@ -973,9 +425,9 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
     for (i = 0; i < N_SERVICE_KEYS; i++) {
         if (strcmp(service_keys[i].key, kv->key) != 0) continue;
         seen[i] = kv->line;
-        rc = set_value(&service_keys[i], out, kv->value, path);
+        rc = bh__keyspec_set(&service_keys[i], out, kv->value, path);
         if (rc == BH_EINVAL) {
-            expect(&service_keys[i], buf, sizeof buf);
+            bh__keyspec_expect(&service_keys[i], buf, sizeof buf);
             say(err, errlen, "%s:%d: [%s] %s = '%s': expected %s", path, kv->line, plugin, kv->key,
                 kv->value, buf);
         }
@@ -983,9 +435,9 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
     }
     for (i = 0; i < out->n; i++) {
         if (strcmp(t[i].key, kv->key) != 0) continue;
-        rc = plugin_value(&t[i], kv->value, &out->values[i]);
+        rc = bh__contract_config_value(&t[i], kv->value, &out->values[i]);
         if (rc == BH_EINVAL) {
-            plugin_expect(&t[i], buf, sizeof buf);
+            bh__contract_config_expect(&t[i], buf, sizeof buf);
             say(err, errlen, "%s:%d: [%s] %s = '%s': expected %s", path, kv->line, plugin, kv->key,
                 kv->value, buf);
         }
@@ -1007,16 +459,16 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     int rc;
 
     for (i = 0; i < N_SERVICE_KEYS; i++) {
-        const spec_t *k = &service_keys[i];
+        const bh__keyspec_t *k = &service_keys[i];
 
         if (seen[i] || !k->def) continue;
-        if ((rc = set_value(k, out, k->def, path))) return rc;
+        if ((rc = bh__keyspec_set(k, out, k->def, path))) return rc;
     }
     if (!out->service) {
         const char *def = default_service && *default_service ? default_service : plugin;
 
-        if ((rc = set_value(&service_keys[0], out, def, path)) == BH_EINVAL) {
-            expect(&service_keys[0], buf, sizeof buf);
+        if ((rc = bh__keyspec_set(&service_keys[0], out, def, path)) == BH_EINVAL) {
+            bh__keyspec_expect(&service_keys[0], buf, sizeof buf);
             say(err, errlen, "plugin %s: service name '%s': expected %s", plugin, def, buf);
         }
         if (rc) return rc;
@@ -1044,7 +496,7 @@ static int service_defaults(const char *path, const char *plugin, const char *de
                 t[i].help ? " (" : "", t[i].help ? t[i].help : "", t[i].help ? ")" : "");
             return BH_EINVAL;
         }
-        if ((rc = plugin_value(&t[i], t[i].def, &out->values[i]))) return rc;
+        if ((rc = bh__contract_config_value(&t[i], t[i].def, &out->values[i]))) return rc;
     }
     return BH_OK;
 }
@@ -1057,6 +509,7 @@ int bh__config_service(const bh__config_t *cfg, const char *plugin_name,
     const bh__kv_t *kv;
     const char *path;
     int seen[N_SERVICE_KEYS] = {0};
+    char why[512];
     size_t i, n = 0;
     int rc;
 
@@ -1065,7 +518,10 @@ int bh__config_service(const bh__config_t *cfg, const char *plugin_name,
     memset(out, 0, sizeof *out);
     if (!cfg || !plugin_name) return BH_EINVAL;
     path = cfg->path ? cfg->path : "(no config file)";
-    if ((rc = check_table(plugin_name, table, &n, err, errlen))) return rc;
+    if ((rc = bh__contract_config_table(table, &n, why, sizeof why))) {
+        say(err, errlen, "plugin %s: %s", plugin_name, why);
+        return rc;
+    }
     out->keys = calloc(n + 1, sizeof *out->keys);
     out->values = calloc(n + 1, sizeof *out->values);
     if (!out->keys || !out->values) {

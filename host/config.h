@@ -1,8 +1,9 @@
-/* config.h -- the INI file (inih): [broker], [host] and one section per plugin.
+/* config.h -- the INI file: [broker], [host] and one section per plugin.
  *
- * Loading validates [broker] and [host] and keeps every other section as raw
- * key/value lines; each plugin section is validated once the plugins are
- * loaded and their key tables known. Every error reads "file:line: reason". */
+ * Loading (inifile.c reads the file) validates [broker] and [host] and keeps
+ * every other section as raw key/value lines; each plugin section is
+ * validated once the plugins are loaded and their key tables known, by the
+ * rules of contract.h. Every error reads "file:line: reason". */
 #ifndef BH_CONFIG_H
 #define BH_CONFIG_H
 
@@ -44,7 +45,8 @@ typedef struct bh__config {
 int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errlen);
 void bh__config_free(bh__config_t *cfg);
 
-/* A plugin's section, validated. Host keys per service:
+/* A plugin's section, validated. Host keys per service (the keys
+ * contract.c reserves):
  *   service      logical service name (default: the plugin's)
  *   workers      0..256, default 4 (0: handlers run on the I/O thread)
  *   prefetch     1..65535, default 25 * workers (100 with workers = 0)
@@ -87,8 +89,5 @@ const char *bh__svc_conf_get(const bh__svc_conf_t *sc, const char *key);
  * plugin; loaded: echo, cart"). */
 int bh__config_check_sections(const bh__config_t *cfg, const char *const *plugin_names, size_t n,
                               char *err, size_t errlen);
-
-/* Keys a plugin may not declare, because the host owns them. */
-bool bh__config_reserved_key(const char *key);
 
 #endif

@@ -1,7 +1,8 @@
 /* loader.c -- finding, opening and checking plugin shared objects.
  *
  * Every error names the file, what was expected and what was found, so an
- * operator can act on it without reading this code. */
+ * operator can act on it without reading this code. The descriptor is
+ * checked by the plugin contract (contract.c) as soon as it is found. */
 #include "loader.h"
 
 #include <dirent.h>
@@ -13,12 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
-
-/* The ABI 1.0 descriptor ends with fini: any plugin has at least that. */
-#define MIN_DESC_SIZE (offsetof(bh_plugin_t, fini) + sizeof(void (*)(void)))
-/* AMQP short strings (routing keys, queue names) hold at most 255 bytes. */
-#define MAX_AMQP_NAME 255
+#include "contract.h"
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) BH_PRINTF(4, 5);
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
@@ -35,228 +31,12 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
     return BH_EINVAL;
 }
 
-/* "'.' at byte 3", or the byte in hex when it does not print. */
-static void describe_byte(char *buf, size_t len, const char *s, size_t i)
-{
-    unsigned char c = (unsigned char)s[i];
-    if (c > 0x20 && c < 0x7f) snprintf(buf, len, "'%c' at byte %zu", c, i);
-    else if (c == ' ') snprintf(buf, len, "a space at byte %zu", i);
-    else snprintf(buf, len, "byte 0x%02x at byte %zu", c, i);
-}
-
-static bool is_ident_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
-/* Bytes a routing key word may hold: anything but topic wildcards, spaces
- * and control characters. */
-static bool is_key_char(unsigned char c) { return c > 0x20 && c != 0x7f && c != '*' && c != '#'; }
-
-/* Plugin and service names: [A-Za-z0-9_-]+, short enough that the queue
- * "<service>.commands" is a valid AMQP name. */
-static int check_ident(const char *path, const char *what, const char *s, size_t max, char *err,
-                       size_t errlen)
-{
-    char found[48];
-    size_t i;
-    if (!s) return fail(err, errlen, path, "no %s: expected .%s = \"...\", found NULL", what, what);
-    if (!*s)
-        return fail(err, errlen, path, "empty %s: expected letters, digits, '_' or '-', found \"\"",
-                    what);
-    for (i = 0; s[i]; i++) {
-        if (!is_ident_char((unsigned char)s[i])) {
-            describe_byte(found, sizeof found, s, i);
-            return fail(err, errlen, path,
-                        "bad %s \"%s\": expected letters, digits, '_' or '-', found %s", what, s,
-                        found);
-        }
-    }
-    if (i > max)
-        return fail(err, errlen, path, "%s \"%.20s...\" is %zu bytes long, expected at most %zu",
-                    what, s, i, max);
-    return 0;
-}
-
-enum table { T_EVENTS, T_COMMANDS, T_RESULTS };
-static const char *const table_what[] = {"event", "command", "result"};
-
-/* Event names and result keys are routing keys: dot-separated non-empty
- * words. Command keys are one word (the host prefixes "<service>."). */
-static int check_key(const char *path, enum table t, const char *key, size_t service_len, char *err,
-                     size_t errlen)
-{
-    const char *what = table_what[t];
-    char found[48];
-    size_t i, len = strlen(key);
-    size_t max = t == T_COMMANDS ? MAX_AMQP_NAME - 1 - service_len : MAX_AMQP_NAME;
-
-    if (len == 0) return fail(err, errlen, path, "empty %s key: expected a name, found \"\"", what);
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)key[i];
-        if (t == T_COMMANDS && c == '.') {
-            describe_byte(found, sizeof found, key, i);
-            return fail(
-                err, errlen, path,
-                "command key \"%s\" is not a VerbObject name (the host adds \"<service>.\"): "
-                "expected no '.', '*', '#' or spaces, found %s",
-                key, found);
-        }
-        if (!is_key_char(c)) {
-            describe_byte(found, sizeof found, key, i);
-            return fail(err, errlen, path,
-                        "%s key \"%s\" is not a valid routing key: expected dot-separated words "
-                        "without '*', '#' or spaces, found %s",
-                        what, key, found);
-        }
-        if (c == '.' && (i == 0 || i + 1 == len || key[i + 1] == '.'))
-            return fail(err, errlen, path,
-                        "%s key \"%s\" is not a valid routing key: expected dot-separated words, "
-                        "found an empty word at byte %zu",
-                        what, key, i == 0 ? i : i + 1);
-    }
-    if (len > max) {
-        if (t == T_COMMANDS)
-            return fail(err, errlen, path,
-                        "command key \"%.20s...\" is %zu bytes long, expected at most %zu "
-                        "(\"<service>.<command>\" must fit in %d bytes)",
-                        key, len, max, MAX_AMQP_NAME);
-        return fail(err, errlen, path, "%s key \"%.20s...\" is %zu bytes long, expected at most %d",
-                    what, key, len, MAX_AMQP_NAME);
-    }
-    return 0;
-}
-
-static int check_routes(const char *path, enum table t, const bh_route_t *r, size_t service_len,
-                        size_t *count, char *err, size_t errlen)
-{
-    const char *what = table_what[t];
-    size_t i, j;
-    int rc;
-    if (!r) return 0;
-    for (i = 0; r[i].key; i++) {
-        if ((rc = check_key(path, t, r[i].key, service_len, err, errlen))) return rc;
-        if (!r[i].handler)
-            return fail(err, errlen, path,
-                        "%s \"%s\" has no handler: expected a function, found NULL", what,
-                        r[i].key);
-        for (j = 0; j < i; j++)
-            if (!strcmp(r[j].key, r[i].key))
-                return fail(err, errlen, path,
-                            "%s key \"%s\" is listed twice (entries %zu and %zu): expected each "
-                            "key once",
-                            what, r[i].key, j, i);
-    }
-    *count += i;
-    return 0;
-}
-
-/* Config keys must be writable as "key = value" in an INI section. */
-static bool is_ini_key_char(unsigned char c)
-{
-    return c > 0x20 && c != 0x7f && !strchr("=:;#[]", c);
-}
-
-static int check_config(const char *path, const bh_config_key_t *k, char *err, size_t errlen)
-{
-    char found[48];
-    size_t i, j, c;
-    if (!k) return 0;
-    for (i = 0; k[i].key; i++) {
-        const char *key = k[i].key;
-        if (!*key)
-            return fail(err, errlen, path, "config key %zu is empty: expected a name, found \"\"",
-                        i);
-        for (c = 0; key[c]; c++) {
-            if (!is_ini_key_char((unsigned char)key[c])) {
-                describe_byte(found, sizeof found, key, c);
-                return fail(err, errlen, path,
-                            "config key \"%s\" cannot be written in an INI file: expected no "
-                            "spaces, '=', ':', ';', '#', '[' or ']', found %s",
-                            key, found);
-            }
-        }
-        for (j = 0; j < i; j++)
-            if (!strcmp(k[j].key, key))
-                return fail(err, errlen, path,
-                            "config key \"%s\" is declared twice (entries %zu and %zu): expected "
-                            "each key once",
-                            key, j, i);
-        if (bh__config_reserved_key(key))
-            return fail(err, errlen, path,
-                        "config key \"%s\" is reserved by the host: expected another name", key);
-        switch ((int)k[i].type) {
-        case BH_CONF_STR:
-        case BH_CONF_BOOL:
-        case BH_CONF_DOUBLE:
-            break;
-        case BH_CONF_INT:
-            if (k[i].min > k[i].max)
-                return fail(err, errlen, path,
-                            "config key \"%s\" has bounds [%lld, %lld]: expected min <= max", key,
-                            (long long)k[i].min, (long long)k[i].max);
-            break;
-        default:
-            return fail(err, errlen, path,
-                        "config key \"%s\" has type %d: expected BH_CONF_STR, BH_CONF_INT, "
-                        "BH_CONF_BOOL or BH_CONF_DOUBLE (%d..%d)",
-                        key, (int)k[i].type, BH_CONF_STR, BH_CONF_DOUBLE);
-        }
-    }
-    return 0;
-}
-
 int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t errlen)
 {
-    size_t service_len, routes = 0;
-    int rc;
+    char why[1024];
+    int rc = bh__contract_plugin(d, why, sizeof why);
 
-    if (!d) return fail(err, errlen, path, "no descriptor: expected a bh_plugin_t, found NULL");
-    /* Identity first: nothing else can be trusted until these match. */
-    if (d->magic != BH_MAGIC)
-        return fail(err, errlen, path,
-                    "bad magic 0x%08x, expected 0x%08x (not a bushost plugin, or garbled)",
-                    (unsigned)d->magic, (unsigned)BH_MAGIC);
-    if (d->abi_major != BH_ABI_MAJOR)
-        return fail(err, errlen, path,
-                    "ABI %u.%u, this host speaks %d.%d (major must match): rebuild the plugin",
-                    (unsigned)d->abi_major, (unsigned)d->abi_minor, BH_ABI_MAJOR, BH_ABI_MINOR);
-    if (d->abi_minor > BH_ABI_MINOR)
-        return fail(err, errlen, path, "ABI %u.%u is newer than this host's %d.%d: upgrade bushost",
-                    (unsigned)d->abi_major, (unsigned)d->abi_minor, BH_ABI_MAJOR, BH_ABI_MINOR);
-    /* A plugin of an older minor may be shorter than our struct (a later host
-     * reads appended fields only when size has them), never longer. */
-    if (d->size < MIN_DESC_SIZE)
-        return fail(err, errlen, path,
-                    "descriptor size %u bytes, expected at least %zu (the ABI %d.0 descriptor): "
-                    "garbled",
-                    (unsigned)d->size, MIN_DESC_SIZE, BH_ABI_MAJOR);
-    if (d->size > sizeof(bh_plugin_t))
-        return fail(err, errlen, path,
-                    "descriptor size %u bytes for ABI %u.%u, expected at most %zu: garbled",
-                    (unsigned)d->size, (unsigned)d->abi_major, (unsigned)d->abi_minor,
-                    sizeof(bh_plugin_t));
-
-    if ((rc = check_ident(path, "name", d->name, MAX_AMQP_NAME, err, errlen))) return rc;
-    if (!d->version)
-        return fail(err, errlen, path,
-                    "plugin '%s' has no version: expected .version = \"...\", found NULL", d->name);
-    if ((rc = check_ident(path, "service", d->service, MAX_AMQP_NAME - strlen(".commands"), err,
-                          errlen)))
-        return rc;
-    service_len = strlen(d->service);
-
-    if ((rc = check_routes(path, T_EVENTS, d->events, service_len, &routes, err, errlen)) ||
-        (rc = check_routes(path, T_COMMANDS, d->commands, service_len, &routes, err, errlen)) ||
-        (rc = check_routes(path, T_RESULTS, d->results, service_len, &routes, err, errlen)))
-        return rc;
-    if (routes == 0)
-        return fail(err, errlen, path,
-                    "plugin '%s' handles nothing: expected at least one event, command or result "
-                    "route, found none",
-                    d->name);
-    return check_config(path, d->config, err, errlen);
+    return rc ? fail(err, errlen, path, "%s", why) : BH_OK;
 }
 
 int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errlen)

@@ -12,14 +12,13 @@ typedef struct bh__loaded {
     const bh_plugin_t *desc; /* inside the object */
 } bh__loaded_t;
 
-/* Check a descriptor. Pure: no dlopen. Messages name the file, what was
- * expected and what was found, e.g.
+/* Check a descriptor by the plugin contract (bh__contract_plugin: identity,
+ * names, routes, config table). Pure: no dlopen. Messages start with the
+ * file, e.g.
  *   "plugins/x.so: bad magic 0x00000000, expected 0x42555348 (not a bushost plugin, or garbled)"
  *   "plugins/x.so: ABI 2.0, this host speaks 1.0 (major must match): rebuild the plugin"
- *   "plugins/x.so: ABI 1.3 is newer than this host's 1.0: upgrade bushost"
- * It also checks name/service/route keys (non-empty, no '.', '*', '#' or
- * spaces in names and command keys; a handler for each route; no duplicate
- * keys) and config keys (no host-reserved or duplicate keys). */
+ *   "plugins/x.so: config key \"log.level\" is not a name: expected letters, digits, '_' or
+ *    '-', found '.' at byte 3" */
 int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t errlen);
 
 /* dlopen(RTLD_NOW | RTLD_LOCAL) one file, look up BH_PLUGIN_SYMBOL, check. */

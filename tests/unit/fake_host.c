@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "payload.h"
 #include "value.h"
 
@@ -131,10 +132,10 @@ static int fake_publish(bh_ctx_t *ctx, int kind, const char *key, const bh_value
         violation(c->host, "publish of %s outside a handler", key ? key : "(null)");
         return BH_ESTATE;
     }
-    /* As host/api.c: a command needs a "<service>.<Command>" key and a reply_to. */
-    if (!key || !*key || (kind != BH_KIND_EVENT && kind != BH_KIND_COMMAND) ||
-        (kind == BH_KIND_COMMAND && (!strchr(key, '.') || !reply_to || !*reply_to))) {
-        violation(c->host, "publish with kind %d and key %s", kind, key ? key : "(null)");
+    /* The rules host/api.c applies. */
+    if (bh__contract_publish(kind, key, fmt, reply_to)) {
+        violation(c->host, "publish with kind %d, key %s and reply_to %s", kind,
+                  key ? key : "(null)", reply_to ? reply_to : "(null)");
         return BH_EINVAL;
     }
     rc = capture_payload(&r, payload, fmt, content_type, body, len);
@@ -245,9 +246,15 @@ static const char *fake_service(bh_ctx_t *ctx) { return ctx_of(ctx)->host->servi
 
 fake_host_t *fake_host_new(const bh_plugin_t *plugin, const char *service)
 {
-    fake_host_t *h = calloc(1, sizeof *h);
+    fake_host_t *h;
+    char why[1024];
 
-    if (!h) return NULL;
+    /* The checks the loader makes before the real host runs a plugin. */
+    if (bh__contract_plugin(plugin, why, sizeof why)) {
+        fprintf(stderr, "fake_host: the loader would refuse this plugin: %s\n", why);
+        return NULL;
+    }
+    if (!(h = calloc(1, sizeof *h))) return NULL;
     bh__value_fill_api(&h->api);
     h->api.publish = fake_publish;
     h->api.result = fake_result;

@@ -4,7 +4,8 @@
  * (host/value.c); publish, result, log, config and service record what the
  * plugin asked for, so a test can run a handler and look at what came out.
  * It also checks the SDK's contract: config only during init, a result only
- * for a command and only once, declared config keys only. Recording is
+ * for a command and only once, declared config keys only, and publishes by
+ * the rules of host/contract.c, as host/api.c does. Recording is
  * thread-safe, so handlers may run on several threads at once. */
 #ifndef FAKE_HOST_H
 #define FAKE_HOST_H
@@ -40,7 +41,9 @@ typedef struct fake_rec {
 
 typedef struct fake_host fake_host_t;
 
-/* A host for `plugin`, running as `service` (NULL: the plugin's own). */
+/* A host for `plugin`, running as `service` (NULL: the plugin's own). NULL
+ * (with the reason printed) for a plugin the loader would refuse: the same
+ * contract (host/contract.c) checks it. */
 fake_host_t *fake_host_new(const bh_plugin_t *plugin, const char *service);
 void fake_host_free(fake_host_t *h);
 /* Set a plugin config value as the real host would pass it (already
@@ -76,7 +79,7 @@ void fake_host_clear(fake_host_t *h);
 int fake_host_config_reads(const fake_host_t *h, const char *key);
 /* Contract breaches seen (each also printed): config outside init, an
  * undeclared config key, a result outside a command or twice, a publish
- * outside a handler or of a bad kind, a message with no handler. */
+ * outside a handler or that host/api.c refuses, a message with no handler. */
 int fake_host_violations(const fake_host_t *h);
 
 /* True when the JSON texts a and b hold equal values (key order ignored,

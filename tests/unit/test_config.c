@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "contract.h"
 
 #define INI "etc/x.ini"
 
@@ -441,7 +442,7 @@ static void malformed_lines_are_refused(void **state)
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_load_error(cases[i].ini, cases[i].want);
 
-    /* inih would cut names at 49 bytes and then match the cut name. */
+    /* inih would cut names at 49 bytes and then match the cut name: refused. */
     snprintf(long_section, sizeof long_section, "[%s]\n",
              "s123456789s123456789s123456789s123456789s123456789");
     assert_load_error(long_section, "etc/x.ini:1: section name "
@@ -891,26 +892,20 @@ static void missing_required_key_without_help(void **state)
     assert_service_error("", t, "etc/x.ini: [echo] missing required key 'token'");
 }
 
+/* The list itself is tested in test_contract.c. */
 static void plugin_table_cannot_declare_reserved_keys(void **state)
 {
-    static const char *const reserved[] = {"service",
-                                           "workers",
-                                           "prefetch",
-                                           "content_type",
-                                           "queue_type",
-                                           "delivery_limit",
-                                           "dead_letter_exchange",
-                                           "retry_delays",
-                                           "worker_scheduling"};
+    const char *const *reserved = bh__contract_reserved_keys;
     bh_config_key_t t[] = {{.key = NULL, .type = BH_CONF_STR, .def = "x"}, {.key = NULL}};
     char want[256];
     size_t i;
 
     (void)state;
-    for (i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+    for (i = 0; reserved[i]; i++) {
         t[0].key = reserved[i];
         snprintf(want, sizeof want,
-                 "plugin echo: declares config key '%s', which the host reserves", reserved[i]);
+                 "plugin echo: config key \"%s\" is reserved by the host: expected another name",
+                 reserved[i]);
         assert_service_error("", t, want);
     }
 }
@@ -931,17 +926,24 @@ static void broken_plugin_tables_are_refused(void **state)
                                                {.key = NULL}};
 
     (void)state;
-    assert_service_error("", twice, "plugin echo: declares config key 'a' twice");
+    /* The one check of a config table (contract.c), with the plugin in front. */
+    assert_service_error("", twice,
+                         "plugin echo: config key \"a\" is declared twice (entries 0 and 1): "
+                         "expected each key once");
     assert_service_error("", bad_def,
-                         "plugin echo: default '20' of config key 'n': expected an integer 1..10");
+                         "plugin echo: config key \"n\" has default \"20\": expected an "
+                         "integer 1..10");
     assert_service_error("", bad_bool_def,
-                         "plugin echo: default 'y' of config key 'b': expected true/false, "
-                         "yes/no, on/off or 1/0");
-    assert_service_error("", bad_bounds, "plugin echo: config key 'n' has empty bounds 5..1");
-    assert_service_error("", bad_type, "plugin echo: config key 'n' has unknown type 0");
+                         "plugin echo: config key \"b\" has default \"y\": expected "
+                         "true/false, yes/no, on/off or 1/0");
+    assert_service_error("", bad_bounds,
+                         "plugin echo: config key \"n\" has bounds [5, 1]: expected min <= max");
+    assert_service_error("", bad_type,
+                         "plugin echo: config key \"n\" has type 0: expected BH_CONF_STR, "
+                         "BH_CONF_INT, BH_CONF_BOOL or BH_CONF_DOUBLE (1..4)");
     assert_service_error("", bad_name,
-                         "plugin echo: config key 'a b' is not a name of at most 49 letters, "
-                         "digits, '_' and '-'");
+                         "plugin echo: config key \"a b\" is not a name: expected letters, "
+                         "digits, '_' or '-', found a space at byte 1");
 }
 
 static void service_name_defaults_to_plugin_name(void **state)
@@ -975,7 +977,7 @@ static void service_checks_its_arguments(void **state)
     bh__svc_conf_free(NULL);
 }
 
-/* -- check_sections, reserved keys ----------------------------------------------- */
+/* -- check_sections, the contract's names ----------------------------------------- */
 
 static void sections_naming_loaded_plugins_are_accepted(void **state)
 {
@@ -999,26 +1001,43 @@ static void section_naming_no_plugin_is_refused(void **state)
     assert_string_equal(err, "etc/x.ini:1: section [echo] names no plugin; loaded: none");
 }
 
-static void reserved_keys_are_exactly_the_host_owned_ones(void **state)
+/* The host keys of a plugin section are exactly the keys the contract
+ * reserves: config reads each of them, and knows no other. */
+static void service_keys_are_the_reserved_keys(void **state)
 {
-    static const char *const reserved[] = {"service",
-                                           "workers",
-                                           "prefetch",
-                                           "content_type",
-                                           "queue_type",
-                                           "delivery_limit",
-                                           "dead_letter_exchange",
-                                           "retry_delays",
-                                           "worker_scheduling"};
+    char ini[128], want[512];
     size_t i;
 
     (void)state;
-    for (i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
-        assert_true(bh__config_reserved_key(reserved[i]));
-    assert_false(bh__config_reserved_key("greeting"));
-    assert_false(bh__config_reserved_key("Workers"));
-    assert_false(bh__config_reserved_key(""));
-    assert_false(bh__config_reserved_key(NULL));
+    for (i = 0; bh__contract_reserved_keys[i]; i++) {
+        snprintf(ini, sizeof ini, "[echo]\n%s = ?\n", bh__contract_reserved_keys[i]);
+        assert_int_not_equal(service(ini, NULL), 0);
+        snprintf(want, sizeof want, "etc/x.ini:2: [echo] %s = '?': expected ",
+                 bh__contract_reserved_keys[i]);
+        if (strncmp(err, want, strlen(want)) != 0) fail_msg("%s: got \"%s\"", ini, err);
+    }
+    snprintf(want, sizeof want, "etc/x.ini:2: [echo] unknown key 'nope' (known: ");
+    for (i = 0; bh__contract_reserved_keys[i]; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", i ? ", " : "",
+                 bh__contract_reserved_keys[i]);
+    snprintf(want + strlen(want), sizeof want - strlen(want), ")");
+    assert_int_not_equal(service("[echo]\nnope = 1\n", NULL), 0);
+    assert_string_equal(err, want);
+}
+
+/* [broker] and [host], the contract's host sections, are never plugin sections. */
+static void host_sections_are_the_contracts(void **state)
+{
+    char ini[64];
+    size_t i;
+
+    (void)state;
+    for (i = 0; bh__contract_host_sections[i]; i++) {
+        snprintf(ini, sizeof ini, "[%s]\n", bh__contract_host_sections[i]);
+        assert_loads(ini);
+        assert_null(cfg.sections);
+        bh__config_free(&cfg);
+    }
 }
 
 static void reliability_options_are_off_by_default(void **state)
@@ -1145,7 +1164,8 @@ int main(void)
         T(service_checks_its_arguments),
         T(sections_naming_loaded_plugins_are_accepted),
         T(section_naming_no_plugin_is_refused),
-        T(reserved_keys_are_exactly_the_host_owned_ones),
+        T(service_keys_are_the_reserved_keys),
+        T(host_sections_are_the_contracts),
         T(reliability_options_are_off_by_default),
         T(reliability_options_are_read),
         T(bad_reliability_options_are_refused),

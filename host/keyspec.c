@@ -1,0 +1,181 @@
+/* keyspec.c -- the kinds of value the host's config keys take (see keyspec.h). */
+#include "keyspec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bushost.h"
+#include "contract.h"
+#include "gelf.h"
+
+/* The scheme only: rabbitmq-c parses the rest when connecting. Spaces mean
+ * several URLs on one line, which must be separate `url =` lines. */
+static bool valid_url(const char *s)
+{
+    /* amqps:// is refused here, at --check time, rather than by every connect:
+     * TLS needs CA settings this host does not have yet. */
+    if (strncmp(s, "amqp://", 7) != 0) return false;
+    for (; *s; s++)
+        if (isspace((unsigned char)*s)) return false;
+    return true;
+}
+
+static bool valid_exchange(const char *s)
+{
+    if (!*s || strlen(s) > BH__AMQP_NAME_MAX) return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("_-.:", *s)) return false;
+    return true;
+}
+
+static bool parse_format(const char *s, bh_format_t *out)
+{
+    if (strcmp(s, "cbor") == 0 || strcmp(s, "application/cbor") == 0) *out = BH_FORMAT_CBOR;
+    else if (strcmp(s, "json") == 0 || strcmp(s, "application/json") == 0) *out = BH_FORMAT_JSON;
+    else return false;
+    return true;
+}
+
+/* "1s, 10s, 60s" or "250ms,2m" or plain milliseconds "1000, 5000". */
+static bool parse_delays(const char *s, unsigned *out, size_t max, size_t *n_out)
+{
+    size_t n = 0;
+
+    while (*s) {
+        char *end;
+        unsigned long long v;
+
+        while (isspace((unsigned char)*s)) s++;
+        if (!isdigit((unsigned char)*s) || n == max) return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno) return false;
+        s = end;
+        if (!strncmp(s, "ms", 2)) s += 2;
+        else if (*s == 's') v *= 1000, s++;
+        else if (*s == 'm') v *= 60000, s++;
+        else if (*s == 'h') v *= 3600000, s++;
+        if (v < 1 || v > 86400000ull) return false;
+        out[n++] = (unsigned)v;
+        while (isspace((unsigned char)*s)) s++;
+        if (*s == ',') {
+            s++;
+            if (!*s) return false;
+        } else if (*s) {
+            return false;
+        }
+    }
+    if (!n) return false;
+    *n_out = n;
+    return true;
+}
+
+/* A relative path is taken from the config file's folder, so the host finds
+ * its plugins whatever directory it was started from. */
+static char *join_dir(const char *cfg_path, const char *s)
+{
+    const char *slash = cfg_path ? strrchr(cfg_path, '/') : NULL;
+    size_t dlen, slen = strlen(s);
+    char *p;
+
+    if (s[0] == '/' || !slash) return strdup(s);
+    dlen = (size_t)(slash - cfg_path) + 1;
+    if (!(p = malloc(dlen + slen + 1))) return NULL;
+    memcpy(p, cfg_path, dlen);
+    memcpy(p + dlen, s, slen + 1);
+    return p;
+}
+
+/* Replace the string in *field by p (NULL: out of memory). */
+static int put_str(char **field, char *p)
+{
+    if (!p) return BH_ENOMEM;
+    free(*field);
+    *field = p;
+    return BH_OK;
+}
+
+static int add_str(char ***v, size_t *n, const char *s)
+{
+    char **grown = realloc(*v, (*n + 1) * sizeof *grown);
+
+    if (!grown) return BH_ENOMEM;
+    *v = grown;
+    if (!(grown[*n] = strdup(s))) return BH_ENOMEM;
+    (*n)++;
+    return BH_OK;
+}
+
+int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const char *cfg_path)
+{
+    char *field = (char *)base + k->offset;
+    size_t *n = (size_t *)(void *)((char *)base + k->n);
+    long long v;
+
+    switch (k->kind) {
+    case BH__K_URL:
+        return valid_url(s) ? add_str((char ***)(void *)field, n, s) : BH_EINVAL;
+    case BH__K_INT:
+        if (!bh__contract_parse_int(s, k->min, k->max, &v)) return BH_EINVAL;
+        *(int *)(void *)field = (int)v;
+        return BH_OK;
+    case BH__K_LEVEL:
+        return bh__level_parse(s, (bh_level_t *)(void *)field);
+    case BH__K_DIR:
+        return *s ? put_str((char **)(void *)field, join_dir(cfg_path, s)) : BH_EINVAL;
+    case BH__K_NAME:
+        return bh__contract_is_name(s, BH__SERVICE_MAX) ? put_str((char **)(void *)field, strdup(s))
+                                                        : BH_EINVAL;
+    case BH__K_FORMAT:
+        return parse_format(s, (bh_format_t *)(void *)field) ? BH_OK : BH_EINVAL;
+    case BH__K_CHOICE:
+        if (strcmp(s, k->words[0]) && strcmp(s, k->words[1])) return BH_EINVAL;
+        *(bool *)(void *)field = strcmp(s, k->words[1]) == 0;
+        return BH_OK;
+    case BH__K_EXCHANGE:
+        return valid_exchange(s) ? put_str((char **)(void *)field, strdup(s)) : BH_EINVAL;
+    case BH__K_DELAYS:
+        return parse_delays(s, (unsigned *)(void *)field, (size_t)k->max, n) ? BH_OK : BH_EINVAL;
+    }
+    return BH_EINVAL;
+}
+
+void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
+{
+    switch (k->kind) {
+    case BH__K_URL:
+        snprintf(buf, n,
+                 "a URL starting with amqp:// (amqps:// is not supported yet), without spaces");
+        break;
+    case BH__K_INT:
+        snprintf(buf, n, "an integer %ld..%ld", k->min, k->max);
+        break;
+    case BH__K_LEVEL:
+        snprintf(buf, n,
+                 "a level name (emergency, alert, critical, error, warning, notice, "
+                 "info, debug) or 0..7");
+        break;
+    case BH__K_DIR:
+        snprintf(buf, n, "a folder path");
+        break;
+    case BH__K_NAME:
+        snprintf(buf, n, "a name of letters, digits, '_' and '-'");
+        break;
+    case BH__K_FORMAT:
+        snprintf(buf, n, "cbor, json, application/cbor or application/json");
+        break;
+    case BH__K_CHOICE: /* the default first */
+        snprintf(buf, n, "%s or %s", k->def, k->words[strcmp(k->def, k->words[0]) ? 0 : 1]);
+        break;
+    case BH__K_EXCHANGE:
+        snprintf(buf, n, "an exchange name of letters, digits, '_', '-', '.' and ':'");
+        break;
+    case BH__K_DELAYS:
+        snprintf(buf, n, "1 to %ld comma-separated durations of 1ms..24h, e.g. 500ms, 10s, 5m",
+                 k->max);
+        break;
+    }
+}
