@@ -1,7 +1,8 @@
 /* test_loader.c -- the plugin loader against fixture plugins (one per way a
  * plugin can fail, see tests/fixtures/) and in-memory descriptors.
  * Neighbour: the real host/contract.c, a leaf; test_contract.c tests each of
- * its rules, this file that the loader applies them, naming the file. */
+ * its rules, this file that the loader applies them, naming the file.
+ * fixture_paths.c finds the fixtures. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture_paths.h"
 #include "loader.h"
 #include "sample_plugin.h"
 
@@ -24,19 +26,6 @@ static char err[1024];
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
-
-/* The full path of a fixture, e.g. fx("good/good.so"). A few rotating
- * buffers, so one call's result survives the next ones in an expression. */
-static const char *fx(const char *rel)
-{
-    static char bufs[4][PATH_MAX];
-    static int next;
-    const char *root = getenv("BH_FIXTURES");
-    char *b = bufs[next++ % 4];
-    if (!root || !*root) fail_msg("BH_FIXTURES is not set: run this test through ctest");
-    snprintf(b, PATH_MAX, "%s/%s", root, rel);
-    return b;
-}
 
 #define assert_contains(hay, needle)                                      \
     do {                                                                  \
@@ -52,14 +41,6 @@ static const char *fx(const char *rel)
             fail_msg("expected error to start with \"%s: \", found \"%s\"", (path), (hay)); \
     } while (0)
 
-/* Whether the file at path is still mapped in this process. */
-static bool is_loaded(const char *path)
-{
-    void *dl = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    if (dl) dlclose(dl);
-    return dl != NULL;
-}
-
 static void open_fails(const char *rel, const char *needle1, const char *needle2)
 {
     const char *path = fx(rel);
@@ -72,7 +53,7 @@ static void open_fails(const char *rel, const char *needle1, const char *needle2
     assert_names_file(err, path);
     assert_contains(err, needle1);
     if (needle2) assert_contains(err, needle2);
-    assert_false(is_loaded(path));
+    assert_false(fx_loaded(path));
 }
 
 static int init_returns_seven(bh_ctx_t *ctx, void **state) { return 7; }
@@ -163,11 +144,11 @@ static void open_loads_a_good_plugin_and_its_descriptor_is_readable(void **s)
     assert_int_equal(p.desc->config[1].max, 100);
     assert_non_null(p.desc->init);
     assert_non_null(p.desc->fini);
-    assert_true(is_loaded(path));
+    assert_true(fx_loaded(path));
     bh__loader_close(&p);
     assert_null(p.path);
     assert_null(p.dl);
-    assert_false(is_loaded(path));
+    assert_false(fx_loaded(path));
 }
 
 static void open_refuses_bad_magic(void **s)
@@ -350,8 +331,8 @@ static void open_dir_loads_every_plugin_in_name_order(void **s)
     assert_string_equal(v[1].desc->name, "second");
     assert_string_equal(v[1].desc->service, "second");
     bh__loader_close_all(v, n);
-    assert_false(is_loaded(fx("multi/good.so")));
-    assert_false(is_loaded(fx("multi/second.so")));
+    assert_false(fx_loaded(fx("multi/good.so")));
+    assert_false(fx_loaded(fx("multi/second.so")));
 }
 
 /* Links "z.so" ... "a.so" to broken plugins: opening in name order fails
@@ -442,8 +423,8 @@ static void open_dir_fails_whole_when_one_plugin_is_broken(void **s)
     assert_null(v);
     assert_int_equal(n, 0);
     /* good.so was opened before middle.so failed: it must be closed again. */
-    assert_false(is_loaded(fx("mixed/good.so")));
-    assert_false(is_loaded(fx("mixed/second.so")));
+    assert_false(fx_loaded(fx("mixed/good.so")));
+    assert_false(fx_loaded(fx("mixed/second.so")));
 }
 
 static void open_dir_fails_on_each_broken_fixture_folder(void **s)
@@ -484,8 +465,8 @@ static void open_dir_refuses_two_plugins_with_one_name(void **s)
     assert_contains(err, fx("dup_name/good.so"));
     assert_contains(err, "expected each plugin once");
     assert_null(v);
-    assert_false(is_loaded(fx("dup_name/good.so")));
-    assert_false(is_loaded(fx("dup_name/renamed.so")));
+    assert_false(fx_loaded(fx("dup_name/good.so")));
+    assert_false(fx_loaded(fx("dup_name/renamed.so")));
 }
 
 static void open_dir_refuses_two_plugins_with_one_service(void **s)

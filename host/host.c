@@ -1,0 +1,168 @@
+/* host.c -- one generation: config, plugins and services, from set-up to
+ * teardown. Everything lives in the bh__host_t; nothing is static. */
+#include "host.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+struct bh__host {
+    bh__config_t cfg;
+    bh__loaded_t *plugins;
+    size_t n_plugins;
+    bh__service_t **svcs; /* svcs[i] runs plugins[i] */
+    size_t n_svcs;        /* created so far */
+    size_t n_started;
+    atomic_bool draining;
+    bool started, joined;
+    /* The I/O threads still running, plus one while bh__host_start runs:
+     * whoever takes it to 0 wakes `exited`, whose close delivers on_stopped. */
+    atomic_size_t running;
+    uv_async_t exited;
+    uv_timer_t none; /* stands in for `exited` when loop cannot take it */
+    void (*on_stopped)(void *ud);
+    void *ud;
+};
+
+static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
+{
+    if (bh__config_load(path, &h->cfg, err, errlen)) return BH__EXIT_CONFIG;
+    bh__log_set_stderr_level(h->cfg.log_level);
+    if (bh__loader_open_dir(h->cfg.plugins_dir, &h->plugins, &h->n_plugins, err, errlen))
+        return BH__EXIT_CONFIG;
+    const char **names = calloc(h->n_plugins, sizeof *names);
+    h->svcs = calloc(h->n_plugins, sizeof *h->svcs);
+    if (!names || !h->svcs) {
+        free(names);
+        snprintf(err, errlen, "out of memory");
+        return BH__EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < h->n_plugins; i++) names[i] = h->plugins[i].desc->name;
+    int rc = bh__config_check_sections(&h->cfg, names, h->n_plugins, err, errlen);
+    free(names);
+    if (rc) return BH__EXIT_CONFIG;
+    for (size_t i = 0; i < h->n_plugins; i++) {
+        if (bh__service_new(&h->svcs[i], &h->cfg, &h->plugins[i], err, errlen))
+            return BH__EXIT_CONFIG;
+        h->n_svcs++;
+        /* Two plugins on one service would share queues and dead-letter each
+         * other's messages as "no handler". */
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(bh__service_name(h->svcs[i]), bh__service_name(h->svcs[j]))) {
+                snprintf(err, errlen,
+                         "%s: plugins '%s' (%s) and '%s' (%s) both run as service "
+                         "'%s': give one of them another `service =` in its section",
+                         path, h->plugins[j].desc->name, h->plugins[j].path,
+                         h->plugins[i].desc->name, h->plugins[i].path,
+                         bh__service_name(h->svcs[i]));
+                return BH__EXIT_CONFIG;
+            }
+    }
+    for (size_t i = 0; i < h->n_svcs; i++)
+        if (bh__service_init(h->svcs[i], err, errlen)) return BH__EXIT_CONFIG;
+    return 0;
+}
+
+int bh__host_new(bh__host_t **out, const char *config_path, char *err, size_t errlen)
+{
+    bh__host_t *h = calloc(1, sizeof *h);
+    *out = NULL;
+    if (!h) return snprintf(err, errlen, "out of memory"), BH__EXIT_RUNTIME;
+    atomic_init(&h->draining, false);
+    atomic_init(&h->running, 0);
+    int rc = setup(h, config_path, err, errlen);
+    if (rc) {
+        bh__host_free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+size_t bh__host_count(const bh__host_t *h) { return h->n_svcs; }
+
+const bh__loaded_t *bh__host_plugin(const bh__host_t *h, size_t i) { return &h->plugins[i]; }
+
+const bh__service_t *bh__host_service(const bh__host_t *h, size_t i) { return h->svcs[i]; }
+
+static void on_closed(uv_handle_t *handle)
+{
+    bh__host_t *h = handle->data;
+    h->on_stopped(h->ud); /* last: it may free h */
+}
+
+static void on_exited(uv_async_t *a) { uv_close((uv_handle_t *)a, on_closed); }
+
+static void release(bh__host_t *h)
+{
+    if (atomic_fetch_sub(&h->running, 1) == 1) uv_async_send(&h->exited);
+}
+
+/* A service's I/O thread is about to end (runs on it). */
+static void service_exited(void *ud) { release(ud); }
+
+void bh__host_drain(bh__host_t *h)
+{
+    atomic_store(&h->draining, true);
+    for (size_t i = 0; i < h->n_svcs; i++) bh__service_stop(h->svcs[i]);
+}
+
+int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud), void *ud,
+                   char *err, size_t errlen)
+{
+    if (h->started) return snprintf(err, errlen, "the host was started already"), BH_ESTATE;
+    h->started = true;
+    h->on_stopped = on_stopped;
+    h->ud = ud;
+    int uerr = uv_async_init(loop, &h->exited, on_exited);
+    if (uerr) {
+        snprintf(err, errlen, "cannot watch the services' threads: %s", uv_strerror(uerr));
+        /* Nothing starts; on_stopped still comes from loop, as promised. */
+        uv_timer_init(loop, &h->none);
+        h->none.data = h;
+        uv_close((uv_handle_t *)&h->none, on_closed);
+        return BH_ENOMEM;
+    }
+    h->exited.data = h;
+    atomic_store(&h->running, 1);
+    int rc = 0;
+    for (size_t i = 0; i < h->n_svcs && !atomic_load(&h->draining); i++) {
+        atomic_fetch_add(&h->running, 1);
+        if ((rc = bh__service_start(h->svcs[i], service_exited, h, err, errlen))) {
+            atomic_fetch_sub(&h->running, 1);
+            /* Stop what started; on_stopped then waits for them. */
+            for (size_t j = 0; j < i; j++) bh__service_stop(h->svcs[j]);
+            break;
+        }
+        h->n_started++;
+        /* A drain that came while this one was starting may have missed it. */
+        if (atomic_load(&h->draining)) bh__service_stop(h->svcs[i]);
+    }
+    release(h);
+    return rc;
+}
+
+bool bh__host_join(bh__host_t *h)
+{
+    bool clean = true;
+    for (size_t i = 0; i < h->n_started; i++) clean &= bh__service_join(h->svcs[i]);
+    h->joined = true;
+    return clean;
+}
+
+void bh__host_free(bh__host_t *h)
+{
+    if (!h) return;
+    if (!h->joined) bh__host_join(h);
+    bool unload = true;
+    for (size_t i = 0; i < h->n_svcs; i++) unload &= bh__service_free(h->svcs[i]);
+    free(h->svcs);
+    /* A handler stuck past the deadline still runs plugin code: keep it mapped. */
+    if (unload) bh__loader_close_all(h->plugins, h->n_plugins);
+    bh__config_free(&h->cfg);
+    free(h);
+}
