@@ -1,0 +1,455 @@
+/* test_run.c -- where and when handlers run.
+ *
+ * run.c with job.c real. Its neighbours are fakes: the completion queue,
+ * the worker pool and acks are fake_io.c, the logger fake_log.c; the
+ * payload codec, the API context, settle and the clock (uv_hrtime: libuv
+ * is not linked) are fakes here, each recording into fake_io's log so that
+ * the order of events shows. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "fake_io.h"
+#include "fake_log.h"
+#include "job_util.h"
+#include "payload.h"
+#include "run.h"
+
+/* -- the clock ---------------------------------------------------------------- */
+
+static uint64_t now_ns = 1000000000u;
+
+uint64_t uv_hrtime(void) { return now_ns; }
+
+/* -- payloads: "bad" does not decode; anything else is a value that counts
+ * its frees ----------------------------------------------------------------- */
+
+static unsigned values_freed;
+
+static void value_free(bh_value_t *v)
+{
+    values_freed++;
+    free(v);
+}
+
+static const bh_api_t value_api = {.value_free = value_free};
+
+int bh__payload_decode(const bh_api_t *api, const char *content_type, const void *body, size_t len,
+                       bh_value_t **out, char *err, size_t errlen)
+{
+    (void)api, (void)body, (void)len;
+    *out = NULL;
+    if (content_type && !strcmp(content_type, "bad")) {
+        snprintf(err, errlen, "payload top level is an array, expected a map");
+        return BH_EINVAL;
+    }
+    if (!(*out = malloc(sizeof **out))) return BH_ENOMEM;
+    (*out)->api = &value_api;
+    return 0;
+}
+
+/* -- the API context ---------------------------------------------------------- */
+
+static const bh_api_t handler_api;
+
+const bh_api_t *bh__api(void) { return &handler_api; }
+
+void bh__ctx_init(bh__ctx_t *c, const char *service, bh_format_t format, bh__logger_t *log,
+                  bh__job_t *job, const bh__svc_conf_t *conf)
+{
+    *c = (bh__ctx_t){.pub = {.api = bh__api()},
+                     .service = service,
+                     .format = format,
+                     .log = log,
+                     .job = job,
+                     .conf = conf};
+}
+
+/* -- settle: what run hands over ------------------------------------------------ */
+
+void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
+{
+    assert_null(job->next); /* unlinked from whatever list it came on */
+    fio_mark("settled", job);
+    bh__job_free(job);
+    st->inflight--;
+}
+
+void bh__settle_drop(bh__settle_t *st, bh__job_t *job)
+{
+    fio_mark("dropped", job);
+    bh__job_free(job);
+    st->inflight--;
+}
+
+/* -- the handler: scripted per call ---------------------------------------------- */
+
+static struct {
+    int ret[8];     /* what call i returns (0: BH_DONE) */
+    uint64_t ms[8]; /* how long call i takes, on the fake clock */
+    bool result[8]; /* call i publishes its result */
+    unsigned calls;
+    bool payload_seen; /* the handler saw the decoded payload */
+} H;
+
+static const bh__run_t *the_run;
+
+static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+{
+    bh__ctx_t *c = (bh__ctx_t *)ctx;
+    unsigned i = H.calls++;
+    /* The context is bound to this job and to the service. */
+    assert_ptr_equal(msg, &c->job->msg);
+    assert_ptr_equal(state, the_run->state);
+    assert_string_equal(c->service, "ping");
+    assert_int_equal(c->format, BH_FORMAT_CBOR);
+    assert_ptr_equal(c->log, fl_logger());
+    assert_ptr_equal(ctx->api, &handler_api);
+    H.payload_seen = msg->payload && msg->payload->api == &value_api;
+    if (H.result[i]) c->job->has_result = true;
+    fio_mark("handler", c->job);
+    now_ns += H.ms[i] * 1000000u;
+    return H.ret[i] ? (bh_outcome_t)H.ret[i] : BH_DONE;
+}
+
+/* -- fixtures ---------------------------------------------------------------------- */
+
+static int plugin_state;
+static bh__conn_t conn;
+static bh__settle_t st;
+static bh__run_t run;
+static bh__workers_t *const pool = (bh__workers_t *)&plugin_state; /* never dereferenced */
+static bh__cq_t cq;
+
+static int setup(void **state)
+{
+    (void)state;
+    fio_reset();
+    fl_reset();
+    memset(&H, 0, sizeof H);
+    values_freed = 0;
+    conn = (bh__conn_t){.gen = 1};
+    st = (bh__settle_t){.conn = &conn, .log = fl_logger()};
+    run = (bh__run_t){.service = "ping",
+                      .format = BH_FORMAT_CBOR,
+                      .log = fl_logger(),
+                      .state = &plugin_state,
+                      .workers = pool,
+                      .cq = &cq,
+                      .settle = &st};
+    run.batch_tail = &run.batch;
+    the_run = &run;
+    return 0;
+}
+
+static bh__job_t *job_of(bh_kind_t kind, uint64_t tag, const char *content_type, uint64_t gen)
+{
+    static const bh__hdr_t h[] = {{JU_STR("conversation_id", "c1")}};
+    ju_msg_t m = {.tag = tag,
+                  .exchange = kind == BH_KIND_EVENT ? "events" : "commands",
+                  .routing_key = kind == BH_KIND_EVENT ? "OrderPlaced" : "ping.Echo",
+                  .reply_to = kind == BH_KIND_COMMAND ? "caller.Back" : "",
+                  .content_type = content_type,
+                  .body = "x",
+                  .headers = h,
+                  .n_headers = 1,
+                  .conversation_id = "c1"};
+    st.inflight++;
+    return ju_job(&m, kind, handler, gen);
+}
+
+static bh__job_t *event(uint64_t tag) { return job_of(BH_KIND_EVENT, tag, NULL, 1); }
+
+/* The text and job of the i-th record, which must be a mark. */
+static void assert_mark(size_t i, const char *text, const bh__job_t *job)
+{
+    const fio_rec_t *r = fio_at(i);
+    assert_non_null(r);
+    assert_int_equal(r->op, FIO_MARK);
+    assert_string_equal(r->text, text);
+    assert_ptr_equal(r->ptr, job);
+}
+
+/* -- bh__run_one ----------------------------------------------------------------- */
+
+static void one_call_decodes_calls_and_frees_the_payload(void **state)
+{
+    (void)state;
+    bh__job_t *j = event(1);
+    H.ret[0] = BH_REJECT;
+    bh__run_one(&run, j);
+    assert_int_equal(H.calls, 1);
+    assert_true(H.payload_seen);
+    assert_int_equal(values_freed, 1);
+    assert_null(j->payload);
+    assert_null(j->msg.payload);
+    assert_int_equal(j->outcome, BH_REJECT);
+    assert_int_equal(fl_count(), 0);
+    bh__settle_drop(&st, j);
+}
+
+static void undecodable_payload_never_reaches_the_handler(void **state)
+{
+    (void)state;
+    bh__job_t *j = job_of(BH_KIND_EVENT, 1, "bad", 1);
+    j->outcome = BH_DONE;
+    bh__run_one(&run, j);
+    assert_int_equal(H.calls, 0);
+    assert_int_equal(j->outcome, 0);
+    assert_string_equal(j->err, "payload top level is an array, expected a map");
+    assert_int_equal(fl_count(), 0); /* settle logs it, on the I/O thread */
+    bh__settle_drop(&st, j);
+}
+
+static void non_outcome_becomes_retry_with_an_alert(void **state)
+{
+    (void)state;
+    bh__job_t *j = event(1);
+    H.ret[0] = 42;
+    bh__run_one(&run, j);
+    assert_int_equal(j->outcome, BH_RETRY);
+    assert_int_equal(fl_count(), 1);
+    assert_non_null(fl_find(BH_ALERT, "handler for event 'OrderPlaced' returned 42, not a "
+                                      "bh_outcome_t; treating it as BH_RETRY"));
+    assert_string_equal(fl_nth(0)->conv, "c1");
+    bh__settle_drop(&st, j);
+}
+
+static void command_done_without_result_is_warned_about(void **state)
+{
+    (void)state;
+    bh__job_t *j = job_of(BH_KIND_COMMAND, 1, NULL, 1);
+    bh__run_one(&run, j);
+    assert_int_equal(j->outcome, BH_DONE);
+    assert_int_equal(fl_count(), 1);
+    assert_non_null(fl_find(BH_WARNING, "command 'ping.Echo' was handled without a result"));
+    bh__settle_drop(&st, j);
+}
+
+/* With a result, a failure (its retry may answer) or for other kinds: no word. */
+static void command_with_result_or_not_done_is_not_warned_about(void **state)
+{
+    (void)state;
+    H.result[0] = true;
+    H.ret[1] = BH_RETRY;
+    H.ret[2] = BH_REJECT;
+    for (int i = 0; i < 3; i++) {
+        bh__job_t *j = job_of(BH_KIND_COMMAND, 1, NULL, 1);
+        bh__run_one(&run, j);
+        bh__settle_drop(&st, j);
+    }
+    bh__job_t *j = job_of(BH_KIND_RESULT, 1, NULL, 1);
+    bh__run_one(&run, j);
+    bh__settle_drop(&st, j);
+    assert_int_equal(H.calls, 4);
+    assert_int_equal(fl_count(), 0);
+}
+
+/* -- worker mode ----------------------------------------------------------------- */
+
+static void batch_handed_to_the_workers_after_arming_the_queue(void **state)
+{
+    (void)state;
+    bh__job_t *a = event(1), *b = event(2), *c = event(3);
+    bh__run_add(&run, a);
+    bh__run_add(&run, b);
+    bh__run_add(&run, c);
+    assert_int_equal(fio_n(), 0); /* nothing happens before the flush */
+    bh__run_flush(&run);
+    assert_int_equal(fio_n(), 2);
+    assert_int_equal(fio_at(0)->op, FIO_CQ_ARM);
+    assert_int_equal(fio_at(1)->op, FIO_WORKERS_PUSH);
+    assert_ptr_equal(fio_at(1)->ptr, a);
+    assert_int_equal(fio_at(1)->n, 3);
+    assert_string_equal(fio_at(1)->text, "list ok");
+    assert_ptr_equal(a->next, b);
+    assert_ptr_equal(b->next, c);
+    assert_int_equal(H.calls, 0); /* the workers run them */
+    /* The batch is empty again: a second flush hands nothing over. */
+    assert_null(run.batch);
+    assert_int_equal(run.batch_n, 0);
+    bh__run_flush(&run);
+    assert_int_equal(fio_n(), 2);
+    /* A new batch starts a new list. */
+    bh__job_t *d = event(4);
+    bh__run_add(&run, d);
+    bh__run_flush(&run);
+    assert_ptr_equal(fio_nth(FIO_WORKERS_PUSH, 1)->ptr, d);
+    assert_int_equal(fio_nth(FIO_WORKERS_PUSH, 1)->n, 1);
+    assert_string_equal(fio_nth(FIO_WORKERS_PUSH, 1)->text, "list ok");
+    for (bh__job_t *j = a, *n; j; j = n) {
+        n = j->next;
+        bh__settle_drop(&st, j);
+    }
+    bh__settle_drop(&st, d);
+    assert_int_equal(st.inflight, 0);
+}
+
+/* A worker pushes each job back; only one that needs the I/O thread soon
+ * (it published, or did not succeed) is urgent. */
+static void worker_pushes_the_job_urgent_when_it_must_be(void **state)
+{
+    (void)state;
+    H.ret[1] = BH_RETRY;
+    bh__job_t *quiet = event(1), *failed = event(2), *bad = job_of(BH_KIND_EVENT, 3, "bad", 1),
+              *published = event(4);
+    ju_add_out(published, BH__EX_EVENTS, "Shipped");
+    bh__job_t *jobs[] = {quiet, failed, bad, published};
+    const bool urgent[] = {false, true, true, true};
+    for (int i = 0; i < 4; i++) {
+        bh__run_worker(&run, jobs[i]);
+        const fio_rec_t *r = fio_nth(FIO_CQ_PUSH, (size_t)i);
+        assert_non_null(r);
+        assert_ptr_equal(r->ptr, jobs[i]);
+        assert_int_equal(r->flag, urgent[i]);
+    }
+    assert_int_equal(H.calls, 3);
+    for (size_t i = 0; i < fio.n_pushed; i++) bh__settle_drop(&st, fio.pushed[i]);
+    assert_int_equal(st.inflight, 0);
+}
+
+/* After the shutdown deadline nobody settles it: freed, the broker redelivers. */
+static void job_refused_by_a_closed_queue_is_freed(void **state)
+{
+    (void)state;
+    fio.cq_closed = true;
+    bh__run_worker(&run, event(1));
+    assert_int_equal(fio_count(FIO_CQ_PUSH), 1);
+    assert_int_equal(fio.n_pushed, 0);
+    /* (no settle: ASan sees the job freed; inflight is the I/O thread's) */
+    st.inflight--;
+}
+
+static void collect_settles_each_finished_job_in_order(void **state)
+{
+    (void)state;
+    bh__job_t *a = event(1), *b = event(2);
+    a->next = b;
+    fio.cq_jobs = a;
+    bh__run_collect(&run, true);
+    assert_int_equal(fio_n(), 3);
+    assert_int_equal(fio_at(0)->op, FIO_CQ_TAKE);
+    assert_true(fio_at(0)->flag);
+    assert_mark(1, "settled", a);
+    assert_mark(2, "settled", b);
+    bh__run_collect(&run, false);
+    assert_false(fio_nth(FIO_CQ_TAKE, 1)->flag);
+    assert_int_equal(fio_n(), 4);
+    assert_int_equal(st.inflight, 0);
+}
+
+/* -- inline mode (workers = 0) ---------------------------------------------------- */
+
+static void inline_runs_each_handler_then_settles_it_in_order(void **state)
+{
+    (void)state;
+    run.inline_ = true;
+    bh__job_t *a = event(1), *b = event(2), *c = job_of(BH_KIND_EVENT, 3, "bad", 1);
+    bh__run_add(&run, a);
+    bh__run_add(&run, b);
+    bh__run_add(&run, c);
+    bh__run_flush(&run);
+    /* All of it happened within the flush, on this thread, one by one. */
+    assert_int_equal(fio_n(), 5);
+    assert_mark(0, "handler", a);
+    assert_mark(1, "settled", a);
+    assert_mark(2, "handler", b);
+    assert_mark(3, "settled", b);
+    assert_mark(4, "settled", c); /* undecodable: no handler */
+    assert_int_equal(fio_count(FIO_CQ_ARM) + fio_count(FIO_WORKERS_PUSH), 0);
+    assert_null(run.batch);
+    assert_int_equal(st.inflight, 0);
+    assert_int_equal(fl_count(), 0);
+}
+
+/* A handler that takes BH__INLINE_SLOW_MS or more holds the I/O thread up:
+ * logged, naming it. */
+static void slow_inline_handler_is_logged(void **state)
+{
+    (void)state;
+    run.inline_ = true;
+    H.ms[0] = 5;
+    H.ms[1] = BH__INLINE_SLOW_MS;
+    H.ms[2] = BH__INLINE_SLOW_MS - 1;
+    bh__run_add(&run, event(1));
+    bh__run_add(&run, job_of(BH_KIND_COMMAND, 2, NULL, 1));
+    bh__run_add(&run, event(3));
+    H.result[1] = true;
+    bh__run_flush(&run);
+    assert_int_equal(H.calls, 3);
+    assert_int_equal(fl_count(), 1);
+    const fl_rec_t *r = fl_find(BH_WARNING, "handler for command 'ping.Echo' ran 100 ms on the "
+                                            "I/O thread (workers = 0)");
+    assert_non_null(r);
+    assert_non_null(strstr(r->text, "give this service workers"));
+    assert_string_equal(r->conv, "c1");
+}
+
+/* -- giving jobs back -------------------------------------------------------------- */
+
+/* A drain: the jobs no worker started are requeued for other instances,
+ * but only those whose tag belongs to this connection. */
+static void give_back_requeues_only_this_generations_jobs(void **state)
+{
+    (void)state;
+    conn.gen = 2;
+    bh__job_t *a = job_of(BH_KIND_EVENT, 1, NULL, 2), *b = job_of(BH_KIND_EVENT, 2, NULL, 1),
+              *c = job_of(BH_KIND_EVENT, 3, NULL, 2);
+    a->next = b;
+    b->next = c;
+    fio.queued = a;
+    bh__run_give_back(&run, true);
+    assert_int_equal(fio_count(FIO_WORKERS_TAKE), 1);
+    assert_int_equal(fio_count(FIO_REJECT), 2);
+    assert_int_equal(fio_nth(FIO_REJECT, 0)->tag, 1);
+    assert_true(fio_nth(FIO_REJECT, 0)->flag);
+    assert_int_equal(fio_nth(FIO_REJECT, 1)->tag, 3);
+    assert_true(fio_nth(FIO_REJECT, 1)->flag);
+    assert_int_equal(fio_count(FIO_ACK), 0);
+    assert_int_equal(st.inflight, 0);
+    assert_int_equal(H.calls, 0);
+}
+
+/* The connection is gone: the broker redelivers them by itself. */
+static void give_back_without_requeue_only_drops(void **state)
+{
+    (void)state;
+    bh__job_t *a = event(1), *b = event(2);
+    a->next = b;
+    fio.queued = a;
+    bh__run_give_back(&run, false);
+    assert_int_equal(fio_count(FIO_REJECT), 0);
+    assert_int_equal(fio_n(), 3);
+    assert_mark(1, "dropped", a);
+    assert_mark(2, "dropped", b);
+    assert_int_equal(st.inflight, 0);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup(f, setup)
+    const struct CMUnitTest tests[] = {
+        T(one_call_decodes_calls_and_frees_the_payload),
+        T(undecodable_payload_never_reaches_the_handler),
+        T(non_outcome_becomes_retry_with_an_alert),
+        T(command_done_without_result_is_warned_about),
+        T(command_with_result_or_not_done_is_not_warned_about),
+        T(batch_handed_to_the_workers_after_arming_the_queue),
+        T(worker_pushes_the_job_urgent_when_it_must_be),
+        T(job_refused_by_a_closed_queue_is_freed),
+        T(collect_settles_each_finished_job_in_order),
+        T(inline_runs_each_handler_then_settles_it_in_order),
+        T(slow_inline_handler_is_logged),
+        T(give_back_requeues_only_this_generations_jobs),
+        T(give_back_without_requeue_only_drops),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
