@@ -1,11 +1,9 @@
 /* config.c -- the INI file: [broker] and [host] checked against a key table,
  * every other section kept raw until the plugins' own key tables are known.
  *
- * ONE reader, inifile.c, reads the file: inih (Debian's libinih 55) reports
- * neither section headers nor what is wrong with a bad line, only the line
- * of the first error, so it cannot give the messages below (an empty or
- * repeated section, a key's first line, why a line is malformed) without a
- * second parser in front of it. inifile.c keeps inih's dialect.
+ * inih parses the file; inifile.c adds line-numbered messages. inih reports
+ * keys, not headers: a section is seen at its first key, and an indented
+ * line is one more value for the key above, as a repeated key is.
  *
  * What a plugin section may hold (reserved keys, the plugin's key table and
  * its values) is the plugin contract's, contract.c's. */
@@ -181,6 +179,11 @@ typedef struct load {
     int key_line[N_HOST_KEYS];        /* first occurrence of each host key */
 } load_t;
 
+/* inih shows a section again only when its keys resume after another's. */
+#define SECTION_AGAIN "section [%s] again, after another section (first seen at line %d)"
+/* A repeated key, or an indented line: inih does not tell which. */
+#define VALUE_AGAIN "[%s] second value for '%s', which takes one (first at line %d)"
+
 static int open_section(load_t *p, const bh__ini_item_t *it, char *why, size_t whylen)
 {
     int h = bh__contract_host_section(it->section);
@@ -188,8 +191,7 @@ static int open_section(load_t *p, const bh__ini_item_t *it, char *why, size_t w
 
     if (h >= 0) {
         if (p->host_line[h]) {
-            say(why, whylen, "duplicate section [%s] (first at line %d)", it->section,
-                p->host_line[h]);
+            say(why, whylen, SECTION_AGAIN, it->section, p->host_line[h]);
             return BH_EINVAL;
         }
         p->host_line[h] = it->line;
@@ -199,7 +201,7 @@ static int open_section(load_t *p, const bh__ini_item_t *it, char *why, size_t w
     }
     for (sec = p->cfg->sections; sec; sec = sec->next) {
         if (strcmp(sec->name, it->section) == 0) {
-            say(why, whylen, "duplicate section [%s] (first at line %d)", sec->name, sec->line);
+            say(why, whylen, SECTION_AGAIN, sec->name, sec->line);
             return BH_EINVAL;
         }
     }
@@ -235,14 +237,8 @@ static int host_key(load_t *p, const bh__ini_item_t *it, char *why, size_t whyle
         say(why, whylen, "[%s] unknown key '%s' (known: %s)", it->section, it->key, buf);
         return BH_EINVAL;
     }
-    if (it->kind == BH__INI_CONT && !k->repeatable) {
-        say(why, whylen, "[%s] indented line continues '%s', which takes one value", it->section,
-            it->key);
-        return BH_EINVAL;
-    }
     if (p->key_line[i] && !k->repeatable) {
-        say(why, whylen, "[%s] duplicate key '%s' (first at line %d)", it->section, it->key,
-            p->key_line[i]);
+        say(why, whylen, VALUE_AGAIN, it->section, it->key, p->key_line[i]);
         return BH_EINVAL;
     }
     if (!p->key_line[i]) p->key_line[i] = it->line;
@@ -262,15 +258,9 @@ static int raw_key(load_t *p, const bh__ini_item_t *it, char *why, size_t whylen
 {
     bh__kv_t **tail = &p->raw->keys, *kv;
 
-    if (it->kind == BH__INI_CONT) {
-        say(why, whylen, "[%s] indented line continues '%s', which takes one value", it->section,
-            it->key);
-        return BH_EINVAL;
-    }
     for (; *tail; tail = &(*tail)->next) {
         if (strcmp((*tail)->key, it->key) == 0) {
-            say(why, whylen, "[%s] duplicate key '%s' (first at line %d)", it->section, it->key,
-                (*tail)->line);
+            say(why, whylen, VALUE_AGAIN, it->section, it->key, (*tail)->line);
             return BH_EINVAL;
         }
     }

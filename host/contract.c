@@ -329,10 +329,10 @@ int bh__contract_config_table(const bh_config_key_t *t, size_t *n, char *err, si
                             k->key, found);
             }
         }
-        if (c > BH__NAME_MAX)
+        if (c > BH__KEY_MAX)
             return fail(err, errlen,
                         "config key \"%.20s...\" is %zu bytes long, expected at most %d", k->key, c,
-                        BH__NAME_MAX);
+                        BH__KEY_MAX);
         if (bh__contract_reserved_key(k->key))
             return fail(err, errlen,
                         "config key \"%s\" is reserved by the host: expected another name", k->key);

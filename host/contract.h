@@ -23,8 +23,9 @@ enum {
     /* AMQP short strings (routing keys, queue names) hold at most 255 bytes. */
     BH__AMQP_NAME_MAX = 255,
     /* A plugin's name is its config section and a config key is written in
-     * it: both are names the INI file can hold. */
-    BH__NAME_MAX = BH__INI_MAX_NAME,
+     * it: names the INI file can hold. */
+    BH__NAME_MAX = BH__INI_MAX_SECTION,
+    BH__KEY_MAX = BH__INI_MAX_KEY,
     /* "<service>.commands" must be a queue name. */
     BH__SERVICE_MAX = BH__AMQP_NAME_MAX - 9,
 };
@@ -55,7 +56,7 @@ bool bh__contract_reserved_key(const char *key);
 int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen);
 
 /* THE check of a plugin's config table (t may be NULL: no keys). Each key
- * a name of at most BH__NAME_MAX bytes, not reserved, declared once, of a
+ * a name of at most BH__KEY_MAX bytes, not reserved, declared once, of a
  * known type, with bounds min <= max and a default its type accepts. *n
  * (may be NULL) gets the number of keys. */
 int bh__contract_config_table(const bh_config_key_t *t, size_t *n, char *err, size_t errlen);

@@ -1,35 +1,44 @@
-/* inifile.h -- bushost's one INI reader.
+/* inifile.h -- bushost's one INI reader: inih (Debian's libinih) parses, this
+ * adds line-numbered messages.
  *
- * The dialect is inih's with its default options, so a file reads the same
- * in inih-based tools: `key = value` or `key: value` with both trimmed;
- * comment lines starting with ';' or '#'; an inline comment is a ';' after
- * whitespace; an indented line continues the key above it; a UTF-8 BOM may
- * open the file; lines of at most 197 characters and names of at most 49
- * (inih's buffers, which would split or cut anything longer). What inih
- * would accept but is surely a mistake is refused: text after a [header],
- * empty names, names with spaces.
+ * inih parses every line, with the options Debian builds it with (its
+ * ini_* settings are left alone): `key = value` or `key: value` with both
+ * trimmed; comment lines starting with ';' or '#'; an inline comment is a
+ * ';' after whitespace, except on an indented line; an indented line
+ * continues the key above; a UTF-8 BOM may open the file. Around it, this
+ * reader gives every item its line, stops at the first error with a message
+ * "file:line: why", and refuses what inih would split or cut (a line over
+ * 197 characters, its buffer; a NUL byte; a section name of 49 bytes, all
+ * inih keeps of it, so a longer one arrives cut to that; a key name over 49,
+ * all inih keeps to repeat for an indented line) and what it accepts but is
+ * surely a mistake (a key before any section or under [], an empty key name,
+ * a section name with spaces).
  *
- * Unlike inih, every item comes with its line, section headers included,
- * and the first error stops the read. It knows nothing of bushost's keys. */
+ * inih reports keys, not headers, and a bad line only by its number. So a
+ * section is seen at its first key: a section without keys is not seen, and
+ * a header repeating the section above is not noticed; an indented line is
+ * one more value for the key above, as a repeated key is; text after `[name]`
+ * is ignored; and inih reads on past a line it cannot parse, so fn may see
+ * items after it, but the error returned is the first in the file. It knows
+ * nothing of bushost's keys. */
 #ifndef BH_INIFILE_H
 #define BH_INIFILE_H
 
 #include <stddef.h>
 
-enum { BH__INI_MAX_LINE = 197, BH__INI_MAX_NAME = 49 };
+enum { BH__INI_MAX_LINE = 197, BH__INI_MAX_SECTION = 48, BH__INI_MAX_KEY = 49 };
 
 typedef enum bh__ini_kind {
-    BH__INI_SECTION, /* a [section] header */
-    BH__INI_KEY,     /* key = value */
-    BH__INI_CONT,    /* an indented line: one more value for the key above */
+    BH__INI_SECTION, /* the keys of a section begin (again, after another section's) */
+    BH__INI_KEY,     /* key = value, or an indented line: one more value for the key above */
 } bh__ini_kind_t;
 
 typedef struct bh__ini_item {
     bh__ini_kind_t kind;
-    int line;            /* 1-based */
-    const char *section; /* the header's name; for keys, their section's */
-    const char *key;     /* NULL for a header */
-    const char *value;   /* trimmed, without its inline comment; NULL for a header */
+    int line;            /* 1-based; a section's is its first key's */
+    const char *section; /* the section's name; for keys, their section's */
+    const char *key;     /* NULL for a section */
+    const char *value;   /* trimmed, without its inline comment; NULL for a section */
 } bh__ini_item_t;
 
 /* Called for each item, in file order. Returns 0, or a BH_E* code after

@@ -15,7 +15,7 @@ cd "$ROOT"
 
 PACKAGES=(
     gcc make cmake pkg-config iproute2 procps
-    librabbitmq-dev libuv1-dev libcmocka-dev libcbor-dev libjansson-dev
+    librabbitmq-dev libuv1-dev libinih-dev libcmocka-dev libcbor-dev libjansson-dev
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
 )
 POLICY_RC=/usr/sbin/policy-rc.d

@@ -458,7 +458,7 @@ static void check_limits_the_name_to_a_section_name(void **s)
     check_ok(&d);
     name[BH__NAME_MAX] = 'n';
     name[BH__NAME_MAX + 1] = 0;
-    check_bad(&d, "name \"nnnnnnnnnnnnnnnnnnnn...\" is 50 bytes long, expected at most 49", NULL);
+    check_bad(&d, "name \"nnnnnnnnnnnnnnnnnnnn...\" is 49 bytes long, expected at most 48", NULL);
 }
 
 static void check_limits_config_keys_to_a_key_name(void **s)

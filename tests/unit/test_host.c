@@ -200,7 +200,8 @@ static void new_refuses_a_section_that_names_no_plugin(void **state)
     (void)state;
     const char *path = ini("stray.ini", "good", "[good]\nlimit = 5\n\n[nosuch]\nx = 1\n");
     char where[PATH_MAX + 16];
-    snprintf(where, sizeof where, "%s:12: section [nosuch]", path); /* ini() writes 8 lines */
+    /* ini() writes 8 lines; a section's line is its first key's. */
+    snprintf(where, sizeof where, "%s:13: section [nosuch]", path);
     new_fails(path, BH__EXIT_CONFIG, where, "names no plugin");
     assert_false(fx_loaded(fx("good/good.so")));
 }
