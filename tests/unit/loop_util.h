@@ -23,11 +23,11 @@ void lu_arm(lu_t *l, unsigned ms);
 bool lu_step(lu_t *l);
 void lu_disarm(lu_t *l);
 /* Run until cond holds, for ms at the most; the caller asserts cond. */
-#define LU_UNTIL(l, ms, cond)                                                                      \
-    do {                                                                                           \
-        lu_arm((l), (ms));                                                                         \
-        while (!(cond) && lu_step(l)) {}                                                           \
-        lu_disarm(l);                                                                              \
+#define LU_UNTIL(l, ms, cond)            \
+    do {                                 \
+        lu_arm((l), (ms));               \
+        while (!(cond) && lu_step(l)) {} \
+        lu_disarm(l);                    \
     } while (0)
 /* Run for ms whatever happens: to see that something does not. */
 void lu_run_for(lu_t *l, unsigned ms);
