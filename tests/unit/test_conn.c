@@ -41,6 +41,7 @@ static struct {
     size_t ticks, pump_ticks;
     bool no_settle; /* tick polls but leaves a failure recorded */
     size_t deliveries, confirms, returns;
+    char returned[100];            /* the last one */
     uint64_t connect_ns[MAX_SEEN]; /* when each connect attempt was over */
     size_t connects_seen;
 } T;
@@ -97,13 +98,10 @@ static void on_returned(void *ud, const char *exchange, const char *key, int cod
                         const bh__hdr_t *h, size_t n)
 {
     (void)ud;
-    (void)exchange;
-    (void)key;
-    (void)code;
-    (void)text;
     (void)h;
     (void)n;
     T.returns++;
+    snprintf(T.returned, sizeof T.returned, "%s %s %d %s", exchange, key, code, text);
 }
 
 static int setup(void **state)
@@ -202,6 +200,7 @@ static void test_first_connect_consumes(void **state)
     assert_int_equal(T.deliveries, 1);
     assert_int_equal(T.confirms, 1);
     assert_int_equal(T.returns, 1);
+    assert_string_equal(T.returned, "commands k 312 NO_ROUTE");
     assert_int_equal(T.lost, 0);
     end();
 }

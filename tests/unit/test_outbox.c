@@ -2,7 +2,7 @@
  * write room, nacks, lost connections, returns, confirms.
  *
  * The outbox runs with its real neighbours conn.c and confirm.c on a real
- * loop in the test thread, against the fake broker (fake_broker.c), which
+ * loop in the test thread (conn_rig.c), against the fake broker, which
  * records every publish with its confirm sequence number and flags a
  * publish that would not have fit in the socket. The ticks do what the
  * service's I/O tick does: poll, send what waits, settle, watch the room.
@@ -21,23 +21,18 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "conn.h"
+#include "conn_rig.h"
 #include "fake_broker.h"
 #include "fake_log.h"
-#include "loop_util.h"
 #include "outbox.h"
 #include "retry.h"
 
 enum { WAIT_MS = 5000, BIG = 1000, MAX_CONFIRMED = 2048 };
 #define MS 1000000u /* ns */
 
-static const char *const URLS[] = {"amqp://a"};
-
 static struct {
-    lu_t lu;
-    bh__conn_t c;
+    rig_t rig;
     bh__outbox_t ob;
-    bool started, ended;
     bool hold; /* the ticks leave what waits alone */
     size_t outbox_ticks;
     uint64_t outbox_tick_ns; /* the last one */
@@ -51,12 +46,12 @@ static struct {
 
 static void tick(void)
 {
-    bh__conn_poll(&T.c, false);
+    bh__conn_poll(&T.rig.conn, false);
     if (!T.hold) {
         bh__outbox_flush(&T.ob);
         bh__outbox_flush_logs(&T.ob);
     }
-    bh__conn_settle(&T.c);
+    bh__conn_settle(&T.rig.conn);
     bh__outbox_watch(&T.ob);
 }
 
@@ -75,26 +70,10 @@ static void on_outbox_tick(void *ud)
     tick();
 }
 
-static int on_setup(void *ud, bh__broker_t *b, bool consume, char *err, size_t errlen)
-{
-    (void)ud;
-    (void)b;
-    (void)consume;
-    (void)err;
-    (void)errlen;
-    return 0;
-}
-
 static void on_lost(void *ud)
 {
     (void)ud;
     bh__outbox_lost(&T.ob);
-}
-
-static void on_delivery(void *ud, bh__delivery_t *d)
-{
-    (void)ud;
-    free(d);
 }
 
 static void on_broker_confirm(void *ud, uint64_t tag, bool multiple, bool acked)
@@ -122,61 +101,34 @@ static void on_confirmed(void *ud, bh__out_t *o)
     free(o);
 }
 
+static void close_outbox(void) { bh__outbox_close(&T.ob); }
+
+static void free_outbox(void) { bh__outbox_free(&T.ob); }
+
 static int setup(void **state)
 {
-    (void)state;
     memset(&T, 0, sizeof T);
-    fb_reset();
-    fl_reset();
-    lu_init(&T.lu);
-    static const bh__conn_ops_t ops = {on_setup,    on_lost,           on_conn_tick,
-                                       on_delivery, on_broker_confirm, on_returned};
-    bh__conn_init(&T.c, &T.lu.loop, URLS, 1, 0, "test_outbox", NULL, &ops, NULL);
-    bh__outbox_init(&T.ob, &T.lu.loop, &T.c, NULL, on_confirmed, on_outbox_tick, NULL);
+    *state = &T.rig;
+    rig_init(&T.rig, "test_outbox",
+             &(bh__conn_ops_t){.lost = on_lost,
+                               .tick = on_conn_tick,
+                               .confirm = on_broker_confirm,
+                               .returned = on_returned},
+             close_outbox, free_outbox);
+    bh__outbox_init(&T.ob, &T.rig.lu.loop, &T.rig.conn, NULL, on_confirmed, on_outbox_tick, NULL);
     return 0;
 }
 
-static void stop(void)
-{
-    bh__outbox_close(&T.ob);
-    bh__conn_close(&T.c);
-}
+/* Whatever the outbox still holds is freed: ASan sees a leak. */
+static void end(void) { rig_end(&T.rig); }
 
-static int teardown(void **state)
-{
-    (void)state;
-    if (!T.ended) {
-        stop();
-        lu_finish(&T.lu);
-        bh__outbox_free(&T.ob);
-    }
-    fb_reset();
-    fl_reset();
-    return 0;
-}
-
-static void end(void)
-{
-    char why[512];
-    stop();
-    T.ended = true;
-    assert_int_equal(lu_finish(&T.lu), 0);
-    bh__outbox_free(&T.ob); /* whatever is left: ASan sees a leak */
-    assert_int_equal(fb_violations(why, sizeof why), 0);
-}
-
-static void up(void)
-{
-    bh__conn_start(&T.c);
-    LU_UNTIL(&T.lu, WAIT_MS, bh__conn_writable(&T.c));
-    assert_true(bh__conn_writable(&T.c));
-}
+static void up(void) { rig_up(&T.rig); }
 
 static void block(const char *reason)
 {
     fb_block(reason);
-    LU_UNTIL(&T.lu, WAIT_MS, bh__conn_writable(&T.c) == !reason);
-    assert_int_equal(bh__conn_writable(&T.c), !reason);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, bh__conn_writable(&T.rig.conn) == !reason);
+    assert_int_equal(bh__conn_writable(&T.rig.conn), !reason);
 }
 
 /* -- messages --------------------------------------------------------------- */
@@ -257,7 +209,7 @@ static void test_the_window_holds_publish_1001_until_a_confirm(void **state)
     /* Through the broker this time, so that it counts what is in flight;
      * the tick that hands the confirm over sends #1001. */
     fb_confirm(1, false, true);
-    LU_UNTIL(&T.lu, WAIT_MS, published(0) == BH__CONFIRM_WINDOW + 1);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(0) == BH__CONFIRM_WINDOW + 1);
     assert_int_equal(T.n_confirmed, 1);
     assert_int_equal(published(0), BH__CONFIRM_WINDOW + 1);
     const fb_rec_t *last = fb_nth(FB_PUBLISH, 0, BH__CONFIRM_WINDOW);
@@ -285,14 +237,14 @@ static void test_write_room_holds_publishes_until_the_socket_drains(void **state
     bh__outbox_watch(&T.ob); /* the end of this tick */
     assert_true(uv_is_active((uv_handle_t *)&T.ob.drain));
     /* The drain timer looks again and again; nothing drains meanwhile. */
-    lu_run_for(&T.lu, 50);
+    lu_run_for(&T.rig.lu, 50);
     assert_int_equal(published(0), fit);
     assert_in_range(T.outbox_ticks, 2, 50);
     fb_socket_stuck(false);
-    LU_UNTIL(&T.lu, WAIT_MS, published(0) == N);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(0) == N);
     assert_int_equal(published(0), N);
     for (size_t i = 0; i < N; i++) assert_int_equal(sent(0)[i], i % 2 ? 'B' : 'A');
-    LU_UNTIL(&T.lu, WAIT_MS, !uv_is_active((uv_handle_t *)&T.ob.drain)); /* nothing waits */
+    LU_UNTIL(&T.rig.lu, WAIT_MS, !uv_is_active((uv_handle_t *)&T.ob.drain)); /* nothing waits */
     assert_false(uv_is_active((uv_handle_t *)&T.ob.drain));
     end(); /* and no publish was larger than the room left (a violation) */
 }
@@ -305,20 +257,21 @@ static void test_a_nack_is_sent_again_after_a_pause_behind_what_waits(void **sta
     send_one("B");
     block("memory alarm");
     send_one("C");
+    uv_update_time(&T.rig.lu.loop); /* the timer counts from the loop's clock */
     uint64_t t0 = uv_hrtime();
     confirm(1, false, false); /* A refused */
     assert_int_equal(T.n_confirmed, 0);
     assert_int_equal(bh__outbox_unconfirmed(&T.ob), 1);
     assert_false(bh__outbox_idle(&T.ob));
     assert_int_equal(fl_count("broker refused (nack) events 'svc.happened'"), 1);
-    LU_UNTIL(&T.lu, WAIT_MS, T.outbox_ticks == 1);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, T.outbox_ticks == 1);
     assert_int_equal(T.outbox_ticks, 1);
     uint64_t paused = (T.outbox_tick_ns - t0) / MS;
     print_message("sent again after %llu ms\n", (unsigned long long)paused);
     assert_in_range(paused, BH__NACK_PAUSE_MS - 1, BH__NACK_PAUSE_MS + 1000);
     assert_string_equal(sent(0), "AB");
     block(NULL);
-    LU_UNTIL(&T.lu, WAIT_MS, published(0) == 4);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(0) == 4);
     assert_string_equal(sent(0), "ABCA");
     confirm(4, true, true);
     assert_int_equal(T.n_confirmed, 3);
@@ -342,7 +295,7 @@ static void test_lost_puts_unconfirmed_in_front_oldest_first(void **state)
     /* A small socket next: the room of the old one must not count. */
     fb_socket_size(2 * BIG + 48);
     fb_lose("gone");
-    LU_UNTIL(&T.lu, WAIT_MS, published(2) == 4);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(2) == 4);
     assert_string_equal(sent(2), "ACDE");
     for (size_t i = 0; i < 4; i++) assert_int_equal(fb_nth(FB_PUBLISH, 2, i)->tag, i + 1);
     assert_int_equal(bh__outbox_unconfirmed(&T.ob), 4);
@@ -378,7 +331,7 @@ static void test_a_return_marks_the_publish_with_its_id(void **state)
     /* D, returned, is published again on a new connection: that publish
      * has not come back. */
     fb_lose("gone");
-    LU_UNTIL(&T.lu, WAIT_MS, published(2) == 1);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(2) == 1);
     confirm(1, false, true);
     assert_int_equal(T.n_confirmed, 4);
     assert_int_equal(T.confirmed[3], 'D');
@@ -466,7 +419,7 @@ static void test_free_frees_everything(void **state)
 
 int main(void)
 {
-#define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T_(f) cmocka_unit_test_setup_teardown(f, setup, rig_teardown)
     const struct CMUnitTest tests[] = {
         T_(test_order_is_kept_behind_what_waits),
         T_(test_the_window_holds_publish_1001_until_a_confirm),
