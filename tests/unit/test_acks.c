@@ -110,8 +110,7 @@ static void test_a_batch_is_acked_at_once(void **state)
     assert_int_equal(acks(0), 1);
     assert_ack(0, BATCH, true);
     assert_false(timer_runs());
-    for (uint64_t tag = 1; tag <= BATCH; tag++)
-        assert_int_equal(fb_tag(1, tag), FB_TAG_ACKED);
+    for (uint64_t tag = 1; tag <= BATCH; tag++) assert_int_equal(fb_tag(1, tag), FB_TAG_ACKED);
     end();
 }
 
