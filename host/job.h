@@ -92,7 +92,6 @@ bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *conten
 
 typedef struct bh__job {
     struct bh__job *next; /* link in the worker queue or the completion queue */
-    struct bh__service *svc;
     bh__delivery_t *d;
     uint64_t gen; /* connection generation the delivery came on */
     bh_handler_fn handler;

@@ -137,7 +137,6 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
             reject_delivery(s, d, true);
             break;
         case BH__DISPATCH_JOB:
-            job->svc = s;
             s->settle.inflight++;
             bh__run_add(&s->run, job);
             break;
