@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <uv.h>
 
+#include "broker.h"
 #include "contract.h"
 #include "payload.h"
 #include "value.h"
@@ -54,9 +55,29 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
     } else if (!ct || !*ct) {
         ct = BH__CT_JSON; /* a missing content type means JSON */
     }
-    bh__out_t *o = bh__out_new(exchange, key, ct, c->job->msg.conversation_id, reply_to, corr,
-                               status, body, len);
+    bh__out_t *o = NULL;
+    size_t need = 0;
+    if (len > c->max_message) {
+        snprintf(err, sizeof err, "a body of %zu bytes is over [host] max_message_size (%zu bytes)",
+                 len, c->max_message);
+    } else if ((o = bh__out_new(exchange, key, ct, c->job->msg.conversation_id, reply_to, corr,
+                                status, body, len)) &&
+               (need = bh__out_header_size(o)) > BH__FRAME_MAX) {
+        /* Refused here, where the handler learns of it, rather than by the
+         * outbox, where only the input's fate can tell. */
+        if (need == SIZE_MAX) snprintf(err, sizeof err, "a property is over 255 bytes");
+        else
+            snprintf(err, sizeof err,
+                     "its properties and headers need %zu bytes, over the AMQP frame size (%d)",
+                     need, BH__FRAME_MAX);
+        free(o);
+        o = NULL;
+    }
     free(enc);
+    if (!o && (len > c->max_message || need)) {
+        bh__log(c->log, BH_ERROR, c->job->msg.conversation_id, "cannot publish '%s': %s", key, err);
+        return BH_EINVAL;
+    }
     if (!o) return BH_ENOMEM;
     o->job = c->job;
     *c->job->outs_tail = o;
@@ -134,4 +155,5 @@ void bh__ctx_init(bh__ctx_t *c, const char *service, bh_format_t format, bh__log
     c->log = log;
     c->job = job;
     c->conf = conf;
+    c->max_message = BH__MAX_MESSAGE_DEFAULT;
 }

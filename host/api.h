@@ -15,6 +15,7 @@ typedef struct bh__ctx {
     bh__logger_t *log;
     bh__job_t *job;             /* the message being handled; NULL in init/fini */
     const bh__svc_conf_t *conf; /* set during init only */
+    size_t max_message;         /* [host] max_message_size */
 } bh__ctx_t;
 
 /* The one function table (built on first use; thread-safe). */

@@ -97,6 +97,7 @@ int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const
         goto done;
     }
     b->heartbeat = heartbeat;
+    b->max_body = BH__MAX_MESSAGE_DEFAULT;
     if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
         bh__broker_fail(err, errlen,
                         "bad broker URL (expected amqp://user:password@host:port/vhost)");
@@ -132,10 +133,10 @@ int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const
     amqp_set_handshake_timeout(b->conn, &rpc_tv);
     amqp_set_rpc_timeout(b->conn, &rpc_tv);
     amqp_table_t pt = client_properties(name, props, caps, &captable);
-    if (bh__broker_rpc_check(
-            amqp_login_with_properties(b->conn, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat,
-                                       &pt, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password),
-            "login", err, errlen))
+    if (bh__broker_rpc_check(amqp_login_with_properties(b->conn, ci.vhost, 0, BH__FRAME_MAX,
+                                                        heartbeat, &pt, AMQP_SASL_METHOD_PLAIN,
+                                                        ci.user, ci.password),
+                             "login", err, errlen))
         goto done;
     for (amqp_channel_t ch = CH_CONSUME; ch <= CH_LOGS; ch++) {
         amqp_channel_open(b->conn, ch);
@@ -156,6 +157,7 @@ done:
 void bh__broker_free(bh__broker_t *b)
 {
     if (!b) return;
+    free(b->in.d);
     if (b->conn) amqp_destroy_connection(b->conn);
     free(b);
 }
@@ -169,14 +171,18 @@ void bh__broker_close(bh__broker_t *b)
     bh__broker_free(b);
 }
 
+void bh__broker_set_max_body(bh__broker_t *b, size_t max) { b->max_body = max; }
+
 int bh__broker_fd(const bh__broker_t *b) { return amqp_get_sockfd(b->conn); }
 
-size_t bh__broker_write_room(const bh__broker_t *b)
+size_t bh__broker_write_room(const bh__broker_t *b, bool *empty)
 {
     int fd = amqp_get_sockfd(b->conn), queued = 0, sndbuf = 0;
     socklen_t len = sizeof sndbuf;
+    *empty = false;
     if (ioctl(fd, SIOCOUTQ, &queued) || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len))
         return 0;
+    *empty = queued == 0;
     /* The kernel counts its own overhead against SO_SNDBUF too (it reports
      * twice the payload room): stay within half, minus what is queued. */
     size_t room = (size_t)sndbuf / 2;

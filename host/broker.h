@@ -16,6 +16,10 @@
 
 typedef struct bh__broker bh__broker_t;
 
+/* The frame_max the host asks for (RabbitMQ's default and ceiling): a
+ * publish's properties and headers must fit in one frame. */
+enum { BH__FRAME_MAX = 131072 };
+
 typedef struct bh__topology bh__topology_t;
 
 typedef struct bh__broker_cbs {
@@ -50,7 +54,24 @@ int bh__broker_consume(bh__broker_t *b, const bh__topology_t *t, int prefetch, c
 /* basic.cancel every consumer. */
 int bh__broker_cancel_all(bh__broker_t *b, char *err, size_t errlen);
 
+/* Publish o at once, all of it (it fits in the write room). */
 int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen);
+/* A message larger than the write room goes in pieces: begin sends the
+ * method and header frames, then publish_body sends whole body frames while
+ * they fit in room (setting *used to the bytes written), advancing *sent.
+ * Nothing else may be published on the channel until the body is out. */
+int bh__broker_publish_begin(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen);
+int bh__broker_publish_body(bh__broker_t *b, const bh__out_t *o, size_t *sent, size_t room,
+                            size_t *used, char *err, size_t errlen);
+/* The least room publish_body makes progress with when `left` bytes of
+ * the body remain (its frames are as large as the room allows). */
+size_t bh__broker_body_frame(size_t left);
+/* The negotiated frame_max: a publish's header frame (bh__out_header_size)
+ * must fit in one, the body may take many. */
+size_t bh__broker_frame_max(const bh__broker_t *b);
+/* Deliveries with a larger body are read, dropped and handed over with
+ * dropped_len set (default BH__MAX_MESSAGE_DEFAULT). */
+void bh__broker_set_max_body(bh__broker_t *b, size_t max);
 /* Logs: no properties, no confirm. */
 int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
                            char *err, size_t errlen);
@@ -65,8 +86,11 @@ int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, voi
 
 /* Bytes that may still be written without blocking: rabbitmq-c's writes
  * wait without a deadline on a full send buffer, so the caller holds
- * publishes back (and waits for the socket to drain) instead. */
-size_t bh__broker_write_room(const bh__broker_t *b);
+ * publishes back (and waits for the socket to drain) instead. *empty:
+ * nothing is queued in the socket, so that one write larger than the room
+ * (a header frame near frame_max on a small buffer) waits only for the
+ * broker to read it. */
+size_t bh__broker_write_room(const bh__broker_t *b, bool *empty);
 
 /* Frames or bytes the library holds that poll() has not handed out yet. */
 bool bh__broker_buffered(const bh__broker_t *b);

@@ -14,8 +14,22 @@
 enum { CH_CONSUME = 1, CH_PUBLISH = 2, CH_LOGS = 3 };
 enum { MAX_CONSUMERS = 2 };
 
+/* A delivery being read: its method came, its content frames are coming. */
+typedef enum { BH__IN_NONE, BH__IN_HEADER, BH__IN_BODY } bh__in_phase_t;
+typedef struct bh__incoming {
+    bh__in_phase_t phase;
+    uint64_t tag;
+    bool redelivered;
+    char exchange[256], routing_key[256]; /* AMQP short strings */
+    size_t exchange_len, routing_key_len;
+    bh__delivery_t *d; /* from the content header on */
+    uint64_t expect, got;
+} bh__incoming_t;
+
 struct bh__broker {
     amqp_connection_state_t conn;
+    size_t max_body; /* larger deliveries are read and dropped */
+    bh__incoming_t in;
     int heartbeat;
     char consumer_tags[MAX_CONSUMERS][128];
     int n_consumers;

@@ -13,12 +13,19 @@
  * (a plugin's own) from the heap. */
 enum { STACK_HEADERS = 8 };
 
-int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
+/* AMQP frame overhead: type, channel and size before the payload, the end
+ * marker after it. */
+enum { FRAME_OVERHEAD = 8, SHORTSTR_MAX = 255 };
+
+size_t bh__broker_frame_max(const bh__broker_t *b)
 {
-    amqp_table_entry_t stack[STACK_HEADERS], *h = stack;
-    amqp_basic_properties_t p;
-    if (o->n_headers > STACK_HEADERS && !(h = calloc(o->n_headers, sizeof *h)))
-        return bh__broker_fail(err, errlen, "out of memory publishing");
+    int n = amqp_get_frame_max(b->conn);
+    return n > 0 ? (size_t)n : AMQP_DEFAULT_FRAME_SIZE;
+}
+
+/* The properties of o, with its headers in h (o->n_headers entries). */
+static void properties(const bh__out_t *o, amqp_table_entry_t *h, amqp_basic_properties_t *p)
+{
     for (size_t i = 0; i < o->n_headers; i++) {
         const bh__hdr_t *x = &o->headers[i];
         /* Integers as the narrowest of I32 and I64, as pika and the other
@@ -36,22 +43,93 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
         else if (i32) v->value.i32 = (int32_t)x->num;
         else v->value.i64 = x->num;
     }
-    memset(&p, 0, sizeof p);
-    p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-               AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
-    p.content_type = bh__cbytes(o->content_type);
-    p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    p.headers.num_entries = (int)o->n_headers;
-    p.headers.entries = h;
-    p.reply_to = bh__cbytes(o->reply_to);
-    p.correlation_id = bh__cbytes(o->correlation_id);
-    amqp_bytes_t body = {.len = o->len, .bytes = (void *)o->body};
-    int rc = bh__broker_status_check(
-        amqp_basic_publish(b->conn, CH_PUBLISH, bh__cbytes(bh__exchange_name(o->exchange)),
-                           bh__cbytes(o->routing_key), o->mandatory, 0, &p, body),
-        "publish", err, errlen);
+    memset(p, 0, sizeof *p);
+    p->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
+    p->content_type = bh__cbytes(o->content_type);
+    p->delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    p->headers.num_entries = (int)o->n_headers;
+    p->headers.entries = h;
+    p->reply_to = bh__cbytes(o->reply_to);
+    p->correlation_id = bh__cbytes(o->correlation_id);
+}
+
+/* Publishes o: all of it (whole), or the method and header frames only,
+ * the body following with bh__broker_publish_body. */
+static int publish(bh__broker_t *b, const bh__out_t *o, bool whole, char *err, size_t errlen)
+{
+    amqp_table_entry_t stack[STACK_HEADERS], *h = stack;
+    amqp_basic_properties_t p;
+    /* A header frame the library cannot encode would fail after the method
+     * went out, leaving the channel inside a message: refuse it first. */
+    size_t hsize = bh__out_header_size(o), fmax = bh__broker_frame_max(b);
+    if (hsize > fmax)
+        return bh__broker_fail(err, errlen,
+                               "publish: its properties and headers need a frame of %zu bytes, "
+                               "over the broker's frame_max of %zu",
+                               hsize, fmax);
+    if (strlen(o->routing_key) > SHORTSTR_MAX)
+        return bh__broker_fail(err, errlen, "publish: a routing key of %zu bytes (at most 255)",
+                               strlen(o->routing_key));
+    if (o->n_headers > STACK_HEADERS && !(h = calloc(o->n_headers, sizeof *h)))
+        return bh__broker_fail(err, errlen, "out of memory publishing");
+    properties(o, h, &p);
+    amqp_bytes_t ex = bh__cbytes(bh__exchange_name(o->exchange)), key = bh__cbytes(o->routing_key);
+    int rc;
+    if (whole) {
+        amqp_bytes_t body = {.len = o->len, .bytes = (void *)o->body};
+        rc = amqp_basic_publish(b->conn, CH_PUBLISH, ex, key, o->mandatory, 0, &p, body);
+    } else {
+        amqp_basic_publish_t m = {.exchange = ex, .routing_key = key, .mandatory = o->mandatory};
+        amqp_frame_t f = {.frame_type = AMQP_FRAME_HEADER, .channel = CH_PUBLISH};
+        f.payload.properties.class_id = AMQP_BASIC_CLASS;
+        f.payload.properties.body_size = o->len;
+        f.payload.properties.decoded = &p;
+        rc = amqp_send_method(b->conn, CH_PUBLISH, AMQP_BASIC_PUBLISH_METHOD, &m);
+        if (rc >= 0) rc = amqp_send_frame(b->conn, &f);
+    }
     if (h != stack) free(h);
-    return rc;
+    return bh__broker_status_check(rc, "publish", err, errlen);
+}
+
+int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
+{
+    return publish(b, o, true, err, errlen);
+}
+
+int bh__broker_publish_begin(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
+{
+    return publish(b, o, false, err, errlen);
+}
+
+/* Body frames smaller than this are not worth their overhead: wait for
+ * the socket to drain instead. */
+enum { MIN_PIECE = 4096 };
+
+int bh__broker_publish_body(bh__broker_t *b, const bh__out_t *o, size_t *sent, size_t room,
+                            size_t *used, char *err, size_t errlen)
+{
+    size_t max = bh__broker_frame_max(b) - FRAME_OVERHEAD;
+    *used = 0;
+    while (*sent < o->len && *used + FRAME_OVERHEAD < room) {
+        /* As large as the room allows: a frame need not be full. */
+        size_t n = o->len - *sent, fit = room - *used - FRAME_OVERHEAD;
+        if (n > max) n = max;
+        if (n > fit) n = fit;
+        if (n < MIN_PIECE && n < o->len - *sent) break;
+        amqp_frame_t f = {.frame_type = AMQP_FRAME_BODY, .channel = CH_PUBLISH};
+        f.payload.body_fragment = (amqp_bytes_t){.len = n, .bytes = (void *)(o->body + *sent)};
+        if (bh__broker_status_check(amqp_send_frame(b->conn, &f), "publish", err, errlen))
+            return -1;
+        *sent += n;
+        *used += n + FRAME_OVERHEAD;
+    }
+    return 0;
+}
+
+size_t bh__broker_body_frame(size_t left)
+{
+    return (left < MIN_PIECE ? left : MIN_PIECE) + FRAME_OVERHEAD;
 }
 
 int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
@@ -161,54 +239,109 @@ static void headers_copy(const amqp_basic_properties_t *p, bh__hdr_t *h, char **
     }
 }
 
-static bh__delivery_t *delivery_new(const amqp_basic_deliver_t *m, const amqp_message_t *msg)
+/* A delivery with everything but its body, which the caller fills: room
+ * for body_len bytes (plus a NUL, handy for JSON) follows the strings. */
+static bh__delivery_t *delivery_new(const bh__incoming_t *in, const amqp_basic_properties_t *p,
+                                    size_t body_len)
 {
-    const amqp_basic_properties_t *p = &msg->properties;
     const amqp_bytes_t *ct = p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG ? &p->content_type : NULL;
     const amqp_bytes_t *rt = p->_flags & AMQP_BASIC_REPLY_TO_FLAG ? &p->reply_to : NULL;
     const amqp_bytes_t *ci = p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG ? &p->correlation_id : NULL;
-    const amqp_bytes_t *parts[] = {&m->exchange, &m->routing_key, ct, rt, ci, &msg->body};
-    size_t n_headers, size = sizeof(bh__delivery_t) + headers_size(p, &n_headers);
+    const amqp_bytes_t ex = {in->exchange_len, (void *)in->exchange},
+                       rk = {in->routing_key_len, (void *)in->routing_key};
+    const amqp_bytes_t *parts[] = {&ex, &rk, ct, rt, ci};
+    size_t n_headers, size = sizeof(bh__delivery_t) + headers_size(p, &n_headers) + body_len + 1;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (parts[i]) size += parts[i]->len + 1;
     bh__delivery_t *d = calloc(1, size);
     if (!d) return NULL;
     bh__hdr_t *h = (bh__hdr_t *)(d + 1);
     char *cur = (char *)(h + n_headers);
-    d->tag = m->delivery_tag;
-    d->redelivered = m->redelivered;
-    d->exchange = pack_bytes(&cur, &m->exchange);
-    d->routing_key = pack_bytes(&cur, &m->routing_key);
+    d->tag = in->tag;
+    d->redelivered = in->redelivered;
+    d->exchange = pack_bytes(&cur, &ex);
+    d->routing_key = pack_bytes(&cur, &rk);
     d->content_type = pack_bytes(&cur, ct);
     d->reply_to = pack_bytes(&cur, rt);
     d->correlation_id = pack_bytes(&cur, ci);
     headers_copy(p, h, &cur);
     d->headers = h;
     d->n_headers = n_headers;
-    d->body_len = msg->body.len;
-    d->body = pack_bytes(&cur, &msg->body); /* NUL-terminated too: handy for JSON */
+    d->body = cur;
     return d;
 }
 
-static int on_deliver(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs, void *ud,
+/* basic.deliver: its content frames follow, read as they arrive. */
+static void on_deliver(bh__broker_t *b, const amqp_frame_t *f)
+{
+    const amqp_basic_deliver_t *m = f->payload.method.decoded;
+    bh__incoming_t *in = &b->in;
+    in->phase = BH__IN_HEADER;
+    in->tag = m->delivery_tag;
+    in->redelivered = m->redelivered;
+    in->exchange_len = m->exchange.len;
+    in->routing_key_len = m->routing_key.len;
+    memcpy(in->exchange, m->exchange.bytes, m->exchange.len);
+    memcpy(in->routing_key, m->routing_key.bytes, m->routing_key.len);
+}
+
+static void delivered(bh__broker_t *b, const bh__broker_cbs_t *cbs, void *ud)
+{
+    bh__delivery_t *d = b->in.d;
+    b->in.d = NULL;
+    b->in.phase = BH__IN_NONE;
+    cbs->delivery(ud, d);
+}
+
+/* The content header: copy the properties out now (the frame's pool is
+ * recycled after every frame), and make room for a body within the limit.
+ * A larger body is read and dropped frame by frame, so that memory stays
+ * bounded by the limit whatever a peer sends. */
+static int on_content_header(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs,
+                             void *ud, char *err, size_t errlen)
+{
+    bh__incoming_t *in = &b->in;
+    uint64_t size = f->payload.properties.body_size;
+    bool keep = size <= b->max_body;
+    in->d = delivery_new(in, f->payload.properties.decoded, keep ? (size_t)size : 0);
+    if (!in->d) return bh__broker_fail(err, errlen, "out of memory reading a delivery");
+    if (!keep) {
+        in->d->dropped_len = size;
+        in->d->max_len = b->max_body;
+    }
+    in->expect = size;
+    in->got = 0;
+    in->phase = BH__IN_BODY;
+    if (!size) delivered(b, cbs, ud);
+    return 0;
+}
+
+static int on_body(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs, void *ud,
+                   char *err, size_t errlen)
+{
+    bh__incoming_t *in = &b->in;
+    const amqp_bytes_t *piece = &f->payload.body_fragment;
+    if (piece->len > in->expect - in->got)
+        return bh__broker_fail(err, errlen, "a delivery's body is longer than its header says");
+    if (!in->d->dropped_len) memcpy((char *)in->d->body + in->got, piece->bytes, piece->len);
+    in->got += piece->len;
+    if (in->got == in->expect) {
+        if (!in->d->dropped_len) in->d->body_len = (size_t)in->expect;
+        delivered(b, cbs, ud);
+    }
+    return 0;
+}
+
+/* A content frame on the consume channel: it must continue a delivery. */
+static int on_content(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs, void *ud,
                       char *err, size_t errlen)
 {
-    amqp_basic_deliver_t m = *(const amqp_basic_deliver_t *)f->payload.method.decoded;
-    amqp_message_t msg;
-    /* Copy the method's strings: reading the message may recycle its pool. */
-    char ex[256], rk[256]; /* AMQP short strings: at most 255 bytes */
-    memcpy(ex, m.exchange.bytes, m.exchange.len);
-    memcpy(rk, m.routing_key.bytes, m.routing_key.len);
-    m.exchange.bytes = ex;
-    m.routing_key.bytes = rk;
-    if (bh__broker_rpc_check(amqp_read_message(b->conn, f->channel, &msg, 0), "reading a delivery",
-                             err, errlen))
-        return -1;
-    bh__delivery_t *d = delivery_new(&m, &msg);
-    amqp_destroy_message(&msg);
-    if (!d) return bh__broker_fail(err, errlen, "out of memory reading a delivery");
-    cbs->delivery(ud, d);
-    return 0;
+    bool header = f->frame_type == AMQP_FRAME_HEADER;
+    if (header && b->in.phase == BH__IN_HEADER)
+        return on_content_header(b, f, cbs, ud, err, errlen);
+    if (!header && b->in.phase == BH__IN_BODY) return on_body(b, f, cbs, ud, err, errlen);
+    return bh__broker_fail(err, errlen, "unexpected %s frame on channel %u",
+                           header ? "content header" : "body", f->channel);
 }
 
 static int on_return(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cbs_t *cbs, void *ud,
@@ -244,7 +377,8 @@ static int on_method(bh__broker_t *b, const amqp_frame_t *f, const bh__broker_cb
     const void *m = f->payload.method.decoded;
     switch (f->payload.method.id) {
     case AMQP_BASIC_DELIVER_METHOD:
-        return on_deliver(b, f, cbs, ud, err, errlen);
+        on_deliver(b, f);
+        return 0;
     case AMQP_BASIC_ACK_METHOD: {
         const amqp_basic_ack_t *a = m;
         cbs->confirm(ud, a->delivery_tag, a->multiple, true);
@@ -313,7 +447,13 @@ int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, voi
             return bh__broker_fail(err, errlen, "broker stopped answering (missed heartbeats)");
         if (st != AMQP_STATUS_OK)
             return bh__broker_fail(err, errlen, "connection lost: %s", amqp_error_string2(st));
-        if (f.frame_type == AMQP_FRAME_METHOD && on_method(b, &f, cbs, ud, err, errlen)) return -1;
+        if (b->in.phase != BH__IN_NONE && f.channel == CH_CONSUME) {
+            if (f.frame_type == AMQP_FRAME_METHOD)
+                return bh__broker_fail(err, errlen, "a method frame inside a delivery's content");
+            if (on_content(b, &f, cbs, ud, err, errlen)) return -1;
+        } else if (f.frame_type == AMQP_FRAME_METHOD && on_method(b, &f, cbs, ud, err, errlen)) {
+            return -1;
+        }
         amqp_maybe_release_buffers(b->conn);
     }
 }

@@ -73,6 +73,14 @@ static const bh__keyspec_t host_keys[] = {
      .max = 3600000,
      .offset = CFG(shutdown_timeout),
      .help = "ms running handlers get to finish on shutdown"},
+    {.section = "host",
+     .key = "max_message_size",
+     .kind = BH__K_INT,
+     .def = "16777216",
+     .min = 65536,
+     .max = 536870912,
+     .offset = CFG(max_message_size),
+     .help = "bytes: a larger delivery is dead-lettered, a larger publish refused"},
 };
 #define N_HOST_KEYS (sizeof host_keys / sizeof host_keys[0])
 

@@ -36,6 +36,7 @@ typedef struct bh__config {
     bh_level_t log_level;     /* stderr filter, default INFO */
     int healthcheck_interval; /* seconds, default 60, 0 disables */
     int shutdown_timeout;     /* ms to let running handlers finish, default 30000 */
+    int max_message_size;     /* bytes of a body, in or out; default 16 MiB */
     bh__section_t *sections;  /* every other section, unvalidated */
 } bh__config_t;
 

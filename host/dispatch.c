@@ -39,6 +39,13 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
     *job = NULL;
     d->conversation_id = bh__hdr_str(d->headers, d->n_headers, "conversation_id");
     d->status = bh__hdr_str(d->headers, d->n_headers, "status");
+    if (d->dropped_len) {
+        bh__log(log, BH_EMERGENCY, d->conversation_id,
+                "a body of %llu bytes is over [host] max_message_size (%zu bytes): rejecting "
+                "message from '%s' with key '%s'",
+                (unsigned long long)d->dropped_len, d->max_len, d->exchange, d->routing_key);
+        return BH__DISPATCH_INVALID;
+    }
     unsigned attempt = bh__retry_restore(d);
     bh__envelope_t e = {d->exchange, d->conversation_id, d->reply_to, d->status};
     bh_kind_t kind = bh__envelope_classify(&e, why, sizeof why);

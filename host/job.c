@@ -1,6 +1,7 @@
 /* job.c -- jobs, deliveries and outgoing messages: allocation and headers. */
 #include "job.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,4 +131,30 @@ void bh__job_free(bh__job_t *job)
     }
     free(job->d);
     free(job);
+}
+
+static size_t shortstr(const char *s) { return 1 + (s ? strlen(s) : 0); }
+
+size_t bh__out_header_size(const bh__out_t *o)
+{
+    enum { OVERHEAD = 8, SHORTSTR_MAX = 255 };
+    const char *shorts[] = {o->content_type, o->reply_to, o->correlation_id};
+    /* Frame overhead; class, weight, body size, property flags; delivery
+     * mode; the table's length; then the short strings and the table. */
+    size_t n = OVERHEAD + 2 + 2 + 8 + 2 + 1 + 4;
+    for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++) {
+        if (shorts[i] && strlen(shorts[i]) > SHORTSTR_MAX) return SIZE_MAX;
+        n += shortstr(shorts[i]);
+    }
+    for (size_t i = 0; i < o->n_headers; i++) {
+        const bh__hdr_t *x = &o->headers[i];
+        if (strlen(x->key) > SHORTSTR_MAX) return SIZE_MAX;
+        n += shortstr(x->key) + 1; /* and the field's kind */
+        if (x->kind == BH__HDR_STRING || x->kind == BH__HDR_BYTES) n += 4 + x->len;
+        else if (x->kind == BH__HDR_BOOL) n += 1;
+        else
+            n += x->num >= INT32_MIN && x->num <= INT32_MAX ? 4
+                                                            : 8; /* as the broker module writes */
+    }
+    return n;
 }

@@ -17,6 +17,10 @@
 enum { BH__EX_EVENTS = 0, BH__EX_COMMANDS = 1, BH__EX_LOGS = 2, BH__EX_DEFAULT = 3 };
 const char *bh__exchange_name(int exchange);
 
+/* [host] max_message_size by default: well under the broker's own limit
+ * (128 MiB on RabbitMQ), and what prefetch multiplies to bound memory. */
+#define BH__MAX_MESSAGE_DEFAULT ((size_t)16 << 20)
+
 /* One AMQP header as the host carries it, in either direction. Only the
  * kinds the bus uses are carried; the broker adapter skips the others.
  * STRING and BYTES values are copied byte for byte (NUL-terminated too). */
@@ -56,6 +60,9 @@ typedef struct bh__delivery {
     size_t body_len;
     const char *conversation_id;
     const char *status;
+    /* Set when the body was over max_len: it was read and dropped. */
+    uint64_t dropped_len;
+    size_t max_len;
 } bh__delivery_t;
 
 /* An outgoing event, command or result, in one allocation. */
@@ -85,6 +92,10 @@ bh__out_t *bh__out_make(int exchange, const char *routing_key, const char *conte
                         const char *conversation_id, const char *reply_to,
                         const char *correlation_id, const char *status, const bh__hdr_t *extra,
                         size_t n_extra, const void *body, size_t len);
+/* The bytes of o's AMQP content-header frame (properties and headers, as
+ * the broker module writes them), or SIZE_MAX when a short string (a
+ * property or a header name) is over 255 bytes. */
+size_t bh__out_header_size(const bh__out_t *o);
 bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *content_type,
                        const char *conversation_id, const char *reply_to,
                        const char *correlation_id, const char *status, const void *body,

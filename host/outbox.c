@@ -1,6 +1,7 @@
 /* outbox.c -- unsent and refused publishes, the confirm window, write room. */
 #include "outbox.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,38 +13,114 @@ static void append(bh__out_t ***tail, bh__out_t *o)
     *tail = &o->next;
 }
 
-/* A frame's worth of headers and properties on top of the body. */
-static size_t wire_size(const bh__out_t *o) { return o->len + strlen(o->routing_key) + 512; }
+/* The method frame, the header frame and the body, with room to spare.
+ * (One that cannot be framed is refused before it is measured.) */
+static size_t header_need(const bh__out_t *o)
+{
+    size_t h = bh__out_header_size(o);
+    return h == SIZE_MAX ? 0 : h + strlen(o->routing_key) + 512;
+}
 
+static size_t wire_size(const bh__out_t *o) { return header_need(o) + o->len; }
+
+/* Room for need bytes. An empty socket takes one write of any size: a
+ * frame larger than the whole buffer must not wait forever. */
 static bool fits(bh__outbox_t *ob, size_t need)
 {
+    bool empty;
     if (ob->room >= need) return true;
-    ob->room = bh__broker_write_room(ob->conn->broker);
+    ob->room = bh__broker_write_room(ob->conn->broker, &empty);
     if (ob->room >= need) return true;
+    if (empty) {
+        ob->room = need;
+        return true;
+    }
     ob->want_write = true;
     return false;
+}
+
+/* The room a message needs to begin: all of it, or for one larger than
+ * that, its header and a first body frame. */
+static size_t start_need(const bh__out_t *o)
+{
+    size_t all = wire_size(o);
+    size_t first = header_need(o) + bh__broker_body_frame(o->len);
+    return first < all ? first : all;
 }
 
 static bool can_publish(bh__outbox_t *ob, const bh__out_t *o)
 {
     return bh__conn_writable(ob->conn) &&
-           bh__confirms_pending(&ob->confirms) < BH__CONFIRM_WINDOW && fits(ob, wire_size(o));
+           bh__confirms_pending(&ob->confirms) < BH__CONFIRM_WINDOW && fits(ob, start_need(o));
+}
+
+/* The body of the message in pieces, as far as the room allows; true once
+ * all of it is out. */
+static bool send_rest(bh__outbox_t *ob)
+{
+    char err[300];
+    bh__out_t *o = ob->partial;
+    bh__broker_t *b = ob->conn->broker;
+    while (ob->sent < o->len) {
+        size_t used;
+        if (!bh__conn_writable(ob->conn) || !fits(ob, bh__broker_body_frame(o->len - ob->sent)))
+            return false;
+        if (bh__broker_publish_body(b, o, &ob->sent, ob->room, &used, err, sizeof err)) {
+            bh__conn_fail(ob->conn, err); /* the confirm window hands it back */
+            return false;
+        }
+        ob->room -= used;
+    }
+    ob->partial = NULL;
+    return true;
+}
+
+/* A message that can never be framed: the one message fails, never the
+ * connection. */
+static bool refuse(bh__outbox_t *ob, bh__out_t *o)
+{
+    char why[200];
+    size_t need = bh__out_header_size(o), max = bh__broker_frame_max(ob->conn->broker);
+    if (need <= max) return false;
+    if (need == SIZE_MAX)
+        snprintf(why, sizeof why, "a property or header name is longer than 255 bytes");
+    else
+        snprintf(why, sizeof why,
+                 "its properties and headers need a frame of %zu bytes, over the broker's "
+                 "frame_max of %zu",
+                 need, max);
+    bh__log(ob->log, BH_ERROR, o->conversation_id, "cannot publish %s '%s': %s",
+            bh__exchange_name(o->exchange), o->routing_key, why);
+    ob->room = 0; /* what fits() granted it is not there: measure again */
+    ob->done.failed(ob->done.ud, o, why);
+    return true;
 }
 
 /* The caller checked that we may. */
 static void publish_now(bh__outbox_t *ob, bh__out_t *o)
 {
     char err[300];
-    ob->room -= wire_size(o);
+    if (refuse(ob, o)) return;
+    bool whole = ob->room >= wire_size(o);
     o->returned = false;
-    if (bh__broker_publish(ob->conn->broker, o, err, sizeof err)) {
+    if (whole ? bh__broker_publish(ob->conn->broker, o, err, sizeof err)
+              : bh__broker_publish_begin(ob->conn->broker, o, err, sizeof err)) {
         append(&ob->unsent_tail, o);
         bh__conn_fail(ob->conn, err);
-    } else if (!bh__confirms_add(&ob->confirms, o)) {
+        return;
+    }
+    ob->room -= whole ? wire_size(o) : header_need(o);
+    if (!bh__confirms_add(&ob->confirms, o)) {
         /* Sent, but its fate cannot be known: treat the connection as
          * unusable so that everything is published again. */
         append(&ob->unsent_tail, o);
         bh__conn_fail(ob->conn, "out of memory tracking publisher confirms");
+        return;
+    }
+    if (!whole) {
+        ob->partial = o;
+        ob->sent = 0;
+        send_rest(ob);
     }
 }
 
@@ -67,7 +144,7 @@ static void on_renack(uv_timer_t *t)
 }
 
 void bh__outbox_init(bh__outbox_t *ob, uv_loop_t *loop, bh__conn_t *conn, bh__logger_t *log,
-                     void (*confirmed)(void *ud, bh__out_t *o), void (*tick)(void *ud), void *ud)
+                     const bh__outbox_done_t *done, void (*tick)(void *ud), void *ud)
 {
     memset(ob, 0, sizeof *ob);
     ob->conn = conn;
@@ -75,7 +152,7 @@ void bh__outbox_init(bh__outbox_t *ob, uv_loop_t *loop, bh__conn_t *conn, bh__lo
     bh__confirms_init(&ob->confirms);
     ob->unsent_tail = &ob->unsent;
     ob->nacked_tail = &ob->nacked;
-    ob->confirmed = confirmed;
+    ob->done = *done;
     ob->tick = tick;
     ob->ud = ud;
     uv_timer_init(loop, &ob->renack);
@@ -85,13 +162,14 @@ void bh__outbox_init(bh__outbox_t *ob, uv_loop_t *loop, bh__conn_t *conn, bh__lo
 
 void bh__outbox_send(bh__outbox_t *ob, bh__out_t *o)
 {
-    if (ob->unsent || !can_publish(ob, o)) append(&ob->unsent_tail, o);
+    if (ob->unsent || ob->partial || !can_publish(ob, o)) append(&ob->unsent_tail, o);
     else publish_now(ob, o);
 }
 
 void bh__outbox_flush(bh__outbox_t *ob)
 {
-    while (ob->unsent && can_publish(ob, ob->unsent)) {
+    if (ob->partial && !send_rest(ob)) return;
+    while (!ob->partial && ob->unsent && can_publish(ob, ob->unsent)) {
         bh__out_t *o = ob->unsent;
         if (!(ob->unsent = o->next)) ob->unsent_tail = &ob->unsent;
         o->next = NULL;
@@ -125,7 +203,7 @@ static void on_settled(void *ud, void *item, bool acked)
     bh__outbox_t *ob = ud;
     bh__out_t *o = item;
     if (acked) {
-        ob->confirmed(ob->ud, o);
+        ob->done.confirmed(ob->done.ud, o);
         return;
     }
     /* Published again after a pause (a broker refusing everything, e.g. a
@@ -164,7 +242,8 @@ static void collect_again(void *ud, void *item) { append(ud, item); /* handed ov
 void bh__outbox_lost(bh__outbox_t *ob)
 {
     bh__out_t *again = NULL, **again_tail = &again;
-    ob->room = 0; /* measured again on the next socket */
+    ob->room = 0;       /* measured again on the next socket */
+    ob->partial = NULL; /* the confirm window hands it back, to be sent again whole */
     bh__confirms_reset(&ob->confirms, collect_again, &again_tail);
     if (again) {
         *again_tail = ob->unsent;

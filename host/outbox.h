@@ -25,23 +25,36 @@
 enum { BH__CONFIRM_WINDOW = 1000 };
 enum { BH__NACK_PAUSE_MS = 200, BH__DRAIN_CHECK_MS = 5 };
 
+/* Where each publish ends (the callee owns o then). */
+typedef struct bh__outbox_done {
+    void (*confirmed)(void *ud, bh__out_t *o); /* the broker confirmed it */
+    /* It can never be published (its headers do not fit in a frame):
+     * nothing was sent. */
+    void (*failed)(void *ud, bh__out_t *o, const char *why);
+    void *ud;
+} bh__outbox_done_t;
+
 typedef struct bh__outbox {
     bh__conn_t *conn;
     bh__logger_t *log;
     bh__confirms_t confirms;
     bh__out_t *unsent, **unsent_tail;
     bh__out_t *nacked, **nacked_tail;
-    size_t room;     /* bytes we may write before the socket could block */
+    size_t room; /* bytes we may write before the socket could block */
+    /* A message larger than the room goes out in pieces (its body frames
+     * follow as the socket drains); the channel carries nothing else until
+     * it is out. It is in the confirm window meanwhile. */
+    bh__out_t *partial;
+    size_t sent;     /* of partial's body */
     bool want_write; /* something waits for the socket to drain */
     uv_timer_t renack, drain;
-    /* The broker confirmed o (the callee owns it now). */
-    void (*confirmed)(void *ud, bh__out_t *o);
+    bh__outbox_done_t done;
     void (*tick)(void *ud); /* after a timer of ours fired */
     void *ud;
 } bh__outbox_t;
 
 void bh__outbox_init(bh__outbox_t *ob, uv_loop_t *loop, bh__conn_t *conn, bh__logger_t *log,
-                     void (*confirmed)(void *ud, bh__out_t *o), void (*tick)(void *ud), void *ud);
+                     const bh__outbox_done_t *done, void (*tick)(void *ud), void *ud);
 /* Publish now, or queue behind what already waits (order is kept). Takes o. */
 void bh__outbox_send(bh__outbox_t *ob, bh__out_t *o);
 /* Send what waits, as far as the connection, the window and the room allow. */

@@ -18,6 +18,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     bh__ctx_t ctx;
     job->msg.payload = job->payload;
     bh__ctx_init(&ctx, r->service, r->format, r->log, job, NULL);
+    if (r->max_message) ctx.max_message = r->max_message;
     int o = job->handler(&ctx.pub, &job->msg, r->state);
     if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
         bh__log(r->log, BH_ALERT, job->msg.conversation_id,

@@ -26,7 +26,8 @@ typedef struct bh__run {
     const char *service;
     bh_format_t format; /* the service's outgoing content type */
     bh__logger_t *log;
-    void *state; /* the plugin's, from init */
+    void *state;        /* the plugin's, from init */
+    size_t max_message; /* [host] max_message_size; 0: the default */
     /* I/O thread: */
     bh__workers_t *workers; /* a pool without threads: run inline */
     bool inline_;

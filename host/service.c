@@ -203,12 +203,6 @@ static void on_tick(void *ud) { tick(ud, false); }
 
 static void on_conn_tick(void *ud, bool pump) { tick(ud, pump); }
 
-static void on_confirmed(void *ud, bh__out_t *o)
-{
-    bh__service_t *s = ud;
-    bh__settle_confirmed(&s->settle, o);
-}
-
 /* The collect timer, shortly after a hand-over: take what finished, and
  * make sure no job waits behind a handler that turned out long while a
  * thread sleeps. True: look again shortly. */
@@ -224,6 +218,7 @@ static bool on_collect(void *ud)
 static int on_setup(void *ud, bh__broker_t *b, bool consume, char *err, size_t errlen)
 {
     bh__service_t *s = ud;
+    bh__broker_set_max_body(b, (size_t)s->cfg->max_message_size);
     if (bh__broker_declare(b, &s->topo, err, errlen) ||
         (consume && bh__broker_consume(b, &s->topo, s->conf.prefetch, err, errlen)))
         return -1;
@@ -286,13 +281,16 @@ static void init_loop(bh__service_t *s)
     s->wake.data = s->health.data = s->deadline.data = s;
     bh__conn_init(&s->conn, &s->loop, (const char *const *)s->cfg->urls, s->cfg->n_urls,
                   s->cfg->heartbeat, s->conn_name, s->log, &ops, s);
-    bh__outbox_init(&s->out, &s->loop, &s->conn, s->log, on_confirmed, on_tick, s);
+    bh__outbox_init(&s->out, &s->loop, &s->conn, s->log,
+                    &(bh__outbox_done_t){bh__settle_confirmed, bh__settle_failed, &s->settle},
+                    on_tick, s);
     bh__acker_init(&s->acks, &s->loop, &s->conn, s->half_prefetch, on_tick, s);
     bh__cq_init(&s->cq, &s->loop, &s->wake, s->half_prefetch, on_collect, s);
     s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0};
     s->run.cq = &s->cq;
     s->run.settle = &s->settle;
     s->run.workers = s->workers;
+    s->run.max_message = (size_t)s->cfg->max_message_size;
     s->run.inline_ = !s->conf.workers;
     s->run.batch_tail = &s->run.batch;
     s->loop_ready = true;

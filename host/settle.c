@@ -66,8 +66,24 @@ void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
     if (!job->pending) settle(st, job);
 }
 
-void bh__settle_confirmed(bh__settle_t *st, bh__out_t *o)
+void bh__settle_failed(void *ud, bh__out_t *o, const char *why)
 {
+    bh__settle_t *st = ud;
+    bh__job_t *job = o->job;
+    if (job && job->outcome != 0) {
+        job->outcome = 0; /* dead-lettered once everything else it published is out */
+        snprintf(job->err, sizeof job->err, "what its handler published to '%s' cannot be sent: %s",
+                 o->routing_key, why);
+        bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
+                job->d->routing_key, job->err);
+    }
+    free(o);
+    if (job && --job->pending == 0) settle(st, job);
+}
+
+void bh__settle_confirmed(void *ud, bh__out_t *o)
+{
+    bh__settle_t *st = ud;
     bh__job_t *job = o->job;
     if (o->returned && o->id && job && job->outcome == BH_DONE) {
         /* A delayed-retry copy the broker could not route (its retry queue is

@@ -30,7 +30,10 @@ typedef struct bh__settle {
 /* The handler of job returned. */
 void bh__settle_complete(bh__settle_t *st, bh__job_t *job);
 /* The broker confirmed o (an outbox callback): frees it. */
-void bh__settle_confirmed(bh__settle_t *st, bh__out_t *o);
+void bh__settle_confirmed(void *st, bh__out_t *o);
+/* o can never be sent: its job's delivery is dead-lettered, with why, once
+ * the rest it published is out (st is a bh__settle_t). */
+void bh__settle_failed(void *st, bh__out_t *o, const char *why);
 /* Free a job that will not be settled (its message goes back to the broker
  * one way or another). */
 void bh__settle_drop(bh__settle_t *st, bh__job_t *job);

@@ -37,7 +37,8 @@ typedef struct conn {
     bool *settled;
     size_t n_pubs, pubs_cap, low; /* low: first possibly unsettled seq - 1 */
     size_t unconfirmed, max_unconfirmed;
-    bool blocked; /* the service was told connection.blocked */
+    bool blocked;      /* the service was told connection.blocked */
+    fb_rec_t *partial; /* a publish whose body frames are still coming */
 } conn_t;
 
 struct bh__broker {
@@ -56,6 +57,8 @@ static struct {
     size_t room, room_cap; /* send buffer: free now, size of the current socket */
     size_t next_cap;       /* size of the next socket */
     bool stuck;
+    size_t frame_max;
+    size_t pieces_begun, body_frames;
     size_t polls_started;
     size_t violations;
     char why[512];
@@ -68,6 +71,7 @@ static void init_once(void)
     F.recs = calloc(MAX_RECS, sizeof *F.recs);
     if (!F.recs) abort();
     F.room = F.room_cap = F.next_cap = FB_SOCKET_ROOM;
+    F.frame_max = FB_FRAME_MAX;
 }
 
 static void lock(void)
@@ -138,7 +142,7 @@ static size_t len_or_0(const char *s) { return s ? strlen(s) : 0; }
 static void write_bytes(fb_rec_t *r, size_t n)
 {
     r->while_stuck = F.stuck;
-    if (n > F.room)
+    if (n > F.room && F.room != F.room_cap) /* an empty socket takes one write of any size */
         violation("a publish of %zu bytes with %zu bytes of room in the socket: it would block", n,
                   F.room);
     else F.room -= n;
@@ -178,6 +182,7 @@ static void free_events(event_t *e)
 static void end_conn(conn_t *c)
 {
     c->open = false;
+    c->partial = NULL;
     close(c->efd);
     c->efd = -1;
     free_events(c->events);
@@ -245,13 +250,31 @@ int bh__broker_fd(const bh__broker_t *b)
     return fd;
 }
 
-size_t bh__broker_write_room(const bh__broker_t *b)
+size_t bh__broker_write_room(const bh__broker_t *b, bool *empty)
 {
     (void)b;
     lock();
     size_t room = F.room;
+    *empty = F.room == F.room_cap;
     unlock();
     return room;
+}
+
+size_t bh__broker_frame_max(const bh__broker_t *b)
+{
+    (void)b;
+    lock();
+    size_t n = F.frame_max;
+    unlock();
+    return n;
+}
+
+size_t bh__broker_body_frame(size_t left) { return (left < 4096 ? left : 4096) + 8; }
+
+void bh__broker_set_max_body(bh__broker_t *b, size_t max)
+{
+    (void)b;
+    (void)max;
 }
 
 bool bh__broker_buffered(const bh__broker_t *b)
@@ -299,10 +322,10 @@ int bh__broker_cancel_all(bh__broker_t *b, char *err, size_t errlen)
     return rc;
 }
 
-int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
+/* Locked: a publish begun on conn c (whole: with its body). */
+static int record_publish(bh__broker_t *b, conn_t *c, const bh__out_t *o, bool whole, char *err,
+                          size_t errlen)
 {
-    lock();
-    conn_t *c = live(b, "publish");
     fb_rec_t *r = add(FB_PUBLISH, b->id);
     r->exchange = o->exchange;
     r->mandatory = o->mandatory;
@@ -322,13 +345,18 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
     r->first_routing_key = dup_or_null(bh__hdr_str(o->headers, o->n_headers, BH__H_ROUTING_KEY));
     r->copy_seq = bh__retry_copy_id(o->headers, o->n_headers);
     r->while_blocked = c->blocked;
-    write_bytes(r, 64 + o->len + strlen(o->routing_key) + len_or_0(o->content_type) +
+    if (c->partial)
+        violation("publish of '%s' while the body of '%s' is still being sent", o->routing_key,
+                  c->partial->key);
+    if (bh__out_header_size(o) > F.frame_max)
+        violation("publish of '%s' whose header frame (%zu bytes) is over frame_max %zu",
+                  o->routing_key, bh__out_header_size(o), F.frame_max);
+    write_bytes(r, 64 + (whole ? o->len : 0) + strlen(o->routing_key) + len_or_0(o->content_type) +
                        len_or_0(o->conversation_id) + len_or_0(o->reply_to) +
                        len_or_0(o->correlation_id) + len_or_0(o->status));
-    if (failing(FB_PUBLISH)) {
-        int rc = fail_call(r, c, err, errlen, "publish");
-        unlock();
-        return rc;
+    if (failing(FB_PUBLISH)) return fail_call(r, c, err, errlen, "publish");
+    if (!whole) {
+        c->partial = r;
     }
     if (c->n_pubs == c->pubs_cap) {
         c->pubs_cap = c->pubs_cap ? 2 * c->pubs_cap : 64;
@@ -340,8 +368,64 @@ int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t er
     c->settled[c->n_pubs] = false;
     r->tag = ++c->n_pubs;
     if (++c->unconfirmed > c->max_unconfirmed) c->max_unconfirmed = c->unconfirmed;
+    return 0;
+}
+
+int bh__broker_publish(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
+{
+    lock();
+    int rc = record_publish(b, live(b, "publish"), o, true, err, errlen);
+    unlock();
+    return rc;
+}
+
+int bh__broker_publish_begin(bh__broker_t *b, const bh__out_t *o, char *err, size_t errlen)
+{
+    lock();
+    conn_t *c = live(b, "publish");
+    int rc = record_publish(b, c, o, false, err, errlen);
+    if (!rc) F.pieces_begun++;
+    unlock();
+    return rc;
+}
+
+int bh__broker_publish_body(bh__broker_t *b, const bh__out_t *o, size_t *sent, size_t room,
+                            size_t *used, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    lock();
+    conn_t *c = live(b, "publish body");
+    *used = 0;
+    if (!c->partial) violation("body frames of '%s' without a publish begun", o->routing_key);
+    while (c->partial && *sent < o->len && *used + 8 < room) {
+        size_t n = o->len - *sent, fit = room - *used - 8;
+        if (n > F.frame_max - 8) n = F.frame_max - 8;
+        if (n > fit) n = fit;
+        if (n < 4096 && n < o->len - *sent) break;
+        write_bytes(c->partial, n + 8);
+        *sent += n;
+        *used += n + 8;
+        F.body_frames++;
+    }
+    if (*sent == o->len) c->partial = NULL;
     unlock();
     return 0;
+}
+
+void fb_frame_max(size_t n)
+{
+    lock();
+    F.frame_max = n;
+    unlock();
+}
+
+size_t fb_body_frames(void)
+{
+    lock();
+    size_t n = F.body_frames;
+    unlock();
+    return n;
 }
 
 int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
@@ -548,6 +632,8 @@ void fb_reset(void)
     F.n_conns = F.current = 0;
     memset(F.fail, 0, sizeof F.fail);
     F.room = F.room_cap = F.next_cap = FB_SOCKET_ROOM;
+    F.frame_max = FB_FRAME_MAX;
+    F.pieces_begun = F.body_frames = 0;
     F.stuck = false;
     F.violations = 0;
     F.why[0] = '\0';

@@ -24,9 +24,6 @@
 
 #include "broker.h"
 
-/* Declared here too so the fake builds whether or not broker.h has it. */
-size_t bh__broker_write_room(const bh__broker_t *b);
-
 typedef enum fb_op {
     FB_CONNECT = 1, /* text = URL; failed when the test scripted a refusal */
     FB_DECLARE,
@@ -97,6 +94,13 @@ void fb_socket_stuck(bool stuck);
 /* The send buffer size of sockets opened from now on (default
  * FB_SOCKET_ROOM): kernels size each socket's buffer anew. */
 void fb_socket_size(size_t bytes);
+/* The negotiated frame_max (default FB_FRAME_MAX). A publish whose header
+ * frame is larger, or one begun while another's body frames are still
+ * coming, is a violation. */
+enum { FB_FRAME_MAX = 131072 };
+void fb_frame_max(size_t n);
+/* Body frames sent by publishes in pieces (bh__broker_publish_begin). */
+size_t fb_body_frames(void);
 
 /* -- the log -- */
 void fb_mark(const char *label);

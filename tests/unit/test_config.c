@@ -384,7 +384,7 @@ static void unknown_host_key_lists_known_keys(void **state)
                       "[host]\n"
                       "plugin_dir = x\n",
                       "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
-                      "log_level, healthcheck_interval, shutdown_timeout)");
+                      "log_level, healthcheck_interval, shutdown_timeout, max_message_size)");
     assert_load_error("[broker]\nurls = amqp://x/\n",
                       "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat)");
     /* Key names are case-sensitive. */

@@ -40,6 +40,8 @@ static struct {
     char confirmed[MAX_CONFIRMED + 1]; /* first letter of each, in order */
     int confirmed_num[MAX_CONFIRMED];  /* the body as a number */
     bool confirmed_returned[MAX_CONFIRMED];
+    size_t n_failed;
+    char failed_why[200];
 } T;
 
 /* -- a service's worth of ticks ------------------------------------------- */
@@ -101,6 +103,14 @@ static void on_confirmed(void *ud, bh__out_t *o)
     free(o);
 }
 
+static void on_failed(void *ud, bh__out_t *o, const char *why)
+{
+    (void)ud;
+    snprintf(T.failed_why, sizeof T.failed_why, "%s", why);
+    T.n_failed++;
+    free(o);
+}
+
 static void close_outbox(void) { bh__outbox_close(&T.ob); }
 
 static void free_outbox(void) { bh__outbox_free(&T.ob); }
@@ -115,7 +125,8 @@ static int setup(void **state)
                                .confirm = on_broker_confirm,
                                .returned = on_returned},
              close_outbox, free_outbox);
-    bh__outbox_init(&T.ob, &T.rig.lu.loop, &T.rig.conn, NULL, on_confirmed, on_outbox_tick, NULL);
+    bh__outbox_init(&T.ob, &T.rig.lu.loop, &T.rig.conn, NULL,
+                    &(bh__outbox_done_t){on_confirmed, on_failed, NULL}, on_outbox_tick, NULL);
     return 0;
 }
 
@@ -378,6 +389,94 @@ static void test_idle_and_unconfirmed(void **state)
     end();
 }
 
+/* An event with a body of len bytes (all 'x' after the name) and a
+ * conversation id of cid_len bytes. */
+static bh__out_t *msg_huge(const char *name, size_t len, size_t cid_len)
+{
+    char *body = malloc(len), *cid = malloc(cid_len + 1);
+    assert_non_null(body);
+    assert_non_null(cid);
+    memset(body, 'x', len);
+    memcpy(body, name, strlen(name));
+    memset(cid, 'c', cid_len);
+    cid[cid_len] = '\0';
+    bh__out_t *o =
+        bh__out_new(BH__EX_EVENTS, "svc.happened", "text/plain", cid, NULL, NULL, NULL, body, len);
+    free(body);
+    free(cid);
+    assert_non_null(o);
+    return o;
+}
+
+static void test_a_message_larger_than_the_room_goes_out_in_pieces(void **state)
+{
+    (void)state;
+    enum { MB = 1 << 20 };
+    up();
+    fb_socket_stuck(true); /* only what the socket holds goes out at first */
+    bh__outbox_send(&T.ob, msg_huge("A", 3 * MB, 10));
+    send_one("B");
+    send_one("C");
+    assert_int_equal(published(0), 1); /* A begun: B and C wait for its body */
+    size_t frames = fb_body_frames();
+    assert_in_range(frames, 1, 1000);
+    bh__outbox_watch(&T.ob);
+    assert_true(uv_is_active((uv_handle_t *)&T.ob.drain));
+    lu_run_for(&T.rig.lu, 30);
+    assert_int_equal(published(0), 1);
+    assert_int_equal(fb_body_frames(), frames);
+    fb_socket_stuck(false);
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(0) == 3);
+    assert_string_equal(sent(0), "ABC");
+    /* 3 MiB through a 64 KiB socket: many frames, none over the room (the
+     * fake counts a violation), and B only after the last of them. */
+    print_message("%zu body frames\n", fb_body_frames());
+    assert_true(fb_body_frames() >= 3 * MB / FB_SOCKET_ROOM);
+    assert_int_equal(fb_nth(FB_PUBLISH, 0, 0)->tag, 1);
+    confirm(3, true, true);
+    assert_int_equal(T.n_confirmed, 3);
+    assert_true(bh__outbox_idle(&T.ob));
+    end();
+}
+
+static void test_a_connection_lost_mid_body_sends_the_message_again_whole(void **state)
+{
+    (void)state;
+    up();
+    fb_socket_stuck(true);
+    bh__outbox_send(&T.ob, msg_huge("A", 1 << 20, 10));
+    send_one("B");
+    assert_int_equal(published(1), 1);
+    fb_socket_stuck(false);
+    fb_lose("gone");
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(2) == 2);
+    assert_string_equal(sent(2), "AB");
+    assert_int_equal(fb_nth(FB_PUBLISH, 2, 0)->len, 1 << 20);
+    end();
+}
+
+static void test_headers_over_frame_max_fail_that_message_only(void **state)
+{
+    (void)state;
+    up();
+    send_one("A");
+    bh__outbox_send(&T.ob, msg_huge("X", 10, 131100)); /* headers > 131072 */
+    send_one("B");
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(0) == 2); /* X waited for an empty socket */
+    assert_string_equal(sent(0), "AB");
+    assert_int_equal(T.n_failed, 1);
+    assert_non_null(strstr(T.failed_why, "over the broker's frame_max of 131072"));
+    assert_true(bh__conn_ready(&T.rig.conn)); /* no connection loss */
+    /* Just under the limit goes out, in one frame of headers, on an empty
+     * socket smaller than that frame. */
+    fb_frame_max(200000);
+    bh__outbox_send(&T.ob, msg_huge("Y", 10, 131100));
+    LU_UNTIL(&T.rig.lu, WAIT_MS, published(0) == 3); /* once A and B are read */
+    assert_string_equal(sent(0), "ABY");
+    assert_int_equal(T.n_failed, 1);
+    end();
+}
+
 static void test_logs_go_out_when_writable(void **state)
 {
     (void)state;
@@ -429,6 +528,9 @@ int main(void)
         T_(test_a_return_marks_the_publish_with_its_id),
         T_(test_each_acked_publish_is_confirmed_once),
         T_(test_idle_and_unconfirmed),
+        T_(test_a_message_larger_than_the_room_goes_out_in_pieces),
+        T_(test_a_connection_lost_mid_body_sends_the_message_again_whole),
+        T_(test_headers_over_frame_max_fail_that_message_only),
         T_(test_logs_go_out_when_writable),
         T_(test_free_frees_everything),
     };
