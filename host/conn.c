@@ -15,7 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000 };
+/* A first reconnect waits 125..250 ms; a connection that lived less than
+ * STABLE_MS does not reset the backoff. */
+enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000, STABLE_MS = 10000 };
 
 typedef enum { EV_CONNECTED, EV_LOST, EV_DRAIN, EV_CLOSE } event_t;
 
@@ -31,19 +33,22 @@ static void unwatch(bh__conn_t *c)
     uv_timer_stop(&c->pump);
 }
 
-/* The next attempt: at once after a lost connection, then with jittered
- * exponential backoff (hosts must not reconnect in lockstep). */
+/* The next attempt, with jittered exponential backoff (hosts must not
+ * reconnect in lockstep): only the first connect of all goes at once. A
+ * connection lost soon after it was made counts as a failed attempt, so a
+ * broker that drops every connection is not hammered. */
 static void schedule(bh__conn_t *c, uv_timer_cb on_retry)
 {
     uint64_t delay = 0;
-    if (c->attempts) {
-        unsigned shift = c->attempts > 8 ? 8 : c->attempts - 1;
+    unsigned n = c->attempts + c->quick_losses;
+    if (n || c->connected_once) {
+        unsigned shift = n == 0 ? 0 : n > 9 ? 8 : n - 1;
         uint64_t base = (uint64_t)BACKOFF_MIN_MS << shift;
         if (base > BACKOFF_MAX_MS) base = BACKOFF_MAX_MS;
         uint32_t r;
         uv_random(NULL, NULL, &r, sizeof r, 0, NULL);
         delay = base / 2 + r % (base / 2 + 1);
-        if (c->attempts % c->n_urls == 0)
+        if (c->attempts && c->attempts % c->n_urls == 0)
             bh__log(c->log, BH_WARNING, NULL, "all %zu broker URL(s) failed; next try in %llu ms",
                     c->n_urls, (unsigned long long)delay);
     }
@@ -71,6 +76,8 @@ static void transition(bh__conn_t *c, event_t ev)
         break;
     case EV_LOST:
         bh__log(c->log, BH_ERROR, NULL, "connection lost: %s", c->why);
+        if (uv_now(c->loop) - c->up_since < STABLE_MS) c->quick_losses++;
+        else c->quick_losses = 0;
         drop(c);
         c->gen++;
         c->st = from == BH__CONN_UP || from == BH__CONN_DOWN ? BH__CONN_DOWN : BH__CONN_DRAIN_DOWN;
@@ -163,6 +170,7 @@ static void on_retry(uv_timer_t *t)
         else bh__log(c->log, BH_NOTICE, NULL, "connected to %s", shown);
         c->connected_once = true;
         c->attempts = 0;
+        c->up_since = uv_now(c->loop);
         transition(c, EV_CONNECTED);
         watch(c);
     }

@@ -59,7 +59,9 @@ typedef struct bh__conn {
     bool blocked; /* connection.blocked */
     uint64_t gen; /* bumped on every lost connection */
     size_t url_index;
-    unsigned attempts;   /* failed connects in a row */
+    unsigned attempts;     /* failed connects in a row */
+    unsigned quick_losses; /* connections in a row lost within 10 s */
+    uint64_t up_since;     /* loop time of the last connect */
     unsigned reconnects; /* connections made after the first */
     bool connected_once;
     uv_loop_t *loop;

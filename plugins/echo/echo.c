@@ -19,14 +19,16 @@ static void log_request(bh_ctx_t *ctx, const bh_msg_t *msg, const echo_state_t *
                msg->routing_key, msg->body_len);
 }
 
-/* A result that cannot be sent is unexpected, not an outcome of the request:
- * BH_RETRY lets the host requeue it once, then dead-letter it. */
+/* A result that cannot be sent is not an outcome of the request. One the
+ * host refuses (BH_EINVAL: too large for the bus, say) never will be:
+ * dead-letter the request. Otherwise BH_RETRY lets the host requeue it
+ * once, then dead-letter it. */
 static bh_outcome_t answered(bh_ctx_t *ctx, const bh_msg_t *msg, int rc)
 {
     if (rc == BH_OK) return BH_DONE;
     bh_log(ctx, BH_ERROR, "conversation %s: cannot send the result: %s", msg->conversation_id,
            bh_strerror(rc));
-    return BH_RETRY;
+    return rc == BH_EINVAL ? BH_REJECT : BH_RETRY;
 }
 
 /* An expected failure, answered as {"error": why} with status "error". */

@@ -276,9 +276,10 @@ static void test_failure_is_lost_only_at_settle(void **state)
     assert_int_equal(fb_count(FB_FREE, 1), 1);
     assert_int_equal(fb_count(FB_CLOSE, 1), 0);
     assert_int_equal(fl_count("connection lost: first"), 1);
-    /* A lost connection is no failed attempt: the next one at once. */
+    /* Every reconnect backs off (never a 0 ms timer: the loop would not
+     * poll, nor see a signal); a connection lost this soon counts. */
     assert_true(uv_is_active((uv_handle_t *)&T.c.retry));
-    assert_int_equal(uv_timer_get_due_in(&T.c.retry), 0);
+    assert_in_range(uv_timer_get_due_in(&T.c.retry), 125, 250);
     bh__conn_settle(&T.c); /* nothing left to settle */
     assert_int_equal(T.lost, 1);
 
@@ -290,6 +291,23 @@ static void test_failure_is_lost_only_at_settle(void **state)
     assert_int_equal(fl_count("reconnected to amqp://a"), 1);
     assert_int_equal(T.lost, 1);
     assert_int_equal(T.c.gen, 1);
+    end();
+}
+
+static void test_connections_lost_at_once_back_off_like_failed_attempts(void **state)
+{
+    (void)state;
+    up();
+    for (unsigned k = 1; k <= 4; k++) {
+        fb_lose("dropped");
+        LU_UNTIL(&T.lu, WAIT_MS, T.lost == k);
+        assert_int_equal(T.lost, k);
+        /* 250 ms << (k - 1), jittered down to half */
+        uint64_t base = 250u << (k - 1);
+        assert_in_range(uv_timer_get_due_in(&T.c.retry), base / 2, base);
+        LU_UNTIL(&T.lu, 3 * WAIT_MS, T.setups == k + 1);
+        assert_int_equal(T.setups, k + 1);
+    }
     end();
 }
 
@@ -485,6 +503,7 @@ int main(void)
         T_(test_refused_connect_backs_off_to_the_next_url),
         T_(test_failing_setup_is_a_failed_attempt),
         T_(test_failure_is_lost_only_at_settle),
+        T_(test_connections_lost_at_once_back_off_like_failed_attempts),
         T_(test_poll_failure_is_lost),
         T_(test_cancelled_consumer_is_a_failure),
         T_(test_drain_from_up_cancels_and_reconnects_without_consuming),

@@ -165,6 +165,26 @@ static void assert_refused(const ju_msg_t *m, const char *reason)
     assert_non_null(strstr(r->text, "rejecting message"));
 }
 
+static void body_over_the_limit_refused_naming_its_size(void **state)
+{
+    (void)state;
+    bh__job_t *job;
+    ju_msg_t m = {.exchange = "events", .routing_key = "OrderPlaced", .headers = conv_only,
+                  .n_headers = 1};
+    bh__delivery_t *d = ju_delivery(&m);
+    d->dropped_len = 33554432; /* what the broker module read and dropped */
+    d->max_len = 16777216;
+    fl_reset();
+    assert_int_equal(bh__dispatch(&plugin, "ping", fl_logger(), d, 7, &job), BH__DISPATCH_INVALID);
+    assert_null(job);
+    free(d);
+    assert_int_equal(fl_count(), 1);
+    assert_int_equal(fl_nth(0)->level, BH_EMERGENCY);
+    assert_non_null(strstr(fl_nth(0)->text, "a body of 33554432 bytes is over [host] "
+                                            "max_message_size (16777216 bytes): rejecting message"));
+    assert_string_equal(fl_nth(0)->conv, "c1");
+}
+
 static void invalid_envelope_refused_naming_the_reason(void **state)
 {
     (void)state;
@@ -309,6 +329,7 @@ int main(void)
         cmocka_unit_test_setup(result_routed_by_key, setup),
         cmocka_unit_test_setup(another_services_command_key_is_refused, setup),
         cmocka_unit_test_setup(invalid_envelope_refused_naming_the_reason, setup),
+        cmocka_unit_test_setup(body_over_the_limit_refused_naming_its_size, setup),
         cmocka_unit_test_setup(key_without_handler_refused_naming_it, setup),
         cmocka_unit_test_setup(retry_copy_dispatched_as_the_original, setup),
         cmocka_unit_test_setup(default_exchange_without_retry_headers_refused, setup),
