@@ -62,7 +62,7 @@ typedef struct bh__conn {
     unsigned attempts;     /* failed connects in a row */
     unsigned quick_losses; /* connections in a row lost within 10 s */
     uint64_t up_since;     /* loop time of the last connect */
-    unsigned reconnects; /* connections made after the first */
+    unsigned reconnects;   /* connections made after the first */
     bool connected_once;
     uv_loop_t *loop;
     uv_poll_t *poll;

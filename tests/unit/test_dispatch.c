@@ -169,8 +169,8 @@ static void body_over_the_limit_refused_naming_its_size(void **state)
 {
     (void)state;
     bh__job_t *job;
-    ju_msg_t m = {.exchange = "events", .routing_key = "OrderPlaced", .headers = conv_only,
-                  .n_headers = 1};
+    ju_msg_t m = {
+        .exchange = "events", .routing_key = "OrderPlaced", .headers = conv_only, .n_headers = 1};
     bh__delivery_t *d = ju_delivery(&m);
     d->dropped_len = 33554432; /* what the broker module read and dropped */
     d->max_len = 16777216;
@@ -180,8 +180,9 @@ static void body_over_the_limit_refused_naming_its_size(void **state)
     free(d);
     assert_int_equal(fl_count(), 1);
     assert_int_equal(fl_nth(0)->level, BH_EMERGENCY);
-    assert_non_null(strstr(fl_nth(0)->text, "a body of 33554432 bytes is over [host] "
-                                            "max_message_size (16777216 bytes): rejecting message"));
+    assert_non_null(strstr(fl_nth(0)->text,
+                           "a body of 33554432 bytes is over [host] "
+                           "max_message_size (16777216 bytes): rejecting message"));
     assert_string_equal(fl_nth(0)->conv, "c1");
 }
 
