@@ -171,8 +171,6 @@ void bh__broker_close(bh__broker_t *b)
     bh__broker_free(b);
 }
 
-void bh__broker_set_max_body(bh__broker_t *b, size_t max) { b->max_body = max; }
-
 int bh__broker_fd(const bh__broker_t *b) { return amqp_get_sockfd(b->conn); }
 
 size_t bh__broker_write_room(const bh__broker_t *b, bool *empty)

@@ -239,6 +239,8 @@ static void headers_copy(const amqp_basic_properties_t *p, bh__hdr_t *h, char **
     }
 }
 
+void bh__broker_set_max_body(bh__broker_t *b, size_t max) { b->max_body = max; }
+
 /* A delivery with everything but its body, which the caller fills: room
  * for body_len bytes (plus a NUL, handy for JSON) follows the strings. */
 static bh__delivery_t *delivery_new(const bh__incoming_t *in, const amqp_basic_properties_t *p,
