@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "redact.h"
+
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000 };
 
 typedef enum { EV_CONNECTED, EV_LOST, EV_DRAIN, EV_CLOSE } event_t;
@@ -146,7 +148,7 @@ static void on_retry(uv_timer_t *t)
     bh__conn_t *c = t->data;
     char err[512], shown[512];
     const char *url = c->urls[c->url_index % c->n_urls];
-    bh__broker_redact_url(url, shown, sizeof shown);
+    bh__redact(url, shown, sizeof shown);
     if (attempt(c, url, err, sizeof err)) {
         bh__broker_free(c->broker);
         c->broker = NULL;

@@ -19,6 +19,7 @@
 #include <ini.h>
 
 #include "bushost.h"
+#include "redact.h"
 
 typedef struct reader {
     const char *path;
@@ -126,7 +127,12 @@ static int on_pair(void *user, const char *section, const char *name, const char
     if (strlen(name) > BH__INI_MAX_KEY)
         return fail(r, line, BH_EINVAL, "key name '%s' is longer than %d characters", name,
                     BH__INI_MAX_KEY);
-    if (!*name) return fail(r, line, BH_EINVAL, "[%s] value '%s' has no key name", section, value);
+    if (!*name) {
+        char shown[BH__INI_MAX_LINE + 8];
+
+        return fail(r, line, BH_EINVAL, "[%s] value '%s' has no key name", section,
+                    bh__redact(value, shown, sizeof shown));
+    }
     return emit(r, BH__INI_KEY, line, name, value);
 }
 
@@ -149,7 +155,7 @@ static char *line_text(reader_t *r, int n)
 int bh__ini_read(const char *path, bh__ini_fn fn, void *user, char *err, size_t errlen)
 {
     reader_t r = {.path = path, .fn = fn, .user = user, .err = err, .errlen = errlen};
-    char *text;
+    char *text, shown[BH__INI_MAX_LINE + 8];
     int rc = BH_OK, bad;
 
     if (err && errlen) err[0] = '\0';
@@ -166,7 +172,7 @@ int bh__ini_read(const char *path, bh__ini_fn fn, void *user, char *err, size_t 
         text = line_text(&r, bad);
         fail(&r, bad, BH_EINVAL,
              "cannot parse this line%s%s%s (expected `key = value`, `[section]` or a comment)",
-             text ? ": '" : "", text ? text : "", text ? "'" : "");
+             text ? ": '" : "", text ? bh__redact(text, shown, sizeof shown) : "", text ? "'" : "");
         rc = BH_EINVAL;
     } else if (r.failed) {
         rc = r.rc;

@@ -260,11 +260,6 @@ bool bh__broker_buffered(const bh__broker_t *b)
     return false; /* every event is handed out by one poll */
 }
 
-void bh__broker_redact_url(const char *url, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%s", url);
-}
-
 int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size_t errlen)
 {
     lock();
