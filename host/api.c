@@ -54,8 +54,10 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
     } else if (!ct || !*ct) {
         ct = BH__CT_JSON; /* a missing content type means JSON */
     }
-    bh__out_t *o = bh__out_new(exchange, key, ct, c->job->msg.conversation_id, reply_to, corr,
-                               status, body, len);
+    /* The conversation_id goes on as it came: every byte, and its kind. */
+    bh__hdr_t st = bh__hdr_string("status", status ? status : "");
+    bh__out_t *o = bh__out_make(exchange, key, ct, c->job->d->conversation_hdr, reply_to, corr,
+                                status ? &st : NULL, NULL, 0, body, len);
     free(enc);
     if (!o) return BH_ENOMEM;
     o->job = c->job;

@@ -37,8 +37,10 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
 {
     char why[300];
     *job = NULL;
-    d->conversation_id = bh__hdr_str(d->headers, d->n_headers, "conversation_id");
-    d->status = bh__hdr_str(d->headers, d->n_headers, "status");
+    d->conversation_hdr = bh__hdr_text(d->headers, d->n_headers, "conversation_id");
+    d->status_hdr = bh__hdr_text(d->headers, d->n_headers, "status");
+    d->conversation_id = d->conversation_hdr ? d->conversation_hdr->str : NULL;
+    d->status = d->status_hdr ? d->status_hdr->str : NULL;
     unsigned attempt = bh__retry_restore(d);
     bh__envelope_t e = {d->exchange, d->conversation_id, d->reply_to, d->status};
     bh_kind_t kind = bh__envelope_classify(&e, why, sizeof why);
