@@ -1173,6 +1173,14 @@ static void refused_url_lines_never_show_the_password(void **state)
          "etc/x.ini:2: [broker] value 'amqp://app:***@h/' has no key name"},
         {"[broker url = amqps://app:S3cretPW@h/\n",
          "etc/x.ini:1: cannot parse this line: '[broker url = amqps://app:***@h/' " CANNOT_PARSE},
+        /* A ']' in the password makes a header of it (found by fuzz_config). */
+        {"[broker url = amqp://app:S3c]retPW@h/\nx = 1\n",
+         "etc/x.ini:2: section name [broker url = amqp://app:***] contains spaces"},
+        {"[amqp://app:S3c]retPW@h/\nx = 1\n",
+         "etc/x.ini:2: section name [amqp://app:***] contains ':' (a section is named after a "
+         "plugin)"},
+        {"[app@h]\nx = 1\n",
+         "etc/x.ini:2: section name [***@h] contains '@' (a section is named after a plugin)"},
     };
 
     (void)state;
