@@ -320,7 +320,10 @@ typedef enum bh_kind {
 struct bh_msg {
     bh_kind_t kind;
     const char *routing_key;     /* event name, "<service>.<Command>" or result key */
-    const char *conversation_id; /* never empty: the host rejects such messages */
+    /* Never empty: the host rejects such messages. A C string: an embedded NUL
+     * cuts what is seen here, while the host copies the whole header, byte
+     * for byte and with its AMQP type, onto everything the handler publishes. */
+    const char *conversation_id;
     const char *correlation_id;  /* "" on events */
     const char *reply_to;        /* "" on events and results */
     const char *status;          /* results: "success" or "error"; else "" */
