@@ -146,7 +146,7 @@ static void watch(bh__conn_t *c)
 static void on_retry(uv_timer_t *t)
 {
     bh__conn_t *c = t->data;
-    char err[512], shown[512];
+    char err[512], shown[512], why[512];
     const char *url = c->urls[c->url_index % c->n_urls];
     bh__redact(url, shown, sizeof shown);
     if (attempt(c, url, err, sizeof err)) {
@@ -154,8 +154,10 @@ static void on_retry(uv_timer_t *t)
         c->broker = NULL;
         c->attempts++;
         c->url_index++;
-        bh__log(c->log, BH_ERROR, NULL, "cannot use broker %s: %s (attempt %u)", shown, err,
-                c->attempts);
+        /* The error names the host from the URL, and rabbitmq-c's or the
+         * broker's words: redacted too, in case either ever quotes the URL. */
+        bh__log(c->log, BH_ERROR, NULL, "cannot use broker %s: %s (attempt %u)", shown,
+                bh__redact(err, why, sizeof why), c->attempts);
         schedule(c, on_retry);
     } else {
         if (c->connected_once)
