@@ -60,18 +60,23 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
     if (len > c->max_message) {
         snprintf(err, sizeof err, "a body of %zu bytes is over [host] max_message_size (%zu bytes)",
                  len, c->max_message);
-    } else if ((o = bh__out_new(exchange, key, ct, c->job->msg.conversation_id, reply_to, corr,
-                                status, body, len)) &&
-               (need = bh__out_header_size(o)) > BH__FRAME_MAX) {
-        /* Refused here, where the handler learns of it, rather than by the
-         * outbox, where only the input's fate can tell. */
-        if (need == SIZE_MAX) snprintf(err, sizeof err, "a property is over 255 bytes");
-        else
-            snprintf(err, sizeof err,
-                     "its properties and headers need %zu bytes, over the AMQP frame size (%d)",
-                     need, BH__FRAME_MAX);
-        free(o);
-        o = NULL;
+    } else {
+        /* The conversation_id goes on as it came: every byte, and its kind. */
+        bh__hdr_t st = bh__hdr_string("status", status ? status : "");
+        o = bh__out_make(exchange, key, ct, c->job->d->conversation_hdr, reply_to, corr,
+                         status ? &st : NULL, NULL, 0, body, len);
+        if (o && (need = bh__out_header_size(o)) > BH__FRAME_MAX) {
+            /* Refused here, where the handler learns of it, rather than by
+             * the outbox, where only the input's fate can tell. */
+            if (need == SIZE_MAX) snprintf(err, sizeof err, "a property is over 255 bytes");
+            else
+                snprintf(err, sizeof err,
+                         "its properties and headers need %zu bytes, over the AMQP frame size "
+                         "(%d)",
+                         need, BH__FRAME_MAX);
+            free(o);
+            o = NULL;
+        }
     }
     free(enc);
     if (!o && (len > c->max_message || need)) {

@@ -23,18 +23,6 @@
 #include "broker_impl.h"
 #include "topology.h"
 
-void bh__broker_redact_url(const char *url, char *out, size_t outlen)
-{
-    const char *auth = strstr(url, "://");
-    const char *at = auth ? strchr(auth + 3, '@') : NULL;
-    const char *colon = auth ? strchr(auth + 3, ':') : NULL;
-    if (!at || !colon || colon > at) {
-        snprintf(out, outlen, "%s", url);
-        return;
-    }
-    snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
-}
-
 /* The broker only sends connection.blocked and consumer cancel notifications
  * to clients that say they understand them. */
 static amqp_table_t client_properties(const char *name, amqp_table_entry_t *e,

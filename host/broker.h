@@ -95,7 +95,4 @@ size_t bh__broker_write_room(const bh__broker_t *b, bool *empty);
 /* Frames or bytes the library holds that poll() has not handed out yet. */
 bool bh__broker_buffered(const bh__broker_t *b);
 
-/* "amqp://user:***@host:port/vhost" for logs. */
-void bh__broker_redact_url(const char *url, char *out, size_t outlen);
-
 #endif

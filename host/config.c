@@ -18,6 +18,7 @@
 #include "contract.h"
 #include "inifile.h"
 #include "keyspec.h"
+#include "redact.h"
 
 #define DEFAULT_URL "amqp://guest:guest@localhost:5672/"
 #define URL_ENV "BUSHOST_URL"
@@ -229,7 +230,7 @@ static int open_section(load_t *p, const bh__ini_item_t *it, char *why, size_t w
 static int host_key(load_t *p, const bh__ini_item_t *it, char *why, size_t whylen)
 {
     const bh__keyspec_t *k = NULL;
-    char buf[256] = "";
+    char buf[512] = "", shown[256];
     size_t i;
     int rc;
 
@@ -253,7 +254,8 @@ static int host_key(load_t *p, const bh__ini_item_t *it, char *why, size_t whyle
     rc = bh__keyspec_set(k, p->cfg, it->value, p->cfg->path);
     if (rc == BH_EINVAL) {
         bh__keyspec_expect(k, buf, sizeof buf);
-        say(why, whylen, "[%s] %s = '%s': expected %s", it->section, it->key, it->value, buf);
+        say(why, whylen, "[%s] %s = '%s': expected %s", it->section, it->key,
+            bh__redact(it->value, shown, sizeof shown), buf);
     } else if (rc) {
         say(why, whylen, "out of memory");
     }
@@ -296,7 +298,7 @@ static int on_item(void *user, const bh__ini_item_t *it, char *why, size_t whyle
 static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen)
 {
     static const char *const sep = " ,\t\r\n";
-    char *copy = strdup(env), *save = NULL, *tok, buf[128];
+    char *copy = strdup(env), *save = NULL, *tok, buf[512], shown[256];
     size_t i;
     int rc = BH_OK;
 
@@ -307,11 +309,12 @@ static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen
         rc = bh__keyspec_set(&host_keys[0], cfg, tok, NULL);
         if (rc == BH_EINVAL) {
             bh__keyspec_expect(&host_keys[0], buf, sizeof buf);
-            say(err, errlen, "%s: '%s': expected %s", URL_ENV, tok, buf);
+            say(err, errlen, "%s: '%s': expected %s", URL_ENV, bh__redact(tok, shown, sizeof shown),
+                buf);
         }
     }
     if (!rc && cfg->n_urls == 0) {
-        say(err, errlen, "%s: no URL in '%s'", URL_ENV, env);
+        say(err, errlen, "%s: no URL in '%s'", URL_ENV, bh__redact(env, shown, sizeof shown));
         rc = BH_EINVAL;
     }
     free(copy);
@@ -416,7 +419,7 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
                          const bh__kv_t *kv, int *seen, bh__svc_conf_t *out, char *err,
                          size_t errlen)
 {
-    char buf[512] = "";
+    char buf[512] = "", shown[256];
     size_t i;
     int rc;
 
@@ -427,7 +430,7 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
         if (rc == BH_EINVAL) {
             bh__keyspec_expect(&service_keys[i], buf, sizeof buf);
             say(err, errlen, "%s:%d: [%s] %s = '%s': expected %s", path, kv->line, plugin, kv->key,
-                kv->value, buf);
+                bh__redact(kv->value, shown, sizeof shown), buf);
         }
         return rc;
     }
@@ -437,7 +440,7 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
         if (rc == BH_EINVAL) {
             bh__contract_config_expect(&t[i], buf, sizeof buf);
             say(err, errlen, "%s:%d: [%s] %s = '%s': expected %s", path, kv->line, plugin, kv->key,
-                kv->value, buf);
+                bh__redact(kv->value, shown, sizeof shown), buf);
         }
         return rc;
     }

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "redact.h"
+
 /* A first reconnect waits 125..250 ms; a connection that lived less than
  * STABLE_MS does not reset the backoff. */
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 30000, STABLE_MS = 10000 };
@@ -151,16 +153,18 @@ static void watch(bh__conn_t *c)
 static void on_retry(uv_timer_t *t)
 {
     bh__conn_t *c = t->data;
-    char err[512], shown[512];
+    char err[512], shown[512], why[512];
     const char *url = c->urls[c->url_index % c->n_urls];
-    bh__broker_redact_url(url, shown, sizeof shown);
+    bh__redact(url, shown, sizeof shown);
     if (attempt(c, url, err, sizeof err)) {
         bh__broker_free(c->broker);
         c->broker = NULL;
         c->attempts++;
         c->url_index++;
-        bh__log(c->log, BH_ERROR, NULL, "cannot use broker %s: %s (attempt %u)", shown, err,
-                c->attempts);
+        /* The error names the host from the URL, and rabbitmq-c's or the
+         * broker's words: redacted too, in case either ever quotes the URL. */
+        bh__log(c->log, BH_ERROR, NULL, "cannot use broker %s: %s (attempt %u)", shown,
+                bh__redact(err, why, sizeof why), c->attempts);
         schedule(c, on_retry);
     } else {
         if (c->connected_once)

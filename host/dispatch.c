@@ -37,8 +37,10 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
 {
     char why[300];
     *job = NULL;
-    d->conversation_id = bh__hdr_str(d->headers, d->n_headers, "conversation_id");
-    d->status = bh__hdr_str(d->headers, d->n_headers, "status");
+    d->conversation_hdr = bh__hdr_text(d->headers, d->n_headers, "conversation_id");
+    d->status_hdr = bh__hdr_text(d->headers, d->n_headers, "status");
+    d->conversation_id = d->conversation_hdr ? d->conversation_hdr->str : NULL;
+    d->status = d->status_hdr ? d->status_hdr->str : NULL;
     if (d->dropped_len) {
         bh__log(log, BH_EMERGENCY, d->conversation_id,
                 "a body of %llu bytes is over [host] max_message_size (%zu bytes): rejecting "

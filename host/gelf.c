@@ -56,10 +56,7 @@ int bh__level_parse(const char *s, bh_level_t *out)
     return BH_EINVAL;
 }
 
-/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 with *bad set to
- * the length of its maximal ill-formed prefix (Unicode 3.9, table 3-7): each
- * such prefix becomes one U+FFFD, as Python's errors="replace" does. */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+size_t bh__utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 {
     unsigned char lo = 0x80, hi = 0xBF;
     size_t need, k;
@@ -101,7 +98,7 @@ static json_t *json_text(const char *s, size_t n)
     if (n > (SIZE_MAX - 1) / 3 || !(fixed = malloc(3 * n + 1))) return NULL;
     w = fixed;
     while (i < n) {
-        size_t bad = 0, len = utf8_seq(u + i, n - i, &bad);
+        size_t bad = 0, len = bh__utf8_seq(u + i, n - i, &bad);
 
         if (len) {
             memcpy(w, s + i, len);

@@ -12,6 +12,12 @@ const char *bh__level_name(bh_level_t level);
  * number 0..7. 0 on success, BH_EINVAL otherwise. */
 int bh__level_parse(const char *s, bh_level_t *out);
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (n > 0), or 0 with
+ * *bad set to the length of its maximal ill-formed prefix (Unicode 3.9,
+ * table 3-7): GELF replaces each such prefix by one U+FFFD, as Python's
+ * errors="replace" does; stderr shows its bytes escaped. */
+size_t bh__utf8_seq(const unsigned char *s, size_t n, size_t *bad);
+
 typedef struct bh__gelf {
     const char *service; /* _logical_service, and host = service@hostname */
     const char *hostname;

@@ -19,6 +19,7 @@
 #include <ini.h>
 
 #include "bushost.h"
+#include "redact.h"
 
 typedef struct reader {
     const char *path;
@@ -95,18 +96,29 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
-/* The keys of a section begin: check the name inih kept. */
+/* The keys of a section begin: check the name inih kept. A name is quoted
+ * redacted: a ']' in a URL's password makes "[broker url = amqp://..." a
+ * header. */
 static int open_section(reader_t *r, const char *section, const char *key, int line)
 {
     size_t i, n = strlen(section);
+    char shown[BH__INI_MAX_LINE + 8];
 
     if (n == 0) return fail(r, line, BH_EINVAL, "key outside any section: '%s'", key);
+    bh__redact(section, shown, sizeof shown);
     if (n > BH__INI_MAX_SECTION)
         return fail(r, line, BH_EINVAL, "section name [%.*s...] is longer than %d characters",
-                    BH__INI_MAX_SECTION, section, BH__INI_MAX_SECTION);
+                    BH__INI_MAX_SECTION, shown, BH__INI_MAX_SECTION);
     for (i = 0; i < n; i++)
         if (isspace((unsigned char)section[i]))
-            return fail(r, line, BH_EINVAL, "section name [%s] contains spaces", section);
+            return fail(r, line, BH_EINVAL, "section name [%s] contains spaces", shown);
+    /* Sections are named after plugins; '@', ':' and '/' only ever come
+     * from a URL typed in the wrong place. */
+    for (i = 0; i < n; i++)
+        if (strchr("@:/", section[i]))
+            return fail(r, line, BH_EINVAL,
+                        "section name [%s] contains '%c' (a section is named after a plugin)",
+                        shown, section[i]);
     memcpy(r->section, section, n + 1);
     r->in_section = true;
     return emit(r, BH__INI_SECTION, line, NULL, NULL);
@@ -126,7 +138,12 @@ static int on_pair(void *user, const char *section, const char *name, const char
     if (strlen(name) > BH__INI_MAX_KEY)
         return fail(r, line, BH_EINVAL, "key name '%s' is longer than %d characters", name,
                     BH__INI_MAX_KEY);
-    if (!*name) return fail(r, line, BH_EINVAL, "[%s] value '%s' has no key name", section, value);
+    if (!*name) {
+        char shown[BH__INI_MAX_LINE + 8];
+
+        return fail(r, line, BH_EINVAL, "[%s] value '%s' has no key name", section,
+                    bh__redact(value, shown, sizeof shown));
+    }
     return emit(r, BH__INI_KEY, line, name, value);
 }
 
@@ -149,7 +166,7 @@ static char *line_text(reader_t *r, int n)
 int bh__ini_read(const char *path, bh__ini_fn fn, void *user, char *err, size_t errlen)
 {
     reader_t r = {.path = path, .fn = fn, .user = user, .err = err, .errlen = errlen};
-    char *text;
+    char *text, shown[BH__INI_MAX_LINE + 8];
     int rc = BH_OK, bad;
 
     if (err && errlen) err[0] = '\0';
@@ -166,7 +183,7 @@ int bh__ini_read(const char *path, bh__ini_fn fn, void *user, char *err, size_t 
         text = line_text(&r, bad);
         fail(&r, bad, BH_EINVAL,
              "cannot parse this line%s%s%s (expected `key = value`, `[section]` or a comment)",
-             text ? ": '" : "", text ? text : "", text ? "'" : "");
+             text ? ": '" : "", text ? bh__redact(text, shown, sizeof shown) : "", text ? "'" : "");
         rc = BH_EINVAL;
     } else if (r.failed) {
         rc = r.rc;

@@ -23,10 +23,16 @@ const bh__hdr_t *bh__hdr_find(const bh__hdr_t *h, size_t n, const char *key)
     return NULL;
 }
 
-const char *bh__hdr_str(const bh__hdr_t *h, size_t n, const char *key)
+const bh__hdr_t *bh__hdr_text(const bh__hdr_t *h, size_t n, const char *key)
 {
     const bh__hdr_t *x = bh__hdr_find(h, n, key);
-    return x && (x->kind == BH__HDR_STRING || x->kind == BH__HDR_BYTES) ? x->str : NULL;
+    return x && (x->kind == BH__HDR_STRING || x->kind == BH__HDR_BYTES) ? x : NULL;
+}
+
+const char *bh__hdr_str(const bh__hdr_t *h, size_t n, const char *key)
+{
+    const bh__hdr_t *x = bh__hdr_text(h, n, key);
+    return x ? x->str : NULL;
 }
 
 /* Copies n bytes of s and a NUL at *cur. */
@@ -58,32 +64,40 @@ static const bh__hdr_t *nth_hdr(const bh__hdr_t *env, size_t n_env, const bh__hd
     return i < n_env ? &env[i] : &extra[i - n_env];
 }
 
-static bh__hdr_t string_hdr(const char *key, const char *value)
+bh__hdr_t bh__hdr_string(const char *key, const char *value)
 {
     return (bh__hdr_t){.key = key, .kind = BH__HDR_STRING, .str = value, .len = strlen(value)};
 }
 
-bh__out_t *bh__out_make(int exchange, const char *routing_key, const char *content_type,
-                        const char *conversation_id, const char *reply_to,
-                        const char *correlation_id, const char *status, const bh__hdr_t *extra,
-                        size_t n_extra, const void *body, size_t len)
+/* An envelope header: h's kind and bytes under key (h NULL: ""). */
+static bh__hdr_t envelope_hdr(const char *key, const bh__hdr_t *h)
 {
-    const char *s[5] = {routing_key, content_type, conversation_id, reply_to, correlation_id};
-    size_t l[5], n_env = status ? 2 : 1, nh = n_env + n_extra;
-    for (int i = 0; i < 5; i++) l[i] = s[i] ? strlen(s[i]) : 0;
-    bh__hdr_t envelope[2] = {string_hdr("conversation_id", conversation_id ? conversation_id : ""),
-                             string_hdr("status", status ? status : "")};
+    bh__hdr_t e = h ? *h : bh__hdr_string(key, "");
+
+    e.key = key;
+    return e;
+}
+
+bh__out_t *bh__out_make(int exchange, const char *routing_key, const char *content_type,
+                        const bh__hdr_t *conv, const char *reply_to, const char *correlation_id,
+                        const bh__hdr_t *status, const bh__hdr_t *extra, size_t n_extra,
+                        const void *body, size_t len)
+{
+    const char *s[4] = {routing_key, content_type, reply_to, correlation_id};
+    size_t l[4], n_env = status ? 2 : 1, nh = n_env + n_extra;
+    for (int i = 0; i < 4; i++) l[i] = s[i] ? strlen(s[i]) : 0;
+    bh__hdr_t envelope[2] = {envelope_hdr("conversation_id", conv), envelope_hdr("status", status)};
     size_t size = sizeof(bh__out_t) + nh * sizeof(bh__hdr_t) + len + 1;
-    for (int i = 0; i < 5; i++) size += l[i] + 1;
+    for (int i = 0; i < 4; i++) size += l[i] + 1;
     for (size_t i = 0; i < nh; i++) size += hdr_size(nth_hdr(envelope, n_env, extra, i));
     bh__out_t *o = calloc(1, size);
     if (!o) return NULL;
     bh__hdr_t *h = (bh__hdr_t *)(o + 1);
     char *cur = (char *)(h + nh);
-    const char **dst[5] = {&o->routing_key, &o->content_type, &o->conversation_id, &o->reply_to,
-                           &o->correlation_id};
-    for (int i = 0; i < 5; i++) *dst[i] = pack(&cur, s[i] ? s[i] : "", l[i]);
+    const char **dst[4] = {&o->routing_key, &o->content_type, &o->reply_to, &o->correlation_id};
+    for (int i = 0; i < 4; i++) *dst[i] = pack(&cur, s[i] ? s[i] : "", l[i]);
     for (size_t i = 0; i < nh; i++) hdr_copy(&h[i], nth_hdr(envelope, n_env, extra, i), &cur);
+    o->conversation_id = h[0].str;
     o->status = status ? h[1].str : NULL;
     o->headers = h;
     o->n_headers = nh;
@@ -98,8 +112,11 @@ bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *conten
                        const char *conversation_id, const char *reply_to,
                        const char *correlation_id, const char *status, const void *body, size_t len)
 {
-    return bh__out_make(exchange, routing_key, content_type, conversation_id, reply_to,
-                        correlation_id, status, NULL, 0, body, len);
+    bh__hdr_t conv = bh__hdr_string("conversation_id", conversation_id ? conversation_id : ""),
+              st = bh__hdr_string("status", status ? status : "");
+
+    return bh__out_make(exchange, routing_key, content_type, &conv, reply_to, correlation_id,
+                        status ? &st : NULL, NULL, 0, body, len);
 }
 
 bh__job_t *bh__job_new(bh__delivery_t *d, bh_kind_t kind, bh_handler_fn handler, uint64_t gen)

@@ -40,8 +40,12 @@ typedef struct bh__hdr {
 
 /* The first header named key, or NULL. */
 const bh__hdr_t *bh__hdr_find(const bh__hdr_t *h, size_t n, const char *key);
-/* A STRING or BYTES header's value, or NULL. */
+/* The first header named key if it is a STRING or BYTES one, or NULL. */
+const bh__hdr_t *bh__hdr_text(const bh__hdr_t *h, size_t n, const char *key);
+/* Its value as a C string (cut at an embedded NUL), or NULL. */
 const char *bh__hdr_str(const bh__hdr_t *h, size_t n, const char *key);
+/* A STRING header of the C string value (borrowed). */
+bh__hdr_t bh__hdr_string(const char *key, const char *value);
 
 /* A received message, copied out of the AMQP library into one allocation.
  * Absent string properties are NULL. conversation_id and status are the
@@ -58,8 +62,13 @@ typedef struct bh__delivery {
     size_t n_headers;
     const void *body;
     size_t body_len;
-    const char *conversation_id;
+    const char *conversation_id; /* C strings: what logs and the plugin see */
     const char *status;
+    /* The same two headers as they came (NULL if absent or not text): what
+     * the messages made while handling it carry on, byte for byte and with
+     * their kind (STRING or BYTES). */
+    const bh__hdr_t *conversation_hdr;
+    const bh__hdr_t *status_hdr;
     /* Set when the body was over max_len: it was read and dropped. */
     uint64_t dropped_len;
     size_t max_len;
@@ -86,20 +95,24 @@ typedef struct bh__out {
     size_t len;
 } bh__out_t;
 
-/* Copies every argument (NULL strings become ""; status stays NULL). The
- * headers are conversation_id, status (when not NULL), then extra[0..n). */
+/* Copies every argument (NULL strings become ""). The headers are
+ * conversation_id, status (when not NULL), then extra[0..n). conv and status
+ * are copied with their kind and every byte, NUL included (conv NULL: an
+ * empty string); only their key is set here. o->conversation_id and
+ * o->status are their C-string view, for logs. */
 bh__out_t *bh__out_make(int exchange, const char *routing_key, const char *content_type,
-                        const char *conversation_id, const char *reply_to,
-                        const char *correlation_id, const char *status, const bh__hdr_t *extra,
-                        size_t n_extra, const void *body, size_t len);
-/* The bytes of o's AMQP content-header frame (properties and headers, as
- * the broker module writes them), or SIZE_MAX when a short string (a
- * property or a header name) is over 255 bytes. */
-size_t bh__out_header_size(const bh__out_t *o);
+                        const bh__hdr_t *conv, const char *reply_to, const char *correlation_id,
+                        const bh__hdr_t *status, const bh__hdr_t *extra, size_t n_extra,
+                        const void *body, size_t len);
+/* The same with string headers (status NULL: none). */
 bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *content_type,
                        const char *conversation_id, const char *reply_to,
                        const char *correlation_id, const char *status, const void *body,
                        size_t len);
+/* The bytes of o's AMQP content-header frame (properties and headers, as
+ * the broker module writes them), or SIZE_MAX when a short string (a
+ * property or a header name) is over 255 bytes. */
+size_t bh__out_header_size(const bh__out_t *o);
 
 typedef struct bh__job {
     struct bh__job *next; /* link in the worker queue or the completion queue */

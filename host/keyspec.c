@@ -7,21 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_url.h"
 #include "bushost.h"
 #include "contract.h"
 #include "gelf.h"
-
-/* The scheme only: rabbitmq-c parses the rest when connecting. Spaces mean
- * several URLs on one line, which must be separate `url =` lines. */
-static bool valid_url(const char *s)
-{
-    /* amqps:// is refused here, at --check time, rather than by every connect:
-     * TLS needs CA settings this host does not have yet. */
-    if (strncmp(s, "amqp://", 7) != 0) return false;
-    for (; *s; s++)
-        if (isspace((unsigned char)*s)) return false;
-    return true;
-}
+#include "redact.h"
 
 static bool valid_exchange(const char *s)
 {
@@ -116,8 +106,11 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
     long long v;
 
     switch (k->kind) {
-    case BH__K_URL:
-        return valid_url(s) ? add_str((char ***)(void *)field, n, s) : BH_EINVAL;
+    case BH__K_URL: {
+        int rc = bh__broker_url_check(s);
+
+        return rc ? rc : add_str((char ***)(void *)field, n, s);
+    }
     case BH__K_INT:
         if (!bh__contract_parse_int(s, k->min, k->max, &v)) return BH_EINVAL;
         *(int *)(void *)field = (int)v;
@@ -147,8 +140,7 @@ void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
 {
     switch (k->kind) {
     case BH__K_URL:
-        snprintf(buf, n,
-                 "a URL starting with amqp:// (amqps:// is not supported yet), without spaces");
+        snprintf(buf, n, "a URL %s", BH__URL_EXPECT);
         break;
     case BH__K_INT:
         snprintf(buf, n, "an integer %ld..%ld", k->min, k->max);

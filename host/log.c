@@ -57,18 +57,75 @@ void bh__logger_free(bh__logger_t *l)
     free(l);
 }
 
+size_t bh__log_escape(char *out, const char *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)text, *end = s + strlen(text);
+    char *o = out;
+
+    while (*s) {
+        size_t bad, n = *s >= 0x80 ? bh__utf8_seq(s, (size_t)(end - s), &bad) : 0;
+
+        /* C1 controls (U+0080..U+009F): some terminals obey them like ESC. */
+        if (n == 2 && s[0] == 0xC2 && s[1] < 0xA0) n = 0;
+        const char *named = *s == '\n'   ? "\\n"
+                            : *s == '\r' ? "\\r"
+                            : *s == '\t' ? "\\t"
+                            : *s == '\\' ? "\\\\"
+                                         : NULL;
+
+        if (n) {
+            memcpy(o, s, n);
+            o += n;
+            s += n;
+        } else if (named) {
+            *o++ = named[0];
+            *o++ = named[1];
+            s++;
+        } else if (*s < 0x20 || *s >= 0x7F) {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[*s >> 4];
+            *o++ = hex[*s & 15];
+            s++;
+        } else {
+            *o++ = (char)*s++;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
+/* Every text in the line is escaped: a conversation id, a content type or a
+ * broker's error text can come from the wire, and a newline in one would
+ * forge whole operator log lines (GELF has JSON's own escaping). */
 static void to_stderr(const char *service, bh_level_t level, const char *conv, const char *msg)
 {
     struct timespec ts;
     struct tm tm;
-    char when[32];
+    char when[32], small[2048], *buf = small, *esc_svc, *esc_conv, *esc_msg;
+    const char *svc = service ? service : "bushost";
+    size_t need;
+
+    conv = conv ? conv : "";
+    need =
+        BH__LOG_ESCAPED(strlen(svc)) + BH__LOG_ESCAPED(strlen(conv)) + BH__LOG_ESCAPED(strlen(msg));
+    if (need > sizeof small && !(buf = malloc(need))) {
+        buf = small; /* out of memory: say so rather than write unescaped text */
+        msg = "(a log line was lost: out of memory)";
+        conv = "";
+    }
+    esc_svc = buf;
+    esc_conv = esc_svc + bh__log_escape(esc_svc, svc) + 1;
+    esc_msg = esc_conv + bh__log_escape(esc_conv, conv) + 1;
+    bh__log_escape(esc_msg, msg);
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     /* One fprintf per line: stdio locks the stream, so threads don't interleave. */
-    fprintf(stderr, "%s.%03ldZ %s %s%s%s%s %s\n", when, ts.tv_nsec / 1000000L,
-            service ? service : "bushost", bh__level_name(level), conv && *conv ? " [" : "",
-            conv && *conv ? conv : "", conv && *conv ? "]" : "", msg);
+    fprintf(stderr, "%s.%03ldZ %s %s%s%s%s %s\n", when, ts.tv_nsec / 1000000L, esc_svc,
+            bh__level_name(level), *conv ? " [" : "", esc_conv, *conv ? "]" : "", esc_msg);
+    if (buf != small) free(buf);
 }
 
 static void enqueue(bh__logger_t *l, bh_level_t level, const char *conv, const char *const *extra,

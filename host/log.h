@@ -24,6 +24,14 @@ typedef struct bh__logrec {
 
 enum { BH__LOG_QUEUE_MAX = 10000 };
 
+/* A text as stderr shows it, on one line and with no byte a terminal would
+ * act on: \n \r \t and \\ as those two characters, every other C0 control,
+ * DEL, C1 controls and bytes that are not valid UTF-8 as \xNN (ESC is
+ * \x1b); valid UTF-8 text is kept. out holds BH__LOG_ESCAPED(strlen(text))
+ * bytes; returns the length written (without the NUL). */
+#define BH__LOG_ESCAPED(len) (4 * (len) + 1)
+size_t bh__log_escape(char *out, const char *text);
+
 /* The stderr filter, for every logger (default BH_INFO). */
 void bh__log_set_stderr_level(bh_level_t level);
 

@@ -13,6 +13,7 @@
 
 #include "host.h"
 #include "log.h"
+#include "redact.h"
 
 /* What the signal watchers need; the host itself is in host.c. */
 typedef struct run {
@@ -108,6 +109,9 @@ int main(int argc, char **argv)
             printf("%s: plugin %s %s, service '%s'\n", p->path, p->desc->name, p->desc->version,
                    bh__service_name(bh__host_service(r.host, i)));
         }
+        const bh__config_t *cfg = bh__host_config(r.host);
+        for (size_t i = 0; i < cfg->n_urls; i++)
+            printf("%s: broker %s\n", path, bh__redact(cfg->urls[i], err, sizeof err));
         printf("%s: OK\n", path);
         bh__host_free(r.host);
         return 0;

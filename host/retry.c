@@ -38,8 +38,8 @@ static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queu
         {.key = BH__H_COPY, .kind = BH__HDR_INT, .num = (int64_t)(id & INT64_MAX)},
     };
     bh__out_t *o =
-        bh__out_make(BH__EX_DEFAULT, queue, d->content_type, d->conversation_id, d->reply_to,
-                     d->correlation_id, d->status, h, 4, d->body, d->body_len);
+        bh__out_make(BH__EX_DEFAULT, queue, d->content_type, d->conversation_hdr, d->reply_to,
+                     d->correlation_id, d->status_hdr, h, 4, d->body, d->body_len);
     if (!o) return NULL;
     o->id = id;
     o->mandatory = true; /* a missing retry queue must be noticed, not dropped silently */

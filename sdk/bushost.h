@@ -310,6 +310,9 @@ static inline int bh_array_push(bh_value_t *arr, bh_value_t *v)
 /* ------------------------------------------------------------------------ */
 /* The message a handler receives: a read-only view owned by the host,      */
 /* valid until the handler returns.                                          */
+/* Its strings are C strings: a conversation_id with an embedded NUL is cut
+ * here, while the host copies the whole header, byte for byte and with its
+ * AMQP type, onto everything the handler publishes. */
 
 typedef enum bh_kind {
     BH_KIND_EVENT = 1,   /* from the `events` exchange */
@@ -320,7 +323,7 @@ typedef enum bh_kind {
 struct bh_msg {
     bh_kind_t kind;
     const char *routing_key;     /* event name, "<service>.<Command>" or result key */
-    const char *conversation_id; /* never empty: the host rejects such messages */
+    const char *conversation_id; /* never empty: the host rejects such messages; see above */
     const char *correlation_id;  /* "" on events */
     const char *reply_to;        /* "" on events and results */
     const char *status;          /* results: "success" or "error"; else "" */

@@ -57,4 +57,20 @@ expect_rc 64 badurl "$BUSCLI" publish Foo --data '{}' --url 'http://example.com/
 has_err badurl "is not an AMQP URL"
 expect_rc 64 amqps "$BUSCLI" publish Foo --data '{}' --url 'amqps://guest:guest@127.0.0.1:5671/'
 has_err amqps "amqps:// is not supported"
+# No piece of a password in any message: a raw '@' in it, TLS, a list.
+no_secret() { ! grep -qE -- 'S3c|etPW' "$T/$1.err" "$T/$1.out" || fail "$1 shows the password"; }
+expect_rc 64 rawat "$BUSCLI" publish Foo --data '{}' --url 'amqp://app:S3c@retPW@127.0.0.1:1/'
+has_err rawat "'amqp://app:***@127.0.0.1:1/' is not an AMQP URL: expected"
+has_err rawat "%40"
+no_secret rawat
+expect_rc 64 tlspw "$BUSCLI" publish Foo --data '{}' --url 'amqps://app:S3cretPW@127.0.0.1:1/'
+has_err tlspw "'amqps://app:***@127.0.0.1:1/': amqps:// is not supported"
+no_secret tlspw
+expect_rc 64 envpw env BUSHOST_URL='amqp://app:S3c@retPW@h/ amqp://b:S3cretPW@h/' \
+    "$BUSCLI" publish Foo --data '{}'
+has_err envpw "'amqp://app:***@h/' is not an AMQP URL"
+no_secret envpw
+expect_rc 64 vhostpw "$BUSCLI" topology --show --url 'amqp://app:S3c@retPW@h/'
+has_err vhostpw "'amqp://app:***@h/' is not an AMQP URL"
+no_secret vhostpw
 pass "help for every subcommand, usage errors exit 64"

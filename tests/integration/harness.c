@@ -417,8 +417,11 @@ void it_publish_async(it_conn_t *c, const it_pub_t *p)
     }
     if (p->conversation_id) {
         hdr[props.headers.num_entries].key = amqp_cstring_bytes("conversation_id");
-        hdr[props.headers.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
-        hdr[props.headers.num_entries++].value.value.bytes = amqp_cstring_bytes(p->conversation_id);
+        hdr[props.headers.num_entries].value.kind =
+            p->conversation_bytes ? AMQP_FIELD_KIND_BYTES : AMQP_FIELD_KIND_UTF8;
+        hdr[props.headers.num_entries++].value.value.bytes =
+            p->conversation_len ? (amqp_bytes_t){p->conversation_len, (void *)p->conversation_id}
+                                : amqp_cstring_bytes(p->conversation_id);
     }
     if (p->status) {
         hdr[props.headers.num_entries].key = amqp_cstring_bytes("status");

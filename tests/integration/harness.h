@@ -96,6 +96,8 @@ typedef struct it_pub {
     const char *content_type;    /* NULL: no content type */
     int delivery_mode;           /* 0: none */
     const char *conversation_id; /* NULL: no header */
+    size_t conversation_len;     /* 0: strlen(conversation_id); else bytes, NULs included */
+    bool conversation_bytes;     /* as a bytes ('x') header, not a string ('S') */
     const char *status;          /* NULL: no header */
     const char *reply_to;        /* NULL: no property */
     const char *correlation_id;  /* NULL: no property */

@@ -17,15 +17,17 @@
 /* Nothing listens on port 1: a --check that tried to connect would fail. */
 #define NO_BROKER "BUSHOST_URL=amqp://guest:guest@127.0.0.1:1/"
 
-static int check(const it_host_t *h, char **out)
+static int check_with(const it_host_t *h, const char *url_env, char **out)
 {
     const char *argv[] = {it_env("BH_BUSHOST"), "--check", "-c", h->ini, NULL};
-    const char *env[] = {NO_BROKER, NULL};
+    const char *env[] = {url_env, NULL};
     int rc = it_run(argv, env, 20000, out);
 
     print_message("bushost --check -c %s: exit %d\n%s", h->ini, rc, *out);
     return rc;
 }
+
+static int check(const it_host_t *h, char **out) { return check_with(h, NO_BROKER, out); }
 
 /* "<ini>:<line of the first line containing needle>" */
 static void file_line(const it_host_t *h, const char *needle, char *buf, size_t n)
@@ -62,6 +64,29 @@ static void test_check_accepts_good_config_without_a_broker(void **state)
     assert_mentions(out, "OK");
     assert_mentions(out, "echo");
     assert_mentions(out, "cart");
+    free(out);
+    it_pass();
+}
+
+/* --check names the brokers it would use, never with a password, and a
+ * refused URL shows none either. */
+static void test_check_shows_broker_urls_without_passwords(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo"});
+    char *out = NULL;
+
+    assert_int_equal(check_with(h,
+                                "BUSHOST_URL=amqp://app:S3cretPW@127.0.0.1:1/ "
+                                "amqp://app:S3c%40retPW@[::1]:1/v",
+                                &out),
+                     0);
+    assert_mentions(out, "broker amqp://app:***@127.0.0.1:1/\n");
+    assert_mentions(out, "broker amqp://app:***@[::1]:1/v\n");
+    if (strstr(out, "S3c") || strstr(out, "etPW")) IT_FAIL("--check shows the password");
+    free(out);
+    assert_int_not_equal(check_with(h, "BUSHOST_URL=amqp://app:S3c@retPW@127.0.0.1:1/", &out), 0);
+    assert_mentions(out, "BUSHOST_URL: 'amqp://app:***@127.0.0.1:1/': expected a URL");
+    if (strstr(out, "S3c") || strstr(out, "etPW")) IT_FAIL("the error shows the password");
     free(out);
     it_pass();
 }
@@ -128,6 +153,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         IT_TEST(test_check_accepts_good_config_without_a_broker),
+        IT_TEST(test_check_shows_broker_urls_without_passwords),
         IT_TEST(test_check_refuses_unknown_host_key_naming_file_and_line),
         IT_TEST(test_check_refuses_out_of_range_plugin_key_naming_file_and_line),
         IT_TEST(test_check_refuses_missing_plugins_dir_naming_it),

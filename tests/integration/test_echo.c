@@ -178,6 +178,39 @@ static void test_divide_seven_by_two_answers_success_three_and_a_half(void **sta
 
 /* workers = 0: the handlers run on the I/O thread; seen from the bus,
  * nothing changes. */
+/* Headers are copied byte for byte: a bytes-typed conversation_id holding a
+ * NUL (and a newline and an ESC, which stderr must escape) comes back on the
+ * result whole and still bytes-typed. */
+static void test_echo_result_carries_a_bytes_conversation_id_byte_for_byte(void **state)
+{
+    static const char conv[] = "conv\0with nul\n\x1b[2J\xff";
+    char corr[IT_ID_MAX];
+    it_conn_t *c = it_connect();
+    it_listener_t *l = it_listen("commands", (const char *[]){RESULT_KEY, NULL});
+    it_host_t *h = start_echo(c);
+    const amqp_field_value_t *v;
+    it_pub_t cmd;
+    it_msg_t *r;
+
+    it_unique(corr, "corr");
+    cmd = it_command("echo.Echo", RESULT_KEY, corr, conv, "application/json", "{}", 2);
+    cmd.conversation_len = sizeof conv - 1;
+    cmd.conversation_bytes = true;
+    it_publish(c, &cmd);
+    r = it_get(l, 10000);
+    if (!r) IT_FAIL("no result on %s within 10 s", RESULT_KEY);
+    assert_string_equal(r->correlation_id, corr);
+    v = it_header(r, "conversation_id");
+    assert_non_null(v);
+    assert_int_equal(v->kind, AMQP_FIELD_KIND_BYTES);
+    assert_int_equal(v->value.bytes.len, sizeof conv - 1);
+    assert_memory_equal(v->value.bytes.bytes, conv, sizeof conv - 1);
+    assert_int_equal(it_header(r, "status")->kind, AMQP_FIELD_KIND_UTF8);
+    it_msg_free(r);
+    assert_int_equal(it_host_stop(h, 15000), 0);
+    it_pass();
+}
+
 static void test_echo_with_zero_workers_answers_the_same(void **state)
 {
     json_t *v = sample(), *d = json_pack("{s:i, s:i}", "a", 1, "b", 0);
@@ -205,6 +238,7 @@ int main(void)
         IT_TEST(test_divide_by_zero_answers_status_error_with_the_reason),
         IT_TEST(test_divide_seven_by_two_answers_success_three_and_a_half),
         IT_TEST(test_echo_with_zero_workers_answers_the_same),
+        IT_TEST(test_echo_result_carries_a_bytes_conversation_id_byte_for_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,11 +283,6 @@ bool bh__broker_buffered(const bh__broker_t *b)
     return false; /* every event is handed out by one poll */
 }
 
-void bh__broker_redact_url(const char *url, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%s", url);
-}
-
 int bh__broker_declare(bh__broker_t *b, const bh__topology_t *t, char *err, size_t errlen)
 {
     lock();
@@ -333,7 +328,10 @@ static int record_publish(bh__broker_t *b, conn_t *c, const bh__out_t *o, bool w
     r->content_type = dup_or_null(o->content_type);
     /* What a broker stores is the headers: read the envelope and the
      * host's retry headers back out of them. */
-    r->conversation_id = dup_or_null(bh__hdr_str(o->headers, o->n_headers, "conversation_id"));
+    const bh__hdr_t *conv = bh__hdr_text(o->headers, o->n_headers, "conversation_id");
+    r->conversation_id = conv ? dup_mem(conv->str, conv->len) : NULL;
+    r->conversation_len = conv ? conv->len : 0;
+    r->conversation_bytes = conv && conv->kind == BH__HDR_BYTES;
     r->reply_to = dup_or_null(o->reply_to);
     r->correlation_id = dup_or_null(o->correlation_id);
     r->status = dup_or_null(bh__hdr_str(o->headers, o->n_headers, "status"));
@@ -939,8 +937,13 @@ static bh__delivery_t *delivery_new(const fb_msg_t *m, uint64_t tag)
     size_t nh = 0, size = sizeof(bh__delivery_t) + 5 * sizeof(bh__hdr_t);
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (parts[i]) size += strlen(parts[i]) + 1;
-    for (size_t i = 0; i < 4; i++)
-        if (hvals[i]) size += strlen(hvals[i]) + 1;
+    size_t hlens[4];
+    for (size_t i = 0; i < 4; i++) {
+        hlens[i] = !hvals[i]                       ? 0
+                   : i == 0 && m->conversation_len ? m->conversation_len
+                                                   : strlen(hvals[i]);
+        if (hvals[i]) size += hlens[i] + 1;
+    }
     bh__delivery_t *d = calloc(1, size);
     if (!d) abort();
     bh__hdr_t *h = (bh__hdr_t *)(d + 1);
@@ -956,9 +959,14 @@ static bh__delivery_t *delivery_new(const fb_msg_t *m, uint64_t tag)
     }
     for (size_t i = 0; i < 4; i++) {
         if (!hvals[i]) continue;
-        size_t l = strlen(hvals[i]);
-        memcpy(cur, hvals[i], l + 1);
-        h[nh++] = (bh__hdr_t){.key = hkeys[i], .kind = BH__HDR_STRING, .str = cur, .len = l};
+        size_t l = hlens[i];
+        memcpy(cur, hvals[i], l);
+        cur[l] = '\0';
+        h[nh++] =
+            (bh__hdr_t){.key = hkeys[i],
+                        .kind = i == 0 && m->conversation_bytes ? BH__HDR_BYTES : BH__HDR_STRING,
+                        .str = cur,
+                        .len = l};
         cur += l + 1;
     }
     if (m->attempt)

@@ -52,6 +52,10 @@ typedef struct fb_rec {
     int exchange;
     bool mandatory;
     char *key, *content_type, *conversation_id, *reply_to, *correlation_id, *status;
+    /* The conversation_id header as published: every byte (conversation_id
+     * holds them, NUL-terminated) and whether it went as bytes ('x'). */
+    size_t conversation_len;
+    bool conversation_bytes;
     char *body; /* NUL-terminated copy */
     size_t len;
     char *text; /* FB_CONNECT: URL; FB_MARK: label; FB_DECLARE, FB_CONSUME: a queue */
@@ -75,6 +79,10 @@ typedef struct fb_msg {
         *correlation_id;
     const char *body; /* NUL-terminated; NULL for an empty body */
     bool redelivered;
+    /* conversation_id as conversation_len bytes (NULs included) when that
+     * is not 0, and as a bytes ('x') header when conversation_bytes. */
+    size_t conversation_len;
+    bool conversation_bytes;
     /* A delayed retry coming back from its retry queue (else 0 and NULL). */
     unsigned attempt;
     const char *first_exchange, *first_routing_key;

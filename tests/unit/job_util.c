@@ -6,8 +6,14 @@
 
 bh__delivery_t *ju_delivery(const ju_msg_t *m)
 {
-    bh__delivery_t *d = calloc(1, sizeof *d);
-    if (!d) abort();
+    /* One allocation, as the broker's: the envelope headers that dispatch
+     * would point to live behind the delivery. */
+    struct {
+        bh__delivery_t d;
+        bh__hdr_t conv, status;
+    } *all = calloc(1, sizeof *all);
+    if (!all) abort();
+    bh__delivery_t *d = &all->d;
     d->tag = m->tag;
     d->redelivered = m->redelivered;
     d->exchange = m->exchange ? m->exchange : "";
@@ -21,6 +27,16 @@ bh__delivery_t *ju_delivery(const ju_msg_t *m)
     d->body_len = m->body ? strlen(m->body) : 0;
     d->conversation_id = m->conversation_id;
     d->status = m->status;
+    d->conversation_hdr = bh__hdr_text(m->headers, m->n_headers, "conversation_id");
+    d->status_hdr = bh__hdr_text(m->headers, m->n_headers, "status");
+    if (!d->conversation_hdr && m->conversation_id) {
+        all->conv = bh__hdr_string("conversation_id", m->conversation_id);
+        d->conversation_hdr = &all->conv;
+    }
+    if (!d->status_hdr && m->status) {
+        all->status = bh__hdr_string("status", m->status);
+        d->status_hdr = &all->status;
+    }
     return d;
 }
 

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "contract.h"
+#include "redact.h"
 
 #define INI "etc/x.ini"
 
@@ -290,8 +291,7 @@ static void bad_bushost_url_is_refused(void **state)
 {
     (void)state;
     assert_int_equal(setenv("BUSHOST_URL", "amqp://ok/ http://bad/", 1), 0);
-    assert_load_error("", "BUSHOST_URL: 'http://bad/': expected a URL starting with "
-                          "amqp:// (amqps:// is not supported yet), without spaces");
+    assert_load_error("", "BUSHOST_URL: 'http://bad/': expected a URL " BH__URL_EXPECT);
     assert_int_equal(setenv("BUSHOST_URL", " , ", 1), 0);
     assert_load_error("", "BUSHOST_URL: no URL in ' , '");
 }
@@ -301,8 +301,7 @@ static void file_urls_are_checked_even_when_overridden(void **state)
     (void)state;
     assert_int_equal(setenv("BUSHOST_URL", "amqp://env/", 1), 0);
     assert_load_error("[broker]\nurl = http://x/\n",
-                      "etc/x.ini:2: [broker] url = 'http://x/': expected a URL starting with "
-                      "amqp:// (amqps:// is not supported yet), without spaces");
+                      "etc/x.ini:2: [broker] url = 'http://x/': expected a URL " BH__URL_EXPECT);
 }
 
 /* -- loading: errors --------------------------------------------------------- */
@@ -344,19 +343,14 @@ static void bad_host_values_are_refused(void **state)
         {"[broker]\nheartbeat =\n", "etc/x.ini:2: [broker] heartbeat = '': expected an integer "
                                     "0..3600"},
         {"[broker]\nurl = http://rabbit/\n",
-         "etc/x.ini:2: [broker] url = 'http://rabbit/': expected a URL starting with "
-         "amqp:// (amqps:// is not supported yet), without spaces"},
+         "etc/x.ini:2: [broker] url = 'http://rabbit/': expected a URL " BH__URL_EXPECT},
         {"[broker]\nurl = amqps://rabbit/\n",
-         "etc/x.ini:2: [broker] url = 'amqps://rabbit/': expected a URL starting with "
-         "amqp:// (amqps:// is not supported yet), without spaces"},
+         "etc/x.ini:2: [broker] url = 'amqps://rabbit/': expected a URL " BH__URL_EXPECT},
         {"[broker]\nurl = AMQP://rabbit/\n",
-         "etc/x.ini:2: [broker] url = 'AMQP://rabbit/': expected a URL starting with "
-         "amqp:// (amqps:// is not supported yet), without spaces"},
+         "etc/x.ini:2: [broker] url = 'AMQP://rabbit/': expected a URL " BH__URL_EXPECT},
         {"[broker]\nurl = amqp://a/ amqp://b/\n",
-         "etc/x.ini:2: [broker] url = 'amqp://a/ amqp://b/': expected a URL starting with "
-         "amqp:// (amqps:// is not supported yet), without spaces"},
-        {"[broker]\nurl =\n", "etc/x.ini:2: [broker] url = '': expected a URL starting with "
-                              "amqp:// (amqps:// is not supported yet), without spaces"},
+         "etc/x.ini:2: [broker] url = 'amqp://a/ amqp://b/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nurl =\n", "etc/x.ini:2: [broker] url = '': expected a URL " BH__URL_EXPECT},
         {"[host]\nplugins_dir =\n", "etc/x.ini:2: [host] plugins_dir = '': expected a folder "
                                     "path"},
         {"[host]\nlog_level = loud\n",
@@ -1140,6 +1134,89 @@ static void bad_reliability_options_are_refused(void **state)
     }
 }
 
+/* -- secrets: no password in any message ----------------------------------- */
+
+/* The error is the one wanted, and holds no piece of the password. */
+static void assert_secret_kept(const char *want)
+{
+    assert_string_equal(err, want);
+    assert_null(strstr(err, "S3c"));
+    assert_null(strstr(err, "etPW"));
+}
+
+static void refused_url_lines_never_show_the_password(void **state)
+{
+    static const struct {
+        const char *ini, *want;
+    } cases[] = {
+        {"[broker]\nurl = amqps://app:S3cretPW@h:5671/\n",
+         "etc/x.ini:2: [broker] url = 'amqps://app:***@h:5671/': expected a URL " BH__URL_EXPECT},
+        /* A raw '@' in the password: refused by the parser the host connects
+         * with, and hidden up to the last '@'. */
+        {"[broker]\nurl = amqp://app:S3c@retPW@h:5671/\n",
+         "etc/x.ini:2: [broker] url = 'amqp://app:***@h:5671/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nurl = amqp://app:S3c retPW@h/\n",
+         "etc/x.ini:2: [broker] url = 'amqp://app:***@h/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nurl = amqp://app:S3cretPW\n",
+         "etc/x.ini:2: [broker] url = 'amqp://app:***': expected a URL " BH__URL_EXPECT},
+        /* Continuation lines: one more URL each, or the tail of one. */
+        {"[broker]\nurl = amqp://guest:guest@h/\n  amqps://app:S3cretPW@h:5671/\n",
+         "etc/x.ini:3: [broker] url = 'amqps://app:***@h:5671/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nurl = amqp://h/\n  app:S3cretPW@h/\n",
+         "etc/x.ini:3: [broker] url = '***@h/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nheartbeat = 5\n  amqp://app:S3cretPW@h/\n",
+         "etc/x.ini:3: [broker] second value for 'heartbeat', which takes one (first at line 2)"},
+        /* A URL under another key, or a line inih cannot parse. */
+        {"[broker]\nheartbeat = amqp://app:S3cretPW@h/\n",
+         "etc/x.ini:2: [broker] heartbeat = 'amqp://app:***@h/': expected an integer 0..3600"},
+        {"[broker]\n= amqp://app:S3cretPW@h/\n",
+         "etc/x.ini:2: [broker] value 'amqp://app:***@h/' has no key name"},
+        {"[broker url = amqps://app:S3cretPW@h/\n",
+         "etc/x.ini:1: cannot parse this line: '[broker url = amqps://app:***@h/' " CANNOT_PARSE},
+        /* A ']' in the password makes a header of it (found by fuzz_config). */
+        {"[broker url = amqp://app:S3c]retPW@h/\nx = 1\n",
+         "etc/x.ini:2: section name [broker url = amqp://app:***] contains spaces"},
+        {"[amqp://app:S3c]retPW@h/\nx = 1\n",
+         "etc/x.ini:2: section name [amqp://app:***] contains ':' (a section is named after a "
+         "plugin)"},
+        {"[app@h]\nx = 1\n",
+         "etc/x.ini:2: section name [***@h] contains '@' (a section is named after a plugin)"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_not_equal(load(cases[i].ini), 0);
+        assert_secret_kept(cases[i].want);
+        bh__config_free(&cfg);
+    }
+}
+
+static void refused_bushost_url_never_shows_the_password(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("BUSHOST_URL", "amqp://ok/ amqps://app:S3cretPW@h:5671/", 1), 0);
+    assert_int_not_equal(load(""), 0);
+    assert_secret_kept("BUSHOST_URL: 'amqps://app:***@h:5671/': expected a URL " BH__URL_EXPECT);
+    assert_int_equal(setenv("BUSHOST_URL", "amqp://app:S3c@retPW@h/", 1), 0);
+    assert_int_not_equal(load(""), 0);
+    assert_secret_kept("BUSHOST_URL: 'amqp://app:***@h/': expected a URL " BH__URL_EXPECT);
+    /* Percent-encoded, the same password is accepted, and kept encoded. */
+    assert_int_equal(setenv("BUSHOST_URL", "amqp://app:S3c%40retPW@h/", 1), 0);
+    assert_loads("");
+    assert_string_equal(cfg.urls[0], "amqp://app:S3c%40retPW@h/");
+}
+
+static void refused_plugin_values_never_show_the_password(void **state)
+{
+    (void)state;
+    assert_int_not_equal(service("[echo]\ncount = amqp://app:S3cretPW@h/\n", sample_keys), 0);
+    assert_secret_kept("etc/x.ini:2: [echo] count = 'amqp://app:***@h/': expected an integer "
+                       "1..10");
+    assert_int_not_equal(service("[echo]\nworkers = amqp://app:S3cretPW@h/\n", sample_keys), 0);
+    assert_secret_kept("etc/x.ini:2: [echo] workers = 'amqp://app:***@h/': expected an integer "
+                       "0..256");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
 
 int main(void)
@@ -1202,6 +1279,9 @@ int main(void)
         T(reliability_options_are_off_by_default),
         T(reliability_options_are_read),
         T(bad_reliability_options_are_refused),
+        T(refused_url_lines_never_show_the_password),
+        T(refused_bushost_url_never_shows_the_password),
+        T(refused_plugin_values_never_show_the_password),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -237,6 +237,29 @@ static void test_refused_connect_backs_off_to_the_next_url(void **state)
     end();
 }
 
+/* Every log line shows a URL redacted: a raw '@' in the password hides all
+ * of it. */
+static void test_urls_are_logged_without_their_password(void **state)
+{
+    static const char *const secret[] = {"amqp://app:S3c@retPW@h:5672/"};
+    static const bh__conn_ops_t ops = {on_setup,    on_lost,    on_tick,
+                                       on_delivery, on_confirm, on_returned};
+
+    (void)state;
+    fb_fail(FB_CONNECT, 1);
+    bh__conn_init(&T.c, &T.lu.loop, secret, 1, 0, "test_conn", NULL, &ops, NULL);
+    T.started = true;
+    bh__conn_start(&T.c);
+    LU_UNTIL(&T.lu, WAIT_MS, bh__conn_ready(&T.c));
+    assert_true(bh__conn_ready(&T.c));
+    assert_int_equal(fl_count("cannot use broker amqp://app:***@h:5672/"), 1);
+    assert_int_equal(fl_count("reconnected to amqp://app:***@h:5672/"), 0);
+    assert_int_equal(fl_count("connected to amqp://app:***@h:5672/"), 1);
+    assert_int_equal(fl_count("S3c"), 0);
+    assert_int_equal(fl_count("etPW"), 0);
+    end();
+}
+
 static void test_failing_setup_is_a_failed_attempt(void **state)
 {
     (void)state;
@@ -501,6 +524,7 @@ int main(void)
         T_(test_name),
         T_(test_first_connect_consumes),
         T_(test_refused_connect_backs_off_to_the_next_url),
+        T_(test_urls_are_logged_without_their_password),
         T_(test_failing_setup_is_a_failed_attempt),
         T_(test_failure_is_lost_only_at_settle),
         T_(test_connections_lost_at_once_back_off_like_failed_attempts),

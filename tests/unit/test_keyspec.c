@@ -69,7 +69,7 @@ static int set(const bh__keyspec_t *k, const char *s)
 
 static const char *expect(const bh__keyspec_t *k)
 {
-    static char buf[160];
+    static char buf[512];
     bh__keyspec_expect(k, buf, sizeof buf);
     return buf;
 }
@@ -83,8 +83,49 @@ static void urls_are_appended_in_order(void **state)
     assert_int_equal(set(&url, "amqp://a/ amqp://b/"), BH_EINVAL);
     assert_int_equal(f.n_urls, 2);
     assert_string_equal(f.urls[1], "amqp://b/");
-    assert_string_equal(expect(&url), "a URL starting with amqp:// (amqps:// is not supported "
-                                      "yet), without spaces");
+    assert_string_equal(expect(&url),
+                        "a URL amqp://[user[:password]@]host[:port][/vhost] without spaces "
+                        "(amqps:// is not supported yet); in the user, password and vhost, write "
+                        "@ : / ? # [ ] % as %40 %3A %2F %3F %23 %5B %5D %25");
+}
+
+/* What the config accepts is what rabbitmq-c's amqp_parse_url, which the
+ * host connects with, accepts. */
+static void urls_are_checked_by_the_parser_the_host_connects_with(void **state)
+{
+    static const char *const good[] = {
+        "amqp://h",
+        "amqp://app:pw@h:5671/vh",
+        "amqp://app:S3c%40ret%3A%2F@h/",
+        "amqp://app@h/",
+        "amqp://app:@h/",
+        "amqp://[::1]:5672/",
+        "amqp://app:pw@[fe80::1]/v%2Fh",
+        "amqp://h:65535",
+    };
+    static const char *const bad[] = {
+        "amqp://app:S3c@retPW@h:5671/", /* a raw '@' in the password: write %40 */
+        "amqp://app:pa:ss@h/",          /* a raw ':' in the password */
+        "amqp://app:pa/ss@h/",          /* a raw '/' */
+        "amqp://app:pa#ss@h/",          /* a raw '#' */
+        "amqp://h:65536/",              /* port out of range */
+        "amqp://h:x/",                  /* port not a number */
+        "amqp://h/v/h",                 /* a raw '/' in the vhost */
+        "amqp://app:pw%4@h/",           /* a broken escape */
+        "amqp://app:pw%C3%A9@h/",       /* rabbitmq-c takes %XX up to %7F only */
+        "amqp://[::1/",                 /* an unclosed IPv6 host */
+        "amqp:/h",
+        "amqps://app:pw@h/", /* TLS: not yet */
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (set(&url, good[i]) != BH_OK) fail_msg("refused %s", good[i]);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (set(&url, bad[i]) != BH_EINVAL) fail_msg("accepted %s", bad[i]);
+    }
+    assert_int_equal(f.n_urls, sizeof good / sizeof good[0]);
 }
 
 static void integers_are_strict_and_bounded(void **state)
@@ -152,7 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(urls_are_appended_in_order), T(integers_are_strict_and_bounded),
         T(levels_dirs_names_formats),  T(choices_say_the_default_first),
-        T(exchanges_and_delays),
+        T(exchanges_and_delays),       T(urls_are_checked_by_the_parser_the_host_connects_with),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

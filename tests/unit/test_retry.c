@@ -190,6 +190,44 @@ static void event_copy_goes_to_the_events_retry_queue(void **state)
     bh__job_free(job);
 }
 
+/* The copy is the message as it was: a bytes-typed conversation_id with a
+ * NUL, and the status of a result, keep every byte and their kind. */
+static void copy_keeps_envelope_headers_byte_for_byte(void **state)
+{
+    static const bh__hdr_t hdrs[] = {
+        {.key = "conversation_id", .kind = BH__HDR_BYTES, .str = "c\0\xff", .len = 3},
+        {.key = "status", .kind = BH__HDR_STRING, .str = "error\0x", .len = 7},
+    };
+    ju_msg_t m = {.tag = 3,
+                  .exchange = "commands",
+                  .routing_key = "ping.Back",
+                  .headers = hdrs,
+                  .n_headers = 2,
+                  .conversation_id = "c",
+                  .status = "error"};
+    bh__job_t *job = ju_job(&m, BH_KIND_RESULT, on_any, 1);
+    bh__retry_t r = delayed();
+    bh__out_t *copy = NULL;
+    const bh__hdr_t *h;
+
+    (void)state;
+    assert_int_equal(bh__retry_decide(&r, job, &copy), BH__RETRY_COPY);
+    h = bh__hdr_find(copy->headers, copy->n_headers, "conversation_id");
+    assert_non_null(h);
+    assert_int_equal(h->kind, BH__HDR_BYTES);
+    assert_int_equal(h->len, 3);
+    assert_memory_equal(h->str, "c\0\xff", 3);
+    h = bh__hdr_find(copy->headers, copy->n_headers, "status");
+    assert_non_null(h);
+    assert_int_equal(h->kind, BH__HDR_STRING);
+    assert_int_equal(h->len, 7);
+    assert_memory_equal(h->str, "error\0x", 7);
+    assert_string_equal(copy->conversation_id, "c"); /* the C-string view, for logs */
+    assert_string_equal(copy->status, "error");
+    free(copy);
+    bh__job_free(job);
+}
+
 /* Each copy is named anew, so that a returned one is told apart. */
 static void copy_ids_are_unique(void **state)
 {
@@ -316,6 +354,7 @@ int main(void)
         T(copy_goes_to_the_retry_queue_of_the_attempt),
         T(event_copy_goes_to_the_events_retry_queue),
         T(copy_ids_are_unique),
+        T(copy_keeps_envelope_headers_byte_for_byte),
         T(given_up_after_the_last_delay),
         T(copy_restored_as_the_original),
         T(restore_rewrites_only_deliveries_from_the_default_exchange),

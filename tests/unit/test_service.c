@@ -1117,6 +1117,52 @@ static void compute_round_trip(void)
     assert_true(fb_wait_tag(conn1, tag, FB_TAG_ACKED, WAIT_MS));
 }
 
+/* Headers are copied byte for byte: a conversation_id with a NUL, sent as
+ * bytes ('x') or as a string ('S'), comes back whole and of the same kind on
+ * the result and on the events published while handling it. */
+static void conversation_id_goes_on_byte_for_byte_with_its_kind(void **state)
+{
+    static const char conv[] = "conv\0nul\xff";
+    fb_msg_t cmd = {.exchange = "commands",
+                    .routing_key = "svc.Compute",
+                    .content_type = "application/json",
+                    .conversation_id = conv,
+                    .conversation_len = sizeof conv - 1,
+                    .conversation_bytes = true,
+                    .reply_to = "caller.Computed",
+                    .correlation_id = "corr-7",
+                    .body = "{\"a\":2,\"b\":3}"};
+    fb_msg_t ev = {.exchange = "events",
+                   .routing_key = "ManyPublished",
+                   .content_type = "application/json",
+                   .conversation_id = "a\0b",
+                   .conversation_len = 3,
+                   .reply_to = "",
+                   .correlation_id = "",
+                   .body = "{\"n\":1}"};
+
+    (void)state;
+    start(1, 5000);
+    uint64_t t1 = fb_deliver(&cmd);
+    assert_true(fb_wait_count(FB_PUBLISH, conn1, 1, WAIT_MS));
+    const fb_rec_t *p = fb_nth(FB_PUBLISH, conn1, 0);
+    assert_string_equal(p->status, "success");
+    assert_int_equal(p->conversation_len, sizeof conv - 1);
+    assert_memory_equal(p->conversation_id, conv, sizeof conv - 1);
+    assert_true(p->conversation_bytes);
+    uint64_t t2 = fb_deliver(&ev);
+    assert_true(fb_wait_count(FB_PUBLISH, conn1, 2, WAIT_MS));
+    p = fb_nth(FB_PUBLISH, conn1, 1);
+    assert_string_equal(p->key, "Many");
+    assert_int_equal(p->conversation_len, 3);
+    assert_memory_equal(p->conversation_id, "a\0b", 3);
+    assert_false(p->conversation_bytes);
+    assert_true(fb_confirm(2, true, true));
+    assert_true(fb_wait_tag(conn1, t1, FB_TAG_ACKED, WAIT_MS));
+    assert_true(fb_wait_tag(conn1, t2, FB_TAG_ACKED, WAIT_MS));
+    stop_ok();
+}
+
 static void command_result_goes_to_reply_to_with_correlation_and_status(void **state)
 {
     (void)state;
@@ -1371,6 +1417,7 @@ int main(void)
         T(undecodable_payload_is_dead_lettered_unhandled),
         T(message_without_handler_or_valid_envelope_is_dead_lettered),
         T(command_result_goes_to_reply_to_with_correlation_and_status),
+        T(conversation_id_goes_on_byte_for_byte_with_its_kind),
         T(zero_workers_run_handlers_on_the_io_thread),
         T(zero_workers_log_a_slow_handler),
         T(result_is_handed_to_the_results_handler),

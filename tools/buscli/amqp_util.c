@@ -16,6 +16,8 @@
 
 #include <amqp_tcp_socket.h>
 
+#include "redact.h"
+
 #define HEARTBEAT_S 60
 #define CONNECT_TIMEOUT_S 10
 /* Declares, gets and closes give up after this; a broker that does not
@@ -223,7 +225,7 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     amqp_socket_t *sock;
     amqp_rpc_reply_t r;
     bh__cli_conn_t *c;
-    char *u = strdup(url), text[400];
+    char *u = strdup(url), text[400], shown[256];
     uint16_t code;
     int status, rc;
 
@@ -232,7 +234,8 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
         return EX_SOFTWARE;
     }
     if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK) {
-        bh__cli_error("'%s' is not an AMQP URL (amqp://user:password@host:port/vhost)", url);
+        bh__cli_error("'%s' is not an AMQP URL: expected %s", bh__redact(url, shown, sizeof shown),
+                      BH__URL_EXPECT);
         free(u);
         return EX_USAGE;
     }
@@ -240,7 +243,8 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
      * like pika and bushost, take it as the default vhost "/". */
     if (!ci.vhost || !*ci.vhost) ci.vhost = "/";
     if (ci.ssl) {
-        bh__cli_error("'%s': amqps:// is not supported by buscli yet", url);
+        bh__cli_error("'%s': amqps:// is not supported by buscli yet",
+                      bh__redact(url, shown, sizeof shown));
         free(u);
         return EX_USAGE;
     }
@@ -303,7 +307,7 @@ fail:
 int bh__cli_connect(const char *urls, const char *purpose, bh__cli_conn_t **out)
 {
     static const char *const sep = " ,\t\r\n";
-    char *copy = strdup(urls), *save = NULL, *tok;
+    char *copy = strdup(urls), *save = NULL, *tok, shown[256];
     int rc = EX_USAGE;
     bool any = false;
 
@@ -317,7 +321,7 @@ int bh__cli_connect(const char *urls, const char *purpose, bh__cli_conn_t **out)
         rc = connect_one(tok, purpose, out);
         if (rc == 0 || rc == EX_USAGE) break;
     }
-    if (!any) bh__cli_error("no broker URL in '%s'", urls);
+    if (!any) bh__cli_error("no broker URL in '%s'", bh__redact(urls, shown, sizeof shown));
     free(copy);
     return rc;
 }
@@ -325,16 +329,20 @@ int bh__cli_connect(const char *urls, const char *purpose, bh__cli_conn_t **out)
 int bh__cli_url_vhost(const char *urls, char **vhost)
 {
     struct amqp_connection_info ci;
-    char *copy = strdup(urls), *save = NULL, *tok;
+    char *copy = strdup(urls), *save = NULL, *tok, *u = NULL, shown[256];
     int rc = EX_USAGE;
 
     if (!copy) return EX_SOFTWARE;
     tok = strtok_r(copy, " ,\t\r\n", &save);
-    if (!tok) bh__cli_error("no broker URL in '%s'", urls);
-    else if (amqp_parse_url(tok, &ci) != AMQP_STATUS_OK)
-        bh__cli_error("'%s' is not an AMQP URL (amqp://user:password@host:port/vhost)", tok);
+    /* amqp_parse_url cuts up what it parses: the message quotes tok whole. */
+    if (!tok) bh__cli_error("no broker URL in '%s'", bh__redact(urls, shown, sizeof shown));
+    else if (!(u = strdup(tok))) rc = EX_SOFTWARE;
+    else if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK)
+        bh__cli_error("'%s' is not an AMQP URL: expected %s", bh__redact(tok, shown, sizeof shown),
+                      BH__URL_EXPECT);
     else if (!(*vhost = strdup(ci.vhost && *ci.vhost ? ci.vhost : "/"))) rc = EX_SOFTWARE;
     else rc = 0;
+    free(u);
     free(copy);
     return rc;
 }
