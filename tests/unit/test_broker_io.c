@@ -242,9 +242,9 @@ static void deliver(const char *body, size_t len, size_t piece)
                               .delivery_tag = 7,
                               .exchange = amqp_cstring_bytes("events"),
                               .routing_key = amqp_cstring_bytes("svc.Happened")};
-    amqp_table_entry_t h = {.key = amqp_cstring_bytes("conversation_id"),
-                            .value = {.kind = AMQP_FIELD_KIND_BYTES,
-                                      .value.bytes = {3, (void *)"a\0b"}}};
+    amqp_table_entry_t h = {
+        .key = amqp_cstring_bytes("conversation_id"),
+        .value = {.kind = AMQP_FIELD_KIND_BYTES, .value.bytes = {3, (void *)"a\0b"}}};
     amqp_basic_properties_t p = {._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG,
                                  .content_type = amqp_cstring_bytes("application/json"),
                                  .headers = {1, &h}};
@@ -259,7 +259,8 @@ static void deliver(const char *body, size_t len, size_t piece)
         size_t n = len - off < piece ? len - off : piece;
         b.payload.body_fragment = (amqp_bytes_t){n, (void *)(body + off)};
         assert_int_equal(amqp_send_frame(T.peer, &b), 0);
-        if (!off) peer_method(CH_PUBLISH, AMQP_BASIC_ACK_METHOD, &(amqp_basic_ack_t){.delivery_tag = 5});
+        if (!off)
+            peer_method(CH_PUBLISH, AMQP_BASIC_ACK_METHOD, &(amqp_basic_ack_t){.delivery_tag = 5});
     }
 }
 
@@ -321,7 +322,8 @@ static void a_body_over_the_limit_is_dropped_not_kept(void **state)
 static void a_body_longer_than_its_header_says_is_an_error(void **state)
 {
     (void)state;
-    amqp_basic_deliver_t m = {.delivery_tag = 1, .exchange = amqp_cstring_bytes("events"),
+    amqp_basic_deliver_t m = {.delivery_tag = 1,
+                              .exchange = amqp_cstring_bytes("events"),
                               .routing_key = amqp_cstring_bytes("k")};
     amqp_basic_properties_t p = {._flags = 0};
     amqp_frame_t f = {.frame_type = AMQP_FRAME_HEADER, .channel = CH_CONSUME};
