@@ -40,8 +40,7 @@ int bh__guard_start(bh__guard_t *g, const bh__config_t *cfg, const bh__svc_conf_
     g->log = log;
     g->crash_limit = crash_limit;
     g->handler_timeout_ms = conf->handler_timeout_ms;
-    if (bh__journal_open(&g->journal, cfg->state_dir, conf->service, err, errlen))
-        return BH_EINVAL;
+    if (bh__journal_open(&g->journal, cfg->state_dir, conf->service, err, errlen)) return BH_EINVAL;
     const bh__journal_entry_t *const *r = bh__journal_recovered(g->journal, &n);
     for (size_t i = 0; i < n; i++)
         bh__log(log, BH_WARNING, NULL,
@@ -91,8 +90,7 @@ bool bh__guard_admit(bh__guard_t *g, bh__job_t *job)
 
 void bh__guard_done(bh__guard_t *g, const bh__job_t *job)
 {
-    if (bh__journal_counted(g->journal) && job->ident)
-        bh__journal_forget(g->journal, job->ident);
+    if (bh__journal_counted(g->journal) && job->ident) bh__journal_forget(g->journal, job->ident);
 }
 
 long bh__guard_consumer_timeout(const char *why)
@@ -108,8 +106,7 @@ long bh__guard_consumer_timeout(const char *why)
 
 /* Which runs the broker took back: those past the limit (it runs from the
  * delivery, a little before the handler's start), else the oldest. */
-static bool taken_back(const bh__journal_run_t *run, size_t n, size_t i, long limit,
-                       uint64_t now)
+static bool taken_back(const bh__journal_run_t *run, size_t n, size_t i, long limit, uint64_t now)
 {
     bool any_past = false;
     for (size_t k = 0; k < n; k++)

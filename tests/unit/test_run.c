@@ -2,8 +2,8 @@
  *
  * run.c with job.c real. Its neighbours are fakes: the completion queue,
  * the worker pool and acks are fake_io.c, the logger fake_log.c; the
- * payload codec, the API context, settle and the clock (uv_hrtime: libuv
- * is not linked) are fakes here, each recording into fake_io's log so that
+ * payload codec, the API context, settle and the clock (uv_hrtime, which
+ * wins over libuv's) are fakes here, each recording into fake_io's log so that
  * the order of events shows. */
 #include <setjmp.h>
 #include <stdarg.h>
