@@ -198,8 +198,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         IT_TEST(test_poison_message_ends_in_dlq_after_delivery_limit_and_all_others_are_handled),
-        IT_TEST(
-            test_poison_message_on_a_classic_queue_is_dead_lettered_after_crash_limit_crashes),
+        IT_TEST(test_poison_message_on_a_classic_queue_is_dead_lettered_after_crash_limit_crashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,9 +51,8 @@ static bh__journal_t *open_ok(const char *d, const char *name)
     return j;
 }
 
-static const ju_msg_t poison = {.routing_key = "svc.Crash",
-                                .body = "{\"crash\":true}",
-                                .conversation_id = "conv-1"};
+static const ju_msg_t poison = {
+    .routing_key = "svc.Crash", .body = "{\"crash\":true}", .conversation_id = "conv-1"};
 static const ju_msg_t other = {.routing_key = "svc.Crash", .body = "{\"crash\":false}"};
 
 static bh__job_t *job_of(const ju_msg_t *m) { return ju_job(m, BH_KIND_COMMAND, NULL, 1); }
@@ -312,9 +311,10 @@ static void consumer_timeout_is_recognised_in_the_channel_close(void **state)
                          "This timeout value can be configured, see consumers doc guide to learn "
                          "more"),
                      5000);
-    assert_int_equal(bh__guard_consumer_timeout("broker closed channel 1: 406 PRECONDITION_FAILED "
-                                                "- delivery acknowledgement on channel 1 timed out"),
-                     0);
+    assert_int_equal(
+        bh__guard_consumer_timeout("broker closed channel 1: 406 PRECONDITION_FAILED "
+                                   "- delivery acknowledgement on channel 1 timed out"),
+        0);
     assert_int_equal(bh__guard_consumer_timeout("broker closed channel 1: 406 PRECONDITION_FAILED "
                                                 "- inequivalent arg 'x-queue-type'"),
                      -1);
