@@ -10,6 +10,9 @@ static const char *conv_of(const bh__job_t *job)
     return job && job->msg.conversation_id ? job->msg.conversation_id : "";
 }
 
+/* ms since start (a run may begin after `now` was read). */
+static uint64_t since(uint64_t now, uint64_t start) { return now > start ? now - start : 0; }
+
 static void on_timer(uv_timer_t *t)
 {
     bh__guard_t *g = t->data;
@@ -17,7 +20,7 @@ static void on_timer(uv_timer_t *t)
     size_t n = bh__journal_running(g->journal, run, BH__JOURNAL_SLOTS);
     uint64_t now = bh__journal_now_ms();
     for (size_t i = 0; i < n; i++) {
-        uint64_t ms = now > run[i].start_ms ? now - run[i].start_ms : 0;
+        uint64_t ms = since(now, run[i].start_ms);
         if (ms < (uint64_t)g->handler_timeout_ms || g->warned[run[i].slot] == run[i].seq ||
             !run[i].job)
             continue;
@@ -104,14 +107,19 @@ long bh__guard_consumer_timeout(const char *why)
     return strtol(p + sizeof used - 1, NULL, 10);
 }
 
-/* Which runs the broker took back: those past the limit (it runs from the
- * delivery, a little before the handler's start), else the oldest. */
+/* Which runs the broker took back: those past the limit (with 50 ms to
+ * spare: it runs from the delivery, a little before the handler's start),
+ * else the oldest. */
+static bool past(const bh__journal_run_t *r, long limit, uint64_t now)
+{
+    return limit > 0 && since(now, r->start_ms) + 50 >= (uint64_t)limit;
+}
+
 static bool taken_back(const bh__journal_run_t *run, size_t n, size_t i, long limit, uint64_t now)
 {
     bool any_past = false;
-    for (size_t k = 0; k < n; k++)
-        any_past |= limit > 0 && now - run[k].start_ms + 50 >= (uint64_t)limit;
-    if (any_past) return now - run[i].start_ms + 50 >= (uint64_t)limit;
+    for (size_t k = 0; k < n; k++) any_past |= past(&run[k], limit, now);
+    if (any_past) return past(&run[i], limit, now);
     for (size_t k = 0; k < n; k++)
         if (run[k].start_ms < run[i].start_ms) return false;
     return true;
@@ -128,7 +136,8 @@ void bh__guard_lost(bh__guard_t *g, const char *why)
     for (size_t i = 0; i < n; i++) {
         if (!taken_back(run, n, i, limit, now)) continue;
         bool seen = false; /* an older run of the same message may still be going */
-        for (size_t k = 0; k < i; k++) seen |= run[k].ident == run[i].ident;
+        for (size_t k = 0; k < i; k++)
+            seen |= run[k].ident == run[i].ident && taken_back(run, n, k, limit, now);
         if (seen) continue;
         bh__journal_entry_t *e = bh__journal_entry(g->journal, run[i].ident, true);
         e->timeouts++;
@@ -150,7 +159,11 @@ void bh__guard_lost(bh__guard_t *g, const char *why)
                 limit);
 }
 
-uint64_t bh__guard_slow_handlers(const bh__guard_t *g) { return g->slow_handlers; }
+void bh__guard_stats(const bh__guard_t *g, bh__guard_stats_t *out)
+{
+    out->slow_handlers = g->slow_handlers;
+    out->consumer_timeouts = g->consumer_timeouts;
+}
 
 void bh__guard_close(bh__guard_t *g)
 {

@@ -57,8 +57,12 @@ void bh__guard_lost(bh__guard_t *g, const char *why);
 /* The consumer timeout in ms when why is the broker closing a channel for
  * one (0 when unknown), else -1. Pure. */
 long bh__guard_consumer_timeout(const char *why);
-/* Handlers that ran past handler_timeout_ms (each run counted once). */
-uint64_t bh__guard_slow_handlers(const bh__guard_t *g);
+/* The counters, for the metrics. */
+typedef struct bh__guard_stats {
+    uint64_t slow_handlers;     /* runs past handler_timeout_ms, each counted once */
+    uint64_t consumer_timeouts; /* channels the broker closed for a consumer timeout */
+} bh__guard_stats_t;
+void bh__guard_stats(const bh__guard_t *g, bh__guard_stats_t *out);
 /* Stop the timer (the loop is ending). */
 void bh__guard_close(bh__guard_t *g);
 /* Handlers are left running as the process exits (the shutdown deadline

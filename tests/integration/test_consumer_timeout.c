@@ -62,7 +62,8 @@ static void publish_json(it_conn_t *c, const char *key, const char *reply_to, co
     it_publish(c, &p);
 }
 
-static void test_handler_past_consumer_timeout_is_dead_lettered_after_crash_limit_and_others_are_served(
+static void
+test_handler_past_consumer_timeout_is_dead_lettered_after_crash_limit_and_others_are_served(
     void **state)
 {
     static const it_host_opts_t opts = {

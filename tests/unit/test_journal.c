@@ -351,9 +351,47 @@ static void consumer_timeouts_are_counted_per_message_up_to_crash_limit(void **s
     bh__job_t *last = job_of(&poison);
     assert_false(bh__guard_admit(&g, last));
     assert_non_null(fl_find(BH_EMERGENCY, "outlived the broker's consumer_timeout 2 time(s)"));
+    bh__guard_stats_t st;
+    bh__guard_stats(&g, &st);
+    assert_int_equal(st.consumer_timeouts, 2);
     bh__guard_free(&g);
     bh__job_free(slow);
     bh__job_free(last);
+}
+
+static void a_handler_past_handler_timeout_ms_is_warned_about_once_and_counted(void **state)
+{
+    bh__guard_t g;
+    bh__guard_stats_t st;
+    char err[256];
+    uv_loop_t loop;
+    bh__config_t cfg = {.crash_limit = 3};
+    bh__svc_conf_t conf = {.service = "svc", .handler_timeout_ms = 20};
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(bh__guard_start(&g, &cfg, &conf, fl_logger(), err, sizeof err), BH_OK);
+    bh__guard_watch(&g, &loop);
+    bh__job_t *job = job_of(&poison);
+    bh__journal_begin(g.journal, 1, job);
+    uint64_t until = bh__journal_now_ms() + 100; /* five looks past the limit */
+    while (bh__journal_now_ms() < until) uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(fl_count_match(BH_WARNING, "handler for command 'svc.Crash' has run"), 1);
+    assert_non_null(fl_find(BH_WARNING, "past handler_timeout_ms = 20"));
+    bh__guard_stats(&g, &st);
+    assert_int_equal(st.slow_handlers, 1);
+    /* The next run in the slot is a new one. */
+    bh__journal_end(g.journal);
+    bh__journal_begin(g.journal, 1, job);
+    until = bh__journal_now_ms() + 60;
+    while (bh__journal_now_ms() < until) uv_run(&loop, UV_RUN_ONCE);
+    bh__journal_end(g.journal);
+    bh__guard_stats(&g, &st);
+    assert_int_equal(st.slow_handlers, 2);
+    bh__guard_close(&g);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    bh__guard_free(&g);
+    bh__job_free(job);
 }
 
 int main(void)
@@ -374,6 +412,7 @@ int main(void)
         T(a_message_handled_to_the_end_is_forgotten),
         T(consumer_timeout_is_recognised_in_the_channel_close),
         T(consumer_timeouts_are_counted_per_message_up_to_crash_limit),
+        T(a_handler_past_handler_timeout_ms_is_warned_about_once_and_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
