@@ -47,7 +47,7 @@ typedef struct bh__journal_entry {
 typedef struct bh__journal_run {
     size_t slot;
     uint64_t ident;
-    uint64_t start_ms; /* CLOCK_MONOTONIC */
+    uint64_t start_ms; /* bh__journal_now_ms */
     uint32_t seq;      /* changes with every begin in the slot */
     const bh__job_t *job;
 } bh__journal_run_t;
@@ -69,7 +69,7 @@ const bh__journal_entry_t *const *bh__journal_recovered(const bh__journal_t *j, 
  * id, correlation id, content type, body and delayed-retry attempt. Never
  * 0. */
 uint64_t bh__journal_ident(const bh__delivery_t *d, unsigned attempt);
-/* CLOCK_MONOTONIC in ms. */
+/* CLOCK_MONOTONIC(_COARSE) in ms: a few ms of resolution. */
 uint64_t bh__journal_now_ms(void);
 
 /* The calling thread starts / ended handling job (identity ident). j may
