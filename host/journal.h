@@ -64,10 +64,10 @@ const char *bh__journal_path(const bh__journal_t *j);
 /* The entries open() counted a crash for, and how many. */
 const bh__journal_entry_t *const *bh__journal_recovered(const bh__journal_t *j, size_t *n);
 
-/* A message's identity, stable across redeliveries (classic queues give no
- * delivery count): a 64-bit FNV-1a hash of its routing key, conversation
- * id, correlation id, content type, body and delayed-retry attempt. Never
- * 0. */
+/* A message's identity, stable across redeliveries and processes (classic
+ * queues give no delivery count): a 64-bit hash, not seeded, of its routing
+ * key, conversation id, correlation id, content type, body and
+ * delayed-retry attempt. Never 0. */
 uint64_t bh__journal_ident(const bh__delivery_t *d, unsigned attempt);
 /* CLOCK_MONOTONIC(_COARSE) in ms: a few ms of resolution. */
 uint64_t bh__journal_now_ms(void);
