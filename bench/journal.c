@@ -89,7 +89,8 @@ int main(int argc, char **argv)
     bh__logger_t *log = bh__logger_new("bench");
     double t[2] = {0, 0}, ratio[MAX_ROUNDS];
 
-    if (n < 1 || rounds < 1 || rounds > MAX_ROUNDS) bench_die("usage: bench_journal [MESSAGES [ROUNDS]]");
+    if (n < 1 || rounds < 1 || rounds > MAX_ROUNDS)
+        bench_die("usage: bench_journal [MESSAGES [ROUNDS]]");
     d.body = body;
     d.body_len = bench_cbor_body(body, sizeof body, kv, 7);
     if (!mkdtemp(dir)) bench_die("mkdtemp: cannot make a state folder");

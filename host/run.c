@@ -10,17 +10,20 @@
 void bh__run_one(const bh__run_t *r, bh__job_t *job)
 {
     bh__delivery_t *d = job->d;
+    /* In the crash journal from the decoding on: a crash there is the
+     * message's too. */
+    bh__journal_t *jr = r->guard ? r->guard->journal : NULL;
+    if (jr && !job->ident) job->ident = bh__journal_ident(d, job->attempt);
+    bh__journal_begin(jr, job->ident, job);
     if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
                            job->err, sizeof job->err)) {
+        bh__journal_end(jr);
         job->outcome = 0;
         return;
     }
     bh__ctx_t ctx;
     job->msg.payload = job->payload;
     bh__ctx_init(&ctx, r->service, r->format, r->log, job, NULL);
-    bh__journal_t *jr = r->guard ? r->guard->journal : NULL;
-    if (jr && !job->ident) job->ident = bh__journal_ident(d, job->attempt);
-    bh__journal_begin(jr, job->ident, job);
     int o = job->handler(&ctx.pub, &job->msg, r->state);
     bh__journal_end(jr);
     if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
