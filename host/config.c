@@ -82,6 +82,20 @@ static const bh__keyspec_t host_keys[] = {
      .max = 536870912,
      .offset = CFG(max_message_size),
      .help = "bytes: a larger delivery is dead-lettered, a larger publish refused"},
+    {.section = "host",
+     .key = "state_dir",
+     .kind = BH__K_DIR,
+     .def = NULL,
+     .offset = CFG(state_dir),
+     .help = "folder of the crash journals, relative to this file's folder; none: in memory"},
+    {.section = "host",
+     .key = "crash_limit",
+     .kind = BH__K_INT,
+     .def = "3",
+     .min = 0,
+     .max = 1000,
+     .offset = CFG(crash_limit),
+     .help = "crashes or consumer timeouts before a message is dead-lettered, 0 = never"},
 };
 #define N_HOST_KEYS (sizeof host_keys / sizeof host_keys[0])
 
@@ -144,6 +158,13 @@ static const bh__keyspec_t service_keys[] = {
      .offset = SVC(retry_delays),
      .n = SVC(n_retry_delays),
      .help = "delayed retry: waits before each new attempt, e.g. 1s, 10s, 60s"},
+    {.key = "handler_timeout_ms",
+     .kind = BH__K_INT,
+     .def = "0",
+     .min = 0,
+     .max = 86400000,
+     .offset = SVC(handler_timeout_ms),
+     .help = "warn about a handler running longer than this, 0 = never"},
 };
 #define N_SERVICE_KEYS (sizeof service_keys / sizeof service_keys[0])
 
@@ -375,6 +396,7 @@ void bh__config_free(bh__config_t *cfg)
     free(cfg->urls);
     free(cfg->path);
     free(cfg->plugins_dir);
+    free(cfg->state_dir);
     for (sec = cfg->sections; sec; sec = next_sec) {
         next_sec = sec->next;
         for (kv = sec->keys; kv; kv = next_kv) {

@@ -37,6 +37,8 @@ typedef struct bh__config {
     int healthcheck_interval; /* seconds, default 60, 0 disables */
     int shutdown_timeout;     /* ms to let running handlers finish, default 30000 */
     int max_message_size;     /* bytes of a body, in or out; default 16 MiB */
+    char *state_dir;          /* crash journals (journal.h); NULL: in memory */
+    int crash_limit;          /* crashes or consumer timeouts before dead-lettering, default 3 */
     bh__section_t *sections;  /* every other section, unvalidated */
 } bh__config_t;
 
@@ -57,6 +59,7 @@ void bh__config_free(bh__config_t *cfg);
  *   delivery_limit        0..1000000, quorum only (default 0: none)
  *   dead_letter_exchange  an exchange name (default: none; use a broker policy)
  *   retry_delays durations such as "1s, 10s, 60s" (default: none)
+ *   handler_timeout_ms    0..86400000, warn about longer handlers (default 0: never)
  * plus the keys the plugin declares. */
 enum { BH__MAX_RETRY_DELAYS = 16 };
 
@@ -75,7 +78,8 @@ typedef struct bh__svc_conf {
      * failure is dead-lettered. n_retry_delays == 0: requeue once (default). */
     unsigned retry_delays[BH__MAX_RETRY_DELAYS];
     size_t n_retry_delays;
-    size_t n; /* plugin keys, declared order; defaults applied */
+    int handler_timeout_ms; /* warn past this, 0 = never (guard.h) */
+    size_t n;               /* plugin keys, declared order; defaults applied */
     char **keys;
     char **values; /* NULL for absent keys without a default */
 } bh__svc_conf_t;

@@ -19,9 +19,17 @@ const char *const bh__contract_host_sections[BH__HOST_SECTIONS + 1] = {"broker",
 
 /* In the order config.c lists them in its messages. */
 const char *const bh__contract_reserved_keys[] = {
-    "service",      "workers",    "prefetch",       "worker_scheduling",
-    "content_type", "queue_type", "delivery_limit", "dead_letter_exchange",
-    "retry_delays", NULL,
+    "service",
+    "workers",
+    "prefetch",
+    "worker_scheduling",
+    "content_type",
+    "queue_type",
+    "delivery_limit",
+    "dead_letter_exchange",
+    "retry_delays",
+    "handler_timeout_ms",
+    NULL,
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) BH_PRINTF(3, 4);

@@ -122,6 +122,7 @@ typedef struct bh__job {
     bh_msg_t msg; /* the plugin's view of d */
     bh_value_t *payload;
     unsigned attempt; /* delayed retries so far (retry.h) */
+    uint64_t ident;   /* identity in the journal (journal.h), 0 until computed */
     /* Filled on the worker: */
     bh_outcome_t outcome; /* 0 when the payload failed to decode */
     char err[200];        /* why it failed to decode */

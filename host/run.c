@@ -10,8 +10,14 @@
 void bh__run_one(const bh__run_t *r, bh__job_t *job)
 {
     bh__delivery_t *d = job->d;
+    /* In the crash journal from the decoding on: a crash there is the
+     * message's too. */
+    bh__journal_t *jr = r->guard ? r->guard->journal : NULL;
+    if (jr && !job->ident) job->ident = bh__journal_ident(d, job->attempt);
+    bh__journal_begin(jr, job->ident, job);
     if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
                            job->err, sizeof job->err)) {
+        bh__journal_end(jr);
         job->outcome = 0;
         return;
     }
@@ -20,6 +26,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     bh__ctx_init(&ctx, r->service, r->format, r->log, job, NULL);
     if (r->max_message) ctx.max_message = r->max_message;
     int o = job->handler(&ctx.pub, &job->msg, r->state);
+    bh__journal_end(jr);
     if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
         bh__log(r->log, BH_ALERT, job->msg.conversation_id,
                 "handler for %s '%s' returned %d, not a bh_outcome_t; treating it as BH_RETRY",
@@ -46,10 +53,22 @@ void bh__run_worker(void *ud, bh__job_t *job)
 
 void bh__run_add(bh__run_t *r, bh__job_t *job)
 {
+    if (r->guard && !bh__guard_admit(r->guard, job)) {
+        bh__acker_reject(r->settle->acks, job->d->tag, false);
+        bh__settle_drop(r->settle, job);
+        return;
+    }
     job->next = NULL;
     *r->batch_tail = job;
     r->batch_tail = &job->next;
     r->batch_n++;
+}
+
+/* A handler returned: its counts go once it is settled where it came from. */
+static void complete(bh__run_t *r, bh__job_t *j)
+{
+    if (r->guard && j->gen == r->settle->conn->gen) bh__guard_done(r->guard, j);
+    bh__settle_complete(r->settle, j);
 }
 
 /* The plugin promised its handlers never block; one that takes long anyway
@@ -68,7 +87,7 @@ static void run_inline(bh__run_t *r, bh__job_t *j)
                     "handler for %s '%s' ran %llu ms on the I/O thread (workers = 0), holding up "
                     "heartbeats, confirms and acks; give this service workers",
                     bh__kind_name(j->msg.kind), j->d->routing_key, (unsigned long long)ms);
-        bh__settle_complete(r->settle, j);
+        complete(r, j);
     }
 }
 
@@ -98,11 +117,17 @@ void bh__run_give_back(bh__run_t *r, bool requeue)
     }
 }
 
+void bh__run_lost(bh__run_t *r)
+{
+    if (r->guard) bh__guard_lost(r->guard, r->settle->conn->why);
+    bh__run_give_back(r, false);
+}
+
 void bh__run_collect(bh__run_t *r, bool disarm)
 {
     for (bh__job_t *j = bh__cq_take_all(r->cq, disarm), *n; j; j = n) {
         n = j->next;
         j->next = NULL;
-        bh__settle_complete(r->settle, j);
+        complete(r, j);
     }
 }

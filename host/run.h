@@ -14,6 +14,7 @@
 
 #include "bushost.h"
 #include "cq.h"
+#include "guard.h"
 #include "job.h"
 #include "log.h"
 #include "settle.h"
@@ -28,6 +29,7 @@ typedef struct bh__run {
     bh__logger_t *log;
     void *state;        /* the plugin's, from init */
     size_t max_message; /* [host] max_message_size; 0: the default */
+    bh__guard_t *guard; /* NULL: no journal, no crash_limit */
     /* I/O thread: */
     bh__workers_t *workers; /* a pool without threads: run inline */
     bool inline_;
@@ -44,7 +46,8 @@ typedef struct bh__run {
 void bh__run_one(const bh__run_t *r, bh__job_t *job);
 /* The workers' function (ud: the bh__run_t). */
 void bh__run_worker(void *ud, bh__job_t *job);
-/* Queue a job of this poll. */
+/* Queue a job of this poll, unless the guard refuses it (crash_limit):
+ * then it is dead-lettered. */
 void bh__run_add(bh__run_t *r, bh__job_t *job);
 /* Hand this poll's jobs over (or run them inline). */
 void bh__run_flush(bh__run_t *r);
@@ -52,6 +55,9 @@ void bh__run_flush(bh__run_t *r);
  * requeue (a drain: other instances can take them); else the connection is
  * gone and the broker redelivers them by itself. */
 void bh__run_give_back(bh__run_t *r, bool requeue);
+/* The connection was lost: give back (no requeue), and let the guard look
+ * at why (a consumer timeout). */
+void bh__run_lost(bh__run_t *r);
 /* Settle the jobs the workers finished; see bh__cq_take_all for disarm. */
 void bh__run_collect(bh__run_t *r, bool disarm);
 

@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "cq.h"
 #include "dispatch.h"
+#include "guard.h"
 #include "log.h"
 #include "outbox.h"
 #include "payload.h"
@@ -61,6 +62,7 @@ struct bh__service {
     bh__retry_t retry;
     bh__settle_t settle;
     bh__run_t run;
+    bh__guard_t guard; /* the crash journal, crash_limit, consumer timeouts */
 
     atomic_bool stop_requested;
     atomic_bool clean;
@@ -81,19 +83,15 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
     s->cfg = cfg;
     s->plugin = plugin;
     if (bh__config_service(cfg, plugin->desc->name, plugin->desc->service, plugin->desc->config,
-                           &s->conf, err, errlen)) {
-        free(s);
-        return BH_EINVAL;
-    }
+                           &s->conf, err, errlen))
+        return free(s), BH_EINVAL;
     s->half_prefetch = s->conf.prefetch > 1 ? (size_t)s->conf.prefetch / 2 : 1;
     if (!(s->log = bh__logger_new(s->conf.service)) ||
-        bh__topology_build(&s->topo, &s->conf, plugin->desc)) {
-        snprintf(err, errlen, "out of memory");
-        bh__service_free(s);
-        return BH_ENOMEM;
-    }
+        bh__topology_build(&s->topo, &s->conf, plugin->desc))
+        return bh__service_free(s), snprintf(err, errlen, "out of memory"), BH_ENOMEM;
     s->retry = (bh__retry_t){s->conf.retry_delays, s->conf.n_retry_delays, &s->topo, s->log, 0};
-    s->run = (bh__run_t){.service = s->conf.service, .format = s->conf.format, .log = s->log};
+    s->run = (bh__run_t){
+        .service = s->conf.service, .format = s->conf.format, .log = s->log, .guard = &s->guard};
     bh__conn_name(s->conn_name, sizeof s->conn_name, s->conf.service, plugin->desc->name);
     *out = s;
     return 0;
@@ -146,8 +144,7 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
 
 static void cb_confirm(void *ud, uint64_t tag, bool multiple, bool acked)
 {
-    bh__service_t *s = ud;
-    bh__outbox_confirm(&s->out, tag, multiple, acked);
+    bh__outbox_confirm(&((bh__service_t *)ud)->out, tag, multiple, acked);
 }
 
 static void cb_returned(void *ud, const char *exchange, const char *key, int code, const char *text,
@@ -169,6 +166,7 @@ static void finish(bh__service_t *s)
     bh__conn_close(&s->conn);
     bh__outbox_close(&s->out);
     bh__acker_close(&s->acks);
+    bh__guard_close(&s->guard);
     uv_close((uv_handle_t *)&s->wake, NULL);
     uv_close((uv_handle_t *)&s->health, NULL);
     uv_close((uv_handle_t *)&s->deadline, NULL);
@@ -232,7 +230,7 @@ static void on_lost(void *ud)
     bh__service_t *s = ud;
     bh__acker_lost(&s->acks);
     bh__outbox_lost(&s->out);
-    bh__run_give_back(&s->run, false);
+    bh__run_lost(&s->run);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -293,6 +291,7 @@ static void init_loop(bh__service_t *s)
     s->run.max_message = (size_t)s->cfg->max_message_size;
     s->run.inline_ = !s->conf.workers;
     s->run.batch_tail = &s->run.batch;
+    bh__guard_watch(&s->guard, &s->loop);
     s->loop_ready = true;
 }
 
@@ -309,6 +308,7 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
 {
     s->on_exit = on_exit;
     s->on_exit_ud = ud;
+    if (bh__guard_start(&s->guard, s->cfg, &s->conf, s->log, err, errlen)) return BH_EINVAL;
     /* workers = 0 makes a pool without threads (run.h). */
     if (bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
                           s->conf.sched_batch ? WORKER_POLICY : -1, bh__run_worker, &s->run)) {
@@ -361,6 +361,7 @@ bool bh__service_join(bh__service_t *s)
         s->workers = NULL;
     } else {
         atomic_store(&s->clean, false);
+        bh__guard_abandon(&s->guard); /* left running on purpose: not a crash */
     }
     /* Completions that arrived after the loop ended are stale. */
     for (bh__job_t *j = bh__cq_take_all(&s->cq, false), *n; j; j = n) {
@@ -388,6 +389,7 @@ bool bh__service_free(bh__service_t *s)
         bh__acker_free(&s->acks);
         bh__cq_free(&s->cq);
     }
+    bh__guard_free(&s->guard);
     bh__topology_free(&s->topo);
     bh__logger_free(s->log);
     bh__svc_conf_free(&s->conf);

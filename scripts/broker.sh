@@ -10,6 +10,12 @@
 #                      share its Erlang cookie (<dir>/.erlang.cookie), so they
 #                      can be clustered
 #   BH_BROKER_TIMEOUT  seconds to wait for startup / shutdown (default 60)
+#   BH_BROKER_CONSUMER_TIMEOUT
+#                      ms a delivery may stay unacked before the broker closes
+#                      its channel (consumer_timeout; default: the broker's, 30
+#                      min). When set, the channels also check it every second
+#                      (channel_tick_interval, 60 s by default, in
+#                      advanced.config), so a test sees it on time
 #
 # Runs /usr/lib/rabbitmq/bin/rabbitmq-server directly (Debian's wrapper in
 # /usr/sbin insists on the rabbitmq user and system folders) with every path
@@ -30,6 +36,11 @@ NAME=${BH_BROKER_NAME:-bushost-$PORT}
 NODE=$NAME@localhost
 BASE=$(realpath -m "${BH_BROKER_DIR:-$ROOT/build/broker}")
 TIMEOUT=${BH_BROKER_TIMEOUT:-60}
+CONSUMER_TIMEOUT=${BH_BROKER_CONSUMER_TIMEOUT:-}
+if [[ -n $CONSUMER_TIMEOUT ]] && ! [[ $CONSUMER_TIMEOUT =~ ^[0-9]+$ ]]; then
+    echo "broker.sh: BH_BROKER_CONSUMER_TIMEOUT must be a number of ms, got '$CONSUMER_TIMEOUT'" >&2
+    exit 2
+fi
 URL=amqp://guest:guest@127.0.0.1:$PORT/
 
 die() { echo "broker.sh: $*" >&2; exit 1; }
@@ -118,6 +129,12 @@ write_files() {
 listeners.tcp.default = 127.0.0.1:$PORT
 loopback_users = none
 EOF
+    if [[ -n $CONSUMER_TIMEOUT ]]; then
+        echo "consumer_timeout = $CONSUMER_TIMEOUT" >>"$NODE_DIR/rabbitmq.conf"
+        printf '[{rabbit, [{channel_tick_interval, 1000}]}].\n' >"$NODE_DIR/advanced.config"
+    else
+        rm -f "$NODE_DIR/advanced.config"
+    fi
     # One cookie per state folder, made before any node so that two nodes
     # started at once agree on it (ln fails if another start won the race).
     if [[ ! -f $BASE/.erlang.cookie ]]; then

@@ -130,6 +130,8 @@ static void empty_file_gives_every_default(void **state)
     assert_int_equal(cfg.log_level, BH_INFO);
     assert_int_equal(cfg.healthcheck_interval, 60);
     assert_int_equal(cfg.shutdown_timeout, 30000);
+    assert_null(cfg.state_dir); /* the journal lives in memory */
+    assert_int_equal(cfg.crash_limit, 3);
     assert_null(cfg.sections);
 }
 
@@ -155,7 +157,9 @@ static void every_host_key_is_read(void **state)
                  "plugins_dir = /opt/bushost/plugins\n"
                  "log_level = debug\n"
                  "healthcheck_interval = 86400\n"
-                 "shutdown_timeout = 3600000\n");
+                 "shutdown_timeout = 3600000\n"
+                 "state_dir = state\n"
+                 "crash_limit = 1000\n");
     assert_int_equal(cfg.n_urls, 1);
     assert_string_equal(cfg.urls[0], "amqp://u:p@rabbit:5671/vh");
     assert_int_equal(cfg.heartbeat, 0);
@@ -163,6 +167,8 @@ static void every_host_key_is_read(void **state)
     assert_int_equal(cfg.log_level, BH_DEBUG);
     assert_int_equal(cfg.healthcheck_interval, 86400);
     assert_int_equal(cfg.shutdown_timeout, 3600000);
+    assert_string_equal(cfg.state_dir, "etc/state"); /* next to the file, as plugins_dir */
+    assert_int_equal(cfg.crash_limit, 1000);
 }
 
 static void integer_bounds_are_inclusive(void **state)
@@ -363,6 +369,9 @@ static void bad_host_values_are_refused(void **state)
          "etc/x.ini:2: [host] healthcheck_interval = '86401': expected an integer 0..86400"},
         {"[host]\nshutdown_timeout = 3600001\n",
          "etc/x.ini:2: [host] shutdown_timeout = '3600001': expected an integer 0..3600000"},
+        {"[host]\ncrash_limit = -1\n",
+         "etc/x.ini:2: [host] crash_limit = '-1': expected an integer 0..1000"},
+        {"[host]\nstate_dir =\n", "etc/x.ini:2: [host] state_dir = '': expected a folder path"},
     };
     size_t i;
 
@@ -378,7 +387,8 @@ static void unknown_host_key_lists_known_keys(void **state)
                       "[host]\n"
                       "plugin_dir = x\n",
                       "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
-                      "log_level, healthcheck_interval, shutdown_timeout, max_message_size)");
+                      "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
+                      "state_dir, crash_limit)");
     assert_load_error("[broker]\nurls = amqp://x/\n",
                       "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat)");
     /* Key names are case-sensitive. */
@@ -888,7 +898,8 @@ static void unknown_plugin_key_lists_host_and_plugin_keys(void **state)
     assert_service_error("[echo]\ncount = 2\ngreting = hi\n", sample_keys,
                          "etc/x.ini:3: [echo] unknown key 'greting' (known: service, workers, "
                          "prefetch, worker_scheduling, content_type, queue_type, delivery_limit, "
-                         "dead_letter_exchange, retry_delays, greeting, count, offset, loud, "
+                         "dead_letter_exchange, retry_delays, handler_timeout_ms, greeting, count, "
+                         "offset, loud, "
                          "ratio)");
 }
 
@@ -1091,6 +1102,9 @@ static void reliability_options_are_read(void **state)
     assert_int_equal(sc.retry_delays[1], 10000);
     assert_int_equal(sc.retry_delays[2], 120000);
     assert_int_equal(sc.retry_delays[3], 250);
+    assert_int_equal(sc.handler_timeout_ms, 0); /* the default: no warnings */
+    assert_service_ok("[echo]\nhandler_timeout_ms = 86400000\n", sample_keys);
+    assert_int_equal(sc.handler_timeout_ms, 86400000);
     assert_service_ok("[echo]\nworker_scheduling = normal\n", sample_keys);
     assert_false(sc.sched_batch);
     assert_service_ok("[echo]\nworker_scheduling = batch\n", sample_keys);
@@ -1116,6 +1130,8 @@ static void bad_reliability_options_are_refused(void **state)
         {"[echo]\ndead_letter_exchange = a b\n",
          "etc/x.ini:2: [echo] dead_letter_exchange = 'a b': expected an exchange name of "
          "letters, digits, '_', '-', '.' and ':'"},
+        {"[echo]\nhandler_timeout_ms = 1s\n",
+         "etc/x.ini:2: [echo] handler_timeout_ms = '1s': expected an integer 0..86400000"},
     };
     static const char *const bad_delays[] = {
         "0", "1s,", ",1s", "1x", "1s 2s", "25h", "-1", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17",

@@ -627,7 +627,8 @@ static void reserved_keys_are_exactly_the_host_owned_ones(void **s)
                                            "delivery_limit",
                                            "dead_letter_exchange",
                                            "retry_delays",
-                                           "worker_scheduling"};
+                                           "worker_scheduling",
+                                           "handler_timeout_ms"};
     size_t i, n = 0;
 
     for (i = 0; i < sizeof reserved / sizeof reserved[0]; i++)

@@ -2,8 +2,8 @@
  *
  * run.c with job.c real. Its neighbours are fakes: the completion queue,
  * the worker pool and acks are fake_io.c, the logger fake_log.c; the
- * payload codec, the API context, settle and the clock (uv_hrtime: libuv
- * is not linked) are fakes here, each recording into fake_io's log so that
+ * payload codec, the API context, settle and the clock (uv_hrtime, which
+ * wins over libuv's) are fakes here, each recording into fake_io's log so that
  * the order of events shows. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,6 +97,7 @@ static struct {
     bool result[8]; /* call i publishes its result */
     unsigned calls;
     bool payload_seen; /* the handler saw the decoded payload */
+    size_t journaled;  /* handlers the journal showed running, seen from the handler */
 } H;
 
 static const bh__run_t *the_run;
@@ -113,6 +114,11 @@ static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     assert_ptr_equal(c->log, fl_logger());
     assert_ptr_equal(ctx->api, &handler_api);
     H.payload_seen = msg->payload && msg->payload->api == &value_api;
+    if (the_run->guard) {
+        bh__journal_run_t r[4];
+        H.journaled = bh__journal_running(the_run->guard->journal, r, 4);
+        if (H.journaled) assert_ptr_equal(r[0].job, c->job);
+    }
     if (H.result[i]) c->job->has_result = true;
     fio_mark("handler", c->job);
     now_ns += H.ms[i] * 1000000u;
@@ -432,6 +438,55 @@ static void give_back_without_requeue_only_drops(void **state)
     assert_int_equal(st.inflight, 0);
 }
 
+/* -- the guard ---------------------------------------------------------------------- */
+
+static void start_guard(bh__guard_t *g)
+{
+    char err[200];
+    bh__config_t cfg = {.crash_limit = 1};
+    bh__svc_conf_t conf = {.service = "ping"};
+    assert_int_equal(bh__guard_start(g, &cfg, &conf, fl_logger(), err, sizeof err), BH_OK);
+    run.guard = g;
+}
+
+static void the_handler_runs_in_the_journal_and_leaves_it_when_done(void **state)
+{
+    bh__guard_t g;
+    bh__journal_run_t r[4];
+    (void)state;
+    start_guard(&g);
+    bh__job_t *j = event(1);
+    bh__run_one(&run, j);
+    assert_int_equal(H.journaled, 1);
+    assert_int_not_equal(j->ident, 0);
+    assert_int_equal(bh__journal_running(g.journal, r, 4), 0);
+    bh__settle_drop(&st, j);
+    bh__guard_free(&g);
+}
+
+/* A message the journal counted crash_limit times never reaches a
+ * handler: it is rejected without requeue at once. */
+static void a_message_at_crash_limit_is_dead_lettered_instead_of_queued(void **state)
+{
+    bh__guard_t g;
+    (void)state;
+    start_guard(&g);
+    bh__job_t *j = event(7);
+    bh__journal_entry(g.journal, bh__journal_ident(j->d, 0), true)->crashes = 1;
+    bh__run_add(&run, j);
+    assert_null(run.batch);
+    assert_int_equal(fio_count(FIO_REJECT), 1);
+    assert_int_equal(fio_nth(FIO_REJECT, 0)->tag, 7);
+    assert_false(fio_nth(FIO_REJECT, 0)->flag);
+    assert_int_equal(st.inflight, 0);
+    assert_non_null(fl_find(BH_EMERGENCY, "Giving up on OrderPlaced: it crashed the host 1 time"));
+    /* Others are queued as ever. */
+    bh__run_add(&run, event(8));
+    assert_int_equal(run.batch_n, 1);
+    bh__settle_drop(&st, run.batch);
+    bh__guard_free(&g);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup(f, setup)
@@ -449,6 +504,8 @@ int main(void)
         T(slow_inline_handler_is_logged),
         T(give_back_requeues_only_this_generations_jobs),
         T(give_back_without_requeue_only_drops),
+        T(the_handler_runs_in_the_journal_and_leaves_it_when_done),
+        T(a_message_at_crash_limit_is_dead_lettered_instead_of_queued),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
