@@ -394,7 +394,8 @@ static void on_conn_frame(it_conn_t *c, const amqp_frame_t *f)
 void it_publish_async(it_conn_t *c, const it_pub_t *p)
 {
     amqp_basic_properties_t props;
-    amqp_table_entry_t hdr[2];
+    int extra = p->headers ? p->headers->num_entries : 0;
+    amqp_table_entry_t *hdr = xcalloc((size_t)extra + 2, sizeof *hdr);
     int rc;
 
     memset(&props, 0, sizeof props);
@@ -425,6 +426,7 @@ void it_publish_async(it_conn_t *c, const it_pub_t *p)
         hdr[props.headers.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
         hdr[props.headers.num_entries++].value.value.bytes = amqp_cstring_bytes(p->status);
     }
+    for (int i = 0; i < extra; i++) hdr[props.headers.num_entries++] = p->headers->entries[i];
     if (props.headers.num_entries) props._flags |= AMQP_BASIC_HEADERS_FLAG;
 
     if (c->published + 2 > c->settled_cap) {
@@ -438,6 +440,7 @@ void it_publish_async(it_conn_t *c, const it_pub_t *p)
     rc =
         amqp_basic_publish(c->conn, CH, amqp_cstring_bytes(p->exchange), amqp_cstring_bytes(p->key),
                            1, 0, &props, (amqp_bytes_t){p->len, (void *)p->body});
+    free(hdr);
     if (rc != AMQP_STATUS_OK)
         IT_FAIL("publish to %s with key %s: %s", p->exchange, p->key, amqp_error_string2(rc));
     c->published++;
