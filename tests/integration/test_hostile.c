@@ -965,6 +965,100 @@ static void nul_case(uint8_t kind)
 static void test_nul_in_conversation_id_longstr(void **state) { nul_case(AMQP_FIELD_KIND_UTF8); }
 static void test_nul_in_conversation_id_bytes(void **state) { nul_case(AMQP_FIELD_KIND_BYTES); }
 
+/* ------------------------------------------------------------------------ */
+/* Memory: with prefetch P, the host holds at most P deliveries at once, so a
+ * burst of bodies near max_message_size raises its peak RSS (VmHWM) by a
+ * few times P x max size (a delivery is in memory as read, as decoded, and
+ * for echo.Echo as its result), however long the burst. The burst here is
+ * 5 x P messages. Skipped under ASan, whose quarantine keeps freed memory.
+ * FAILS ON 0ce1c20 (echo.Echo): the first result wedges the service. */
+
+enum { MEM_PREFETCH = 2, MEM_BURST = 5 * MEM_PREFETCH, MEM_FACTOR = 4 };
+#define MEM_BODY (15u * MIB)
+
+static long proc_kib(pid_t pid, const char *field)
+{
+    char *path = it_asprintf("/proc/%ld/status", (long)pid), *text = it_read_file(path);
+    const char *at = strstr(text, field);
+    long kib = at ? strtol(at + strlen(field), NULL, 10) : -1;
+
+    free(path);
+    free(text);
+    if (kib < 0) IT_FAIL("no %s in /proc/%ld/status", field, (long)pid);
+    return kib;
+}
+
+static void memory_case(bool divide)
+{
+    char *sections = it_asprintf("[echo]\nworkers = 2\nprefetch = %d\n", MEM_PREFETCH);
+    const char *san = getenv("BH_ITEST_SANITIZE");
+    cb_t b = {0};
+    char corr[MEM_BURST][IT_ID_MAX];
+    int got = 0;
+
+    if (san && *san) {
+        print_message("      skipped: a %s sanitizer build\n", san);
+        skip();
+    }
+    if (divide) {
+        b = cb_divide("s");
+        CB_HEAD(&b, cbor_encode_string_start, MEM_BODY);
+        fill(cb_room(&b, MEM_BODY), MEM_BODY);
+        b.len += MEM_BODY;
+    } else {
+        b = cb_blob(MEM_BODY);
+    }
+
+    ctx_t x = start(sections);
+    long base = proc_kib(x.h->pid, "VmRSS:");
+    for (int i = 0; i < MEM_BURST; i++) {
+        char conv[IT_ID_MAX];
+        it_unique(corr[i], "corr-mem");
+        it_unique(conv, "conv-mem");
+        it_pub_t p = it_command(divide ? "echo.Divide" : "echo.Echo", RESULT_KEY, corr[i], conv,
+                                "application/cbor", b.p, b.len);
+        it_publish_async(x.c, &p);
+    }
+    it_confirm_all(x.c, 60000);
+
+    while (got < MEM_BURST) {
+        it_msg_t *r = it_get(x.results, 5000);
+        if (!r)
+            IT_FAIL("%d of %d messages of %u MiB answered, then none for 5 s", got, MEM_BURST,
+                    MEM_BODY / MIB);
+        if (!r->status || strcmp(r->status, "success") != 0)
+            IT_FAIL("answered with status %s", r->status ? r->status : "absent");
+        if (divide) assert_divide_result(r);
+        else if (r->len != b.len || memcmp(r->body, b.p, b.len) != 0)
+            IT_FAIL("echo.Echo answered %zu bytes, not the %zu sent", r->len, b.len);
+        it_msg_free(r);
+        got++;
+    }
+    check_serving(&x, "after the burst");
+
+    long hwm = proc_kib(x.h->pid, "VmHWM:");
+    long bound = base + MEM_FACTOR * MEM_PREFETCH * (long)(DEFAULT_MAX_MESSAGE / 1024);
+    print_message("      VmRSS at start %ld KiB, VmHWM after %d x %u MiB %ld KiB (+%ld), bound "
+                  "%ld KiB (start + %d x prefetch %d x 16 MiB)\n",
+                  base, MEM_BURST, MEM_BODY / MIB, hwm, hwm - base, bound, MEM_FACTOR,
+                  MEM_PREFETCH);
+    if (hwm > bound)
+        IT_FAIL("peak RSS %ld KiB is over %ld KiB: memory is not bounded by prefetch x max size",
+                hwm, bound);
+    divide_within(&x, 1000, "after the burst");
+    stop_within_deadline(&x);
+    free(b.p);
+    free(sections);
+    it_pass();
+}
+
+static void test_memory_bounded_by_prefetch_divide_near_max_size(void **state)
+{
+    memory_case(true);
+}
+
+static void test_memory_bounded_by_prefetch_echo_near_max_size(void **state) { memory_case(false); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -992,6 +1086,8 @@ int main(void)
         IT_TEST(test_json_1e400_echoed),
         IT_TEST(test_nul_in_conversation_id_longstr),
         IT_TEST(test_nul_in_conversation_id_bytes),
+        IT_TEST(test_memory_bounded_by_prefetch_divide_near_max_size),
+        IT_TEST(test_memory_bounded_by_prefetch_echo_near_max_size),
     };
     /* BH_ITEST_FILTER=test_echo_* runs some cases only (cmocka's wildcards). */
     if (getenv("BH_ITEST_FILTER")) cmocka_set_test_filter(getenv("BH_ITEST_FILTER"));
