@@ -19,6 +19,9 @@
  * host fails its case quickly; the harness kills host and listeners after
  * each case, and the next case purges what the last one left in the queue.
  *
+ * BH_ITEST_FILTER=<cmocka pattern> runs some cases only, e.g.
+ * BH_ITEST_FILTER='test_echo_*'. The memory cases skip in sanitizer builds.
+ *
  * Cases marked FAILS ON 0ce1c20 failed against the host of that commit
  * (the defect named there); the rest passed. */
 #include <setjmp.h>
@@ -259,7 +262,11 @@ static void assert_reason(ctx_t *x, const char *const *words)
         const char *s = json_string_value(json_object_get(g, "short_message"));
         const char *lvl = json_string_value(json_object_get(g, "_levelname"));
         if (s && has_word(s, words)) {
-            print_message("      reason (%s): %.300s\n", lvl ? lvl : "?", s);
+            char *shown = it_strdup(s);
+            for (char *q = shown; *q; q++)
+                if ((unsigned char)*q < 0x20) *q = '?'; /* the case's own control characters */
+            print_message("      reason (%s): %.300s\n", lvl ? lvl : "?", shown);
+            free(shown);
             json_decref(g);
             free(seen);
             return;
@@ -747,7 +754,8 @@ static void test_frame_edge_request_exactly_frame_max(void **state)
  * same state to the same state, so the 2^16 choices give 2^16 keys with one
  * hash. The message is answered, or dead-lettered for exceeding the
  * documented entry cap; within 2 s either way, and the host keeps serving.
- * FAILS ON 0ce1c20: linear probing turns the decode quadratic (about 20 s). */
+ * FAILS ON 0ce1c20: linear probing turns the decode quadratic (no outcome
+ * within 2 s; about 20 s). The ordinary-keys control passed (55-90 ms). */
 
 enum { COLLIDE_BLOCKS = 16, BLOCK = 4, NCHARS = 93 };
 
@@ -882,7 +890,9 @@ static void test_colliding_keys_json(void **state)
 /* Control characters in wire strings that reach stderr: escaped, so no
  * line of the host's output starts with text the sender chose, and no raw
  * ESC reaches a terminal. MARK appears only in the injected text.
- * FAILS ON 0ce1c20: the newline goes to stderr as is. */
+ * FAILS ON 0ce1c20 (conversation_id; content type of an undecodable body):
+ * the newline goes to stderr as is. The content type of a body that decodes
+ * is not logged there, so that case passed. */
 
 #define MARK "FORGED-c7e1"
 static const char ECHO_LOGS[] = "[echo]\nlog_requests = true\n";
@@ -898,8 +908,7 @@ static void assert_no_forged_line(ctx_t *x, bool must_mention)
     if (forged) IT_FAIL("a line of the host's stderr starts with " MARK ": a forged log line");
     if (esc) IT_FAIL("the host's stderr holds a raw ESC byte from the wire");
     if (must_mention && !seen)
-        IT_FAIL("the injected text never reached stderr (log_requests logs the conversation id): "
-                "the check proves nothing");
+        IT_FAIL("the injected text never reached stderr: the check proves nothing");
 }
 
 static void ctrl_case(it_pub_t p, const expect_t *e, bool must_mention)
@@ -934,6 +943,18 @@ static void test_control_chars_in_content_type(void **state)
     ctrl_case(
         echo_cmd("application/json\n" MARK " EMERGENCY forged line\x1b[31m", body, sizeof body - 1),
         &e, false);
+}
+
+/* The same content type on a body that does not decode: the EMERGENCY that
+ * dead-letters it names the content type, so the text reaches stderr. */
+static void test_control_chars_in_content_type_of_undecodable_body(void **state)
+{
+    static const char body[] = "{\"ctrl\": ";
+    static const expect_t e = {.dead = true, .words = W_DECODE, .timeout_ms = 5000};
+
+    ctrl_case(
+        echo_cmd("application/json\n" MARK " EMERGENCY forged line\x1b[31m", body, sizeof body - 1),
+        &e, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -973,8 +994,8 @@ static void test_json_1e400_echoed(void **state)
 /* ------------------------------------------------------------------------ */
 /* NUL in a conversation_id, as a longstr ('S') and as bytes ('x'): the
  * result carries it byte for byte, of the same kind.
- * FAILS ON 0ce1c20: truncated at the NUL ('S'); a string, or no
- * conversation id at all ('x'). */
+ * FAILS ON 0ce1c20: truncated at the NUL ('S'); comes back as a string
+ * ('x'). */
 
 static void nul_case(uint8_t kind)
 {
@@ -1115,6 +1136,7 @@ int main(void)
         IT_TEST(test_ordinary_keys_cbor_same_count),
         IT_TEST(test_control_chars_in_conversation_id),
         IT_TEST(test_control_chars_in_content_type),
+        IT_TEST(test_control_chars_in_content_type_of_undecodable_body),
         IT_TEST(test_cbor_uint64_max_echoed),
         IT_TEST(test_cbor_negative_2_pow_64_echoed),
         IT_TEST(test_json_18446744073709551615_echoed),
