@@ -52,6 +52,58 @@
 #define DEFAULT_MAX_MESSAGE (16u * MIB)
 
 /* ------------------------------------------------------------------------ */
+/* What a case allocated: freed after it, passed or failed (a failure
+ * longjmps out of the case).                                               */
+
+typedef void (*free_fn)(void *);
+static struct {
+    void *p;
+    free_fn fn;
+} held[32];
+
+static void *hold(void *p, free_fn fn)
+{
+    for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+        if (!held[i].p) {
+            held[i].p = p;
+            held[i].fn = fn;
+            return p;
+        }
+    fn(p);
+    IT_FAIL("test bug: a case holds more than %zu allocations", sizeof held / sizeof held[0]);
+}
+
+/* Free p now (it need not be held). */
+static void release(void *p)
+{
+    for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+        if (held[i].p == p) {
+            held[i].p = NULL;
+            held[i].fn(p);
+            return;
+        }
+    free(p);
+}
+
+static void msg_free(void *m) { it_msg_free(m); }
+static void json_free(void *j) { json_decref(j); }
+#define HOLD(p) hold((p), free)
+#define HOLD_MSG(m) ((it_msg_t *)hold((m), msg_free))
+#define HOLD_JSON(j) ((json_t *)hold((j), json_free))
+
+static int case_teardown(void **state)
+{
+    for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+        if (held[i].p) {
+            held[i].fn(held[i].p);
+            held[i].p = NULL;
+        }
+    return it_teardown(state);
+}
+
+#define CASE(f) cmocka_unit_test_setup_teardown(f, it_setup, case_teardown)
+
+/* ------------------------------------------------------------------------ */
 /* One case                                                                 */
 
 typedef struct ctx {
@@ -142,7 +194,7 @@ static char *words_list(const char *const *words)
         free(s);
         s = t;
     }
-    return s;
+    return HOLD(s);
 }
 
 /* The conversation_id header of m is the field f: same kind, same bytes. */
@@ -163,39 +215,41 @@ static void assert_same_conversation(const it_msg_t *m, const amqp_field_value_t
 
 static void assert_divide_result(const it_msg_t *r)
 {
-    json_t *got = it_payload(r), *want = json_pack("{s:f}", "q", 3.5);
+    json_t *got = HOLD_JSON(it_payload(r)), *want = HOLD_JSON(json_pack("{s:f}", "q", 3.5));
 
     if (!json_equal(got, want)) {
-        char *a = json_dumps(got, JSON_COMPACT);
+        char *a = HOLD(json_dumps(got, JSON_COMPACT));
         IT_FAIL("echo.Divide answered %s, expected {\"q\":3.5}", a);
     }
-    json_decref(got);
-    json_decref(want);
+    release(got);
+    release(want);
 }
 
-/* Wait for the result with correlation id corr, or for itest.dlq to get a
- * message; *r or *d is set (both NULL on timeout). */
-static void await_outcome(ctx_t *x, const char *corr, int timeout_ms, it_msg_t **r, it_msg_t **d,
-                          bool dlq_unread, int64_t *ms)
+/* Wait for the result with correlation id corr (*r, held), or for
+ * itest.dlq to get a message (*dead; *d is that message, held, unless
+ * dlq_unread). */
+static void await_outcome(ctx_t *x, const char *corr, int timeout_ms, it_msg_t **r, bool *dead,
+                          it_msg_t **d, bool dlq_unread, int64_t *ms)
 {
     int64_t t0 = it_now_ms(), deadline = t0 + timeout_ms;
     unsigned polls = 0;
 
     *r = *d = NULL;
+    *dead = false;
     for (;;) {
         it_msg_t *m = it_get(x->results, 25);
         if (m) {
             if (m->correlation_id && strcmp(m->correlation_id, corr) == 0) {
-                *r = m;
+                *r = HOLD_MSG(m);
                 break;
             }
             it_msg_free(m);
             continue;
         }
         if (it_dlq_count(x->c) > 0) {
-            /* A placeholder when the copy is not read. */
-            *d = dlq_unread ? calloc(1, sizeof **d) : it_dlq_get(x->c);
-            if (!*d) IT_FAIL("out of memory or %s emptied under us", IT_DLQ);
+            *dead = true;
+            if (!dlq_unread && !(*d = it_dlq_get(x->c))) IT_FAIL("%s emptied under us", IT_DLQ);
+            if (*d) HOLD_MSG(*d);
             break;
         }
         if (++polls % 10 == 0) check_serving(x, "while handling the message");
@@ -220,13 +274,15 @@ static void assert_dead_lettered_copy(const it_msg_t *d, const it_pub_t *p, cons
     death = &deaths->value.array.entries[0];
     if (death->kind != AMQP_FIELD_KIND_TABLE) IT_FAIL("x-death[0] is not a table");
     s = it_field_str(it_table_get(&death->value.table, "reason"));
+    if (s) HOLD(s);
     if (!s || strcmp(s, "rejected") != 0)
         IT_FAIL("x-death reason is %s, expected rejected", s ? s : "absent");
-    free(s);
+    release(s);
     s = it_field_str(it_table_get(&death->value.table, "queue"));
+    if (s) HOLD(s);
     if (!s || strcmp(s, "echo.commands") != 0)
         IT_FAIL("x-death queue is %s, expected echo.commands", s ? s : "absent");
-    free(s);
+    release(s);
 }
 
 /* The next record on `logs` at ERROR or worse (the reason for a dead-letter
@@ -255,10 +311,11 @@ static json_t *next_error_record(ctx_t *x, int64_t deadline)
 static void assert_reason(ctx_t *x, const char *const *words)
 {
     int64_t deadline = it_now_ms() + 3000;
-    char *seen = it_strdup("");
+    char *seen = HOLD(it_strdup(""));
     json_t *g;
 
     while ((g = next_error_record(x, deadline))) {
+        HOLD_JSON(g);
         const char *s = json_string_value(json_object_get(g, "short_message"));
         const char *lvl = json_string_value(json_object_get(g, "_levelname"));
         if (s && has_word(s, words)) {
@@ -267,20 +324,19 @@ static void assert_reason(ctx_t *x, const char *const *words)
                 if ((unsigned char)*q < 0x20) *q = '?'; /* the case's own control characters */
             print_message("      reason (%s): %.300s\n", lvl ? lvl : "?", shown);
             free(shown);
-            json_decref(g);
-            free(seen);
+            release(g);
+            release(seen);
             return;
         }
         char *t =
             it_asprintf("%s\n  %s '%.300s'", seen, lvl ? lvl : "?", s ? s : "(no short_message)");
-        free(seen);
-        seen = t;
-        json_decref(g);
+        release(seen);
+        seen = HOLD(t);
+        release(g);
     }
-    char *w = words_list(words);
     IT_FAIL("dead-lettered, but no record at ERROR or worse on logs within 3 s names the reason "
             "(one of %s); records seen:%s",
-            w, *seen ? seen : " none");
+            words_list(words), *seen ? seen : " none");
 }
 
 /* The message was dead-lettered but should have been answered: fail with
@@ -288,6 +344,7 @@ static void assert_reason(ctx_t *x, const char *const *words)
 static _Noreturn void fail_dead_lettered(ctx_t *x)
 {
     json_t *g = next_error_record(x, it_now_ms() + 3000);
+    if (g) HOLD_JSON(g);
     const char *s = g ? json_string_value(json_object_get(g, "short_message")) : NULL;
 
     IT_FAIL("dead-lettered; expected an answer (log: %.400s)", s ? s : "none within 3 s");
@@ -313,7 +370,7 @@ static void divide_within(ctx_t *x, int limit_ms, const char *after)
         it_msg_t *m = it_get(x->results, (int)left);
         if (!m) break;
         if (m->correlation_id && strcmp(m->correlation_id, corr) == 0) {
-            r = m;
+            r = HOLD_MSG(m);
             break;
         }
         it_msg_free(m);
@@ -329,7 +386,7 @@ static void divide_within(ctx_t *x, int limit_ms, const char *after)
         IT_FAIL("echo.Divide answered with status %s", r->status ? r->status : "absent");
     assert_divide_result(r);
     print_message("      echo.Divide after it: answered in %lld ms\n", (long long)ms);
-    it_msg_free(r);
+    release(r);
 }
 
 static void stop_within_deadline(ctx_t *x)
@@ -352,6 +409,7 @@ static void run_case(ctx_t *x, it_pub_t p, const expect_t *e)
     char corr[IT_ID_MAX], conv[IT_ID_MAX];
     amqp_field_value_t conv_field;
     it_msg_t *r, *d;
+    bool dead;
     int64_t ms;
 
     it_unique(corr, "corr");
@@ -372,19 +430,17 @@ static void run_case(ctx_t *x, it_pub_t p, const expect_t *e)
 
     it_publish_async(x->c, &p);
     it_confirm_all(x->c, 30000);
-    await_outcome(x, corr, e->timeout_ms, &r, &d, e->dlq_unread, &ms);
-    if (!r && !d)
+    await_outcome(x, corr, e->timeout_ms, &r, &dead, &d, e->dlq_unread, &ms);
+    if (!r && !dead)
         IT_FAIL("neither answered nor dead-lettered within %d ms: the host is wedged or stalled",
                 e->timeout_ms);
     if (r) {
         print_message("      answered in %lld ms (status %s, %zu bytes)\n", (long long)ms,
                       r->status ? r->status : "absent", r->len);
-        if (!e->answer) {
-            char *w = words_list(e->words);
+        if (!e->answer)
             IT_FAIL("answered (status %s, %zu bytes); expected it dead-lettered with a reason "
                     "naming one of %s",
-                    r->status ? r->status : "absent", r->len, w);
-        }
+                    r->status ? r->status : "absent", r->len, words_list(e->words));
         if (!r->status || strcmp(r->status, "success") != 0)
             IT_FAIL("answered with status %s, expected success", r->status ? r->status : "absent");
         assert_same_conversation(r, &conv_field);
@@ -397,19 +453,13 @@ static void run_case(ctx_t *x, it_pub_t p, const expect_t *e)
             if (p.len && memcmp(r->body, p.body, p.len) != 0)
                 IT_FAIL("echo.Echo answered %zu bytes that differ from the request's", r->len);
         }
-        it_msg_free(r);
+        release(r);
     } else {
         print_message("      dead-lettered in %lld ms\n", (long long)ms);
-        if (!e->dead) {
-            if (!e->dlq_unread) it_msg_free(d);
-            else free(d);
-            fail_dead_lettered(x);
-        }
-        if (!e->dlq_unread) {
+        if (!e->dead) fail_dead_lettered(x);
+        if (d) {
             assert_dead_lettered_copy(d, &p, corr);
-            it_msg_free(d);
-        } else {
-            free(d);
+            release(d);
         }
         assert_reason(x, e->words);
     }
@@ -554,8 +604,9 @@ static void test_deep_nesting_cbor(void **state)
 
     for (int i = 0; i < DEEP_LEVELS; i++) CB_HEAD(&b, cbor_encode_array_start, 1);
     CB_HEAD(&b, cbor_encode_uint, 1);
+    HOLD(b.p);
     one_case(NULL, echo_cmd("application/cbor", b.p, b.len), &DEEP);
-    free(b.p);
+    release(b.p);
 }
 
 static void test_deep_nesting_json(void **state)
@@ -573,8 +624,9 @@ static void test_deep_nesting_json(void **state)
     memset(q, ']', DEEP_LEVELS);
     q += DEEP_LEVELS;
     *q++ = '}';
+    HOLD(s);
     one_case(NULL, echo_cmd("application/json", s, (size_t)(q - s)), &DEEP);
-    free(s);
+    release(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -588,8 +640,9 @@ static void test_cbor_string_declaring_2_pow_60_bytes(void **state)
 
     CB_HEAD(&b, cbor_encode_string_start, (size_t)1 << 60);
     cb_raw(&b, "abc", 3);
+    HOLD(b.p);
     one_case(NULL, echo_cmd("application/cbor", b.p, b.len), &MALFORMED);
-    free(b.p);
+    release(b.p);
 }
 
 static void test_cbor_array_declaring_2_pow_32_items(void **state)
@@ -598,8 +651,9 @@ static void test_cbor_array_declaring_2_pow_32_items(void **state)
 
     CB_HEAD(&b, cbor_encode_array_start, (size_t)1 << 32);
     CB_HEAD(&b, cbor_encode_uint, 1);
+    HOLD(b.p);
     one_case(NULL, echo_cmd("application/cbor", b.p, b.len), &MALFORMED);
-    free(b.p);
+    release(b.p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -614,8 +668,9 @@ static void test_10mb_string_cbor_divide(void **state)
     CB_HEAD(&b, cbor_encode_string_start, TEN_MB);
     fill(cb_room(&b, TEN_MB), TEN_MB);
     b.len += TEN_MB;
+    HOLD(b.p);
     one_case(NULL, divide_cmd("application/cbor", b.p, b.len), &DIVIDE_ANSWER);
-    free(b.p);
+    release(b.p);
 }
 
 static void test_10mb_string_json_divide(void **state)
@@ -628,8 +683,9 @@ static void test_10mb_string_json_divide(void **state)
     memcpy(s, head, sizeof head - 1);
     fill((unsigned char *)s + sizeof head - 1, TEN_MB);
     memcpy(s + n - 2, "\"}", 2);
+    HOLD(s);
     one_case(NULL, divide_cmd("application/json", s, n), &DIVIDE_ANSWER);
-    free(s);
+    release(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -659,8 +715,9 @@ static void big_json(size_t n)
     char *s = json_blob(n);
     expect_t e = big_expect(n, n <= DEFAULT_MAX_MESSAGE);
 
+    HOLD(s);
     one_case(NULL, echo_cmd("application/json", s, n), &e);
-    free(s);
+    release(s);
 }
 
 static void big_cbor(size_t n)
@@ -668,8 +725,9 @@ static void big_cbor(size_t n)
     cb_t b = cb_blob(n);
     expect_t e = big_expect(n, n <= DEFAULT_MAX_MESSAGE);
 
+    HOLD(b.p);
     one_case(NULL, echo_cmd("application/cbor", b.p, b.len), &e);
-    free(b.p);
+    release(b.p);
 }
 
 static void test_echo_2mib_json_answered_byte_for_byte(void **state) { big_json(2 * MIB); }
@@ -730,8 +788,9 @@ static void frame_edge(size_t conv_len, size_t slack)
                   FRAME_MAX);
 
     it_pub_t p = it_command("echo.Echo", EDGE_KEY, corr, conv, ct, body, sizeof body - 1);
+    HOLD(conv);
     one_case(NULL, p, &e);
-    free(conv);
+    release(conv);
 }
 
 static void test_frame_edge_conversation_id_130970_bytes(void **state) { frame_edge(EDGE_CONV, 4); }
@@ -853,8 +912,9 @@ static void test_colliding_keys_cbor(void **state)
 
     json_decref(o);
     print_message("      %u colliding keys, %zu bytes of CBOR\n", 1u << COLLIDE_BLOCKS, len);
+    HOLD(body);
     one_case(NULL, divide_cmd("application/cbor", body, len), &COLLIDE);
-    free(body);
+    release(body);
 }
 
 /* The control: as many keys of the same length that do not collide. */
@@ -871,8 +931,9 @@ static void test_ordinary_keys_cbor_same_count(void **state)
     }
     body = it_cbor_encode(o, &len);
     json_decref(o);
+    HOLD(body);
     one_case(NULL, divide_cmd("application/cbor", body, len), &COLLIDE);
-    free(body);
+    release(body);
 }
 
 static void test_colliding_keys_json(void **state)
@@ -882,8 +943,9 @@ static void test_colliding_keys_json(void **state)
     void *body = it_json_encode(o, &len);
 
     json_decref(o);
+    HOLD(body);
     one_case(NULL, divide_cmd("application/json", body, len), &COLLIDE);
-    free(body);
+    release(body);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -928,10 +990,11 @@ static void test_control_chars_in_conversation_id(void **state)
 
     it_unique(id, "conv");
     conv = it_asprintf("%s\n" MARK " EMERGENCY forged line\x1b[2K\x1b[31mred\r\n", id);
+    HOLD(conv);
     ctrl_case(
         it_command("echo.Echo", RESULT_KEY, NULL, conv, "application/json", body, sizeof body - 1),
         &ANSWER, true);
-    free(conv);
+    release(conv);
 }
 
 static void test_control_chars_in_content_type(void **state)
@@ -970,8 +1033,9 @@ static void cbor_number(bool negative)
     cb_text(&b, "id");
     if (negative) CB_HEAD(&b, cbor_encode_negint64, UINT64_MAX); /* -1 - (2^64 - 1) = -2^64 */
     else CB_HEAD(&b, cbor_encode_uint64, UINT64_MAX);
+    HOLD(b.p);
     one_case(NULL, echo_cmd("application/cbor", b.p, b.len), &ANSWER);
-    free(b.p);
+    release(b.p);
 }
 
 static void test_cbor_uint64_max_echoed(void **state) { cbor_number(false); }
@@ -1045,7 +1109,6 @@ static long proc_kib(pid_t pid, const char *field)
 
 static void memory_case(bool divide)
 {
-    char *sections = it_asprintf("[echo]\nworkers = 2\nprefetch = %d\n", MEM_PREFETCH);
     const char *san = getenv("BH_ITEST_SANITIZE");
     cb_t b = {0};
     char corr[MEM_BURST][IT_ID_MAX];
@@ -1055,6 +1118,7 @@ static void memory_case(bool divide)
         print_message("      skipped: sanitizer build (%s)\n", san);
         skip();
     }
+    char *sections = HOLD(it_asprintf("[echo]\nworkers = 2\nprefetch = %d\n", MEM_PREFETCH));
     if (divide) {
         b = cb_divide("s");
         CB_HEAD(&b, cbor_encode_string_start, MEM_BODY);
@@ -1063,6 +1127,7 @@ static void memory_case(bool divide)
     } else {
         b = cb_blob(MEM_BODY);
     }
+    HOLD(b.p);
 
     ctx_t x = start(sections);
     long base = proc_kib(x.h->pid, "VmRSS:");
@@ -1078,6 +1143,7 @@ static void memory_case(bool divide)
 
     while (got < MEM_BURST) {
         it_msg_t *r = it_get(x.results, 5000);
+        if (r) HOLD_MSG(r);
         if (!r)
             IT_FAIL("%d of %d messages of %u MiB answered, then none for 5 s", got, MEM_BURST,
                     MEM_BODY / MIB);
@@ -1086,7 +1152,7 @@ static void memory_case(bool divide)
         if (divide) assert_divide_result(r);
         else if (r->len != b.len || memcmp(r->body, b.p, b.len) != 0)
             IT_FAIL("echo.Echo answered %zu bytes, not the %zu sent", r->len, b.len);
-        it_msg_free(r);
+        release(r);
         got++;
     }
     check_serving(&x, "after the burst");
@@ -1102,8 +1168,8 @@ static void memory_case(bool divide)
                 hwm, bound);
     divide_within(&x, 1000, "after the burst");
     stop_within_deadline(&x);
-    free(b.p);
-    free(sections);
+    release(b.p);
+    release(sections);
     it_pass();
 }
 
@@ -1117,34 +1183,34 @@ static void test_memory_bounded_by_prefetch_echo_near_max_size(void **state) { m
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        IT_TEST(test_deep_nesting_cbor),
-        IT_TEST(test_deep_nesting_json),
-        IT_TEST(test_cbor_string_declaring_2_pow_60_bytes),
-        IT_TEST(test_cbor_array_declaring_2_pow_32_items),
-        IT_TEST(test_10mb_string_cbor_divide),
-        IT_TEST(test_10mb_string_json_divide),
-        IT_TEST(test_echo_2mib_json_answered_byte_for_byte),
-        IT_TEST(test_echo_2mib_cbor_answered_byte_for_byte),
-        IT_TEST(test_echo_8mib_json_answered_byte_for_byte),
-        IT_TEST(test_echo_8mib_cbor_answered_byte_for_byte),
-        IT_TEST(test_echo_32mib_cbor_dead_lettered_over_the_limit),
-        IT_TEST(test_echo_64mib_json_dead_lettered_over_the_limit),
-        IT_TEST(test_frame_edge_conversation_id_130970_bytes),
-        IT_TEST(test_frame_edge_request_exactly_frame_max),
-        IT_TEST(test_colliding_keys_cbor),
-        IT_TEST(test_colliding_keys_json),
-        IT_TEST(test_ordinary_keys_cbor_same_count),
-        IT_TEST(test_control_chars_in_conversation_id),
-        IT_TEST(test_control_chars_in_content_type),
-        IT_TEST(test_control_chars_in_content_type_of_undecodable_body),
-        IT_TEST(test_cbor_uint64_max_echoed),
-        IT_TEST(test_cbor_negative_2_pow_64_echoed),
-        IT_TEST(test_json_18446744073709551615_echoed),
-        IT_TEST(test_json_1e400_echoed),
-        IT_TEST(test_nul_in_conversation_id_longstr),
-        IT_TEST(test_nul_in_conversation_id_bytes),
-        IT_TEST(test_memory_bounded_by_prefetch_divide_near_max_size),
-        IT_TEST(test_memory_bounded_by_prefetch_echo_near_max_size),
+        CASE(test_deep_nesting_cbor),
+        CASE(test_deep_nesting_json),
+        CASE(test_cbor_string_declaring_2_pow_60_bytes),
+        CASE(test_cbor_array_declaring_2_pow_32_items),
+        CASE(test_10mb_string_cbor_divide),
+        CASE(test_10mb_string_json_divide),
+        CASE(test_echo_2mib_json_answered_byte_for_byte),
+        CASE(test_echo_2mib_cbor_answered_byte_for_byte),
+        CASE(test_echo_8mib_json_answered_byte_for_byte),
+        CASE(test_echo_8mib_cbor_answered_byte_for_byte),
+        CASE(test_echo_32mib_cbor_dead_lettered_over_the_limit),
+        CASE(test_echo_64mib_json_dead_lettered_over_the_limit),
+        CASE(test_frame_edge_conversation_id_130970_bytes),
+        CASE(test_frame_edge_request_exactly_frame_max),
+        CASE(test_colliding_keys_cbor),
+        CASE(test_colliding_keys_json),
+        CASE(test_ordinary_keys_cbor_same_count),
+        CASE(test_control_chars_in_conversation_id),
+        CASE(test_control_chars_in_content_type),
+        CASE(test_control_chars_in_content_type_of_undecodable_body),
+        CASE(test_cbor_uint64_max_echoed),
+        CASE(test_cbor_negative_2_pow_64_echoed),
+        CASE(test_json_18446744073709551615_echoed),
+        CASE(test_json_1e400_echoed),
+        CASE(test_nul_in_conversation_id_longstr),
+        CASE(test_nul_in_conversation_id_bytes),
+        CASE(test_memory_bounded_by_prefetch_divide_near_max_size),
+        CASE(test_memory_bounded_by_prefetch_echo_near_max_size),
     };
     /* BH_ITEST_FILTER=test_echo_* runs some cases only (cmocka's wildcards). */
     if (getenv("BH_ITEST_FILTER")) cmocka_set_test_filter(getenv("BH_ITEST_FILTER"));
