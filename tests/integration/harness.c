@@ -394,7 +394,8 @@ static void on_conn_frame(it_conn_t *c, const amqp_frame_t *f)
 void it_publish_async(it_conn_t *c, const it_pub_t *p)
 {
     amqp_basic_properties_t props;
-    amqp_table_entry_t hdr[2];
+    int extra = p->headers ? p->headers->num_entries : 0;
+    amqp_table_entry_t *hdr = xcalloc((size_t)extra + 2, sizeof *hdr);
     int rc;
 
     memset(&props, 0, sizeof props);
@@ -428,6 +429,7 @@ void it_publish_async(it_conn_t *c, const it_pub_t *p)
         hdr[props.headers.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
         hdr[props.headers.num_entries++].value.value.bytes = amqp_cstring_bytes(p->status);
     }
+    for (int i = 0; i < extra; i++) hdr[props.headers.num_entries++] = p->headers->entries[i];
     if (props.headers.num_entries) props._flags |= AMQP_BASIC_HEADERS_FLAG;
 
     if (c->published + 2 > c->settled_cap) {
@@ -441,6 +443,7 @@ void it_publish_async(it_conn_t *c, const it_pub_t *p)
     rc =
         amqp_basic_publish(c->conn, CH, amqp_cstring_bytes(p->exchange), amqp_cstring_bytes(p->key),
                            1, 0, &props, (amqp_bytes_t){p->len, (void *)p->body});
+    free(hdr);
     if (rc != AMQP_STATUS_OK)
         IT_FAIL("publish to %s with key %s: %s", p->exchange, p->key, amqp_error_string2(rc));
     c->published++;
@@ -1094,8 +1097,13 @@ void it_host_dump(const it_host_t *h)
     }
     print_error("---- its output%s ----\n", h->pid ? "" : " (it has exited)");
     save = NULL;
-    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-        print_error("  | %s\n", line);
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t n = strlen(line);
+        /* cmocka cuts long messages: keep both ends of a huge line. */
+        if (n > 900)
+            print_error("  | %.400s ...(%zu bytes)... %s\n", line, n - 800, line + n - 400);
+        else print_error("  | %s\n", line);
+    }
     print_error("---- end of output ----\n");
     free(out);
 }

@@ -101,6 +101,9 @@ typedef struct it_pub {
     const char *status;          /* NULL: no header */
     const char *reply_to;        /* NULL: no property */
     const char *correlation_id;  /* NULL: no property */
+    /* More headers, sent after conversation_id and status: any field kind,
+     * bytes that hold NUL (NULL: none). */
+    const amqp_table_t *headers;
     const void *body;
     size_t len;
 } it_pub_t;
