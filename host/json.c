@@ -4,43 +4,128 @@
  * ours, keeping the depth limit and saying which field JSON cannot carry. */
 #include "json.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <locale.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "value.h"
 
 /* ------------------------------------------------------------------------ */
 /* JSON decoding                                                            */
 
-static int from_json(const bh_api_t *api, json_t *j, int depth, bh_value_t **out, char *err,
-                     size_t errlen)
+/* jansson refuses two things that are valid JSON: numbers beyond int64 or
+ * double ("too big integer", "real number overflow") and object keys with
+ * U+0000. Its error then ends at the token, which is replaced by a marker
+ * string and the text parsed again; the marker, found in the tree, becomes
+ * the node the token stands for. A marker holds a per-process secret, so no
+ * peer can forge one. Each replacement re-parses the whole text: at most
+ * MAX_SUBST_WORK / len of them (4 to 256). */
+#define MAX_SUBST_WORK (16u << 20)
+#define MARK_PREFIX "\001bh"
+
+typedef struct subst {
+    bool key;   /* an object key (text, decoded) rather than a number token */
+    char *text; /* NUL-terminated */
+    size_t len;
+} subst_t;
+
+typedef struct jdec {
+    const bh_api_t *api;
+    bh__value_limits_t lim;
+    size_t nodes;
+    char mark[24]; /* MARK_PREFIX + 16 hex digits + '#' */
+    size_t mlen;
+    subst_t *subst;
+    size_t nsubst;
+    char *err;
+    size_t errlen;
+} jdec_t;
+
+/* The substitution a decoded string stands for, or NULL. */
+static const subst_t *marked(const jdec_t *d, const char *s, size_t len)
+{
+    size_t i = 0;
+    if (!d->nsubst || len <= d->mlen || memcmp(s, d->mark, d->mlen) != 0) return NULL;
+    for (size_t k = d->mlen; k < len; k++) {
+        if (s[k] < '0' || s[k] > '9' || i > d->nsubst) return NULL;
+        i = i * 10 + (size_t)(s[k] - '0');
+    }
+    return i < d->nsubst ? &d->subst[i] : NULL;
+}
+
+/* A number jansson could not hold: an integer within +-2^64 exactly (the
+ * wide kinds), anything else as the nearest double, +-infinity beyond. */
+static bh_value_t *big_number(const jdec_t *d, const char *tok)
+{
+    bool neg = tok[0] == '-';
+    locale_t c = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    double x;
+    if (!strpbrk(tok, ".eE")) {
+        char *end;
+        unsigned long long mag;
+        errno = 0;
+        mag = strtoull(tok + neg, &end, 10);
+        if (errno == 0 && !*end && mag > 0 && mag <= UINT64_MAX) {
+            if (c) freelocale(c);
+            return bh__value_wide(d->api, neg, neg ? (uint64_t)mag - 1 : (uint64_t)mag);
+        }
+    }
+    x = c ? strtod_l(tok, NULL, c) : strtod(tok, NULL);
+    if (c) freelocale(c);
+    return bh__value_double(d->api, x);
+}
+
+static int from_json(jdec_t *d, json_t *j, size_t depth, bh_value_t **out)
 {
     bh_value_t *n = NULL;
     *out = NULL;
+    if (++d->nodes > d->lim.max_nodes) {
+        bh__value_err(d->err, d->errlen, "invalid JSON: more than %zu values in the message (max_nodes)",
+                      d->lim.max_nodes);
+        return BH_EINVAL;
+    }
     switch (json_typeof(j)) {
     case JSON_OBJECT:
     case JSON_ARRAY:
-        if (depth > BH__VALUE_MAX_DEPTH) {
-            bh__value_err(err, errlen, "invalid JSON: nesting deeper than %d levels",
-                          BH__VALUE_MAX_DEPTH);
+        if (depth > d->lim.max_depth) {
+            bh__value_err(d->err, d->errlen, "invalid JSON: nesting deeper than %zu levels (max_depth)",
+                      d->lim.max_depth);
             return BH_EINVAL;
         }
-        n = bh__value_new(api, json_is_object(j) ? BH_T_MAP : BH_T_ARRAY);
+        n = bh__value_new(d->api, json_is_object(j) ? BH_T_MAP : BH_T_ARRAY);
         if (!n) break;
         if (json_is_object(j)) {
             const char *key;
             size_t klen;
             json_t *jv;
+            if (json_object_size(j) > d->lim.max_map_entries) {
+                bh__value_err(d->err, d->errlen, "invalid JSON: object has %zu entries, more than %zu (max_map_entries)",
+                      json_object_size(j), d->lim.max_map_entries);
+                bh__value_free(n);
+                return BH_EINVAL;
+            }
             json_object_keylen_foreach(j, key, klen, jv)
             {
+                const subst_t *k = marked(d, key, klen);
                 bh_value_t *c;
-                int rc = from_json(api, jv, depth + 1, &c, err, errlen);
+                int rc = from_json(d, jv, depth + 1, &c);
                 if (rc != BH_OK) {
                     bh__value_free(n);
                     return rc;
                 }
+                d->nodes++; /* the key */
+                if (k && k->key) key = k->text, klen = k->len;
                 if (bh__value_map_put(n, key, klen, c) != BH_OK) goto oom;
+            }
+            if (d->nodes > d->lim.max_nodes) {
+                bh__value_err(d->err, d->errlen, "invalid JSON: more than %zu values in the message (max_nodes)",
+                      d->lim.max_nodes);
+                bh__value_free(n);
+                return BH_EINVAL;
             }
         } else {
             size_t i;
@@ -48,7 +133,7 @@ static int from_json(const bh_api_t *api, json_t *j, int depth, bh_value_t **out
             json_array_foreach(j, i, jv)
             {
                 bh_value_t *c;
-                int rc = from_json(api, jv, depth + 1, &c, err, errlen);
+                int rc = from_json(d, jv, depth + 1, &c);
                 if (rc != BH_OK) {
                     bh__value_free(n);
                     return rc;
@@ -57,21 +142,24 @@ static int from_json(const bh_api_t *api, json_t *j, int depth, bh_value_t **out
             }
         }
         break;
-    case JSON_STRING:
-        n = bh__value_blob(api, BH_T_STRING, json_string_value(j), json_string_length(j));
+    case JSON_STRING: {
+        const subst_t *m = marked(d, json_string_value(j), json_string_length(j));
+        if (m && !m->key) n = big_number(d, m->text);
+        else n = bh__value_blob(d->api, BH_T_STRING, json_string_value(j), json_string_length(j));
         break;
+    }
     case JSON_INTEGER:
-        n = bh__value_int(api, json_integer_value(j));
+        n = bh__value_int(d->api, json_integer_value(j));
         break;
     case JSON_REAL:
-        n = bh__value_double(api, json_real_value(j));
+        n = bh__value_double(d->api, json_real_value(j));
         break;
     case JSON_TRUE:
     case JSON_FALSE:
-        n = bh__value_bool(api, json_is_true(j));
+        n = bh__value_bool(d->api, json_is_true(j));
         break;
     case JSON_NULL:
-        n = bh__value_new(api, BH_T_NULL);
+        n = bh__value_new(d->api, BH_T_NULL);
         break;
     }
     if (!n) goto oom;
@@ -79,25 +167,117 @@ static int from_json(const bh_api_t *api, json_t *j, int depth, bh_value_t **out
     return BH_OK;
 oom:
     bh__value_free(n);
-    bh__value_err(err, errlen, "out of memory decoding JSON");
+    bh__value_err(d->err, d->errlen, "out of memory decoding JSON");
     return BH_ENOMEM;
+}
+
+/* The token jansson stopped at (it ends at `end`): [*start, end), or false
+ * when this error is not one a substitution mends. */
+static bool bad_token(const char *t, size_t end, enum json_error_code code, size_t *start)
+{
+    size_t i = end;
+    if (code == json_error_numeric_overflow) {
+        while (i > 0 && t[i - 1] && strchr("0123456789+-.eE", t[i - 1])) i--;
+    } else if (code == json_error_null_byte_in_key) {
+        if (end < 2 || t[end - 1] != '"') return false;
+        /* The opening quote: the first one back not escaped by an odd run
+         * of backslashes. */
+        for (i = end - 1; i > 0; i--) {
+            size_t bs = 0;
+            if (t[i - 1] != '"') continue;
+            while (i - 1 - bs > 0 && t[i - 2 - bs] == '\\') bs++;
+            if (bs % 2 == 0) break;
+        }
+        if (i == 0) return false;
+        i--;
+    } else {
+        return false;
+    }
+    *start = i;
+    return i < end;
+}
+
+/* Replace t[start, end) with the next marker; the token is kept in d. */
+static char *substitute(jdec_t *d, char *t, size_t *len, size_t start, size_t end, bool key)
+{
+    char mark[64];
+    int mlen = snprintf(mark, sizeof mark, "\"\\u0001bh%.16s#%zu\"", d->mark + 3, d->nsubst);
+    subst_t *ns = realloc(d->subst, (d->nsubst + 1) * sizeof *ns);
+    char *nt = malloc(*len - (end - start) + (size_t)mlen + 1);
+    subst_t s = {key, NULL, 0};
+    if (ns) d->subst = ns;
+    if (key) {
+        json_t *j = json_loadb(t + start, end - start, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (j) s.len = json_string_length(j), s.text = malloc(s.len + 1);
+        if (s.text) memcpy(s.text, json_string_value(j), s.len + 1);
+        json_decref(j);
+    } else if ((s.text = malloc(end - start + 1))) {
+        memcpy(s.text, t + start, end - start);
+        s.text[end - start] = '\0';
+    }
+    if (!ns || !nt || !s.text) {
+        free(nt);
+        free(s.text);
+        return NULL;
+    }
+    d->subst[d->nsubst++] = s;
+    memcpy(nt, t, start);
+    memcpy(nt + start, mark, (size_t)mlen);
+    memcpy(nt + start + (size_t)mlen, t + end, *len - end);
+    *len = *len - (end - start) + (size_t)mlen;
+    nt[*len] = '\0';
+    free(t);
+    return nt;
 }
 
 bh_value_t *bh__json_decode(const bh_api_t *api, const void *body, size_t len, char *err,
                             size_t errlen)
 {
+    jdec_t d = {.api = api, .lim = bh__value_limits(), .err = err, .errlen = errlen};
+    size_t tries = MAX_SUBST_WORK / (len ? len : 1), start = 0, tlen = len;
     json_error_t je;
-    bh_value_t *n;
+    bh_value_t *n = NULL;
+    char *text = NULL;
+    json_t *j;
+    tries = tries < 4 ? 4 : tries > 256 ? 256 : tries;
     /* DECODE_ANY so a scalar top level gets the payload's "expected a map"
-     * message; no ALLOW_NUL: strings are also handed out NUL-terminated. */
-    json_t *j = json_loadb(body, len, JSON_DECODE_ANY, &je);
-    if (!j) {
-        bh__value_err(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                      je.text);
-        return NULL;
+     * message; ALLOW_NUL: strings keep their length, NUL bytes included. */
+    while (!(j = json_loadb(text ? text : body, tlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je))) {
+        const char *t = text ? text : body;
+        size_t end = je.position > 0 ? (size_t)je.position : 0;
+        enum json_error_code code = json_error_code(&je);
+        if (end > tlen || !bad_token(t, end, code, &start) || d.nsubst == tries) {
+            if (d.nsubst == tries && end <= tlen && bad_token(t, end, code, &start))
+                bh__value_err(err, errlen,
+                              "invalid JSON: more than %zu numbers beyond int64 or double, or "
+                              "keys with NUL, in a message of %zu bytes",
+                              tries, len);
+            else
+                bh__value_err(err, errlen, "invalid JSON at line %d column %d: %s", je.line,
+                              je.column, je.text);
+            goto out;
+        }
+        if (!d.nsubst) {
+            snprintf(d.mark, sizeof d.mark, MARK_PREFIX "%016llx#",
+                     (unsigned long long)bh__value_hash("json marker", 11));
+            d.mlen = strlen(d.mark);
+            if (!(text = malloc(len + 1))) break;
+            memcpy(text, body, len);
+            text[len] = '\0';
+        }
+        text = substitute(&d, text, &tlen, start, end, code == json_error_null_byte_in_key);
+        if (!text) break;
     }
-    if (from_json(api, j, 1, &n, err, errlen) != BH_OK) n = NULL;
+    if (!j) {
+        bh__value_err(err, errlen, "out of memory decoding JSON");
+        goto out;
+    }
+    if (from_json(&d, j, 1, &n) != BH_OK) n = NULL;
     json_decref(j);
+out:
+    for (size_t i = 0; i < d.nsubst; i++) free(d.subst[i].text);
+    free(d.subst);
+    free(text);
     return n;
 }
 
@@ -109,7 +289,7 @@ bh_value_t *bh__json_decode(const bh_api_t *api, const void *body, size_t len, c
 static int to_json(const bh_value_t *v, const char *key, int depth, json_t **out, char *err,
                    size_t errlen)
 {
-    bh_type_t type = bh__value_type(v);
+    int type = bh__value_kind(v);
     json_t *j = NULL;
     bool b = false;
     int64_t i = 0;
@@ -119,8 +299,19 @@ static int to_json(const bh_value_t *v, const char *key, int depth, json_t **out
     *out = NULL;
     switch (type) {
     case BH_T_NULL:
+    case BH__K_SIMPLE: /* as CBOR's undefined: JSON has only null */
         j = json_null();
         break;
+    case BH__K_UINT:
+    case BH__K_NEGINT:
+    case BH__K_BIGNUM:
+    case BH__K_NEGBIGNUM:
+        /* jansson writes integers from int64 only, and a double would lose
+         * the value: refused rather than changed. */
+        bh__value_err(err, errlen,
+                      "%s%s%s is an integer beyond int64, which JSON is not written with here",
+                      key ? "field \"" : "", key ? key : "an array item", key ? "\"" : "");
+        return BH_EENCODE;
     case BH_T_BOOL:
         bh__value_as_bool(v, &b);
         j = json_boolean(b);
@@ -150,6 +341,11 @@ static int to_json(const bh_value_t *v, const char *key, int depth, json_t **out
     case BH_T_MAP:
         if (depth > BH__VALUE_MAX_DEPTH) {
             bh__value_err(err, errlen, "payload nests deeper than %d levels", BH__VALUE_MAX_DEPTH);
+            return BH_EENCODE;
+        }
+        if (bh__value_map_others(v)) {
+            bh__value_err(err, errlen, "%s%s%s is a map with non-text keys, which JSON cannot carry",
+                          key ? "field \"" : "", key ? key : "an array item", key ? "\"" : "");
             return BH_EENCODE;
         }
         j = type == BH_T_ARRAY ? json_array() : json_object();

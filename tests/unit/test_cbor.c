@@ -225,7 +225,8 @@ static void test_cbor_decodes_indefinite_lengths(void **state)
 
 static void test_cbor_decodes_tags_as_the_tagged_item(void **state)
 {
-    /* {"t": 1(1363896240), "d": 0("2013-03-21"), "b": 2(h'0100'), c0("k"): 55799(55799(7))} */
+    /* {"t": 1(1363896240), "d": 0("2013-03-21"), "b": 2(h'0100'), c0("k"): 55799(55799(7))};
+     * the bignum (tag 2) is the integer 256. */
     static const unsigned char in[] = {
         0xa4, 0x61, 't',  0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0, 0x61, 'd',  0xc0, 0x6a,
         '2',  '0',  '1',  '3',  '-',  '0',  '3',  '-',  '2',  '1',  0x61, 'b',  0xc2,
@@ -239,7 +240,9 @@ static void test_cbor_decodes_tags_as_the_tagged_item(void **state)
     assert_int_equal(bh_get_int(v, "t", &i), BH_OK);
     assert_int_equal(i, 1363896240);
     assert_string_equal(bh_get_str(v, "d"), "2013-03-21");
-    assert_memory_equal(bh_as_bytes(bh_map_get(v, "b"), &len), "\x01\x00", 2);
+    assert_int_equal(bh_get_int(v, "b", &i), BH_OK);
+    assert_int_equal(i, 256);
+    assert_null(bh_as_bytes(bh_map_get(v, "b"), &len));
     assert_int_equal(bh_get_int(v, "k", &i), BH_OK);
     assert_int_equal(i, 7);
     bh_value_free(v);
@@ -368,15 +371,6 @@ static void test_cbor_rejects_every_truncation(void **state)
 static void test_cbor_rejects_bad_input(void **state)
 {
     (void)state;
-    /* Map keys must be text strings. */
-    CBOR_BAD("invalid CBOR: map key is not a text string at byte 1", 0xa1, 0x01, 0x02);
-    CBOR_BAD("map key is not a text string", 0xa1, 0x41, 'a', 0x02);
-    CBOR_BAD("map key is not a text string", 0xa1, 0x80, 0x02);
-    CBOR_BAD("map key is not a text string", 0xa1, 0xa0, 0x02);
-    CBOR_BAD("map key is not a text string", 0xa1, 0x5f, 0xff, 0x02);
-    CBOR_BAD("map key is not a text string", 0xa1, 0xf6, 0x02);
-    CBOR_BAD("map key is not a text string", 0xa1, 0xc1, 0x01, 0x02);
-    CBOR_BAD("map key is not a text string", 0xbf, 0x61, 'a', 0x01, 0x02, 0x03, 0xff);
     /* Invalid UTF-8 in text. */
     CBOR_BAD("not valid UTF-8", 0xa1, 0x61, 'a', 0x62, 0xc3, 0x28);
     CBOR_BAD("not valid UTF-8", 0xa1, 0x61, 0xff, 0x01);
@@ -385,11 +379,6 @@ static void test_cbor_rejects_bad_input(void **state)
     CBOR_BAD("invalid CBOR: trailing garbage after the top-level item at byte 4", 0xa1, 0x61, 'a',
              0x01, 0x00);
     CBOR_BAD("trailing garbage", 0xa0, 0xa0);
-    /* Integers outside int64. */
-    CBOR_BAD("integer out of range", 0xa1, 0x61, 'a', 0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0);
-    CBOR_BAD("integer out of range", 0xa1, 0x61, 'a', 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-             0xff, 0xff);
-    CBOR_BAD("integer out of range", 0xa1, 0x61, 'a', 0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0);
     /* Declared lengths far beyond the input. */
     CBOR_BAD("array declares 1099511627776 items", 0xa1, 0x61, 'a', 0x9b, 0, 0, 1, 0, 0, 0, 0, 0,
              0x01);
@@ -414,7 +403,10 @@ static void test_cbor_rejects_bad_input(void **state)
     CBOR_BAD("chunk", 0xa1, 0x61, 'a', 0x5f, 0x01, 0xff);
     /* Reserved and unassigned initial bytes. */
     CBOR_BAD("malformed or unsupported item (initial byte 0x1c) at byte 3", 0xa1, 0x61, 'a', 0x1c);
-    CBOR_BAD("initial byte 0xf8", 0xa1, 0x61, 'a', 0xf8, 0x20);
+    CBOR_BAD("simple value 16 in a two-byte head is malformed at byte 3", 0xa1, 0x61, 'a', 0xf8,
+             0x10);
+    CBOR_BAD("truncated item", 0xa1, 0x61, 'a', 0xf8);
+    CBOR_BAD("initial byte 0xfc", 0xa1, 0x61, 'a', 0xfc);
     CBOR_BAD("initial byte 0xfe", 0xa1, 0x61, 'a', 0xfe);
 }
 

@@ -132,11 +132,9 @@ static void test_json_rejects_bad_input(void **state)
     JSON_BAD("{\"a\":\"\xff\"}", "invalid JSON");         /* invalid UTF-8 */
     JSON_BAD("{\"a\":\"\xed\xa0\x80\"}", "invalid JSON"); /* encoded surrogate */
     JSON_BAD("{\"\xc3\x28\":1}", "invalid JSON");         /* invalid UTF-8 key */
-    JSON_BAD("{\"a\":\"x\\u0000y\"}", "invalid JSON");    /* NUL in a string */
     JSON_BAD("{\"a\":", "invalid JSON at line 1 column");
     JSON_BAD("{\"a\":1,}", "invalid JSON");
     JSON_BAD("{'a':1}", "invalid JSON");
-    JSON_BAD("{\"a\":99999999999999999999}", "invalid JSON");
     JSON_BAD("{\"a\":NaN}", "invalid JSON");
     JSON_BAD("   ", "invalid JSON");
     JSON_BAD("{\"a\":1}\n{", "invalid JSON at line 2");
