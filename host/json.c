@@ -73,6 +73,10 @@ static bh_value_t *big_number(const jdec_t *d, const char *tok)
             if (c) freelocale(c);
             return bh__value_wide(d->api, neg, neg ? (uint64_t)mag - 1 : (uint64_t)mag);
         }
+        if (neg && strcmp(tok, "-18446744073709551616") == 0) { /* -2^64, the last one */
+            if (c) freelocale(c);
+            return bh__value_wide(d->api, true, UINT64_MAX);
+        }
     }
     x = c ? strtod_l(tok, NULL, c) : strtod(tok, NULL);
     if (c) freelocale(c);
@@ -118,8 +122,10 @@ static int from_json(jdec_t *d, json_t *j, size_t depth, bh_value_t **out)
                     return rc;
                 }
                 d->nodes++; /* the key */
-                if (k && k->key) key = k->text, klen = k->len;
-                if (bh__value_map_put(n, key, klen, c) != BH_OK) goto oom;
+                /* Not key itself: the foreach macro steps on from it. */
+                if (bh__value_map_put(n, k && k->key ? k->text : key, k && k->key ? k->len : klen,
+                                      c) != BH_OK)
+                    goto oom;
             }
             if (d->nodes > d->lim.max_nodes) {
                 bh__value_err(d->err, d->errlen, "invalid JSON: more than %zu values in the message (max_nodes)",
