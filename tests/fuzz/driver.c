@@ -60,6 +60,10 @@ int main(int argc, char **argv)
         }
         free(names);
     }
+    if (!total) {
+        fprintf(stderr, "driver: no input in any of the %d folders given\n", argc - 1);
+        return 1;
+    }
     printf("driver: %zu inputs, no crash\n", total);
-    return total ? 0 : 1;
+    return 0;
 }
