@@ -6,11 +6,8 @@
  * declared length is checked against the bytes that remain, the limits of
  * bh__value_limits() (depth, entries per map, values per message) apply as
  * items arrive, and no recursion depends on the input before they do.
- *
- * Nothing valid is refused for what it holds (docs/wire-conventions.md,
- * "Numbers and other values"): integers beyond int64, bignums, simple values
- * and non-text map keys become nodes of the internal kinds of value.h, which
- * encode back exactly. */
+ * Integers beyond int64, bignums, simple values and non-text keys become
+ * value.h's internal kinds, which encode back exactly (wire-conventions.md). */
 #include "cbor.h"
 
 /* libcbor's umbrella header is also named cbor.h, and host/ is on the include

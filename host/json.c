@@ -88,7 +88,8 @@ static int from_json(jdec_t *d, json_t *j, size_t depth, bh_value_t **out)
     bh_value_t *n = NULL;
     *out = NULL;
     if (++d->nodes > d->lim.max_nodes) {
-        bh__value_err(d->err, d->errlen, "invalid JSON: more than %zu values in the message (max_nodes)",
+        bh__value_err(d->err, d->errlen,
+                      "invalid JSON: more than %zu values in the message (max_nodes)",
                       d->lim.max_nodes);
         return BH_EINVAL;
     }
@@ -96,8 +97,9 @@ static int from_json(jdec_t *d, json_t *j, size_t depth, bh_value_t **out)
     case JSON_OBJECT:
     case JSON_ARRAY:
         if (depth > d->lim.max_depth) {
-            bh__value_err(d->err, d->errlen, "invalid JSON: nesting deeper than %zu levels (max_depth)",
-                      d->lim.max_depth);
+            bh__value_err(d->err, d->errlen,
+                          "invalid JSON: nesting deeper than %zu levels (max_depth)",
+                          d->lim.max_depth);
             return BH_EINVAL;
         }
         n = bh__value_new(d->api, json_is_object(j) ? BH_T_MAP : BH_T_ARRAY);
@@ -107,8 +109,10 @@ static int from_json(jdec_t *d, json_t *j, size_t depth, bh_value_t **out)
             size_t klen;
             json_t *jv;
             if (json_object_size(j) > d->lim.max_map_entries) {
-                bh__value_err(d->err, d->errlen, "invalid JSON: object has %zu entries, more than %zu (max_map_entries)",
-                      json_object_size(j), d->lim.max_map_entries);
+                bh__value_err(
+                    d->err, d->errlen,
+                    "invalid JSON: object has %zu entries, more than %zu (max_map_entries)",
+                    json_object_size(j), d->lim.max_map_entries);
                 bh__value_free(n);
                 return BH_EINVAL;
             }
@@ -128,8 +132,9 @@ static int from_json(jdec_t *d, json_t *j, size_t depth, bh_value_t **out)
                     goto oom;
             }
             if (d->nodes > d->lim.max_nodes) {
-                bh__value_err(d->err, d->errlen, "invalid JSON: more than %zu values in the message (max_nodes)",
-                      d->lim.max_nodes);
+                bh__value_err(d->err, d->errlen,
+                              "invalid JSON: more than %zu values in the message (max_nodes)",
+                              d->lim.max_nodes);
                 bh__value_free(n);
                 return BH_EINVAL;
             }
@@ -350,7 +355,8 @@ static int to_json(const bh_value_t *v, const char *key, int depth, json_t **out
             return BH_EENCODE;
         }
         if (bh__value_map_others(v)) {
-            bh__value_err(err, errlen, "%s%s%s is a map with non-text keys, which JSON cannot carry",
+            bh__value_err(err, errlen,
+                          "%s%s%s is a map with non-text keys, which JSON cannot carry",
                           key ? "field \"" : "", key ? key : "an array item", key ? "\"" : "");
             return BH_EENCODE;
         }

@@ -11,11 +11,13 @@
  *
  * The layout is value_impl.h, shared with value_api.c only: the codecs build
  * and read trees through the bh__value_* calls of value.h. */
-#include "value_impl.h"
+#include "value.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "value_impl.h"
 
 /* Double the capacity of a vector of `elem`-sized items. */
 static bool grow(void **p, size_t *cap, size_t elem)
@@ -218,7 +220,8 @@ int bh__node_other_put(node_t *m, node_t *key, node_t *val)
 node_t *bh__node_copy(const bh_api_t *api, const node_t *src)
 {
     node_t *n;
-    if (bh__node_is_blob(src->type)) return node(bh__node_blob(api, src->type, src->u.s.p, src->u.s.len));
+    if (bh__node_is_blob(src->type))
+        return node(bh__node_blob(api, src->type, src->u.s.p, src->u.s.len));
     n = bh__node_new(api, src->type);
     if (!n) return NULL;
     if (src->type == BH_T_ARRAY) {
@@ -233,7 +236,8 @@ node_t *bh__node_copy(const bh_api_t *api, const node_t *src)
             if (!c || bh__value_map_put(&n->pub, e->key, e->klen, &c->pub) != BH_OK) goto fail;
         }
         for (size_t i = 0; i < src->u.m.on; i++) {
-            node_t *k = bh__node_copy(api, src->u.m.o[i].key), *c = bh__node_copy(api, src->u.m.o[i].val);
+            node_t *k = bh__node_copy(api, src->u.m.o[i].key),
+                   *c = bh__node_copy(api, src->u.m.o[i].val);
             if (!k || !c) {
                 bh__node_free(k);
                 bh__node_free(c);
@@ -313,4 +317,3 @@ bool bh__value_equal(const bh_value_t *a, const bh_value_t *b)
 {
     return node_equal(cnode(a), cnode(b));
 }
-

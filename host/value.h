@@ -27,8 +27,8 @@ typedef struct bh__value_limits {
 } bh__value_limits_t;
 #define BH__VALUE_DEFAULT_MAX_MAP_ENTRIES 100000
 #define BH__VALUE_DEFAULT_MAX_NODES 1000000
-#define BH__VALUE_LIMITS_DEFAULT                                                     \
-    {                                                                                \
+#define BH__VALUE_LIMITS_DEFAULT                                                            \
+    {                                                                                       \
         BH__VALUE_MAX_DEPTH, BH__VALUE_DEFAULT_MAX_MAP_ENTRIES, BH__VALUE_DEFAULT_MAX_NODES \
     }
 /* The limits in force (the defaults until set). */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "value.h"
 #include "value_impl.h"
 
 /* ------------------------------------------------------------------------ */

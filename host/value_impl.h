@@ -4,7 +4,11 @@
 #ifndef BH_VALUE_IMPL_H
 #define BH_VALUE_IMPL_H
 
-#include "value.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bushost.h"
 
 /* Maps with more entries than this get a hash index. */
 #define INDEX_MIN 8
@@ -28,7 +32,7 @@ struct node {
     node_t *parent; /* the container holding this node, or NULL */
     union {
         bool b;
-        int64_t i; /* BH_T_INT; BH__K_SIMPLE */
+        int64_t i;  /* BH_T_INT; BH__K_SIMPLE */
         uint64_t w; /* BH__K_UINT, BH__K_NEGINT */
         double d;
         struct {
@@ -64,6 +68,5 @@ int bh__node_array_put(node_t *a, node_t *val);
 int bh__node_other_put(node_t *m, node_t *key, node_t *val);
 /* The position of key in m's entries, or NOPOS. */
 size_t bh__node_map_find(const node_t *m, const char *key, size_t klen);
-
 
 #endif

@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLOOD_KLEN 16     /* bytes per key, printable ASCII */
-#define FLOOD_BITS 20     /* the keys agree in this many low bits of FNV-1a */
-#define FLOOD_MAX 65536   /* 16 choices in each of 4 blocks */
+#define FLOOD_KLEN 16   /* bytes per key, printable ASCII */
+#define FLOOD_BITS 20   /* the keys agree in this many low bits of FNV-1a */
+#define FLOOD_MAX 65536 /* 16 choices in each of 4 blocks */
 
 /* 64-bit FNV-1a, the unkeyed hash the map index once used. */
 uint64_t flood_fnv1a(const void *p, size_t len);

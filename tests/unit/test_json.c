@@ -213,8 +213,10 @@ static void test_json_caps_numbers_it_must_reparse_for(void **state)
 
 static void test_json_strings_and_keys_keep_nul(void **state)
 {
-    static const char in[] = "{\"a\":\"x\\u0000y\",\"k\\u0000\\\"\\\\\\u0000z\":1,\"b\":\"\\u0000\"}";
-    static const char out[] = "{\"a\":\"x\\u0000y\",\"k\\u0000\\\"\\\\\\u0000z\":1,\"b\":\"\\u0000\"}";
+    static const char in[] =
+        "{\"a\":\"x\\u0000y\",\"k\\u0000\\\"\\\\\\u0000z\":1,\"b\":\"\\u0000\"}";
+    static const char out[] =
+        "{\"a\":\"x\\u0000y\",\"k\\u0000\\\"\\\\\\u0000z\":1,\"b\":\"\\u0000\"}";
     bh_value_t *v = decode_ok(bh__json_decode, in, sizeof in - 1);
     const char *key = NULL;
     size_t len = 0;
