@@ -297,8 +297,45 @@ out:
 
 /* `key` names the field holding v (NULL in arrays and at the top), so the
  * message for a value JSON cannot carry says where it is. */
-static int to_json(const bh_value_t *v, const char *key, int depth, json_t **out, char *err,
-                   size_t errlen)
+/* jansson writes integers from int64 only: a wider one goes into its tree as
+ * a marker string holding its digits (a secret prefix, as for decoding), and
+ * each marker is then replaced by the digits in the text jansson wrote. */
+typedef struct jenc {
+    char mark[32]; /* the prefix as jansson escapes it: "\u0001bhw<16 hex>:" */
+    size_t wides;  /* markers written */
+} jenc_t;
+
+static json_t *wide_json(jenc_t *e, bool neg, uint64_t mag)
+{
+    char s[64];
+    e->wides++;
+    /* -1 - mag: for mag = 2^64 - 1 that is -2^64, one past uint64. */
+    if (neg && mag == UINT64_MAX)
+        snprintf(s, sizeof s, "\001bhw%s-18446744073709551616", e->mark + 9);
+    else
+        snprintf(s, sizeof s, "\001bhw%s%s%llu", e->mark + 9, neg ? "-" : "",
+                 (unsigned long long)(neg ? mag + 1 : mag));
+    return json_string(s);
+}
+
+/* Replace every "<mark><digits>" in t[0, len) by <digits>; the new length. */
+static size_t unmark(const jenc_t *e, unsigned char *t, size_t len)
+{
+    size_t mlen = strlen(e->mark), r = 0, w = 0;
+    while (r < len) {
+        if (t[r] == '"' && len - r > mlen && memcmp(t + r + 1, e->mark, mlen) == 0) {
+            r += 1 + mlen;
+            while (r < len && t[r] != '"') t[w++] = t[r++];
+            r++; /* the closing quote */
+            continue;
+        }
+        t[w++] = t[r++];
+    }
+    return w;
+}
+
+static int to_json(jenc_t *e, const bh_value_t *v, const char *key, int depth, json_t **out,
+                   char *err, size_t errlen)
 {
     int type = bh__value_kind(v);
     json_t *j = NULL;
@@ -314,13 +351,18 @@ static int to_json(const bh_value_t *v, const char *key, int depth, json_t **out
         j = json_null();
         break;
     case BH__K_UINT:
-    case BH__K_NEGINT:
+    case BH__K_NEGINT: {
+        bool neg = false;
+        uint64_t mag = 0;
+        bh__value_as_wide(v, &neg, &mag);
+        j = wide_json(e, neg, mag);
+        break;
+    }
     case BH__K_BIGNUM:
     case BH__K_NEGBIGNUM:
-        /* jansson writes integers from int64 only, and a double would lose
-         * the value: refused rather than changed. */
+        /* Beyond 64 bits: a double would lose the value, so refused. */
         bh__value_err(err, errlen,
-                      "%s%s%s is an integer beyond int64, which JSON is not written with here",
+                      "%s%s%s is an integer beyond 64 bits, which JSON is not written with here",
                       key ? "field \"" : "", key ? key : "an array item", key ? "\"" : "");
         return BH_EENCODE;
     case BH_T_BOOL:
@@ -369,7 +411,7 @@ static int to_json(const bh_value_t *v, const char *key, int depth, json_t **out
             const bh_value_t *cv =
                 type == BH_T_MAP ? bh__value_map_at(v, k, &ckey, &cklen) : bh__value_array_at(v, k);
             json_t *c;
-            int rc = to_json(cv, ckey, depth + 1, &c, err, errlen);
+            int rc = to_json(e, cv, ckey, depth + 1, &c, err, errlen);
             if (rc != BH_OK) {
                 json_decref(j);
                 return rc;
@@ -400,7 +442,11 @@ int bh__json_encode(const bh_value_t *v, unsigned char **out, size_t *len, char 
 {
     json_t *j;
     size_t need;
-    int rc = to_json(v, NULL, 1, &j, err, errlen);
+    jenc_t e = {.wides = 0};
+    int rc;
+    snprintf(e.mark, sizeof e.mark,
+             "\\u0001bhw%016llx:", (unsigned long long)bh__value_hash("json wide", 9));
+    rc = to_json(&e, v, NULL, 1, &j, err, errlen);
     *out = NULL;
     *len = 0;
     if (rc != BH_OK) return rc;
@@ -414,6 +460,6 @@ int bh__json_encode(const bh_value_t *v, unsigned char **out, size_t *len, char 
         return BH_ENOMEM;
     }
     json_decref(j);
-    *len = need;
+    *len = e.wides ? unmark(&e, *out, need) : need;
     return BH_OK;
 }

@@ -162,7 +162,20 @@ static void test_json_numbers_beyond_int64_and_double_decode(void **state)
     assert_int_equal(i, 2);
     assert_int_equal(bh_type(bh_array_at(bh_map_get(v, "k"), 0)), BH_T_INT);
     assert_int_equal(bh_type(bh_array_at(bh_map_get(v, "k"), 1)), BH_T_FLOAT);
-    /* The same integers go out as CBOR exactly. */
+    /* The same integers go out exactly, as JSON and as CBOR. */
+    {
+        static const char want[] =
+            "{\"u\":18446744073709551615,\"h\":9223372036854775808,\"n\":-18446744073709551616,"
+            "\"m\":-9223372036854775809}";
+        bh_value_t *m = bh_map_new(ctx);
+        static const char *const keys[] = {"u", "h", "n", "m"};
+        for (int k = 0; k < 4; k++)
+            assert_int_equal(bh_map_set(m, keys[k], bh_value_copy(ctx, bh_map_get(v, keys[k]))),
+                             BH_OK);
+        encode_is(m, bh__json_encode, want, sizeof want - 1);
+        round_trip(m, bh__json_encode, bh__json_decode);
+        bh_value_free(m);
+    }
     {
         static const unsigned char u[] = {0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
         unsigned char *out = NULL;
