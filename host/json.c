@@ -23,8 +23,10 @@
  * string and the text parsed again; the marker, found in the tree, becomes
  * the node the token stands for. A marker holds a per-process secret, so no
  * peer can forge one. Each replacement re-parses the whole text: at most
- * MAX_SUBST_WORK / len of them (4 to 256). */
-#define MAX_SUBST_WORK (16u << 20)
+ * MAX_SUBST_WORK / len of them (4 to 4096), so that a message costs at most
+ * about 32 MiB of parsing. */
+#define MAX_SUBST_WORK (32u << 20)
+#define MAX_SUBST 4096
 #define MARK_PREFIX "\001bh"
 
 typedef struct subst {
@@ -120,7 +122,14 @@ static int from_json(jdec_t *d, json_t *j, size_t depth, bh_value_t **out)
             {
                 const subst_t *k = marked(d, key, klen);
                 bh_value_t *c;
-                int rc = from_json(d, jv, depth + 1, &c);
+                int rc;
+                if (k && !k->key) {
+                    /* {1e400: 1}: jansson saw the number before the grammar. */
+                    bh__value_err(d->err, d->errlen, "invalid JSON: a number as an object key");
+                    bh__value_free(n);
+                    return BH_EINVAL;
+                }
+                rc = from_json(d, jv, depth + 1, &c);
                 if (rc != BH_OK) {
                     bh__value_free(n);
                     return rc;
@@ -250,7 +259,7 @@ bh_value_t *bh__json_decode(const bh_api_t *api, const void *body, size_t len, c
     bh_value_t *n = NULL;
     char *text = NULL;
     json_t *j;
-    tries = tries < 4 ? 4 : tries > 256 ? 256 : tries;
+    tries = tries < 4 ? 4 : tries > MAX_SUBST ? MAX_SUBST : tries;
     /* DECODE_ANY so a scalar top level gets the payload's "expected a map"
      * message; ALLOW_NUL: strings keep their length, NUL bytes included. */
     while (!(j = json_loadb(text ? text : body, tlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je))) {

@@ -34,7 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bh__value_free(w);
     if (bh__json_encode(v, &js, &jlen, err, sizeof err) == BH_OK) {
         w = bh__json_decode(&api, js, jlen, err, sizeof err);
-        FUZZ_CHECK(w != NULL);
+        /* Each integer beyond int64 and key with NUL costs JSON a re-parse,
+         * and their number is capped (json.c). */
+        FUZZ_CHECK(w != NULL || strstr(err, "numbers beyond int64 or double"));
         bh__value_free(w);
         free(js);
     } else {
