@@ -210,6 +210,13 @@ static bool bad_token(const char *t, size_t end, enum json_error_code code, size
         }
         if (i == 0) return false;
         i--;
+        {
+            /* Only a whole, valid string is a key to replace. */
+            json_t *j = json_loadb(t + i, end - i, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            bool ok = json_is_string(j);
+            json_decref(j);
+            if (!ok) return false;
+        }
     } else {
         return false;
     }
@@ -250,6 +257,15 @@ static char *substitute(jdec_t *d, char *t, size_t *len, size_t start, size_t en
     return nt;
 }
 
+/* jansson's reason quotes the input ("near '...'"): no control character of
+ * it may reach a log line. */
+static char *printable(char *s)
+{
+    for (char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    return s;
+}
+
 bh_value_t *bh__json_decode(const bh_api_t *api, const void *body, size_t len, char *err,
                             size_t errlen)
 {
@@ -274,7 +290,7 @@ bh_value_t *bh__json_decode(const bh_api_t *api, const void *body, size_t len, c
                               tries, len);
             else
                 bh__value_err(err, errlen, "invalid JSON at line %d column %d: %s", je.line,
-                              je.column, je.text);
+                              je.column, printable(je.text));
             goto out;
         }
         if (!d.nsubst) {
@@ -285,8 +301,11 @@ bh_value_t *bh__json_decode(const bh_api_t *api, const void *body, size_t len, c
             memcpy(text, body, len);
             text[len] = '\0';
         }
-        text = substitute(&d, text, &tlen, start, end, code == json_error_null_byte_in_key);
-        if (!text) break;
+        {
+            char *nt = substitute(&d, text, &tlen, start, end, code == json_error_null_byte_in_key);
+            if (!nt) break; /* text is still ours */
+            text = nt;
+        }
     }
     if (!j) {
         bh__value_err(err, errlen, "out of memory decoding JSON");
