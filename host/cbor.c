@@ -3,9 +3,11 @@
  * Decoding uses libcbor's streaming decoder feeding our own tree builder, not
  * cbor_load(): libcbor 0.8's cbor_load allocates a declared array/map length
  * up front, so 9 bytes declaring 2^40 items make it ask for terabytes. Here a
- * declared length is checked against the bytes that remain, nesting is capped
- * at BH__VALUE_MAX_DEPTH, and no recursion depends on the input before that
- * cap applies. */
+ * declared length is checked against the bytes that remain, the limits of
+ * bh__value_limits() (depth, entries per map, values per message) apply as
+ * items arrive, and no recursion depends on the input before they do.
+ * Integers beyond int64, bignums, simple values and non-text keys become
+ * value.h's internal kinds, which encode back exactly (wire-conventions.md). */
 #include "cbor.h"
 
 /* libcbor's umbrella header is also named cbor.h, and host/ is on the include
@@ -32,7 +34,9 @@ typedef struct frame {
     bool indefinite;
     uint64_t left;    /* definite containers: items (arrays) or pairs (maps) to come */
     bh_value_t *node; /* the container being filled */
-    bh_value_t *key;  /* maps: the key (a string node) waiting for its value, or NULL */
+    bh_value_t *key;  /* maps: the key waiting for its value, or NULL */
+    uint64_t pairs;   /* maps: pairs so far */
+    int bignum;       /* indefinite byte strings: 2 or 3 under a bignum tag, else 0 */
     char *buf;        /* indefinite strings: the chunks so far */
     size_t blen, bcap;
 } frame_t;
@@ -44,6 +48,10 @@ typedef struct cbor_dec {
     size_t depth;
     bool tagged; /* a tag was read: a data item must follow */
     bool failed;
+    int bignum;      /* the last tag, when it was 2 or 3 and is still pending */
+    int item_bignum; /* what dec_begin took from `bignum` for the current item */
+    size_t nodes;    /* values so far, map keys included */
+    bh__value_limits_t lim;
     bh_value_t *root;
     char *err;
     size_t errlen;
@@ -66,18 +74,21 @@ static void dec_fail(cbor_dec_t *d, const char *fmt, ...)
 
 static frame_t *dec_top(cbor_dec_t *d) { return d->depth ? &d->stack[d->depth - 1] : NULL; }
 
-/* Every data item starts here: is an item of this kind allowed now? */
-static bool dec_begin(cbor_dec_t *d, bool is_text)
+/* Every data item starts here: is an item allowed now, and under the node
+ * cap? Takes a pending bignum tag for this item. */
+static bool dec_begin(cbor_dec_t *d)
 {
     frame_t *f = dec_top(d);
     if (d->failed) return false;
     d->tagged = false;
+    d->item_bignum = d->bignum;
+    d->bignum = 0;
     if (f && (f->kind == F_BYTES || f->kind == F_TEXT)) {
         dec_fail(d, "indefinite-length string chunk is not a definite string of its type");
         return false;
     }
-    if (f && f->kind == F_MAP && !f->key && !is_text) {
-        dec_fail(d, "map key is not a text string");
+    if (++d->nodes > d->lim.max_nodes) {
+        dec_fail(d, "more than %zu values in the message (max_nodes)", d->lim.max_nodes);
         return false;
     }
     return true;
@@ -102,14 +113,21 @@ static void dec_emit(cbor_dec_t *d, bh_value_t *n)
                 dec_fail(d, "out of memory");
                 return;
             }
-        } else if (!f->key) { /* a map key; dec_begin made sure it is text */
+        } else if (!f->key) {
             f->key = n;
             return;
         } else {
-            int rc = bh__value_map_put_node(f->node, f->key, n);
+            int rc = bh__value_kind(f->key) == BH_T_STRING
+                         ? bh__value_map_put_node(f->node, f->key, n)
+                         : bh__value_map_put_other(f->node, f->key, n);
             f->key = NULL;
             if (rc != BH_OK) {
                 dec_fail(d, "out of memory");
+                return;
+            }
+            if (f->indefinite && ++f->pairs > d->lim.max_map_entries) {
+                dec_fail(d, "map has more than %zu pairs (max_map_entries)",
+                         d->lim.max_map_entries);
                 return;
             }
         }
@@ -123,7 +141,7 @@ static void dec_emit(cbor_dec_t *d, bh_value_t *n)
 static void dec_scalar(cbor_dec_t *d, bh_type_t type, int64_t i, double x, bool b)
 {
     bh_value_t *n;
-    if (!dec_begin(d, false)) return;
+    if (!dec_begin(d)) return;
     if (type == BH_T_INT) n = bh__value_int(d->api, i);
     else if (type == BH_T_FLOAT) n = bh__value_double(d->api, x);
     else if (type == BH_T_BOOL) n = bh__value_bool(d->api, b);
@@ -131,35 +149,32 @@ static void dec_scalar(cbor_dec_t *d, bh_type_t type, int64_t i, double x, bool 
     dec_emit(d, n);
 }
 
-static void dec_uint(cbor_dec_t *d, uint64_t v)
+/* CBOR negative integers carry n for the value -1 - n; beyond int64 either
+ * way they become the wide kinds. */
+static void dec_int(cbor_dec_t *d, bool neg, uint64_t v)
 {
-    if (v > INT64_MAX) {
-        dec_begin(d, false);
-        dec_fail(d, "integer out of range");
-        return;
-    }
-    dec_scalar(d, BH_T_INT, (int64_t)v, 0, false);
+    if (dec_begin(d)) dec_emit(d, bh__value_wide(d->api, neg, v));
 }
 
-/* CBOR negative integers carry n for the value -1 - n. */
-static void dec_negint(cbor_dec_t *d, uint64_t v)
-{
-    if (v > INT64_MAX) {
-        dec_begin(d, false);
-        dec_fail(d, "integer out of range");
-        return;
-    }
-    dec_scalar(d, BH_T_INT, -1 - (int64_t)v, 0, false);
-}
+static void cb_uint8(void *c, uint8_t v) { dec_int(c, false, v); }
+static void cb_uint16(void *c, uint16_t v) { dec_int(c, false, v); }
+static void cb_uint32(void *c, uint32_t v) { dec_int(c, false, v); }
+static void cb_uint64(void *c, uint64_t v) { dec_int(c, false, v); }
+static void cb_negint8(void *c, uint8_t v) { dec_int(c, true, v); }
+static void cb_negint16(void *c, uint16_t v) { dec_int(c, true, v); }
+static void cb_negint32(void *c, uint32_t v) { dec_int(c, true, v); }
+static void cb_negint64(void *c, uint64_t v) { dec_int(c, true, v); }
 
-static void cb_uint8(void *c, uint8_t v) { dec_uint(c, v); }
-static void cb_uint16(void *c, uint16_t v) { dec_uint(c, v); }
-static void cb_uint32(void *c, uint32_t v) { dec_uint(c, v); }
-static void cb_uint64(void *c, uint64_t v) { dec_uint(c, v); }
-static void cb_negint8(void *c, uint8_t v) { dec_negint(c, v); }
-static void cb_negint16(void *c, uint16_t v) { dec_negint(c, v); }
-static void cb_negint32(void *c, uint32_t v) { dec_negint(c, v); }
-static void cb_negint64(void *c, uint64_t v) { dec_negint(c, v); }
+/* A bignum's magnitude: up to 64 bits an ordinary (or wide) integer, as
+ * cbor2 would have sent it; beyond, a bignum node keeping its bytes. */
+static bh_value_t *bignum(cbor_dec_t *d, int tag, const unsigned char *p, size_t len)
+{
+    uint64_t mag = 0;
+    while (len && !*p) p++, len--;
+    if (len > 8) return bh__value_bignum(d->api, tag == 3, p, len);
+    for (size_t i = 0; i < len; i++) mag = mag << 8 | p[i];
+    return bh__value_wide(d->api, tag == 3, mag);
+}
 static void cb_float(void *c, float v) { dec_scalar(c, BH_T_FLOAT, 0, v, false); }
 static void cb_double(void *c, double v) { dec_scalar(c, BH_T_FLOAT, 0, v, false); }
 static void cb_null(void *c) { dec_scalar(c, BH_T_NULL, 0, 0, false); }
@@ -202,8 +217,9 @@ static void dec_string(cbor_dec_t *d, bh_type_t type, cbor_data data, size_t len
         dec_chunk(d, f, data, len);
         return;
     }
-    if (!dec_begin(d, type == BH_T_STRING)) return;
-    dec_emit(d, bh__value_blob(d->api, type, data, len));
+    if (!dec_begin(d)) return;
+    if (type == BH_T_BYTES && d->item_bignum) dec_emit(d, bignum(d, d->item_bignum, data, len));
+    else dec_emit(d, bh__value_blob(d->api, type, data, len));
 }
 
 static void cb_bytes(void *c, cbor_data data, size_t len) { dec_string(c, BH_T_BYTES, data, len); }
@@ -213,8 +229,8 @@ static frame_t *dec_push(cbor_dec_t *d, enum frame_kind kind, bool indefinite, u
 {
     frame_t *f;
     if (kind == F_ARRAY || kind == F_MAP) {
-        if (d->depth >= BH__VALUE_MAX_DEPTH) {
-            dec_fail(d, "nesting deeper than %d levels", BH__VALUE_MAX_DEPTH);
+        if (d->depth >= d->lim.max_depth) {
+            dec_fail(d, "nesting deeper than %zu levels (max_depth)", d->lim.max_depth);
             return NULL;
         }
     }
@@ -233,7 +249,10 @@ static frame_t *dec_push(cbor_dec_t *d, enum frame_kind kind, bool indefinite, u
 
 static void dec_string_start(cbor_dec_t *d, enum frame_kind kind)
 {
-    if (dec_begin(d, kind == F_TEXT)) dec_push(d, kind, true, 0);
+    frame_t *f;
+    if (!dec_begin(d)) return;
+    f = dec_push(d, kind, true, 0);
+    if (f && kind == F_BYTES) f->bignum = d->item_bignum;
 }
 
 static void cb_bytes_start(void *c) { dec_string_start(c, F_BYTES); }
@@ -244,10 +263,15 @@ static void cb_text_start(void *c) { dec_string_start(c, F_TEXT); }
 static void dec_container(cbor_dec_t *d, enum frame_kind kind, bool indefinite, size_t count)
 {
     size_t left = d->len - d->pos;
-    if (!dec_begin(d, false)) return;
+    if (!dec_begin(d)) return;
     if (!indefinite && (kind == F_MAP ? count > left / 2 : count > left)) {
         dec_fail(d, "truncated input: %s declares %zu %s but only %zu bytes follow",
                  kind == F_MAP ? "map" : "array", count, kind == F_MAP ? "pairs" : "items", left);
+        return;
+    }
+    if (!indefinite && kind == F_MAP && count > d->lim.max_map_entries) {
+        dec_fail(d, "map declares %zu pairs, more than %zu (max_map_entries)", count,
+                 d->lim.max_map_entries);
         return;
     }
     if (!dec_push(d, kind, indefinite, count)) return;
@@ -265,15 +289,16 @@ static void cb_indef_array(void *c) { dec_container(c, F_ARRAY, true, 0); }
 static void cb_map(void *c, size_t n) { dec_container(c, F_MAP, false, n); }
 static void cb_indef_map(void *c) { dec_container(c, F_MAP, true, 0); }
 
-/* Tags (dates, bignums, ...) are ignored: the payload gets the tagged item. */
+/* Tags are dropped (the payload gets the tagged item), but for bignums
+ * (2, 3) on a byte string, which become integers. */
 static void cb_tag(void *c, uint64_t tag)
 {
     cbor_dec_t *d = c;
     frame_t *f = dec_top(d);
-    (void)tag;
     if (f && (f->kind == F_BYTES || f->kind == F_TEXT))
         dec_fail(d, "tag inside an indefinite-length string");
     d->tagged = true;
+    d->bignum = tag == 2 || tag == 3 ? (int)tag : 0;
 }
 
 static void cb_undefined(void *c) { cb_null(c); }
@@ -299,6 +324,10 @@ static void cb_break(void *c)
     if (f->kind == F_ARRAY || f->kind == F_MAP) {
         n = f->node;
         f->node = NULL;
+    } else if (f->bignum) {
+        n = bignum(d, f->bignum, (const unsigned char *)f->buf, f->blen);
+        free(f->buf);
+        f->buf = NULL;
     } else {
         n = bh__value_blob(d->api, f->kind == F_TEXT ? BH_T_STRING : BH_T_BYTES, f->buf, f->blen);
         free(f->buf);
@@ -335,6 +364,33 @@ static const struct cbor_callbacks dec_callbacks = {
     .indef_break = cb_break,
 };
 
+/* Simple values other than false/true/null/undefined: libcbor 0.8's
+ * streaming decoder reports them as errors, so their heads (major type 7,
+ * 0xe0-0xf3 and 0xf8 xx) are read here. True when the item at d->pos was
+ * one (consumed, or d->failed). */
+static bool simple_value(cbor_dec_t *d, const unsigned char *body, size_t len)
+{
+    unsigned b = body[d->pos], v;
+    if (b >= 0xe0 && b <= 0xf3) {
+        v = b - 0xe0;
+    } else if (b == 0xf8) {
+        if (len - d->pos < 2) {
+            dec_fail(d, "truncated item");
+            return true;
+        }
+        v = body[d->pos + 1];
+        if (v < 32) {
+            dec_fail(d, "simple value %u in a two-byte head is malformed", v);
+            return true;
+        }
+    } else {
+        return false;
+    }
+    if (dec_begin(d)) dec_emit(d, bh__value_simple(d->api, v));
+    if (!d->failed) d->pos += b == 0xf8 ? 2 : 1;
+    return true;
+}
+
 bh_value_t *bh__cbor_decode(const bh_api_t *api, const void *data, size_t len, char *err,
                             size_t errlen)
 {
@@ -348,6 +404,7 @@ bh_value_t *bh__cbor_decode(const bh_api_t *api, const void *data, size_t len, c
         return NULL;
     }
     memset(d, 0, offsetof(cbor_dec_t, stack));
+    d->lim = bh__value_limits();
     d->api = api;
     d->len = len;
     d->err = err;
@@ -358,6 +415,7 @@ bh_value_t *bh__cbor_decode(const bh_api_t *api, const void *data, size_t len, c
             dec_fail(d, "truncated input: it ends inside an item");
             break;
         }
+        if (simple_value(d, body, len)) continue;
         r = cbor_stream_decode(body + d->pos, len - d->pos, &dec_callbacks, d);
         if (r.status == CBOR_DECODER_NEDATA) {
             dec_fail(d, "truncated item");
@@ -411,8 +469,10 @@ static bool buf_reserve(buf_t *b, size_t more)
 
 static int to_cbor(buf_t *b, const bh_value_t *v, int depth, char *err, size_t errlen)
 {
-    bh_type_t type = bh__value_type(v);
+    int type = bh__value_kind(v);
     bool bv = false;
+    uint64_t w = 0;
+    unsigned simple = 0;
     int64_t i = 0;
     double d = 0;
     const void *p;
@@ -435,6 +495,24 @@ static int to_cbor(buf_t *b, const bh_value_t *v, int depth, char *err, size_t e
         bh__value_as_int(v, &i);
         if (i >= 0) b->len += cbor_encode_uint((uint64_t)i, at, room);
         else b->len += cbor_encode_negint((uint64_t)(-1 - i), at, room);
+        break;
+    case BH__K_UINT:
+    case BH__K_NEGINT:
+        bh__value_as_wide(v, &bv, &w);
+        b->len += bv ? cbor_encode_negint(w, at, room) : cbor_encode_uint(w, at, room);
+        break;
+    case BH__K_SIMPLE:
+        bh__value_as_simple(v, &simple);
+        b->len += cbor_encode_ctrl((uint8_t)simple, at, room);
+        break;
+    case BH__K_BIGNUM:
+    case BH__K_NEGBIGNUM:
+        p = bh__value_as_bignum(v, &bv, &len);
+        b->len += cbor_encode_tag(bv ? 3 : 2, at, room);
+        if (!buf_reserve(b, HEAD_MAX + len)) goto oom;
+        b->len += cbor_encode_bytestring_start(len, b->p + b->len, b->cap - b->len);
+        memcpy(b->p + b->len, p, len);
+        b->len += len;
         break;
     case BH_T_FLOAT:
         /* What Python's cbor2 emits by default (canonical=False): finite
@@ -469,7 +547,7 @@ static int to_cbor(buf_t *b, const bh_value_t *v, int depth, char *err, size_t e
     case BH_T_MAP:
         if (depth > BH__VALUE_MAX_DEPTH) goto deep;
         len = bh__value_len(v);
-        b->len += cbor_encode_map_start(len, at, room);
+        b->len += cbor_encode_map_start(len + bh__value_map_others(v), at, room);
         for (size_t k = 0; k < len; k++) {
             const char *key;
             size_t klen;
@@ -480,6 +558,14 @@ static int to_cbor(buf_t *b, const bh_value_t *v, int depth, char *err, size_t e
             memcpy(b->p + b->len, key, klen);
             b->len += klen;
             rc = to_cbor(b, c, depth + 1, err, errlen);
+            if (rc != BH_OK) return rc;
+        }
+        /* Non-text keys last: a CBOR map's order carries no meaning. */
+        for (size_t k = 0; k < bh__value_map_others(v); k++) {
+            const bh_value_t *key;
+            const bh_value_t *c = bh__value_map_other_at(v, k, &key);
+            int rc = to_cbor(b, key, depth + 1, err, errlen);
+            if (rc == BH_OK) rc = to_cbor(b, c, depth + 1, err, errlen);
             if (rc != BH_OK) return rc;
         }
         break;

@@ -17,7 +17,7 @@ PACKAGES=(
     gcc make cmake pkg-config iproute2 procps
     librabbitmq-dev libuv1-dev libinih-dev libcmocka-dev libcbor-dev libjansson-dev
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
-    clang libclang-rt-14-dev # the libFuzzer harnesses in tests/fuzz/ (libclang_rt.fuzzer)
+    clang-14 libclang-rt-14-dev # scripts/fuzz.sh only: clang and its libFuzzer runtime
 )
 POLICY_RC=/usr/sbin/policy-rc.d
 POLICY_MARK='# bushost setup.sh: no service starts during install'

@@ -135,7 +135,7 @@ typedef enum bh_type {
     BH_T_NONE = 0, /* a missing value (NULL pointer) */
     BH_T_NULL,
     BH_T_BOOL,
-    BH_T_INT,    /* int64 */
+    BH_T_INT,    /* an integer: bh_as_int reads those within int64 */
     BH_T_FLOAT,  /* double */
     BH_T_STRING, /* UTF-8 */
     BH_T_BYTES,  /* CBOR byte string; cannot be sent as JSON */
@@ -212,7 +212,10 @@ static inline const bh_value_t *bh_map_value_at(const bh_value_t *m, size_t i)
 {
     return m ? m->api->map_value_at(m, i) : NULL;
 }
-/* Scalars. as_double also takes integers; as_int takes only integers. */
+/* Scalars. as_double also takes integers; as_int takes only integers, and
+ * only those within int64: for a wider one (another service may send up to
+ * +-2^64 and beyond) it gives BH_ETYPE, and as_double the nearest double.
+ * Copying such a value (bh_value_copy) keeps it exact. */
 static inline int bh_as_bool(const bh_value_t *v, bool *out)
 {
     return v ? v->api->as_bool(v, out) : BH_ENOENT;

@@ -21,18 +21,20 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fuzz.h"
 
 enum { PW_MIN = 8, PW_MAX = 64, TEXT_MAX = 16384 };
 
-static const char *const shapes[] = {
-    "url = amqp://app:%s@h:5672/",
-    "url = amqps://app:%s@h:5671/",
-    "  amqp://app:%s@h/",
-    "url=amqp://app:%s@[::1]/v",
-    "[broker url = amqp://app:%s@h/",
-    "heartbeat = amqp://app:%s@h/",
-    "  app:%s@h/",
-    "= amqp://app:%s@h/",
+/* Each shape is the text before and after the password. */
+static const char *const shapes[][2] = {
+    {"url = amqp://app:", "@h:5672/"},
+    {"url = amqps://app:", "@h:5671/"},
+    {"  amqp://app:", "@h/"},
+    {"url=amqp://app:", "@[::1]/v"},
+    {"[broker url = amqp://app:", "@h/"},
+    {"heartbeat = amqp://app:", "@h/"},
+    {"  app:", "@h/"},
+    {"= amqp://app:", "@h/"},
 };
 
 static const bh_config_key_t table[] = {
@@ -101,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The password line goes before line `at` of the text (mod its lines). */
     for (size_t i = 0; i < tlen; i++) n_lines += text[i] == '\n';
     at = (flags >> 4) % (n_lines + 2);
-    snprintf(line, sizeof line, shapes[flags & 7], pw);
+    snprintf(line, sizeof line, "%s%s%s", shapes[flags & 7][0], pw, shapes[flags & 7][1]);
     if (!(f = fopen(path, "w"))) abort();
     for (size_t i = 0, seen = 0; i <= tlen; i++) {
         if (seen == at && (i == 0 || text[i - 1] == '\n')) {

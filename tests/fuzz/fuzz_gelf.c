@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "fuzz.h"
 #include "gelf.h"
 
 enum { MAX_TEXTS = 4 + 2 * 8 };

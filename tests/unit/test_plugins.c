@@ -178,6 +178,49 @@ static void echo_returns_cbor_bytes_and_content_type_unchanged(void **state)
     assert_int_equal(fake_host_count(f->h, FAKE_PUBLISH), 0);
 }
 
+/* Valid payloads other services send, with values beyond what a plugin reads
+ * (docs/wire-conventions.md, "Numbers and other values"): they decode, and
+ * echo.Echo answers each with its own bytes. */
+static void echo_returns_any_valid_payload_byte_for_byte(void **state)
+{
+    fixture_t *f = *state;
+    static const struct {
+        const char *ct;
+        const char *body;
+        size_t len;
+    } cases[] = {
+#define C(s) {"application/cbor", s, sizeof s - 1}
+#define J(s)                                \
+    {                                       \
+        "application/json", s, sizeof s - 1 \
+    }
+        C("\xa1\x62id\x1b\xff\xff\xff\xff\xff\xff\xff\xff"),        /* 2^64-1 */
+        C("\xa1\x61n\x3b\xff\xff\xff\xff\xff\xff\xff\xff"),         /* -2^64 */
+        C("\xa1\x61p\xc2\x49\x01\x00\x00\x00\x00\x00\x00\x00\x00"), /* bignum 2^64 */
+        C("\xa2\x61s\xf0\x61t\xf8\xff"),                            /* simple values */
+        C("\xa2\x01\x02\x61k\x80"),                                 /* an integer key */
+        C("\xa1\x61k\x63x\x00y"),                                   /* NUL in text */
+        J("{\"id\": 18446744073709551615}"),
+        J("{\"n\": -18446744073709551616, \"b\": 123456789012345678901234567890}"),
+        J("{\"r\": 1e400}"),
+        J("{\"s\": \"x\\u0000y\", \"k\\u0000\": 1}"),
+#undef C
+#undef J
+    };
+    start(f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const fake_rec_t *r;
+        fake_host_clear(f->h);
+        assert_int_equal(
+            deliver_raw(f, BH_KIND_COMMAND, "echo.Echo", cases[i].ct, cases[i].body, cases[i].len),
+            BH_DONE);
+        r = the_result(f);
+        assert_true(r->success);
+        assert_int_equal(r->body_len, cases[i].len);
+        assert_memory_equal(r->body, cases[i].body, cases[i].len);
+    }
+}
+
 static void echo_passes_empty_content_type_through_as_empty(void **state)
 {
     fixture_t *f = *state;
@@ -810,6 +853,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_descriptor_names_plugin_service_and_commands),
         ECHO(echo_returns_cbor_bytes_and_content_type_unchanged),
+        ECHO(echo_returns_any_valid_payload_byte_for_byte),
         ECHO(echo_passes_empty_content_type_through_as_empty),
         ECHO(echo_answers_an_empty_body_with_an_empty_body),
         ECHO(divide_7_by_2_gives_q_3_5),
