@@ -15,158 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_keys.h"
 #include "contract.h"
 #include "inifile.h"
 #include "keyspec.h"
 #include "redact.h"
 
-#define DEFAULT_URL "amqp://guest:guest@localhost:5672/"
 #define URL_ENV "BUSHOST_URL"
-
-/* ------------------------------------------------------------------------ */
-/* Key tables                                                               */
-
-#define CFG(field) offsetof(bh__config_t, field)
-#define SVC(field) offsetof(bh__svc_conf_t, field)
-
-static const bh__keyspec_t host_keys[] = {
-    {.section = "broker",
-     .key = "url",
-     .kind = BH__K_URL,
-     .def = DEFAULT_URL,
-     .repeatable = true,
-     .offset = CFG(urls),
-     .n = CFG(n_urls),
-     .help = "broker URL; repeat the key to list several, tried in turn"},
-    {.section = "broker",
-     .key = "heartbeat",
-     .kind = BH__K_INT,
-     .def = "30",
-     .min = 0,
-     .max = 3600,
-     .offset = CFG(heartbeat),
-     .help = "AMQP heartbeat in seconds, 0 disables it"},
-    {.section = "host",
-     .key = "plugins_dir",
-     .kind = BH__K_DIR,
-     .def = "plugins",
-     .offset = CFG(plugins_dir),
-     .help = "folder of the plugin .so files, relative to this file's folder"},
-    {.section = "host",
-     .key = "log_level",
-     .kind = BH__K_LEVEL,
-     .def = "info",
-     .offset = CFG(log_level),
-     .help = "least severe level written to stderr"},
-    {.section = "host",
-     .key = "healthcheck_interval",
-     .kind = BH__K_INT,
-     .def = "60",
-     .min = 0,
-     .max = 86400,
-     .offset = CFG(healthcheck_interval),
-     .help = "seconds between health check logs, 0 disables them"},
-    {.section = "host",
-     .key = "shutdown_timeout",
-     .kind = BH__K_INT,
-     .def = "30000",
-     .min = 0,
-     .max = 3600000,
-     .offset = CFG(shutdown_timeout),
-     .help = "ms running handlers get to finish on shutdown"},
-    {.section = "host",
-     .key = "max_message_size",
-     .kind = BH__K_INT,
-     .def = "16777216",
-     .min = 65536,
-     .max = 536870912,
-     .offset = CFG(max_message_size),
-     .help = "bytes: a larger delivery is dead-lettered, a larger publish refused"},
-    {.section = "host",
-     .key = "state_dir",
-     .kind = BH__K_DIR,
-     .def = NULL,
-     .offset = CFG(state_dir),
-     .help = "folder of the crash journals, relative to this file's folder; none: in memory"},
-    {.section = "host",
-     .key = "crash_limit",
-     .kind = BH__K_INT,
-     .def = "3",
-     .min = 0,
-     .max = 1000,
-     .offset = CFG(crash_limit),
-     .help = "crashes or consumer timeouts before a message is dead-lettered, 0 = never"},
-};
-#define N_HOST_KEYS (sizeof host_keys / sizeof host_keys[0])
-
-/* Read from every plugin section, besides the plugin's own keys: the keys
- * contract.c reserves, in its order. A NULL default is computed: see
- * service_defaults(). */
-static const bh__keyspec_t service_keys[] = {
-    {.key = "service",
-     .kind = BH__K_NAME,
-     .def = NULL /* the plugin's */,
-     .offset = SVC(service),
-     .help = "logical service name: queues <service>.events and <service>.commands"},
-    {.key = "workers",
-     .kind = BH__K_INT,
-     .def = "4",
-     .min = 0,
-     .max = 256,
-     .offset = SVC(workers),
-     .help = "handler threads; 0 runs handlers on the I/O thread (they must never block)"},
-    {.key = "prefetch",
-     .kind = BH__K_INT,
-     .def = NULL /* 25 * workers */,
-     .min = 1,
-     .max = 65535,
-     .offset = SVC(prefetch),
-     .help = "unacked messages the broker may hand over at once"},
-    {.key = "worker_scheduling",
-     .kind = BH__K_CHOICE,
-     .def = "batch",
-     .offset = SVC(sched_batch),
-     .words = {"normal", "batch"},
-     .help = "batch: woken workers wait for the I/O thread's time slice; normal: they preempt it"},
-    {.key = "content_type",
-     .kind = BH__K_FORMAT,
-     .def = "cbor",
-     .offset = SVC(format),
-     .help = "format of outgoing payloads: cbor or json"},
-    {.key = "queue_type",
-     .kind = BH__K_CHOICE,
-     .def = "classic",
-     .offset = SVC(quorum),
-     .words = {"classic", "quorum"},
-     .help = "classic or quorum; opt-in because a queue's type cannot change"},
-    {.key = "delivery_limit",
-     .kind = BH__K_INT,
-     .def = "0",
-     .min = 0,
-     .max = 1000000,
-     .offset = SVC(delivery_limit),
-     .help = "quorum only: deliveries before the broker dead-letters a message, 0 = none"},
-    {.key = "dead_letter_exchange",
-     .kind = BH__K_EXCHANGE,
-     .def = NULL,
-     .offset = SVC(dead_letter_exchange),
-     .help = "exchange for rejected messages, set on the queues; default: a broker policy"},
-    {.key = "retry_delays",
-     .kind = BH__K_DELAYS,
-     .def = NULL,
-     .max = BH__MAX_RETRY_DELAYS,
-     .offset = SVC(retry_delays),
-     .n = SVC(n_retry_delays),
-     .help = "delayed retry: waits before each new attempt, e.g. 1s, 10s, 60s"},
-    {.key = "handler_timeout_ms",
-     .kind = BH__K_INT,
-     .def = "0",
-     .min = 0,
-     .max = 86400000,
-     .offset = SVC(handler_timeout_ms),
-     .help = "warn about a handler running longer than this, 0 = never"},
-};
-#define N_SERVICE_KEYS (sizeof service_keys / sizeof service_keys[0])
 
 /* ------------------------------------------------------------------------ */
 /* Loading                                                                  */
@@ -205,8 +60,8 @@ typedef struct load {
     int host;           /* the host section being read (index in contract's list), or -1 */
     bh__section_t *raw; /* the plugin section being read, or NULL */
     bh__section_t **tail;
-    int host_line[BH__HOST_SECTIONS]; /* of each host section */
-    int key_line[N_HOST_KEYS];        /* first occurrence of each host key */
+    int host_line[BH__HOST_SECTIONS];     /* of each host section */
+    int key_line[BH__CONFIG_N_HOST_KEYS]; /* first occurrence of each host key */
 } load_t;
 
 /* inih shows a section again only when its keys resume after another's. */
@@ -255,11 +110,11 @@ static int host_key(load_t *p, const bh__ini_item_t *it, char *why, size_t whyle
     size_t i;
     int rc;
 
-    for (i = 0; i < N_HOST_KEYS; i++) {
-        if (strcmp(host_keys[i].section, it->section) != 0) continue;
-        list_add(buf, sizeof buf, host_keys[i].key);
-        if (strcmp(host_keys[i].key, it->key) == 0) {
-            k = &host_keys[i];
+    for (i = 0; i < BH__CONFIG_N_HOST_KEYS; i++) {
+        if (strcmp(bh__config_host_keys[i].section, it->section) != 0) continue;
+        list_add(buf, sizeof buf, bh__config_host_keys[i].key);
+        if (strcmp(bh__config_host_keys[i].key, it->key) == 0) {
+            k = &bh__config_host_keys[i];
             break;
         }
     }
@@ -327,9 +182,9 @@ static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen
     for (i = 0; i < cfg->n_urls; i++) free(cfg->urls[i]);
     cfg->n_urls = 0;
     for (tok = strtok_r(copy, sep, &save); tok && !rc; tok = strtok_r(NULL, sep, &save)) {
-        rc = bh__keyspec_set(&host_keys[0], cfg, tok, NULL);
+        rc = bh__keyspec_set(&bh__config_host_keys[0], cfg, tok, NULL);
         if (rc == BH_EINVAL) {
-            bh__keyspec_expect(&host_keys[0], buf, sizeof buf);
+            bh__keyspec_expect(&bh__config_host_keys[0], buf, sizeof buf);
             say(err, errlen, "%s: '%s': expected %s", URL_ENV, bh__redact(tok, shown, sizeof shown),
                 buf);
         }
@@ -349,15 +204,16 @@ static int finish(load_t *p, char *err, size_t errlen)
     size_t i;
     int rc;
 
-    for (i = 0; i < N_HOST_KEYS; i++) {
-        const bh__keyspec_t *k = &host_keys[i];
+    for (i = 0; i < BH__CONFIG_N_HOST_KEYS; i++) {
+        const bh__keyspec_t *k = &bh__config_host_keys[i];
 
         if (p->key_line[i] || !k->def || k->kind == BH__K_URL) continue;
         if ((rc = bh__keyspec_set(k, p->cfg, k->def, p->cfg->path)))
             return rc; /* only out of memory: the defaults are valid */
     }
     if (env && *env && (rc = env_urls(p->cfg, env, err, errlen))) return rc;
-    if (p->cfg->n_urls == 0) return bh__keyspec_set(&host_keys[0], p->cfg, DEFAULT_URL, NULL);
+    if (p->cfg->n_urls == 0)
+        return bh__keyspec_set(&bh__config_host_keys[0], p->cfg, BH__CONFIG_DEFAULT_URL, NULL);
     return BH_OK;
 }
 
@@ -445,12 +301,12 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
     size_t i;
     int rc;
 
-    for (i = 0; i < N_SERVICE_KEYS; i++) {
-        if (strcmp(service_keys[i].key, kv->key) != 0) continue;
+    for (i = 0; i < BH__CONFIG_N_SERVICE_KEYS; i++) {
+        if (strcmp(bh__config_service_keys[i].key, kv->key) != 0) continue;
         seen[i] = kv->line;
-        rc = bh__keyspec_set(&service_keys[i], out, kv->value, path);
+        rc = bh__keyspec_set(&bh__config_service_keys[i], out, kv->value, path);
         if (rc == BH_EINVAL) {
-            bh__keyspec_expect(&service_keys[i], buf, sizeof buf);
+            bh__keyspec_expect(&bh__config_service_keys[i], buf, sizeof buf);
             say(err, errlen, "%s:%d: [%s] %s = '%s': expected %s", path, kv->line, plugin, kv->key,
                 bh__redact(kv->value, shown, sizeof shown), buf);
         }
@@ -466,7 +322,8 @@ static int service_entry(const char *path, const char *plugin, const bh_config_k
         }
         return rc;
     }
-    for (i = 0; i < N_SERVICE_KEYS; i++) list_add(buf, sizeof buf, service_keys[i].key);
+    for (i = 0; i < BH__CONFIG_N_SERVICE_KEYS; i++)
+        list_add(buf, sizeof buf, bh__config_service_keys[i].key);
     for (i = 0; i < out->n; i++) list_add(buf, sizeof buf, t[i].key);
     say(err, errlen, "%s:%d: [%s] unknown key '%s' (known: %s)", path, kv->line, plugin, kv->key,
         buf);
@@ -481,8 +338,8 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     size_t i;
     int rc;
 
-    for (i = 0; i < N_SERVICE_KEYS; i++) {
-        const bh__keyspec_t *k = &service_keys[i];
+    for (i = 0; i < BH__CONFIG_N_SERVICE_KEYS; i++) {
+        const bh__keyspec_t *k = &bh__config_service_keys[i];
 
         if (seen[i] || !k->def) continue;
         if ((rc = bh__keyspec_set(k, out, k->def, path))) return rc;
@@ -490,8 +347,8 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     if (!out->service) {
         const char *def = default_service && *default_service ? default_service : plugin;
 
-        if ((rc = bh__keyspec_set(&service_keys[0], out, def, path)) == BH_EINVAL) {
-            bh__keyspec_expect(&service_keys[0], buf, sizeof buf);
+        if ((rc = bh__keyspec_set(&bh__config_service_keys[0], out, def, path)) == BH_EINVAL) {
+            bh__keyspec_expect(&bh__config_service_keys[0], buf, sizeof buf);
             say(err, errlen, "plugin %s: service name '%s': expected %s", plugin, def, buf);
         }
         if (rc) return rc;
@@ -504,7 +361,9 @@ static int service_defaults(const char *path, const char *plugin, const char *de
     if (!out->prefetch)
         out->prefetch = !out->workers ? 100 : 25 * out->workers > 65535 ? 65535 : 25 * out->workers;
     if (out->delivery_limit && !out->quorum) {
-        for (i = 0; i < N_SERVICE_KEYS && strcmp(service_keys[i].key, "delivery_limit"); i++)
+        for (i = 0; i < BH__CONFIG_N_SERVICE_KEYS &&
+                    strcmp(bh__config_service_keys[i].key, "delivery_limit");
+             i++)
             continue;
         say(err, errlen,
             "%s:%d: [%s] delivery_limit = %d needs queue_type = quorum (classic "
@@ -531,7 +390,7 @@ int bh__config_service(const bh__config_t *cfg, const char *plugin_name,
     const bh__section_t *sec;
     const bh__kv_t *kv;
     const char *path;
-    int seen[N_SERVICE_KEYS] = {0};
+    int seen[BH__CONFIG_N_SERVICE_KEYS] = {0};
     char why[512];
     size_t i, n = 0;
     int rc;

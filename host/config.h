@@ -37,9 +37,11 @@ typedef struct bh__config {
     int healthcheck_interval; /* seconds, default 60, 0 disables */
     int shutdown_timeout;     /* ms to let running handlers finish, default 30000 */
     int max_message_size;     /* bytes of a body, in or out; default 16 MiB */
-    char *state_dir;          /* crash journals (journal.h); NULL: in memory */
-    int crash_limit;          /* crashes or consumer timeouts before dead-lettering, default 3 */
-    bh__section_t *sections;  /* every other section, unvalidated */
+    /* What one payload may hold when decoded (bh__value_limits_t) */
+    int max_depth, max_map_entries, max_nodes;
+    char *state_dir;         /* crash journals (journal.h); NULL: in memory */
+    int crash_limit;         /* crashes or consumer timeouts before dead-lettering, default 3 */
+    bh__section_t *sections; /* every other section, unvalidated */
 } bh__config_t;
 
 /* Load and validate. BUSHOST_URL (if set and non-empty; several URLs may be

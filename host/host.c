@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "value.h"
 
 struct bh__host {
     bh__config_t cfg;
@@ -32,6 +33,10 @@ static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
 {
     if (bh__config_load(path, &h->cfg, err, errlen)) return BH__EXIT_CONFIG;
     bh__log_set_stderr_level(h->cfg.log_level);
+    /* Per process, as the log level: the decoders have no service at hand. */
+    bh__value_limits_t lim = {(size_t)h->cfg.max_depth, (size_t)h->cfg.max_map_entries,
+                              (size_t)h->cfg.max_nodes};
+    if (bh__value_set_limits(&lim, err, errlen)) return BH__EXIT_CONFIG;
     if (bh__loader_open_dir(h->cfg.plugins_dir, &h->plugins, &h->n_plugins, err, errlen))
         return BH__EXIT_CONFIG;
     const char **names = calloc(h->n_plugins, sizeof *names);

@@ -9,7 +9,8 @@
 #     (the URL check the config uses, by rabbitmq-c's parser) is the one
 #     exception: config cannot include broker.h without a cycle.
 # (c) The include graph between modules has no cycle. A module is a .c/.h
-#     pair by basename (broker_impl.h and broker_io.c belong to broker); A
+#     pair by basename (broker_impl.h and broker_io.c belong to broker,
+#     config_keys.[ch] to config); A
 #     depends on B when A.c or A.h includes "B.h".
 # (d) No static function is declared before its definition (a forward
 #     declaration hides a call cycle within a file), except a declaration
@@ -81,6 +82,7 @@ module_of() {
     b=${b%.[ch]}
     case $b in
     broker_impl | broker_io) b=broker ;;
+    config_keys) b=config ;;
     esac
     printf '%s' "$b"
 }

@@ -132,6 +132,10 @@ static void empty_file_gives_every_default(void **state)
     assert_int_equal(cfg.shutdown_timeout, 30000);
     assert_null(cfg.state_dir); /* the journal lives in memory */
     assert_int_equal(cfg.crash_limit, 3);
+    assert_int_equal(cfg.max_message_size, 16777216);
+    assert_int_equal(cfg.max_depth, 64);
+    assert_int_equal(cfg.max_map_entries, 100000);
+    assert_int_equal(cfg.max_nodes, 1000000);
     assert_null(cfg.sections);
 }
 
@@ -159,7 +163,11 @@ static void every_host_key_is_read(void **state)
                  "healthcheck_interval = 86400\n"
                  "shutdown_timeout = 3600000\n"
                  "state_dir = state\n"
-                 "crash_limit = 1000\n");
+                 "crash_limit = 1000\n"
+                 "max_message_size = 536870912\n"
+                 "max_depth = 1\n"
+                 "max_map_entries = 100000000\n"
+                 "max_nodes = 1\n");
     assert_int_equal(cfg.n_urls, 1);
     assert_string_equal(cfg.urls[0], "amqp://u:p@rabbit:5671/vh");
     assert_int_equal(cfg.heartbeat, 0);
@@ -169,6 +177,25 @@ static void every_host_key_is_read(void **state)
     assert_int_equal(cfg.shutdown_timeout, 3600000);
     assert_string_equal(cfg.state_dir, "etc/state"); /* next to the file, as plugins_dir */
     assert_int_equal(cfg.crash_limit, 1000);
+    assert_int_equal(cfg.max_message_size, 536870912);
+    assert_int_equal(cfg.max_depth, 1);
+    assert_int_equal(cfg.max_map_entries, 100000000);
+    assert_int_equal(cfg.max_nodes, 1);
+}
+
+static void size_and_decoding_limits_are_bounded(void **state)
+{
+    (void)state;
+    assert_load_error("[host]\nmax_message_size = 65535\n",
+                      "etc/x.ini:2: [host] max_message_size = '65535': expected an integer "
+                      "65536..536870912");
+    assert_load_error("[host]\nmax_depth = 65\n",
+                      "etc/x.ini:2: [host] max_depth = '65': expected an integer 1..64");
+    assert_load_error("[host]\nmax_map_entries = 0\n",
+                      "etc/x.ini:2: [host] max_map_entries = '0': expected an integer "
+                      "1..100000000");
+    assert_load_error("[host]\nmax_nodes = 16MiB\n",
+                      "etc/x.ini:2: [host] max_nodes = '16MiB': expected an integer 1..1000000000");
 }
 
 static void integer_bounds_are_inclusive(void **state)
@@ -388,7 +415,7 @@ static void unknown_host_key_lists_known_keys(void **state)
                       "plugin_dir = x\n",
                       "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
                       "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
-                      "state_dir, crash_limit)");
+                      "state_dir, crash_limit, max_depth, max_map_entries, max_nodes)");
     assert_load_error("[broker]\nurls = amqp://x/\n",
                       "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat)");
     /* Key names are case-sensitive. */
@@ -1295,6 +1322,7 @@ int main(void)
         T(reliability_options_are_off_by_default),
         T(reliability_options_are_read),
         T(bad_reliability_options_are_refused),
+        T(size_and_decoding_limits_are_bounded),
         T(refused_url_lines_never_show_the_password),
         T(refused_bushost_url_never_shows_the_password),
         T(refused_plugin_values_never_show_the_password),

@@ -24,6 +24,7 @@
 #include "fake_broker.h"
 #include "fixture_paths.h"
 #include "host.h"
+#include "value.h"
 
 enum { WAIT_MS = 10000, SHUTDOWN_MS = 2000 };
 
@@ -255,6 +256,25 @@ static void new_lists_each_plugin_with_its_service(void **state)
     assert_int_equal(fb_count(FB_CONNECT, 0), 0);
 }
 
+static void new_applies_the_decoding_limits_of_its_config(void **state)
+{
+    (void)state;
+    new_ok(&g1, ini("limits.ini", "multi", "max_depth = 3\nmax_map_entries = 7\nmax_nodes = 99\n"));
+    bh__value_limits_t l = bh__value_limits();
+    assert_int_equal(l.max_depth, 3);
+    assert_int_equal(l.max_map_entries, 7);
+    assert_int_equal(l.max_nodes, 99);
+    bh__host_free(g1.h);
+    g1.h = NULL;
+    new_ok(&g1, ini("limits.ini", "multi", NULL)); /* the defaults again */
+    l = bh__value_limits();
+    assert_int_equal(l.max_depth, 64);
+    assert_int_equal(l.max_map_entries, 100000);
+    assert_int_equal(l.max_nodes, 1000000);
+    bh__host_free(g1.h);
+    g1.h = NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Two generations                                                          */
 
@@ -425,6 +445,7 @@ int main(void)
         T(new_refuses_two_plugins_on_one_service_naming_both),
         T(new_refuses_a_failing_init_naming_the_plugin),
         T(new_lists_each_plugin_with_its_service),
+        T(new_applies_the_decoding_limits_of_its_config),
         T(two_generations_run_side_by_side_and_stop_apart),
         T(two_generations_of_one_config_drain_together),
         T(drain_ends_services_that_never_reached_a_broker),
