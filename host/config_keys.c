@@ -172,5 +172,3 @@ const bh__keyspec_t bh__config_service_keys[] = {
      .offset = SVC(handler_timeout_ms),
      .help = "warn about a handler running longer than this, 0 = never"},
 };
-
-
