@@ -96,29 +96,27 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
-/* The keys of a section begin: check the name inih kept. A name is quoted
- * redacted: a ']' in a URL's password makes "[broker url = amqp://..." a
- * header. */
+/* The keys of a section begin: check the name inih kept. A name holding
+ * '@', ':' or '/' is never shown: it can only come from a URL typed in the
+ * wrong place, and a ']' in that URL's password may have cut it anywhere,
+ * where no redactor can tell the password's end. Others are quoted. */
 static int open_section(reader_t *r, const char *section, const char *key, int line)
 {
     size_t i, n = strlen(section);
-    char shown[BH__INI_MAX_LINE + 8];
 
     if (n == 0) return fail(r, line, BH_EINVAL, "key outside any section: '%s'", key);
-    bh__redact(section, shown, sizeof shown);
-    if (n > BH__INI_MAX_SECTION)
-        return fail(r, line, BH_EINVAL, "section name [%.*s...] is longer than %d characters",
-                    BH__INI_MAX_SECTION, shown, BH__INI_MAX_SECTION);
-    for (i = 0; i < n; i++)
-        if (isspace((unsigned char)section[i]))
-            return fail(r, line, BH_EINVAL, "section name [%s] contains spaces", shown);
-    /* Sections are named after plugins; '@', ':' and '/' only ever come
-     * from a URL typed in the wrong place. */
     for (i = 0; i < n; i++)
         if (strchr("@:/", section[i]))
             return fail(r, line, BH_EINVAL,
-                        "section name [%s] contains '%c' (a section is named after a plugin)",
-                        shown, section[i]);
+                        "a section name contains '%c' (not shown: it may hold a URL; a section "
+                        "is named after a plugin)",
+                        section[i]);
+    if (n > BH__INI_MAX_SECTION)
+        return fail(r, line, BH_EINVAL, "section name [%.*s...] is longer than %d characters",
+                    BH__INI_MAX_SECTION, section, BH__INI_MAX_SECTION);
+    for (i = 0; i < n; i++)
+        if (isspace((unsigned char)section[i]))
+            return fail(r, line, BH_EINVAL, "section name [%s] contains spaces", section);
     memcpy(r->section, section, n + 1);
     r->in_section = true;
     return emit(r, BH__INI_SECTION, line, NULL, NULL);

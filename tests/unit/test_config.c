@@ -1216,14 +1216,17 @@ static void refused_url_lines_never_show_the_password(void **state)
          "etc/x.ini:2: [broker] value 'amqp://app:***@h/' has no key name"},
         {"[broker url = amqps://app:S3cretPW@h/\n",
          "etc/x.ini:1: cannot parse this line: '[broker url = amqps://app:***@h/' " CANNOT_PARSE},
-        /* A ']' in the password makes a header of it (found by fuzz_config). */
+    /* A ']' in the password makes a header of it (found by fuzz_config). */
+#define NOT_SHOWN "(not shown: it may hold a URL; a section is named after a plugin)"
         {"[broker url = amqp://app:S3c]retPW@h/\nx = 1\n",
-         "etc/x.ini:2: section name [broker url = amqp://app:***] contains spaces"},
+         "etc/x.ini:2: a section name contains ':' " NOT_SHOWN},
         {"[amqp://app:S3c]retPW@h/\nx = 1\n",
-         "etc/x.ini:2: section name [amqp://app:***] contains ':' (a section is named after a "
-         "plugin)"},
-        {"[app@h]\nx = 1\n",
-         "etc/x.ini:2: section name [***@h] contains '@' (a section is named after a plugin)"},
+         "etc/x.ini:2: a section name contains ':' " NOT_SHOWN},
+        {"[app@h]\nx = 1\n", "etc/x.ini:2: a section name contains '@' " NOT_SHOWN},
+        /* ... also when the password has an '@' of its own before the ']'
+         * (found by fuzz_config): no redactor can see where it ends. */
+        {"[broker url = amqp://app:4@Q2A223l32]@h/\nx = 1\n",
+         "etc/x.ini:2: a section name contains ':' " NOT_SHOWN},
     };
 
     (void)state;
