@@ -183,6 +183,12 @@ void bh__vlog(bh__logger_t *l, bh_level_t level, const char *conv, const char *c
         vsnprintf(msg, (size_t)n + 1, fmt, ap2);
     else if (!msg) msg = buf; /* out of memory: keep the truncated text */
     va_end(ap2);
+    size_t len = strlen(msg);
+    if (len > BH__LOG_MAX_MESSAGE + 64) { /* else the note would not fit */
+        size_t cut = BH__LOG_MAX_MESSAGE;
+        while (cut && ((unsigned char)msg[cut] & 0xC0) == 0x80) cut--; /* inside a character */
+        snprintf(msg + cut, len + 1 - cut, " ... (%zu bytes cut)", len - cut);
+    }
     if (level > BH_DEBUG) level = BH_DEBUG;
     if ((int)level <= stderr_level) to_stderr(l ? l->service : NULL, level, conv, msg);
     if (l) enqueue(l, level, conv, extra, msg);

@@ -23,6 +23,10 @@ typedef struct bh__logrec {
 } bh__logrec_t;
 
 enum { BH__LOG_QUEUE_MAX = 10000 };
+/* A record's message text is cut beyond this many bytes (at a character
+ * boundary, saying how much was cut): a handler logging a huge text must not
+ * make one huge stderr line, nor a huge GELF record in the publish path. */
+enum { BH__LOG_MAX_MESSAGE = 32768 };
 
 /* A text as stderr shows it, on one line and with no byte a terminal would
  * act on: \n \r \t and \\ as those two characters, every other C0 control,

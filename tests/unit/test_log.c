@@ -136,6 +136,33 @@ static void a_long_record_is_escaped_whole(void **state)
     free(out);
 }
 
+static void log_huge(void)
+{
+    size_t n = 3 * BH__LOG_MAX_MESSAGE;
+    char *big = malloc(n + 1);
+
+    assert_non_null(big);
+    memset(big, 'x', n);
+    memcpy(big + BH__LOG_MAX_MESSAGE - 1, "\xc3\xa9", 2); /* a character across the limit */
+    big[n] = '\0';
+    bh__log(NULL, BH_INFO, NULL, "%s", big);
+    free(big);
+}
+
+static void a_huge_message_is_cut_at_a_character_saying_so(void **state)
+{
+    char *out = capture_stderr(log_huge), want[64], *text;
+
+    (void)state;
+    assert_int_equal(strchr(out, '\n') - out, strlen(out) - 1);
+    text = strstr(out, " INFO ") + 6;
+    snprintf(want, sizeof want, "xx ... (%d bytes cut)\n", 2 * BH__LOG_MAX_MESSAGE + 1);
+    /* Cut before the two-byte character that straddles the limit. */
+    assert_int_equal(strlen(text), BH__LOG_MAX_MESSAGE - 1 + strlen(want) - 2);
+    assert_string_equal(text + BH__LOG_MAX_MESSAGE - 3, want);
+    free(out);
+}
+
 /* The bus gets the text as it was: GELF (JSON) has escaping of its own. */
 static void gelf_keeps_the_original_text(void **state)
 {
@@ -170,6 +197,7 @@ int main(void)
         cmocka_unit_test(worst_case_fits_the_stated_size),
         cmocka_unit_test(a_stderr_record_is_one_line_whatever_it_holds),
         cmocka_unit_test(a_long_record_is_escaped_whole),
+        cmocka_unit_test(a_huge_message_is_cut_at_a_character_saying_so),
         cmocka_unit_test(gelf_keeps_the_original_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
