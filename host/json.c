@@ -21,13 +21,13 @@
  * double ("too big integer", "real number overflow") and object keys with
  * U+0000. Its error then ends at the token, which is replaced by a marker
  * string and the text parsed again; the marker, found in the tree, becomes
- * the node the token stands for. A marker holds a per-process secret, so no
- * peer can forge one. Each replacement re-parses the whole text: at most
+ * the node the token stands for. A marker starts with a control character
+ * the text never spells (marker_lead) and holds a per-process secret, so no
+ * string of the text is taken for one. Each replacement re-parses the whole text: at most
  * MAX_SUBST_WORK / len of them (4 to 4096), so that a message costs at most
  * about 32 MiB of parsing. */
 #define MAX_SUBST_WORK (32u << 20)
 #define MAX_SUBST 4096
-#define MARK_PREFIX "\001bh"
 
 typedef struct subst {
     bool key;   /* an object key (text, decoded) rather than a number token */
@@ -39,7 +39,7 @@ typedef struct jdec {
     const bh_api_t *api;
     bh__value_limits_t lim;
     size_t nodes;
-    char mark[24]; /* MARK_PREFIX + 16 hex digits + '#' */
+    char mark[24]; /* lead + "bh" + 16 hex digits + '#' */
     size_t mlen;
     subst_t *subst;
     size_t nsubst;
@@ -224,11 +224,28 @@ static bool bad_token(const char *t, size_t end, enum json_error_code code, size
     return i < end;
 }
 
+/* A marker's first character: a control character the text never spells,
+ * so no string of it can be a marker. JSON has one spelling for each of
+ * these (a raw control character is invalid), "\u00XY" in digits. Only a
+ * text spelling all of them falls back on the secret alone. */
+static char marker_lead(const void *body, size_t len)
+{
+    static const char leads[] =
+        "\001\002\003\004\005\006\007\020\021\022\023\024\025\026\027\030\031";
+    for (const char *c = leads; *c; c++) {
+        char esc[8];
+        snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)*c);
+        if (!memmem(body, len, esc, 6)) return *c;
+    }
+    return leads[0];
+}
+
 /* Replace t[start, end) with the next marker; the token is kept in d. */
 static char *substitute(jdec_t *d, char *t, size_t *len, size_t start, size_t end, bool key)
 {
     char mark[64];
-    int mlen = snprintf(mark, sizeof mark, "\"\\u0001bh%.16s#%zu\"", d->mark + 3, d->nsubst);
+    int mlen = snprintf(mark, sizeof mark, "\"\\u%04x%s%zu\"", (unsigned char)d->mark[0],
+                        d->mark + 1, d->nsubst);
     subst_t *ns = realloc(d->subst, (d->nsubst + 1) * sizeof *ns);
     char *nt = malloc(*len - (end - start) + (size_t)mlen + 1);
     subst_t s = {key, NULL, 0};
@@ -294,7 +311,7 @@ bh_value_t *bh__json_decode(const bh_api_t *api, const void *body, size_t len, c
             goto out;
         }
         if (!d.nsubst) {
-            snprintf(d.mark, sizeof d.mark, MARK_PREFIX "%016llx#",
+            snprintf(d.mark, sizeof d.mark, "%cbh%016llx#", marker_lead(body, len),
                      (unsigned long long)bh__value_hash("json marker", 11));
             d.mlen = strlen(d.mark);
             if (!(text = malloc(len + 1))) break;
@@ -330,18 +347,30 @@ out:
  * each marker is then replaced by the digits in the text jansson wrote. */
 typedef struct jenc {
     char mark[32]; /* the prefix as jansson escapes it: "\u0001bhw<16 hex>:" */
-    size_t wides;  /* markers written */
+    char raw[24];  /* the same unescaped, as a string of the value would hold it */
+    size_t rawlen;
+    size_t wides; /* markers written */
+    bool clash;   /* a string or key of the value holds raw: pick another marker */
 } jenc_t;
+
+/* The secret alone does not make the marker safe (a fuzzer learns it from
+ * the comparisons): a value whose text contains it is written again with the
+ * next one. */
+static void check_clash(jenc_t *e, const char *s, size_t len)
+{
+    if (!e->clash && len >= e->rawlen && memchr(s, '\001', len) &&
+        memmem(s, len, e->raw, e->rawlen))
+        e->clash = true;
+}
 
 static json_t *wide_json(jenc_t *e, bool neg, uint64_t mag)
 {
     char s[64];
     e->wides++;
     /* -1 - mag: for mag = 2^64 - 1 that is -2^64, one past uint64. */
-    if (neg && mag == UINT64_MAX)
-        snprintf(s, sizeof s, "\001bhw%s-18446744073709551616", e->mark + 9);
+    if (neg && mag == UINT64_MAX) snprintf(s, sizeof s, "%s-18446744073709551616", e->raw);
     else
-        snprintf(s, sizeof s, "\001bhw%s%s%llu", e->mark + 9, neg ? "-" : "",
+        snprintf(s, sizeof s, "%s%s%llu", e->raw, neg ? "-" : "",
                  (unsigned long long)(neg ? mag + 1 : mag));
     return json_string(s);
 }
@@ -412,6 +441,7 @@ static int to_json(jenc_t *e, const bh_value_t *v, const char *key, int depth, j
         break;
     case BH_T_STRING:
         s = bh__value_as_str(v, &len);
+        check_clash(e, s, len);
         j = json_stringn(s, len);
         break;
     case BH_T_BYTES:
@@ -439,7 +469,9 @@ static int to_json(jenc_t *e, const bh_value_t *v, const char *key, int depth, j
             const bh_value_t *cv =
                 type == BH_T_MAP ? bh__value_map_at(v, k, &ckey, &cklen) : bh__value_array_at(v, k);
             json_t *c;
-            int rc = to_json(e, cv, ckey, depth + 1, &c, err, errlen);
+            int rc;
+            if (ckey) check_clash(e, ckey, cklen);
+            rc = to_json(e, cv, ckey, depth + 1, &c, err, errlen);
             if (rc != BH_OK) {
                 json_decref(j);
                 return rc;
@@ -470,14 +502,26 @@ int bh__json_encode(const bh_value_t *v, unsigned char **out, size_t *len, char 
 {
     json_t *j;
     size_t need;
-    jenc_t e = {.wides = 0};
+    jenc_t e;
     int rc;
-    snprintf(e.mark, sizeof e.mark,
-             "\\u0001bhw%016llx:", (unsigned long long)bh__value_hash("json wide", 9));
-    rc = to_json(&e, v, NULL, 1, &j, err, errlen);
     *out = NULL;
     *len = 0;
-    if (rc != BH_OK) return rc;
+    for (unsigned salt = 0;; salt++) {
+        char seed[32];
+        uint64_t h =
+            bh__value_hash(seed, (size_t)snprintf(seed, sizeof seed, "json wide %u", salt));
+        memset(&e, 0, sizeof e);
+        snprintf(e.mark, sizeof e.mark, "\\u0001bhw%016llx:", (unsigned long long)h);
+        e.rawlen = (size_t)snprintf(e.raw, sizeof e.raw, "\001bhw%016llx:", (unsigned long long)h);
+        rc = to_json(&e, v, NULL, 1, &j, err, errlen);
+        if (rc != BH_OK) return rc;
+        if (!e.clash || !e.wides) break;
+        json_decref(j);
+        if (salt == 63) {
+            bh__value_err(err, errlen, "payload text holds every marker JSON encoding can use");
+            return BH_EENCODE;
+        }
+    }
     need = json_dumpb(j, NULL, 0, JSON_COMPACT);
     *out = need ? malloc(need) : NULL;
     if (!*out || json_dumpb(j, (char *)*out, need, JSON_COMPACT) != need) {

@@ -193,18 +193,54 @@ static void test_json_numbers_beyond_int64_and_double_decode(void **state)
 
 static void test_json_markers_cannot_be_forged(void **state)
 {
-    /* A string shaped like the decoder's marker, in a message that makes the
-     * decoder use markers, stays a string. */
-    static const char in[] =
-        "{\"a\":\"\\u0001bh0000000000000000#0\",\"u\":18446744073709551615,\"b\":\"\\u0001bh\"}";
-    bh_value_t *v = decode_ok(bh__json_decode, in, sizeof in - 1);
-    size_t len = 0;
+    /* Strings holding the decoder's real marker (the test knows the secret,
+     * as a fuzzer learns it), in a message that makes the decoder use
+     * markers, stay strings. */
+    char in[256], want[64];
+    unsigned long long h = (unsigned long long)bh__value_hash("json marker", 11);
+    size_t len = 0, wlen = (size_t)snprintf(want, sizeof want, "\001bh%016llx#0", h);
+    bh_value_t *v;
     (void)state;
-    assert_memory_equal(bh_as_str(bh_map_get(v, "a"), &len), "\001bh0000000000000000#0", 21);
-    assert_int_equal(len, 21);
+    snprintf(in, sizeof in,
+             "{\"a\":\"\\u0001bh%016llx#0\",\"u\":18446744073709551615,\"b\":\"\\u0001bh\"}", h);
+    v = decode_ok(bh__json_decode, in, strlen(in));
+    assert_int_equal(bh_type(bh_map_get(v, "a")), BH_T_STRING);
+    assert_memory_equal(bh_as_str(bh_map_get(v, "a"), &len), want, wlen);
+    assert_int_equal(len, wlen);
     assert_int_equal(bh_len(bh_map_get(v, "b")), 3);
     assert_int_equal(bh_type(bh_map_get(v, "u")), BH_T_INT);
     bh_value_free(v);
+    /* A key holding it, next to a key with NUL that needs one. */
+    snprintf(in, sizeof in, "{\"\\u0001bh%016llx#0\":1,\"k\\u0000\":2}", h);
+    v = decode_ok(bh__json_decode, in, strlen(in));
+    assert_int_equal(bh_len(v), 2);
+    {
+        const char *k0 = NULL, *k1 = NULL;
+        size_t l0 = 0, l1 = 0;
+        assert_int_equal(bh_type(bh__value_map_at(v, 0, &k0, &l0)), BH_T_INT);
+        assert_int_equal(l0, wlen);
+        assert_memory_equal(k0, want, wlen);
+        bh__value_map_at(v, 1, &k1, &l1);
+        assert_int_equal(l1, 2);
+        assert_memory_equal(k1, "k", 2);
+    }
+    bh_value_free(v);
+}
+
+static void test_json_encoder_markers_cannot_be_forged(void **state)
+{
+    /* A string and a key holding the encoder's first marker, next to an
+     * integer beyond int64 that makes it use one, are written as text. */
+    char mark[64];
+    unsigned long long h = (unsigned long long)bh__value_hash("json wide 0", 11);
+    size_t n = (size_t)snprintf(mark, sizeof mark, "\001bhw%016llx:7", h);
+    bh_value_t *m = bh_map_new(ctx);
+    (void)state;
+    assert_int_equal(bh_map_set(m, "s", bh_strn_new(ctx, mark, n)), BH_OK);
+    assert_int_equal(bh__value_map_put(m, mark, n, bh_int_new(ctx, 1)), BH_OK);
+    assert_int_equal(bh_map_set(m, "u", bh__value_wide(&api, false, UINT64_MAX)), BH_OK);
+    round_trip(m, bh__json_encode, bh__json_decode);
+    bh_value_free(m);
 }
 
 static void test_json_caps_numbers_it_must_reparse_for(void **state)
@@ -332,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_json_decodes_every_type),
         cmocka_unit_test(test_json_numbers_beyond_int64_and_double_decode),
         cmocka_unit_test(test_json_markers_cannot_be_forged),
+        cmocka_unit_test(test_json_encoder_markers_cannot_be_forged),
         cmocka_unit_test(test_json_caps_numbers_it_must_reparse_for),
         cmocka_unit_test(test_json_strings_and_keys_keep_nul),
         cmocka_unit_test(test_json_limits_name_the_cap_and_the_count),
