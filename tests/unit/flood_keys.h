@@ -15,7 +15,7 @@
 uint64_t flood_fnv1a(const void *p, size_t len);
 /* Fill keys[0..n) (n <= FLOOD_MAX) with distinct keys whose FNV-1a agrees in
  * its low FLOOD_BITS bits, so they share one slot of any index of up to
- * 2^FLOOD_BITS slots. Deterministic. */
+ * 2^FLOOD_BITS slots. Deterministic; the search runs once per process (not thread-safe). */
 void flood_keys(char (*keys)[FLOOD_KLEN], size_t n);
 /* A CBOR or JSON payload {key: 0, ...} of those n keys (or of n ordinary
  * keys "k000000000000001"... when colliding is 0), malloc'd. */
