@@ -53,7 +53,8 @@ static void keys(FILE *out, const char *which)
         return;
     }
     for (i = 0; i < BH__CONFIG_N_HOST_KEYS; i++)
-        if (!strcmp(bh__config_host_keys[i].section, which)) key_entry(out, &bh__config_host_keys[i]);
+        if (!strcmp(bh__config_host_keys[i].section, which))
+            key_entry(out, &bh__config_host_keys[i]);
 }
 
 int main(int argc, char **argv)
