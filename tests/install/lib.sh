@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh -- helpers of the install tests (sourced by test_*.sh).
 #
 # Environment (tests/install/CMakeLists.txt): BH_BUILD_DIR, BH_SOURCE_DIR,

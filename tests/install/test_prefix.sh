@@ -35,6 +35,7 @@ diff <(code_block c "## A complete example") "$EX/greeter.c" >"$T/guide_c.out" |
 diff <(code_block cmake "With CMake, this") "$EX/CMakeLists.txt" >"$T/guide_cmake.out" ||
     fail "docs/plugin-guide.md's CMake project differs from examples/plugin/CMakeLists.txt"
 PC_LINE=$(code_block sh "With pkg-config and a plain compiler")
+# shellcheck disable=SC2016 # the text of the guide, not an expansion
 [[ $PC_LINE == *'$(pkg-config --cflags bushost)'* ]] || fail "no pkg-config line in the guide"
 
 # Out of tree, against P only: a copy of the installed example, nothing of
