@@ -18,6 +18,7 @@ PACKAGES=(
     librabbitmq-dev libuv1-dev libinih-dev libcmocka-dev libcbor-dev libjansson-dev
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
     clang-14 libclang-rt-14-dev # scripts/fuzz.sh only: clang and its libFuzzer runtime
+    dpkg-dev systemd man-db # the install tests: dpkg-shlibdeps, systemd-analyze verify, man --warnings
 )
 POLICY_RC=/usr/sbin/policy-rc.d
 POLICY_MARK='# bushost setup.sh: no service starts during install'
