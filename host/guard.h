@@ -33,6 +33,7 @@ typedef struct bh__guard {
     uint32_t warned[BH__JOURNAL_SLOTS]; /* seq of the run last warned about, per slot */
     uint64_t slow_handlers;             /* warnings given (for the metrics) */
     uint64_t consumer_timeouts;         /* channels the broker closed so */
+    int crash_fd;                       /* the crash file beside the journal, -1: none */
 } bh__guard_t;
 
 /* Open the journal ([host] state_dir, NULL: in memory; named for the
