@@ -34,7 +34,7 @@ static _Thread_local struct {
     bh__crash_ctx_t c;
     volatile sig_atomic_t running;   /* plugin code runs now */
     volatile sig_atomic_t reporting; /* the handler writes its report */
-    bool alt;                      /* the thread has an alternate stack */
+    bool alt;                        /* the thread has an alternate stack */
 } tl = {.c = {.fd = -1}};
 
 /* One report at a time: a second thread crashing meanwhile waits for the

@@ -206,6 +206,8 @@ void bh__guard_abandon(bh__guard_t *g)
 void bh__guard_free(bh__guard_t *g)
 {
     if (!g->journal) return;
+    /* The threads that ran handlers, which keep this fd for a report, have
+     * ended by now. */
     if (g->crash_fd >= 0) close(g->crash_fd);
     g->crash_fd = -1;
     bh__journal_close(g->journal);

@@ -4,8 +4,8 @@
  * key, conversation id) and a backtrace; the process dies of the signal
  * itself; and the next start logs the report as an EMERGENCY on `logs`.
  *
- * BH_FIXTURES: the fixture plugins' folder. Under ASan the host runs with
- * ASan's own handlers of these signals off, as a sanitizer's report would
+ * BH_FIXTURES: the fixture plugins' folder. Under ASan and TSan the host runs with
+ * the sanitizer's own handlers of these signals off, as its report would
  * replace the host's (docs/deployment.md). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,12 +30,14 @@
 /* Start (again) the host in h's folder. */
 static void crashy_spawn(it_host_t *h)
 {
-    const char *asan = getenv("ASAN_OPTIONS");
-    char *san = it_asprintf("ASAN_OPTIONS=%s%s" SAN_OFF, asan ? asan : "", asan ? ":" : "");
+    const char *asan = getenv("ASAN_OPTIONS"), *tsan = getenv("TSAN_OPTIONS");
+    char *a = it_asprintf("ASAN_OPTIONS=%s%s" SAN_OFF, asan ? asan : "", asan ? ":" : "");
+    char *t = it_asprintf("TSAN_OPTIONS=%s%s" SAN_OFF, tsan ? tsan : "", tsan ? ":" : "");
     const char *argv[] = {it_env("BH_BUSHOST"), "-c", h->ini, NULL};
-    const char *env[] = {san, NULL};
+    const char *env[] = {a, t, NULL};
     h->pid = it_spawn(argv, env, h->log);
-    free(san);
+    free(a);
+    free(t);
 }
 
 /* A host of the crashy fixture, with a state_dir in its own folder (the
@@ -77,8 +79,7 @@ static void expect_death(it_host_t *h, int sig, int timeout_ms)
     h->status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
     if (!WIFSIGNALED(st))
         IT_FAIL("the host exited with %d, expected to die of signal %d", WEXITSTATUS(st), sig);
-    if (WTERMSIG(st) != sig)
-        IT_FAIL("the host died of signal %d, expected %d", WTERMSIG(st), sig);
+    if (WTERMSIG(st) != sig) IT_FAIL("the host died of signal %d, expected %d", WTERMSIG(st), sig);
 }
 
 static void expect_text(const char *out, const char *text)

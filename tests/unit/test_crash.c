@@ -217,8 +217,8 @@ static void abort_in_host(const char *unused)
 {
     (void)unused;
     bh__crash_install();
-    bh__crash_enter(&(bh__crash_at_t){BH__CRASH_INIT, NULL, "plug", "plugins/plug.so", NULL, NULL,
-                                      0, -1});
+    bh__crash_enter(
+        &(bh__crash_at_t){BH__CRASH_INIT, NULL, "plug", "plugins/plug.so", NULL, NULL, 0, -1});
     bh__crash_leave();
     abort();
 }
