@@ -1,9 +1,13 @@
 /* guard.c -- crash_limit, consumer timeouts and handler_timeout_ms. */
 #include "guard.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "crash.h"
 
 static const char *conv_of(const bh__job_t *job)
 {
@@ -34,6 +38,27 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* The crash file beside the journal (<service>.crash for <service>.journal,
+ * so that it is locked with it): what the last process's fatal-signal
+ * handler wrote there is logged as an EMERGENCY, reaching `logs` once the
+ * service connects (crash.h, docs/deployment.md). */
+static void open_crash_file(bh__guard_t *g)
+{
+    static char prev[BH__CRASH_REPORT];
+    const char *jpath = bh__journal_path(g->journal);
+    char path[4096];
+    size_t n = jpath ? strlen(jpath) : 0;
+    g->crash_fd = -1;
+    if (n < 8 || n + 8 > sizeof path || strcmp(jpath + n - 8, ".journal")) return;
+    snprintf(path, sizeof path, "%.*s.crash", (int)(n - 8), jpath);
+    if ((g->crash_fd = bh__crash_file_open(path, prev, sizeof prev)) < 0)
+        bh__log(g->log, BH_WARNING, NULL, "%s: cannot open the crash file: %s", path,
+                strerror(errno));
+    else if (*prev)
+        bh__log(g->log, BH_EMERGENCY, NULL, "the last process crashed (report kept in %s):\n%s",
+                path, prev);
+}
+
 int bh__guard_start(bh__guard_t *g, const bh__config_t *cfg, const bh__svc_conf_t *conf,
                     bh__logger_t *log, char *err, size_t errlen)
 {
@@ -44,6 +69,7 @@ int bh__guard_start(bh__guard_t *g, const bh__config_t *cfg, const bh__svc_conf_
     g->crash_limit = crash_limit;
     g->handler_timeout_ms = conf->handler_timeout_ms;
     if (bh__journal_open(&g->journal, cfg->state_dir, conf->service, err, errlen)) return BH_EINVAL;
+    open_crash_file(g);
     const bh__journal_entry_t *const *r = bh__journal_recovered(g->journal, &n);
     for (size_t i = 0; i < n; i++)
         bh__log(log, BH_WARNING, NULL,
@@ -180,6 +206,10 @@ void bh__guard_abandon(bh__guard_t *g)
 void bh__guard_free(bh__guard_t *g)
 {
     if (!g->journal) return;
+    /* The threads that ran handlers, which keep this fd for a report, have
+     * ended by now. */
+    if (g->crash_fd >= 0) close(g->crash_fd);
+    g->crash_fd = -1;
     bh__journal_close(g->journal);
     g->journal = NULL;
 }

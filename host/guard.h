@@ -33,11 +33,13 @@ typedef struct bh__guard {
     uint32_t warned[BH__JOURNAL_SLOTS]; /* seq of the run last warned about, per slot */
     uint64_t slow_handlers;             /* warnings given (for the metrics) */
     uint64_t consumer_timeouts;         /* channels the broker closed so */
+    int crash_fd;                       /* the crash file beside the journal, -1: none */
 } bh__guard_t;
 
 /* Open the journal ([host] state_dir, NULL: in memory; named for the
- * service) and log what it recovered:
- * a WARNING per message that was being handled when the last process died.
+ * service) and the crash file beside it (crash.h), and log what they
+ * recovered: a WARNING per message that was being handled when the last
+ * process died, an EMERGENCY with the last process's crash report.
  * Main thread, before the workers start. BH_EINVAL with err (the journal
  * cannot be opened). */
 int bh__guard_start(bh__guard_t *g, const bh__config_t *cfg, const bh__svc_conf_t *conf,
@@ -68,7 +70,7 @@ void bh__guard_close(bh__guard_t *g);
 /* Handlers are left running as the process exits (the shutdown deadline
  * passed): clear their slots, so that the next start counts no crash. */
 void bh__guard_abandon(bh__guard_t *g);
-/* Close the journal: once no handler runs any more. */
+/* Close the journal and the crash file: once no handler runs any more. */
 void bh__guard_free(bh__guard_t *g);
 
 #endif

@@ -61,37 +61,11 @@ static _Thread_local struct {
 
 static atomic_uint_fast64_t last_id;
 
-/* -- the fatal-signal handler ---------------------------------------------- */
-
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-#define N_FATAL (sizeof fatal_signals / sizeof fatal_signals[0])
-static struct sigaction previous[N_FATAL];
-static atomic_bool installed;
+/* -- the fatal-signal handler's part (crash.c installs it) ----------------- */
 
 void bh__journal_mark_crash(void)
 {
     if (tl.active && tl.slot) atomic_store_explicit(&tl.slot->crashed, 1, memory_order_relaxed);
-}
-
-/* Mark the slot, put back what was there before (the default action, or a
- * sanitizer's report) and let it act. */
-static void on_fatal(int sig)
-{
-    bh__journal_mark_crash();
-    for (size_t i = 0; i < N_FATAL; i++)
-        if (fatal_signals[i] == sig) sigaction(sig, &previous[i], NULL);
-    raise(sig);
-}
-
-static void install_handler(void)
-{
-    struct sigaction sa;
-    if (atomic_exchange(&installed, true)) return;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fatal;
-    sa.sa_flags = SA_NODEFER; /* the raise() inside is delivered at once */
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < N_FATAL; i++) sigaction(fatal_signals[i], &sa, &previous[i]);
 }
 
 /* -- identity and time ------------------------------------------------------ */
@@ -322,11 +296,8 @@ int bh__journal_open(bh__journal_t **out, const char *dir, const char *name, cha
         return rc;
     }
     recover(j);
-    if (j->path) {
-        /* Once per start, never per message: the counts reach the disk. */
-        msync(j->m, sizeof(layout_t), MS_SYNC);
-        install_handler();
-    }
+    /* Once per start, never per message: the counts reach the disk. */
+    if (j->path) msync(j->m, sizeof(layout_t), MS_SYNC);
     *out = j;
     return BH_OK;
 }

@@ -80,8 +80,7 @@ void bh__journal_end(bh__journal_t *j);
  * behind on purpose (the process is exiting), not crashed. */
 void bh__journal_abandon(bh__journal_t *j);
 /* Mark the calling thread's slot as the one that crashed the process:
- * async-signal-safe, called from the fatal-signal handler the journal
- * installs. When some slot is marked, a recovery counts a crash for the
+ * async-signal-safe, called first by the fatal-signal handler (crash.h). When some slot is marked, a recovery counts a crash for the
  * marked slots only (the other handlers were innocent bystanders). */
 void bh__journal_mark_crash(void);
 

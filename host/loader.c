@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "contract.h"
+#include "crash.h"
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) BH_PRINTF(4, 5);
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
@@ -217,12 +218,25 @@ int bh__loader_init(const bh__loaded_t *p, bh_ctx_t *ctx, void **state, char *er
     int rc;
     *state = NULL;
     if (!p->desc->init) return 0;
-    if ((rc = p->desc->init(ctx, state)) != 0) {
+    bh__crash_enter(
+        &(bh__crash_at_t){BH__CRASH_INIT, NULL, p->desc->name, p->path, NULL, NULL, 0, -1});
+    rc = p->desc->init(ctx, state);
+    bh__crash_leave();
+    if (rc != 0) {
         fail(err, errlen, p->path, "init of plugin '%s' failed: %s (%d)", p->desc->name,
              bh_strerror(rc), rc);
         return rc < 0 ? rc : BH_EINVAL;
     }
     return 0;
+}
+
+void bh__loader_fini(const bh__loaded_t *p, bh_ctx_t *ctx, void *state)
+{
+    if (!p->desc->fini) return;
+    bh__crash_enter(
+        &(bh__crash_at_t){BH__CRASH_FINI, NULL, p->desc->name, p->path, NULL, NULL, 0, -1});
+    p->desc->fini(ctx, state);
+    bh__crash_leave();
 }
 
 void bh__loader_close(bh__loaded_t *p)

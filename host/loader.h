@@ -31,6 +31,9 @@ int bh__loader_open_dir(const char *dir, bh__loaded_t **out, size_t *n, char *er
 
 /* Run the plugin's init (if any) with ctx; an error names the file. */
 int bh__loader_init(const bh__loaded_t *p, bh_ctx_t *ctx, void **state, char *err, size_t errlen);
+/* Run the plugin's fini (if any). Both name the plugin in a crash report
+ * (crash.h) should it crash the process meanwhile. */
+void bh__loader_fini(const bh__loaded_t *p, bh_ctx_t *ctx, void *state);
 
 void bh__loader_close(bh__loaded_t *p);
 void bh__loader_close_all(bh__loaded_t *v, size_t n);

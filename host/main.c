@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "crash.h"
 #include "host.h"
 #include "log.h"
 #include "redact.h"
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 
     memset(&r, 0, sizeof r);
     signal(SIGPIPE, SIG_IGN); /* a dead broker socket must give EPIPE, not kill us */
+    bh__crash_install();      /* before any plugin code runs (crash.h) */
     int rc = bh__host_new(&r.host, path, err, sizeof err);
     if (rc) {
         fprintf(stderr, "bushost: %s\n", err);

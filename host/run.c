@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include "api.h"
+#include "crash.h"
 #include "payload.h"
 #include "value.h"
 
@@ -25,7 +26,12 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     job->msg.payload = job->payload;
     bh__ctx_init(&ctx, r->service, r->format, r->log, job, NULL);
     if (r->max_message) ctx.max_message = r->max_message;
+    const bh__loaded_t *p = r->plugin;
+    bh__crash_enter(&(bh__crash_at_t){BH__CRASH_HANDLER, r->service, p ? p->desc->name : NULL,
+                                      p ? p->path : NULL, d->routing_key, job->msg.conversation_id,
+                                      d->tag, r->guard ? r->guard->crash_fd : -1});
     int o = job->handler(&ctx.pub, &job->msg, r->state);
+    bh__crash_leave();
     bh__journal_end(jr);
     if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
         bh__log(r->log, BH_ALERT, job->msg.conversation_id,

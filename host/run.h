@@ -16,6 +16,7 @@
 #include "cq.h"
 #include "guard.h"
 #include "job.h"
+#include "loader.h"
 #include "log.h"
 #include "settle.h"
 #include "workers.h"
@@ -25,7 +26,8 @@ enum { BH__INLINE_SLOW_MS = 100 };
 
 typedef struct bh__run {
     const char *service;
-    bh_format_t format; /* the service's outgoing content type */
+    const bh__loaded_t *plugin; /* named by crash reports (NULL: unnamed) */
+    bh_format_t format;         /* the service's outgoing content type */
     bh__logger_t *log;
     void *state;        /* the plugin's, from init */
     size_t max_message; /* [host] max_message_size; 0: the default */

@@ -92,6 +92,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
     s->retry = (bh__retry_t){s->conf.retry_delays, s->conf.n_retry_delays, &s->topo, s->log, 0};
     s->run = (bh__run_t){
         .service = s->conf.service, .format = s->conf.format, .log = s->log, .guard = &s->guard};
+    s->run.plugin = plugin;
     bh__conn_name(s->conn_name, sizeof s->conn_name, s->conf.service, plugin->desc->name);
     *out = s;
     return 0;
@@ -379,10 +380,10 @@ bool bh__service_free(bh__service_t *s)
          * is safe. The process is about to exit anyway. */
         return false;
     }
-    if (s->inited && s->plugin->desc->fini) {
+    if (s->inited) {
         bh__ctx_t ctx;
         bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, NULL);
-        s->plugin->desc->fini(&ctx.pub, s->state);
+        bh__loader_fini(s->plugin, &ctx.pub, s->state);
     }
     if (s->loop_ready) {
         bh__outbox_free(&s->out);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cmocka.h>
@@ -394,6 +395,40 @@ static void a_handler_past_handler_timeout_ms_is_warned_about_once_and_counted(v
     bh__job_free(job);
 }
 
+/* The report the last process's signal handler left beside the journal
+ * is logged once, as an EMERGENCY, and the file emptied for the next. */
+static void the_last_crash_report_is_logged_once_as_an_emergency(void **state)
+{
+    bh__guard_t g;
+    char path[128];
+    (void)state;
+    snprintf(path, sizeof path, "%s/svc.crash", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("bushost: CRASH: SIGSEGV (signal 11) at address 0x10\n", f);
+    fclose(f);
+    start_guard(&g, dir, 3);
+    const fl_rec_t *r = fl_find(BH_EMERGENCY, "the last process crashed");
+    assert_non_null(r);
+    assert_non_null(strstr(r->text, path));
+    assert_non_null(strstr(r->text, "SIGSEGV (signal 11) at address 0x10"));
+    assert_true(g.crash_fd >= 0);
+    assert_int_equal(write(g.crash_fd, "x", 1), 1); /* the next report goes there */
+    bh__guard_free(&g);
+    fl_reset();
+    start_guard(&g, dir, 3);
+    assert_non_null(fl_find(BH_EMERGENCY, "the last process crashed"));
+    bh__guard_free(&g);
+    fl_reset();
+    start_guard(&g, dir, 3);
+    assert_null(fl_find(BH_EMERGENCY, "the last process crashed"));
+    bh__guard_free(&g);
+    /* In memory: no file. */
+    start_guard(&g, NULL, 3);
+    assert_int_equal(g.crash_fd, -1);
+    bh__guard_free(&g);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -413,6 +448,7 @@ int main(void)
         T(consumer_timeout_is_recognised_in_the_channel_close),
         T(consumer_timeouts_are_counted_per_message_up_to_crash_limit),
         T(a_handler_past_handler_timeout_ms_is_warned_about_once_and_counted),
+        T(the_last_crash_report_is_logged_once_as_an_emergency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
