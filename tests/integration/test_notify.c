@@ -168,8 +168,8 @@ static void *relay_main(void *arg)
     int a = -1, b = -1;
     (void)arg;
     for (;;) {
-        struct pollfd p[4] = {{relay.stop[0], POLLIN, 0}, {relay.lfd, POLLIN, 0}, {a, POLLIN, 0},
-                              {b, POLLIN, 0}};
+        struct pollfd p[4] = {
+            {relay.stop[0], POLLIN, 0}, {relay.lfd, POLLIN, 0}, {a, POLLIN, 0}, {b, POLLIN, 0}};
         if (poll(p, 4, -1) < 0) continue;
         if (p[0].revents) break;
         bool ok = true;
@@ -237,13 +237,14 @@ static int64_t ping_median(size_t from, size_t to, const char *phase)
     qsort(gaps, n, sizeof gaps[0], cmp_i64);
     print_message("%s: %zu WATCHDOG=1 gaps, min %lld ms, median %lld ms, mean %lld ms, max %lld "
                   "ms (WATCHDOG_USEC=%d: expected %d ms)\n",
-                  phase, n, (long long)gaps[0], (long long)gaps[n / 2], (long long)(sum / (int64_t)n),
-                  (long long)gaps[n - 1], WATCHDOG_USEC, WATCHDOG_USEC / 2000);
+                  phase, n, (long long)gaps[0], (long long)gaps[n / 2],
+                  (long long)(sum / (int64_t)n), (long long)gaps[n - 1], WATCHDOG_USEC,
+                  WATCHDOG_USEC / 2000);
     return gaps[n / 2];
 }
 
-static void
-test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stopping(void **state)
+static void test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stopping(
+    void **state)
 {
     static const it_host_opts_t opts = {.plugins = "testkit"};
     char url[128], sock[128], dog[64], conv[IT_ID_MAX], corr[IT_ID_MAX + 8];
@@ -276,8 +277,8 @@ test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stop
         IT_FAIL("no STATUS saying 'testkit: connecting' while the broker was down");
     size_t down_pings = sd_count(0, down_end, "WATCHDOG=1");
     print_message("broker down for %d ms: %zu WATCHDOG=1, no READY=1\n", DOWN_MS, down_pings);
-    if (down_pings < 5) IT_FAIL("only %zu WATCHDOG=1 in %d ms while the broker was down",
-                                down_pings, DOWN_MS);
+    if (down_pings < 5)
+        IT_FAIL("only %zu WATCHDOG=1 in %d ms while the broker was down", down_pings, DOWN_MS);
 
     /* The broker comes: READY once the service consumes. */
     int64_t opened = it_now_ms();
@@ -308,8 +309,8 @@ test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stop
         if (!m) IT_FAIL("only %d of 3 results", i);
         it_msg_free(m);
     }
-    long handled = sd_wait((size_t)ready, "STATUS=", "testkit: consuming, 0 in flight, 3 handled",
-                           15000);
+    long handled =
+        sd_wait((size_t)ready, "STATUS=", "testkit: consuming, 0 in flight, 3 handled", 15000);
     if (handled < 0) IT_FAIL("no STATUS with '3 handled' within 15 s of the results");
     print_message("%s\n", sd.text[handled]);
 
@@ -345,7 +346,8 @@ test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stop
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        IT_TEST(test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stopping),
+        IT_TEST(
+            test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stopping),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     relay_close();

@@ -252,7 +252,7 @@ static void watchdog_withholds_pings_from_a_silent_io_thread_and_names_it(void *
     tick(0, BH__CONN_UP);
     tick(1, BH__CONN_UP);
     assert_true(bh__notify_watchdog(&t.n));
-    tick(0, BH__CONN_UP); /* cart stops answering from here */
+    tick(0, BH__CONN_UP);                   /* cart stops answering from here */
     assert_true(bh__notify_watchdog(&t.n)); /* one probe missed: within the interval */
     tick(0, BH__CONN_UP);
     assert_false(bh__notify_watchdog(&t.n));
