@@ -148,6 +148,9 @@ bool bh__notify_watchdog(bh__notify_t *n)
         s->beats = beats;
         bh__cq_kick(s->svc->cq);
     }
+    /* Once stopping, systemd's stop timeout is in charge, and a service whose
+     * loop ended at the shutdown deadline stays "draining" without a tick. */
+    if (n->stopping) stuck = NULL;
     if (stuck && !n->stuck)
         bh__log(NULL, BH_CRITICAL, NULL,
                 "watchdog: the I/O thread of service '%s' did not answer within %" PRIu64

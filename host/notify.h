@@ -13,7 +13,8 @@
  *     STOPPING=1  when the drain starts;
  *     WATCHDOG=1  every WATCHDOG_USEC/2, and only while the main loop runs
  *                 the timer and every running service's I/O thread answered
- *                 one of the last two probes (a kick of its loop).
+ *                 one of the last two probes (a kick of its loop); once
+ *                 stopping, without condition (TimeoutStopSec rules then).
  * A zeroed bh__notify_t is inactive: every call on it does nothing, which is
  * what happens without NOTIFY_SOCKET. docs/deployment.md has the operator's
  * side. */

@@ -268,6 +268,17 @@ static void watchdog_withholds_pings_from_a_silent_io_thread_and_names_it(void *
     assert_int_equal(fl_count_match(BH_NOTICE, "every I/O thread answers again"), 1);
 }
 
+static void once_stopping_the_pings_go_on_without_condition(void **state)
+{
+    (void)state;
+    watch(1, 400000);
+    tick(0, BH__CONN_DRAIN_UP);
+    bh__notify_stopping(&t.n);
+    for (int round = 0; round < 4; round++) assert_true(bh__notify_watchdog(&t.n));
+    assert_int_equal(count("WATCHDOG=1"), 4);
+    assert_int_equal(fl_count(), 0);
+}
+
 static void starting_and_stopped_services_are_not_asked_to_beat(void **state)
 {
     (void)state;
@@ -459,6 +470,7 @@ int main(void)
         T(stopping_is_sent_once_and_stops_any_later_ready),
         T(watchdog_pings_while_every_io_thread_beats_and_probes_each),
         T(watchdog_withholds_pings_from_a_silent_io_thread_and_names_it),
+        T(once_stopping_the_pings_go_on_without_condition),
         T(starting_and_stopped_services_are_not_asked_to_beat),
         T(no_watchdog_interval_means_no_pings),
         T(an_inactive_notifier_does_nothing),
