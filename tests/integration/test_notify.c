@@ -222,6 +222,46 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* bushost as systemd would start it: NOTIFY_SOCKET, WATCHDOG_USEC, and
+ * `url` ("BUSHOST_URL=...", NULL: the test's broker). */
+static it_host_t *start_under_systemd(const it_host_opts_t *o, const char *url)
+{
+    static char sock[128], dog[64];
+    snprintf(sock, sizeof sock, "NOTIFY_SOCKET=%s", sd.path);
+    snprintf(dog, sizeof dog, "WATCHDOG_USEC=%d", WATCHDOG_USEC);
+    it_host_t *h = it_host_prepare(o);
+    const char *argv[] = {it_env("BH_BUSHOST"), "-c", h->ini, NULL};
+    const char *env[] = {sock, dog, "WATCHDOG_PID", url, NULL};
+    h->pid = it_spawn(argv, env, h->log);
+    return h;
+}
+
+/* SIGTERM once (a second would end it at once): STOPPING=1, exit 0. */
+static void stop_under_systemd(it_host_t *h, size_t from)
+{
+    kill(h->pid, SIGTERM);
+    if (sd_wait(from, "STOPPING=1", NULL, 10000) < 0)
+        IT_FAIL("no STOPPING=1 within 10 s of SIGTERM");
+    int64_t end = it_now_ms() + 20000;
+    while (it_host_alive(h) && it_now_ms() < end) it_sleep_ms(20);
+    if (h->pid) IT_FAIL("bushost still runs 20 s after SIGTERM");
+    assert_int_equal(h->status, 0);
+}
+
+/* Publish testkit.Echo {"id": id, "ms": ms}, replying to REPLY_KEY. */
+static void echo(it_conn_t *c, const char *conv, int id, int ms)
+{
+    char corr[IT_ID_MAX + 16];
+    json_t *v = json_pack("{s:i,s:i}", "id", id, "ms", ms);
+    size_t len;
+    void *body = it_cbor_encode(v, &len);
+    snprintf(corr, sizeof corr, "%s-%d", conv, id);
+    it_pub_t cmd = it_command("testkit.Echo", REPLY_KEY, corr, conv, "application/cbor", body, len);
+    it_publish(c, &cmd);
+    json_decref(v);
+    free(body);
+}
+
 /* The gaps between the WATCHDOG=1 messages from..to: prints them and
  * returns the median. */
 static int64_t ping_median(size_t from, size_t to, const char *phase)
@@ -243,11 +283,10 @@ static int64_t ping_median(size_t from, size_t to, const char *phase)
     return gaps[n / 2];
 }
 
-static void test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stopping(
-    void **state)
+static void test_ready_only_once_consuming_with_status_pings_and_stopping(void **state)
 {
     static const it_host_opts_t opts = {.plugins = "testkit"};
-    char url[128], sock[128], dog[64], conv[IT_ID_MAX], corr[IT_ID_MAX + 8];
+    char url[128], conv[IT_ID_MAX];
     it_conn_t *c = it_connect();
     it_listener_t *l = it_listen("commands", (const char *[]){REPLY_KEY, NULL});
     uint32_t consumers = 0;
@@ -257,12 +296,7 @@ static void test_ready_only_after_connect_with_status_watchdog_at_half_the_inter
     sd_open();
     relay_bind();
     snprintf(url, sizeof url, "BUSHOST_URL=amqp://guest:guest@127.0.0.1:%d/", relay.port);
-    snprintf(sock, sizeof sock, "NOTIFY_SOCKET=%s", sd.path);
-    snprintf(dog, sizeof dog, "WATCHDOG_USEC=%d", WATCHDOG_USEC);
-    it_host_t *h = it_host_prepare(&opts);
-    const char *argv[] = {it_env("BH_BUSHOST"), "-c", h->ini, NULL};
-    const char *env[] = {url, sock, dog, "WATCHDOG_PID", NULL};
-    h->pid = it_spawn(argv, env, h->log);
+    it_host_t *h = start_under_systemd(&opts, url);
 
     /* The broker cannot be reached: no READY, but the host is alive. */
     sd_read(DOWN_MS);
@@ -293,17 +327,7 @@ static void test_ready_only_after_connect_with_status_watchdog_at_half_the_inter
 
     /* Handled messages show in STATUS (repeated every few seconds). */
     it_unique(conv, "conv");
-    for (int i = 0; i < 3; i++) {
-        json_t *v = json_pack("{s:i}", "id", i);
-        size_t len;
-        void *body = it_cbor_encode(v, &len);
-        snprintf(corr, sizeof corr, "%s-%d", conv, i);
-        it_pub_t cmd =
-            it_command("testkit.Echo", REPLY_KEY, corr, conv, "application/cbor", body, len);
-        it_publish(c, &cmd);
-        json_decref(v);
-        free(body);
-    }
+    for (int i = 0; i < 3; i++) echo(c, conv, i, 0);
     for (int i = 0; i < 3; i++) {
         it_msg_t *m = it_get(l, 10000);
         if (!m) IT_FAIL("only %d of 3 results", i);
@@ -326,13 +350,7 @@ static void test_ready_only_after_connect_with_status_watchdog_at_half_the_inter
         IT_FAIL("READY=1 was sent more than once");
 
     /* SIGTERM: STOPPING=1, then a clean exit. */
-    kill(h->pid, SIGTERM);
-    long stopping = sd_wait(before_stop, "STOPPING=1", NULL, 10000);
-    if (stopping < 0) IT_FAIL("no STOPPING=1 within 10 s of SIGTERM");
-    int64_t end = it_now_ms() + 20000;
-    while (it_host_alive(h) && it_now_ms() < end) it_sleep_ms(20);
-    if (h->pid) IT_FAIL("bushost still runs 20 s after SIGTERM");
-    assert_int_equal(h->status, 0);
+    stop_under_systemd(h, before_stop);
     print_message("STOPPING=1 on SIGTERM; bushost exited 0; the relay saw %d connection(s)\n",
                   atomic_load(&relay.accepted));
 
@@ -343,11 +361,70 @@ static void test_ready_only_after_connect_with_status_watchdog_at_half_the_inter
     it_pass();
 }
 
+/* workers = 0 runs the handler on the I/O thread: a handler of 3 s holds
+ * that thread as a stuck call would, and the pings must stop meanwhile. */
+static void test_an_io_thread_stuck_in_a_handler_holds_the_watchdog_pings_back(void **state)
+{
+    static const it_host_opts_t opts = {.plugins = "testkit",
+                                        .sections = "[testkit]\nworkers = 0\n"};
+    enum { HOLD_MS = 3000 };
+    char conv[IT_ID_MAX];
+    it_conn_t *c = it_connect();
+    it_listener_t *l = it_listen("commands", (const char *[]){REPLY_KEY, NULL});
+    (void)state;
+
+    it_purge(c, "testkit.commands");
+    sd_open();
+    it_host_t *h = start_under_systemd(&opts, NULL);
+    long ready = sd_wait(0, "READY=1", NULL, 20000);
+    if (ready < 0) IT_FAIL("no READY=1 within 20 s");
+    sd_read(1000);
+
+    size_t mark = sd.n;
+    int64_t sent = it_now_ms();
+    it_unique(conv, "conv");
+    echo(c, conv, 1, HOLD_MS);
+    it_msg_t *m = it_get(l, HOLD_MS + 10000);
+    if (!m) IT_FAIL("no result of the %d ms Echo", HOLD_MS);
+    it_msg_free(m);
+    sd_read(1500);
+
+    /* The longest silence from the publish on, and pings after it. */
+    int64_t prev = sent, gap = 0, gap_end = 0;
+    size_t after = 0;
+    for (size_t i = mark; i < sd.n; i++) {
+        if (strcmp(sd.text[i], "WATCHDOG=1")) continue;
+        if (sd.at[i] - prev > gap) gap = sd.at[i] - prev, gap_end = sd.at[i];
+        prev = sd.at[i];
+    }
+    for (size_t i = mark; i < sd.n; i++)
+        after += sd.at[i] > gap_end && !strcmp(sd.text[i], "WATCHDOG=1");
+    print_message("I/O thread held %d ms by a handler: no WATCHDOG=1 for %lld ms, then %zu "
+                  "pings (WATCHDOG_USEC=%d)\n",
+                  HOLD_MS, (long long)gap, after, WATCHDOG_USEC);
+    /* Pings every 200 ms otherwise: a silence of half the hold shows it. */
+    if (gap < HOLD_MS / 2)
+        IT_FAIL("the longest gap between pings was %lld ms while the I/O thread was held "
+                "for %d ms",
+                (long long)gap, HOLD_MS);
+    if (after < 3) IT_FAIL("only %zu pings after the I/O thread was free again", after);
+    char *out = it_host_output(h);
+    bool named = strstr(out, "the I/O thread of service 'testkit' did not answer") != NULL;
+    free(out);
+    if (!named) IT_FAIL("no CRITICAL line naming the stuck service");
+
+    stop_under_systemd(h, sd.n);
+    sd_close();
+    it_unlisten(l);
+    it_close(c);
+    it_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        IT_TEST(
-            test_ready_only_after_connect_with_status_watchdog_at_half_the_interval_and_stopping),
+        IT_TEST(test_ready_only_once_consuming_with_status_pings_and_stopping),
+        IT_TEST(test_an_io_thread_stuck_in_a_handler_holds_the_watchdog_pings_back),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     relay_close();
