@@ -94,6 +94,11 @@ const bh__loaded_t *bh__host_plugin(const bh__host_t *h, size_t i) { return &h->
 
 const bh__service_t *bh__host_service(const bh__host_t *h, size_t i) { return h->svcs[i]; }
 
+bh__notify_svc_t *bh__host_notify(bh__host_t *h, size_t i)
+{
+    return bh__service_notify(h->svcs[i]);
+}
+
 const bh__config_t *bh__host_config(const bh__host_t *h) { return &h->cfg; }
 
 static void on_closed(uv_handle_t *handle)

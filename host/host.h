@@ -33,6 +33,8 @@ int bh__host_new(bh__host_t **out, const char *config_path, char *err, size_t er
 size_t bh__host_count(const bh__host_t *h);
 const bh__loaded_t *bh__host_plugin(const bh__host_t *h, size_t i);
 const bh__service_t *bh__host_service(const bh__host_t *h, size_t i);
+/* What the i-th service reports for systemd (notify.h). */
+bh__notify_svc_t *bh__host_notify(bh__host_t *h, size_t i);
 /* The config the generation was made from (its broker URLs, for --check). */
 const bh__config_t *bh__host_config(const bh__host_t *h);
 

@@ -2,7 +2,8 @@
  *
  * The main thread makes one host generation (host.c: config, plugins, their
  * init, one service per plugin), starts it and then only waits for signals:
- * the first SIGTERM/SIGINT/SIGHUP drains the host, a second exits at once. */
+ * the first SIGTERM/SIGINT/SIGHUP drains the host, a second exits at once.
+ * Under systemd (NOTIFY_SOCKET) it also tells systemd how it goes (notify.h). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,11 +15,13 @@
 #include "crash.h"
 #include "host.h"
 #include "log.h"
+#include "notify.h"
 #include "redact.h"
 
 /* What the signal watchers need; the host itself is in host.c. */
 typedef struct run {
     bh__host_t *host;
+    bh__notify_t notify; /* inactive (zeroed) without systemd */
     uv_signal_t sig[3];
     int signals;
 } run_t;
@@ -36,6 +39,8 @@ static void usage(FILE *f)
         "  -V, --version      the version and plugin ABI\n\n"
         "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space- or "
         "comma-separated).\n"
+        "Under systemd (NOTIFY_SOCKET set) it sends READY, STATUS, STOPPING and, with\n"
+        "WATCHDOG_USEC, watchdog pings (docs/deployment.md).\n"
         "Exit status: 0 clean stop, 1 runtime failure or unclean stop, 2 bad usage or config.\n");
 }
 
@@ -43,6 +48,7 @@ static void on_stopped(void *ud)
 {
     run_t *r = ud;
     for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)&r->sig[i], NULL);
+    bh__notify_close(&r->notify);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -56,7 +62,25 @@ static void on_signal(uv_signal_t *sig, int signum)
     }
     bh__log(NULL, BH_WARNING, NULL, "received %s: stopping gracefully (again to exit now)",
             strsignal(signum));
+    bh__notify_stopping(&r->notify);
     bh__host_drain(r->host);
+}
+
+/* Under systemd: READY, STATUS and the watchdog (notify.h). */
+static void start_notify(run_t *r, uv_loop_t *loop)
+{
+    bh__notify_sink_t sink;
+    size_t n = bh__host_count(r->host);
+    if (!bh__notify_systemd(&sink)) return;
+    if (bh__notify_init(&r->notify, &sink, n)) {
+        bh__log(NULL, BH_ERROR, NULL, "out of memory: systemd is not told the services' state");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) bh__notify_add(&r->notify, bh__host_notify(r->host, i));
+    bh__notify_start(&r->notify, loop);
+    if (sink.watchdog_usec)
+        bh__log(NULL, BH_INFO, NULL, "systemd watchdog: WATCHDOG=1 every %llu ms",
+                (unsigned long long)(sink.watchdog_usec / 2000u));
 }
 
 int main(int argc, char **argv)
@@ -131,9 +155,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bushost: %s\n", err);
         rc = BH__EXIT_RUNTIME;
     }
+    start_notify(&r, loop);
     uv_run(loop, UV_RUN_DEFAULT);
     if (!bh__host_join(r.host) && !rc) rc = BH__EXIT_RUNTIME;
     uv_loop_close(loop);
+    bh__notify_free(&r.notify);
     bh__log(NULL, rc ? BH_ERROR : BH_NOTICE, NULL, "bushost stopped%s",
             rc ? " (not cleanly: see above)" : "");
     bh__host_free(r.host);

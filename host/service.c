@@ -8,7 +8,6 @@
  * This file connects them; every callback of the loop ends in tick(). */
 #include "service.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "dispatch.h"
 #include "guard.h"
 #include "log.h"
+#include "notify.h"
 #include "outbox.h"
 #include "payload.h"
 #include "retry.h"
@@ -29,12 +29,6 @@
 #include "settle.h"
 #include "topology.h"
 #include "workers.h"
-
-#ifdef SCHED_BATCH
-#define WORKER_POLICY SCHED_BATCH
-#else
-#define WORKER_POLICY (-1) /* worker_scheduling = batch changes nothing here */
-#endif
 
 struct bh__service {
     const bh__config_t *cfg;
@@ -62,7 +56,8 @@ struct bh__service {
     bh__retry_t retry;
     bh__settle_t settle;
     bh__run_t run;
-    bh__guard_t guard; /* the crash journal, crash_limit, consumer timeouts */
+    bh__guard_t guard;       /* the crash journal, crash_limit, consumer timeouts */
+    bh__notify_svc_t notify; /* what systemd is told (notify.h) */
 
     atomic_bool stop_requested;
     atomic_bool clean;
@@ -94,11 +89,14 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
         .service = s->conf.service, .format = s->conf.format, .log = s->log, .guard = &s->guard};
     s->run.plugin = plugin;
     bh__conn_name(s->conn_name, sizeof s->conn_name, s->conf.service, plugin->desc->name);
+    bh__notify_svc_init(&s->notify, s->conf.service, &s->cq);
     *out = s;
     return 0;
 }
 
 const char *bh__service_name(const bh__service_t *s) { return s->conf.service; }
+
+bh__notify_svc_t *bh__service_notify(bh__service_t *s) { return &s->notify; }
 
 int bh__service_init(bh__service_t *s, char *err, size_t errlen)
 {
@@ -194,6 +192,7 @@ static void tick(bh__service_t *s, bool pump)
         bh__acker_flush(&s->acks);
         finish(s);
     }
+    bh__notify_svc_tick(&s->notify, s->conn.st, s->settle.inflight, s->settle.handled);
 }
 
 /* -- loop callbacks -------------------------------------------------------- */
@@ -285,7 +284,7 @@ static void init_loop(bh__service_t *s)
                     on_tick, s);
     bh__acker_init(&s->acks, &s->loop, &s->conn, s->half_prefetch, on_tick, s);
     bh__cq_init(&s->cq, &s->loop, &s->wake, s->half_prefetch, on_collect, s);
-    s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0};
+    s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0, 0};
     s->run.cq = &s->cq;
     s->run.settle = &s->settle;
     s->run.workers = s->workers;
@@ -312,7 +311,7 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
     if (bh__guard_start(&s->guard, s->cfg, &s->conf, s->log, err, errlen)) return BH_EINVAL;
     /* workers = 0 makes a pool without threads (run.h). */
     if (bh__workers_start(&s->workers, s->conf.workers, BH__WORKERS_BUDGET_NS,
-                          s->conf.sched_batch ? WORKER_POLICY : -1, bh__run_worker, &s->run)) {
+                          s->conf.sched_batch ? BH__WORKERS_BATCH : -1, bh__run_worker, &s->run)) {
         snprintf(err, errlen, "%s: cannot start %d worker threads", s->conf.service,
                  s->conf.workers);
         return BH_ENOMEM;

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "loader.h"
+#include "notify.h"
 
 typedef struct bh__service bh__service_t;
 
@@ -19,6 +20,8 @@ typedef struct bh__service bh__service_t;
 int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__loaded_t *plugin,
                     char *err, size_t errlen);
 const char *bh__service_name(const bh__service_t *s);
+/* What the service reports for systemd (notify.h). */
+bh__notify_svc_t *bh__service_notify(bh__service_t *s);
 /* Run the plugin's init (main thread). */
 int bh__service_init(bh__service_t *s, char *err, size_t errlen);
 /* Start the workers and the I/O thread. on_exit runs on the I/O thread when

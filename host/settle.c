@@ -53,6 +53,7 @@ static void settle(bh__settle_t *st, bh__job_t *job)
 
 void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
 {
+    st->handled++;
     if (job->outcome == 0)
         bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id,
                 "cannot decode payload of '%s' (content type '%s'): %s; rejecting it",

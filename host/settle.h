@@ -10,6 +10,7 @@
 #define BH_SETTLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "acks.h"
 #include "conn.h"
@@ -24,7 +25,8 @@ typedef struct bh__settle {
     bh__acker_t *acks;
     bh__retry_t *retry;
     bh__logger_t *log;
-    size_t inflight; /* jobs made and not yet freed */
+    size_t inflight;  /* jobs made and not yet freed */
+    uint64_t handled; /* handler runs that returned, since the start */
 } bh__settle_t;
 
 /* The handler of job returned. */

@@ -6,6 +6,7 @@
 #ifndef BH_WORKERS_H
 #define BH_WORKERS_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,13 @@ typedef struct bh__workers bh__workers_t;
  * jobs before a sleeping thread is woken for it. */
 #define BH__WORKERS_BUDGET_NS 200000u
 typedef void (*bh__work_fn)(void *ud, bh__job_t *job);
+/* The policy of worker_scheduling = batch: SCHED_BATCH where the system has
+ * it, else -1 (nothing changes). */
+#ifdef SCHED_BATCH
+#define BH__WORKERS_BATCH SCHED_BATCH
+#else
+#define BH__WORKERS_BATCH (-1)
+#endif
 
 /* n threads (0: a pool without threads, for workers = 0, where nothing is
  * pushed; the other calls work and do nothing). budget_ns: how long a queued job may wait for a thread busy
