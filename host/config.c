@@ -218,7 +218,7 @@ static int finish(load_t *p, char *err, size_t errlen)
         (rc = bh__keyspec_set(&bh__config_host_keys[0], p->cfg, BH__CONFIG_DEFAULT_URL, NULL)))
         return rc;
     /* Last: the password of every URL, whichever source they came from. */
-    return bh__credentials_apply(p->cfg, err, errlen);
+    return bh__credentials_apply(p->cfg->urls, p->cfg->n_urls, p->cfg->password_file, err, errlen);
 }
 
 int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errlen)

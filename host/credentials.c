@@ -3,6 +3,7 @@
 #include "credentials.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker_url.h"
+#include "bushost.h"
 
 static void wipe_free(char *s, size_t n)
 {
@@ -86,22 +88,23 @@ static int from_file(const char *path, char **pw, char *err, size_t errlen)
     return rc;
 }
 
-int bh__credentials_apply(bh__config_t *cfg, char *err, size_t errlen)
+int bh__credentials_apply(char **urls, size_t n, const char *password_file, char *err,
+                          size_t errlen)
 {
     char *pw = NULL, *url;
     const char *from = BH__PASSWORD_ENV;
     int rc = from_env(&pw);
     size_t i;
 
-    if (!rc && !pw && cfg->password_file) {
-        from = cfg->password_file;
-        rc = from_file(cfg->password_file, &pw, err, errlen);
+    if (!rc && !pw && password_file) {
+        from = password_file;
+        rc = from_file(password_file, &pw, err, errlen);
     }
-    for (i = 0; !rc && pw && i < cfg->n_urls; i++) {
-        if ((rc = bh__broker_url_with_password(cfg->urls[i], pw, &url))) break;
-        explicit_bzero(cfg->urls[i], strlen(cfg->urls[i]));
-        free(cfg->urls[i]);
-        cfg->urls[i] = url;
+    for (i = 0; !rc && pw && i < n; i++) {
+        if ((rc = bh__broker_url_with_password(urls[i], pw, &url))) break;
+        explicit_bzero(urls[i], strlen(urls[i]));
+        free(urls[i]);
+        urls[i] = url;
     }
     /* Each URL was accepted already and the password is percent-encoded:
      * only a broken parse-back lands here. */

@@ -17,15 +17,15 @@
 
 #include <stddef.h>
 
-#include "config.h"
-
 #define BH__PASSWORD_ENV "BUSHOST_PASSWORD"
 
 /* Longest password_file content taken (bytes). */
 enum { BH__PASSWORD_MAX = 4096 };
 
-/* Apply the password (above) to cfg->urls. 0, or BH_EINVAL / BH_ENOMEM
- * with err naming the file or variable at fault. */
-int bh__credentials_apply(bh__config_t *cfg, char *err, size_t errlen);
+/* Apply the password (above) to the n URLs in urls (each malloc'd, replaced
+ * in place). password_file: NULL for none. 0, or BH_EINVAL / BH_ENOMEM with
+ * err naming the file or variable at fault. */
+int bh__credentials_apply(char **urls, size_t n, const char *password_file, char *err,
+                          size_t errlen);
 
 #endif
