@@ -36,10 +36,10 @@ static int finding(bh__trust_mode_t mode, char *err, size_t errlen, const char *
     return BH_EINVAL;
 }
 
+/* Who besides the owner may write; "others" takes in the group. */
 static const char *who_writes(mode_t m)
 {
-    bool g = m & S_IWGRP, o = m & S_IWOTH;
-    return g && o ? "group and others" : g ? "group" : o ? "others" : NULL;
+    return m & S_IWOTH ? "others" : m & S_IWGRP ? "group" : NULL;
 }
 
 /* One file or folder, real (resolved); the message starts with shown and
