@@ -20,7 +20,7 @@
 #include "config.h"
 #include "credentials.h"
 
-#define PW "Zq8@p:w/d#%x"             /* every character rabbitmq-c needs escaped */
+#define PW "Zq8@p:w/d#%x"               /* every character rabbitmq-c needs escaped */
 #define PW_ENC "Zq8%40p%3Aw%2Fd%23%25x" /* as it is put in a URL */
 
 static char tmpdir[] = "/tmp/bh_test_credentials.XXXXXX";

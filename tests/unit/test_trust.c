@@ -121,7 +121,7 @@ static void a_world_writable_plugins_dir_is_refused_naming_it_and_its_mode(void 
 
     (void)state;
     assert_int_equal(chmod(plugins, 0777), 0);
-    want = str( "%s: plugins_dir is writable by others (mode 0777)", plugins);
+    want = str("%s: plugins_dir is writable by others (mode 0777)", plugins);
     refused(plugins, want, NULL);
     /* The sticky bit does not help the folder itself: others can add files. */
     assert_int_equal(chmod(plugins, 01777), 0);
@@ -134,7 +134,7 @@ static void a_group_writable_plugin_file_is_refused(void **state)
 
     (void)state;
     assert_int_equal(chmod(so, 0664), 0);
-    want = str( "%s: plugin file is writable by group (mode 0664)", so);
+    want = str("%s: plugin file is writable by group (mode 0664)", so);
     refused(plugins, want, NULL);
 }
 
@@ -145,13 +145,13 @@ static void a_writable_folder_above_is_refused_unless_sticky(void **state)
     const char *open, *inner, *want;
 
     (void)state;
-    open = str( "%s/open", base);
-    inner = str( "%s/plugins", open);
+    open = str("%s/open", base);
+    inner = str("%s/plugins", open);
     assert_int_equal(mkdir(open, 0755), 0);
     assert_int_equal(rename(plugins, inner), 0);
     assert_int_equal(chmod(open, 0777), 0);
-    want = str(
-             "%s: a folder above %s is writable by others (mode 0777, no sticky bit)", open, inner);
+    want =
+        str("%s: a folder above %s is writable by others (mode 0777, no sticky bit)", open, inner);
     refused(inner, want, NULL);
     assert_int_equal(chmod(open, 0770), 0);
     refused(inner, "writable by group (mode 0770", NULL);
@@ -164,11 +164,11 @@ static void a_dangling_symlink_is_an_error_naming_it(void **state)
     const char *link, *want;
 
     (void)state;
-    link = str( "%s/zz.so", plugins);
+    link = str("%s/zz.so", plugins);
     assert_int_equal(symlink("/no/such/plugin.so", link), 0);
-    want = str( "%s: cannot read plugin: No such file or directory (a dangling "
-                                "symlink)",
-             link);
+    want = str("%s: cannot read plugin: No such file or directory (a dangling "
+               "symlink)",
+               link);
     assert_int_not_equal(open_dir(plugins, BH__TRUST_STRICT), 0);
     assert_string_equal(err, want);
     /* Not a trust finding: relaxed refuses it too. */
@@ -182,21 +182,19 @@ static void a_link_to_a_writable_target_is_refused_naming_both(void **state)
     const char *dir, *target, *want;
 
     (void)state;
-    dir = str( "%s/else", base);
-    target = str( "%s/good.so", dir);
+    dir = str("%s/else", base);
+    target = str("%s/good.so", dir);
     assert_int_equal(mkdir(dir, 0755), 0);
     assert_int_equal(chmod(dir, 0755), 0);
     assert_int_equal(rename(so, target), 0);
     assert_int_equal(symlink(target, so), 0);
     if (open_dir(plugins, BH__TRUST_STRICT)) fail_msg("a safe link refused: %s", err);
     assert_int_equal(chmod(target, 0666), 0);
-    want = str( "%s: its link target %s is writable by others (mode 0666)",
-             so, target);
+    want = str("%s: its link target %s is writable by others (mode 0666)", so, target);
     refused(plugins, want, NULL);
     assert_int_equal(chmod(target, 0755), 0);
     assert_int_equal(chmod(dir, 0777), 0);
-    want = str( "%s: a folder above %s is writable by others (mode 0777", dir,
-             target);
+    want = str("%s: a folder above %s is writable by others (mode 0777", dir, target);
     refused(plugins, want, NULL);
 }
 
@@ -207,7 +205,7 @@ static void files_and_folders_owned_by_another_user_are_refused(void **state)
     (void)state;
     if (geteuid() != 0) skip(); /* only root can give a file away */
     assert_int_equal(chown(so, 65534, 65534), 0);
-    want = str( "%s: plugin file is owned by uid 65534", so);
+    want = str("%s: plugin file is owned by uid 65534", so);
     refused(plugins, want, "expected root or the user the host runs as (uid 0)");
     assert_int_equal(chown(so, 0, 0), 0);
     assert_int_equal(chown(plugins, 65534, 65534), 0);
