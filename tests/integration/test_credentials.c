@@ -131,8 +131,11 @@ static void run_and_look(it_host_t *h, const char *const *env)
     assert_no_password("/proc/PID/environ", text);
     free(text);
     /* An echo.Divide without numbers logs a WARNING of its own. */
-    it_publish(c, &(it_pub_t){.exchange = "commands", .key = "echo.Divide",
-                              .content_type = "application/json", .body = "{}", .len = 2});
+    it_publish(c, &(it_pub_t){.exchange = "commands",
+                              .key = "echo.Divide",
+                              .content_type = "application/json",
+                              .body = "{}",
+                              .len = 2});
     want = it_asprintf("amqp://" USER ":***@127.0.0.1:%s/", it_env("BH_BROKER_PORT"));
     while ((m = it_get(l, 1500))) {
         text = it_asprintf("%.*s", (int)m->len, (const char *)m->body);
@@ -216,8 +219,8 @@ static void test_a_refused_login_names_the_broker_but_not_the_password(void **st
 static void test_bad_url_and_open_password_file_are_refused_without_the_password(void **state)
 {
     it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo"});
-    const char *bad[] = {"BUSHOST_URL=amqp://" USER "@127.0.0.1:notaport/",
-                         "BUSHOST_PASSWORD=" PW, NULL};
+    const char *bad[] = {"BUSHOST_URL=amqp://" USER "@127.0.0.1:notaport/", "BUSHOST_PASSWORD=" PW,
+                         NULL};
     char *url = user_url(), *out = NULL, *want;
     const char *env[] = {url, NULL};
 
