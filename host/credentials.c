@@ -46,7 +46,8 @@ static int from_file(const char *path, char **pw, char *err, size_t errlen)
     char *buf = NULL;
     size_t len = 0;
     ssize_t got;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = BH_EINVAL;
+    /* O_NONBLOCK: a FIFO must be refused below, not wait for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), rc = BH_EINVAL;
 
     *pw = NULL;
     if (fd < 0) {

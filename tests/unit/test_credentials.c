@@ -170,6 +170,9 @@ static void an_empty_missing_or_huge_password_file_is_refused(void **state)
     assert_int_equal(mkdir("pwdir", 0700), 0);
     assert_int_equal(bh__credentials_apply(urls, 3, "pwdir", err, sizeof err), BH_EINVAL);
     assert_error("pwdir: password_file is not a regular file");
+    assert_int_equal(mkfifo("pwfifo", 0600), 0); /* refused, not waited on */
+    assert_int_equal(bh__credentials_apply(urls, 3, "pwfifo", err, sizeof err), BH_EINVAL);
+    assert_error("pwfifo: password_file is not a regular file");
 }
 
 static void url_with_password_refuses_what_the_check_refuses(void **state)
