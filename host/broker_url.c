@@ -4,6 +4,7 @@
 
 #include <amqp.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,5 +25,62 @@ int bh__broker_url_check(const char *url)
     /* It parses in place, unescaping %XX. */
     rc = amqp_parse_url(copy, &ci) == AMQP_STATUS_OK && !ci.ssl ? BH_OK : BH_EINVAL;
     free(copy);
+    return rc;
+}
+
+/* RFC 3986 userinfo: everything but the unreserved characters as %XX. */
+static char *encode(const char *s, char *o)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || strchr("-._~", c)) *o++ = (char)c;
+        else o += sprintf(o, "%%%02X", c);
+    }
+    return o;
+}
+
+/* Free a copy that held a password, wiping it first. */
+static void wipe_free(char *s)
+{
+    if (!s) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+int bh__broker_url_with_password(const char *url, const char *password, char **out)
+{
+    struct amqp_connection_info ci;
+    const char *host, *at = NULL, *s;
+    char *copy = NULL, *res = NULL, *o;
+    int rc = BH_EINVAL;
+
+    *out = NULL;
+    if ((rc = bh__broker_url_check(url))) return rc;
+    rc = BH_ENOMEM;
+    if (!(copy = strdup(url))) goto done;
+    amqp_parse_url(copy, &ci); /* cannot fail: checked above */
+    /* The authority ends at the path; a raw '@' inside it is the user
+     * info's end (the check above refuses any other). */
+    host = url + 7;
+    for (s = host; *s && *s != '/'; s++)
+        if (*s == '@') at = s;
+    if (at) host = at + 1;
+    if (!(res = malloc(7 + 3 * (strlen(ci.user) + strlen(password)) + 2 + strlen(host) + 1)))
+        goto done;
+    o = encode(ci.user, res + sprintf(res, "amqp://"));
+    *o++ = ':';
+    o = encode(password, o);
+    *o++ = '@';
+    strcpy(o, host);
+    /* What is connected to is what rabbitmq-c reads back: check it does. */
+    wipe_free(copy);
+    rc = BH_ENOMEM;
+    if (!(copy = strdup(res))) goto done;
+    rc = amqp_parse_url(copy, &ci) == AMQP_STATUS_OK && !strcmp(ci.password, password) ? BH_OK
+                                                                                       : BH_EINVAL;
+done:
+    wipe_free(copy);
+    if (rc) wipe_free(res);
+    else *out = res;
     return rc;
 }

@@ -11,4 +11,11 @@
  * BH_ENOMEM). */
 int bh__broker_url_check(const char *url);
 
+/* url (which bh__broker_url_check accepts) with its password replaced by
+ * password, percent-encoded; the user is kept (rabbitmq-c's default,
+ * "guest", when url names none). *out is malloc'd: the caller wipes and
+ * frees it. 0, BH_EINVAL (url refused, or the result would not parse back
+ * to password) or BH_ENOMEM. */
+int bh__broker_url_with_password(const char *url, const char *password, char **out);
+
 #endif

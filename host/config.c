@@ -17,6 +17,7 @@
 
 #include "config_keys.h"
 #include "contract.h"
+#include "credentials.h"
 #include "inifile.h"
 #include "keyspec.h"
 #include "redact.h"
@@ -197,7 +198,8 @@ static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen
     return rc;
 }
 
-/* Defaults for the keys the file did not set, then the URL override. */
+/* Defaults for the keys the file did not set, then the URL override and
+ * the password (credentials.h). */
 static int finish(load_t *p, char *err, size_t errlen)
 {
     const char *env = getenv(URL_ENV);
@@ -212,9 +214,11 @@ static int finish(load_t *p, char *err, size_t errlen)
             return rc; /* only out of memory: the defaults are valid */
     }
     if (env && *env && (rc = env_urls(p->cfg, env, err, errlen))) return rc;
-    if (p->cfg->n_urls == 0)
-        return bh__keyspec_set(&bh__config_host_keys[0], p->cfg, BH__CONFIG_DEFAULT_URL, NULL);
-    return BH_OK;
+    if (p->cfg->n_urls == 0 &&
+        (rc = bh__keyspec_set(&bh__config_host_keys[0], p->cfg, BH__CONFIG_DEFAULT_URL, NULL)))
+        return rc;
+    /* Last: the password of every URL, whichever source they came from. */
+    return bh__credentials_apply(p->cfg->urls, p->cfg->n_urls, p->cfg->password_file, err, errlen);
 }
 
 int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errlen)
@@ -253,6 +257,7 @@ void bh__config_free(bh__config_t *cfg)
     free(cfg->path);
     free(cfg->plugins_dir);
     free(cfg->state_dir);
+    free(cfg->password_file);
     for (sec = cfg->sections; sec; sec = next_sec) {
         next_sec = sec->next;
         for (kv = sec->keys; kv; kv = next_kv) {

@@ -30,7 +30,8 @@ typedef struct bh__config {
     /* [broker] */
     char **urls; /* url = ... (repeatable, tried in turn); BUSHOST_URL replaces them */
     size_t n_urls;
-    int heartbeat; /* seconds, default 30, 0 disables */
+    int heartbeat;       /* seconds, default 30, 0 disables */
+    char *password_file; /* the password of every URL (credentials.h); NULL: none */
     /* [host] */
     char *plugins_dir;        /* relative paths are taken from the config file's folder */
     bh_level_t log_level;     /* stderr filter, default INFO */
@@ -39,14 +40,17 @@ typedef struct bh__config {
     int max_message_size;     /* bytes of a body, in or out; default 16 MiB */
     /* What one payload may hold when decoded (bh__value_limits_t) */
     int max_depth, max_map_entries, max_nodes;
-    char *state_dir;         /* crash journals (journal.h); NULL: in memory */
-    int crash_limit;         /* crashes or consumer timeouts before dead-lettering, default 3 */
-    bh__section_t *sections; /* every other section, unvalidated */
+    char *state_dir;           /* crash journals (journal.h); NULL: in memory */
+    int crash_limit;           /* crashes or consumer timeouts before dead-lettering, default 3 */
+    bool plugin_trust_relaxed; /* plugin_trust = relaxed: trust findings warn (trust.h) */
+    bh__section_t *sections;   /* every other section, unvalidated */
 } bh__config_t;
 
 /* Load and validate. BUSHOST_URL (if set and non-empty; several URLs may be
  * separated by spaces or commas) replaces the [broker] urls. With no URL at
- * all the default is amqp://guest:guest@localhost:5672/. */
+ * all the default is amqp://guest:guest@localhost:5672/. Then
+ * BUSHOST_PASSWORD or password_file sets the password of every URL
+ * (credentials.h). */
 int bh__config_load(const char *path, bh__config_t *cfg, char *err, size_t errlen);
 void bh__config_free(bh__config_t *cfg);
 

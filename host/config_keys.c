@@ -103,6 +103,20 @@ const bh__keyspec_t bh__config_host_keys[] = {
      .max = 1000000000,
      .offset = CFG(max_nodes),
      .help = "values one payload may hold, map keys included"},
+    {.section = "host",
+     .key = "plugin_trust",
+     .kind = BH__K_CHOICE,
+     .def = "strict",
+     .offset = CFG(plugin_trust_relaxed),
+     .words = {"strict", "relaxed"},
+     .help = "strict: refuse plugins others could change (docs/deployment.md); relaxed: warn"},
+    {.section = "broker",
+     .key = "password_file",
+     .kind = BH__K_FILE,
+     .def = NULL,
+     .offset = CFG(password_file),
+     .help = "file holding the broker password (mode 0600 or 0400), relative to this file's "
+             "folder; sets the password of every url"},
 };
 
 /* Read from every plugin section, besides the plugin's own keys: the keys

@@ -37,7 +37,9 @@ static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
     bh__value_limits_t lim = {(size_t)h->cfg.max_depth, (size_t)h->cfg.max_map_entries,
                               (size_t)h->cfg.max_nodes};
     if (bh__value_set_limits(&lim, err, errlen)) return BH__EXIT_CONFIG;
-    if (bh__loader_open_dir(h->cfg.plugins_dir, &h->plugins, &h->n_plugins, err, errlen))
+    bh__trust_warn_root();
+    bh__trust_mode_t trust = h->cfg.plugin_trust_relaxed ? BH__TRUST_RELAXED : BH__TRUST_STRICT;
+    if (bh__loader_open_dir(h->cfg.plugins_dir, trust, &h->plugins, &h->n_plugins, err, errlen))
         return BH__EXIT_CONFIG;
     const char **names = calloc(h->n_plugins, sizeof *names);
     h->svcs = calloc(h->n_plugins, sizeof *h->svcs);

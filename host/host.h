@@ -4,7 +4,8 @@
  * Nothing here is global: several generations may live side by side in one
  * process, on one loop or on several. They still share what the process has
  * once: the stderr log level (the last bh__host_new sets it), the
- * environment (BUSHOST_URL) and, for a plugin file opened by both, one
+ * environment (BUSHOST_URL; BUSHOST_PASSWORD, which the first config load
+ * takes out of it: credentials.h) and, for a plugin file opened by both, one
  * dlopen handle and so one copy of the plugin's static data. */
 #ifndef BH_HOST_H
 #define BH_HOST_H

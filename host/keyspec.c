@@ -118,6 +118,7 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
     case BH__K_LEVEL:
         return bh__level_parse(s, (bh_level_t *)(void *)field);
     case BH__K_DIR:
+    case BH__K_FILE:
         return *s ? put_str((char **)(void *)field, join_dir(cfg_path, s)) : BH_EINVAL;
     case BH__K_NAME:
         return bh__contract_is_name(s, BH__SERVICE_MAX) ? put_str((char **)(void *)field, strdup(s))
@@ -152,6 +153,9 @@ void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
         break;
     case BH__K_DIR:
         snprintf(buf, n, "a folder path");
+        break;
+    case BH__K_FILE:
+        snprintf(buf, n, "a file path");
         break;
     case BH__K_NAME:
         snprintf(buf, n, "a name of letters, digits, '_' and '-'");

@@ -13,6 +13,7 @@ typedef enum bh__kind {
     BH__K_INT,      /* int in [min, max] */
     BH__K_LEVEL,    /* bh_level_t, by name or number */
     BH__K_DIR,      /* char *, joined to the config file's folder when relative */
+    BH__K_FILE,     /* the same, for a file */
     BH__K_NAME,     /* char *, a service name */
     BH__K_FORMAT,   /* bh_format_t from a content type */
     BH__K_CHOICE,   /* bool: words[0] (false) or words[1] (true) */

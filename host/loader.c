@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "contract.h"
 #include "crash.h"
@@ -106,8 +107,27 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
+/* A "*.so" entry: 0 a plugin to open, 1 a folder (skipped), else an error
+ * naming it: a dangling link or an unreadable file is never skipped. */
+static int check_entry(const char *full, char *err, size_t errlen)
+{
+    struct stat st;
+    bool link = !lstat(full, &st) && S_ISLNK(st.st_mode);
+
+    if (stat(full, &st))
+        return fail(err, errlen, full, "cannot read plugin: %s%s", strerror(errno),
+                    link ? " (a dangling symlink)" : "");
+    if (S_ISDIR(st.st_mode)) return 1;
+    if (!S_ISREG(st.st_mode))
+        return fail(err, errlen, full, "not a plugin: expected a regular file (mode %06o)",
+                    (unsigned)st.st_mode);
+    if (access(full, R_OK))
+        return fail(err, errlen, full, "cannot read plugin: %s", strerror(errno));
+    return 0;
+}
+
 /* The full paths of the regular files (or links to them) named "*.so" in
- * dir, sorted by name. */
+ * dir, sorted by name. A folder named so is skipped. */
 static int list_plugins(const char *dir, char ***names_out, size_t *n_out, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
@@ -118,8 +138,8 @@ static int list_plugins(const char *dir, char ***names_out, size_t *n_out, char 
 
     if (!d) return fail(err, errlen, dir, "cannot read plugin folder: %s", strerror(errno));
     for (;;) {
-        struct stat st;
         char *full;
+        int rc;
         errno = 0;
         if (!(de = readdir(d))) {
             if (errno) {
@@ -133,9 +153,12 @@ static int list_plugins(const char *dir, char ***names_out, size_t *n_out, char 
         if (!ends_with_so(de->d_name)) continue;
         if (!(full = malloc(strlen(dir) + strlen(de->d_name) + 2))) goto nomem;
         sprintf(full, "%s%s%s", dir, slash ? "" : "/", de->d_name);
-        if (stat(full, &st) || !S_ISREG(st.st_mode)) {
-            free(full); /* a folder, a dangling link... not a plugin */
-            continue;
+        if ((rc = check_entry(full, err, errlen)) != 0) {
+            free(full);
+            if (rc > 0) continue;
+            closedir(d);
+            free_names(names, n);
+            return BH_EINVAL;
         }
         if (n == cap) {
             char **grown = realloc(names, (cap = cap ? 2 * cap : 8) * sizeof *names);
@@ -185,7 +208,8 @@ static int check_unique(const bh__loaded_t *v, size_t n, char *err, size_t errle
     return 0;
 }
 
-int bh__loader_open_dir(const char *dir, bh__loaded_t **out, size_t *n, char *err, size_t errlen)
+int bh__loader_open_dir(const char *dir, bh__trust_mode_t trust, bh__loaded_t **out, size_t *n,
+                        char *err, size_t errlen)
 {
     char **names = NULL;
     size_t count = 0, i;
@@ -195,6 +219,13 @@ int bh__loader_open_dir(const char *dir, bh__loaded_t **out, size_t *n, char *er
     *out = NULL;
     *n = 0;
     if ((rc = list_plugins(dir, &names, &count, err, errlen))) return rc;
+    /* Before any dlopen: a constructor in a planted file would run at once. */
+    rc = bh__trust_dir(dir, trust, err, errlen);
+    for (i = 0; i < count && !rc; i++) rc = bh__trust_file(names[i], dir, trust, err, errlen);
+    if (rc) {
+        free_names(names, count);
+        return rc;
+    }
     if (!(v = calloc(count, sizeof *v))) {
         free_names(names, count);
         fail(err, errlen, dir, "out of memory");

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "bushost.h"
+#include "trust.h"
 
 typedef struct bh__loaded {
     char *path;              /* as found, e.g. "plugins/echo.so" */
@@ -25,9 +26,12 @@ int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t e
 int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errlen);
 
 /* Open every "*.so" in dir, in name order. Any failure fails the whole load
- * (nothing is skipped). An empty folder is an error. Two plugins with the same
- * name or service are an error. */
-int bh__loader_open_dir(const char *dir, bh__loaded_t **out, size_t *n, char *err, size_t errlen);
+ * (nothing is skipped: a dangling link or an unreadable file is an error; a
+ * folder named "*.so" is not a plugin). An empty folder is an error. Two
+ * plugins with the same name or service are an error. Before anything is
+ * opened, dir, its folders and each file are checked by trust.h. */
+int bh__loader_open_dir(const char *dir, bh__trust_mode_t trust, bh__loaded_t **out, size_t *n,
+                        char *err, size_t errlen);
 
 /* Run the plugin's init (if any) with ctx; an error names the file. */
 int bh__loader_init(const bh__loaded_t *p, bh_ctx_t *ctx, void **state, char *err, size_t errlen);

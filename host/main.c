@@ -38,7 +38,8 @@ static void usage(FILE *f)
         "  -h, --help         this text\n"
         "  -V, --version      the version and plugin ABI\n\n"
         "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space- or "
-        "comma-separated).\n"
+        "comma-separated);\n"
+        "BUSHOST_PASSWORD sets the password of every URL (before [broker] password_file).\n"
         "Under systemd (NOTIFY_SOCKET set) it sends READY, STATUS, STOPPING and, with\n"
         "WATCHDOG_USEC, watchdog pings (docs/deployment.md).\n"
         "Exit status: 0 clean stop, 1 runtime failure or unclean stop, 2 bad usage or config.\n");

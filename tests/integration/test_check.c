@@ -8,9 +8,12 @@
 
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -149,6 +152,57 @@ static void test_check_refuses_broken_plugin_naming_the_file(void **state)
     it_pass();
 }
 
+/* Plugin trust: a plugins_dir anyone may write to is refused, naming the
+ * folder and its mode; plugin_trust = relaxed turns that into a WARNING. */
+static void test_check_refuses_a_world_writable_plugins_dir_naming_it_and_its_mode(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo"});
+    char real[PATH_MAX], *dir = it_asprintf("%s/plugins", h->dir), *want, *out = NULL;
+
+    if (!realpath(dir, real)) IT_FAIL("realpath %s", dir);
+    assert_int_equal(chmod(dir, 0777), 0);
+    assert_int_equal(check(h, &out), 2);
+    want = it_asprintf("%s: plugins_dir is writable by others (mode 0777)", real);
+    assert_mentions(out, want);
+    free(want);
+    free(out);
+    free(dir);
+    it_pass();
+}
+
+static void test_check_with_relaxed_trust_warns_and_passes(void **state)
+{
+    it_host_t *h = it_host_prepare(
+        &(it_host_opts_t){.plugins = "echo", .host_keys = "plugin_trust = relaxed\n"});
+    char *dir = it_asprintf("%s/plugins", h->dir), *out = NULL;
+
+    assert_int_equal(chmod(dir, 0777), 0);
+    assert_int_equal(check(h, &out), 0);
+    assert_mentions(out, "WARNING");
+    assert_mentions(out, "plugins_dir is writable by others (mode 0777) (accepted: plugin_trust "
+                         "= relaxed)");
+    assert_mentions(out, "OK");
+    free(out);
+    free(dir);
+    it_pass();
+}
+
+static void test_check_refuses_a_dangling_plugin_link_naming_it(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo"});
+    char *link = it_asprintf("%s/plugins/gone.so", h->dir), *want, *out = NULL;
+
+    assert_int_equal(symlink("/no/such/plugin.so", link), 0);
+    assert_int_equal(check(h, &out), 2);
+    want =
+        it_asprintf("%s: cannot read plugin: No such file or directory (a dangling symlink)", link);
+    assert_mentions(out, want);
+    free(want);
+    free(out);
+    free(link);
+    it_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +212,9 @@ int main(void)
         IT_TEST(test_check_refuses_out_of_range_plugin_key_naming_file_and_line),
         IT_TEST(test_check_refuses_missing_plugins_dir_naming_it),
         IT_TEST(test_check_refuses_broken_plugin_naming_the_file),
+        IT_TEST(test_check_refuses_a_world_writable_plugins_dir_naming_it_and_its_mode),
+        IT_TEST(test_check_with_relaxed_trust_warns_and_passes),
+        IT_TEST(test_check_refuses_a_dangling_plugin_link_naming_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -410,17 +410,20 @@ static void bad_host_values_are_refused(void **state)
 static void unknown_host_key_lists_known_keys(void **state)
 {
     (void)state;
-    assert_load_error("[broker]\n"
-                      "[host]\n"
-                      "plugin_dir = x\n",
-                      "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
-                      "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
-                      "state_dir, crash_limit, max_depth, max_map_entries, max_nodes)");
-    assert_load_error("[broker]\nurls = amqp://x/\n",
-                      "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat)");
+    assert_load_error(
+        "[broker]\n"
+        "[host]\n"
+        "plugin_dir = x\n",
+        "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
+        "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
+        "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, plugin_trust)");
+    assert_load_error(
+        "[broker]\nurls = amqp://x/\n",
+        "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat, password_file)");
     /* Key names are case-sensitive. */
-    assert_load_error("[broker]\nHeartbeat = 1\n",
-                      "etc/x.ini:2: [broker] unknown key 'Heartbeat' (known: url, heartbeat)");
+    assert_load_error(
+        "[broker]\nHeartbeat = 1\n",
+        "etc/x.ini:2: [broker] unknown key 'Heartbeat' (known: url, heartbeat, password_file)");
 }
 
 static void key_outside_any_section_is_refused(void **state)

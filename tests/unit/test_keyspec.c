@@ -34,6 +34,7 @@ static const bh__keyspec_t number = {
     .key = "n", .kind = BH__K_INT, .min = -2, .max = 30, .offset = F(number)};
 static const bh__keyspec_t level = {.key = "l", .kind = BH__K_LEVEL, .offset = F(level)};
 static const bh__keyspec_t dir = {.key = "d", .kind = BH__K_DIR, .offset = F(dir)};
+static const bh__keyspec_t file = {.key = "p", .kind = BH__K_FILE, .offset = F(dir)};
 static const bh__keyspec_t name = {.key = "s", .kind = BH__K_NAME, .offset = F(name)};
 static const bh__keyspec_t format = {.key = "f", .kind = BH__K_FORMAT, .offset = F(format)};
 static const bh__keyspec_t choice = {
@@ -150,6 +151,11 @@ static void levels_dirs_names_formats(void **state)
     assert_int_equal(set(&dir, "/abs"), BH_OK);
     assert_string_equal(f.dir, "/abs");
     assert_int_equal(set(&dir, ""), BH_EINVAL);
+    /* A file is joined to the config's folder as a folder is. */
+    assert_int_equal(set(&file, "pw"), BH_OK);
+    assert_string_equal(f.dir, "etc/pw");
+    assert_int_equal(set(&file, ""), BH_EINVAL);
+    assert_string_equal(expect(&file), "a file path");
     assert_int_equal(set(&name, "svc_1-a"), BH_OK);
     assert_int_equal(set(&name, "svc.1"), BH_EINVAL);
     assert_string_equal(f.name, "svc_1-a");

@@ -322,7 +322,8 @@ static void open_dir_loads_every_plugin_in_name_order(void **s)
 {
     bh__loaded_t *v = NULL;
     size_t n = 0;
-    if (bh__loader_open_dir(fx("multi"), &v, &n, err, sizeof err)) fail_msg("%s", err);
+    if (bh__loader_open_dir(fx("multi"), BH__TRUST_STRICT, &v, &n, err, sizeof err))
+        fail_msg("%s", err);
     /* README.txt, old.so.bak and the folder folder.so are skipped. */
     assert_int_equal(n, 2);
     assert_string_equal(v[0].path, fx("multi/good.so"));
@@ -351,7 +352,7 @@ static void open_dir_opens_in_name_order_not_folder_order(void **s)
         assert_int_equal(
             symlink(fx(c % 2 ? "bad_magic/bad_magic.so" : "abi_major/abi_major.so"), link), 0);
     }
-    rc = bh__loader_open_dir(dir, &v, &n, err, sizeof err);
+    rc = bh__loader_open_dir(dir, BH__TRUST_STRICT, &v, &n, err, sizeof err);
     for (c = 'z'; c >= 'a'; c--) {
         snprintf(link, sizeof link, "%s/%c.so", dir, c);
         unlink(link);
@@ -367,7 +368,8 @@ static void open_dir_adds_no_second_slash(void **s)
 {
     bh__loaded_t *v = NULL;
     size_t n = 0;
-    if (bh__loader_open_dir(fx("good/"), &v, &n, err, sizeof err)) fail_msg("%s", err);
+    if (bh__loader_open_dir(fx("good/"), BH__TRUST_STRICT, &v, &n, err, sizeof err))
+        fail_msg("%s", err);
     assert_int_equal(n, 1);
     assert_string_equal(v[0].path, fx("good/good.so"));
     bh__loader_close_all(v, n);
@@ -381,7 +383,7 @@ static void open_dir_refuses_an_empty_folder(void **s)
     size_t n = 9;
     int rc;
     assert_non_null(mkdtemp(dir));
-    rc = bh__loader_open_dir(dir, &v, &n, err, sizeof err);
+    rc = bh__loader_open_dir(dir, BH__TRUST_STRICT, &v, &n, err, sizeof err);
     rmdir(dir);
     assert_int_not_equal(rc, 0);
     snprintf(want, sizeof want, "%s: no plugins (*.so) found", dir);
@@ -395,7 +397,7 @@ static void open_dir_refuses_a_missing_folder(void **s)
     bh__loaded_t *v;
     size_t n;
     const char *dir = fx("no_such_folder");
-    assert_int_not_equal(bh__loader_open_dir(dir, &v, &n, err, sizeof err), 0);
+    assert_int_not_equal(bh__loader_open_dir(dir, BH__TRUST_STRICT, &v, &n, err, sizeof err), 0);
     assert_names_file(err, dir);
     assert_contains(err, "cannot read plugin folder: No such file or directory");
     assert_null(v);
@@ -407,7 +409,7 @@ static void open_dir_refuses_a_file_given_as_folder(void **s)
     bh__loaded_t *v;
     size_t n;
     const char *dir = fx("good/good.so");
-    assert_int_not_equal(bh__loader_open_dir(dir, &v, &n, err, sizeof err), 0);
+    assert_int_not_equal(bh__loader_open_dir(dir, BH__TRUST_STRICT, &v, &n, err, sizeof err), 0);
     assert_names_file(err, dir);
     assert_contains(err, "cannot read plugin folder: Not a directory");
 }
@@ -417,7 +419,8 @@ static void open_dir_fails_whole_when_one_plugin_is_broken(void **s)
 {
     bh__loaded_t *v = (bh__loaded_t *)1;
     size_t n = 9;
-    assert_int_not_equal(bh__loader_open_dir(fx("mixed"), &v, &n, err, sizeof err), 0);
+    assert_int_not_equal(
+        bh__loader_open_dir(fx("mixed"), BH__TRUST_STRICT, &v, &n, err, sizeof err), 0);
     assert_names_file(err, fx("mixed/middle.so"));
     assert_contains(err, "bad magic");
     assert_null(v);
@@ -449,7 +452,8 @@ static void open_dir_fails_on_each_broken_fixture_folder(void **s)
         bh__loaded_t *v;
         size_t n;
         snprintf(rel, sizeof rel, "%s/%s.so", cases[i][0], cases[i][1]);
-        assert_int_not_equal(bh__loader_open_dir(fx(cases[i][0]), &v, &n, err, sizeof err), 0);
+        assert_int_not_equal(
+            bh__loader_open_dir(fx(cases[i][0]), BH__TRUST_STRICT, &v, &n, err, sizeof err), 0);
         assert_names_file(err, fx(rel));
         assert_null(v);
     }
@@ -459,7 +463,8 @@ static void open_dir_refuses_two_plugins_with_one_name(void **s)
 {
     bh__loaded_t *v;
     size_t n;
-    assert_int_not_equal(bh__loader_open_dir(fx("dup_name"), &v, &n, err, sizeof err), 0);
+    assert_int_not_equal(
+        bh__loader_open_dir(fx("dup_name"), BH__TRUST_STRICT, &v, &n, err, sizeof err), 0);
     assert_names_file(err, fx("dup_name/renamed.so"));
     assert_contains(err, "plugin name 'good' is already used by ");
     assert_contains(err, fx("dup_name/good.so"));
@@ -473,7 +478,8 @@ static void open_dir_refuses_two_plugins_with_one_service(void **s)
 {
     bh__loaded_t *v;
     size_t n;
-    assert_int_not_equal(bh__loader_open_dir(fx("dup_service"), &v, &n, err, sizeof err), 0);
+    assert_int_not_equal(
+        bh__loader_open_dir(fx("dup_service"), BH__TRUST_STRICT, &v, &n, err, sizeof err), 0);
     assert_names_file(err, fx("dup_service/other.so"));
     assert_contains(err, "service 'good' (plugin 'other') is already the service of plugin 'good'");
     assert_contains(err, fx("dup_service/good.so"));
