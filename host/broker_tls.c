@@ -14,23 +14,50 @@
 #include <amqp_tcp_socket.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bushost.h"
 
-/* What the callbacks need and what the verify callback saw, in the SSL_CTX's
- * app data while the socket opens (NULL after: it lives on the stack). */
+/* What the callbacks need and what they saw, hung on the socket's SSL_CTX
+ * (ex data, freed with it when rabbitmq-c deletes the socket). */
 typedef struct verdict {
-    const char *sni; /* tls_server_name, or NULL */
-    int error;       /* X509_V_OK: nothing failed */
+    char *sni; /* tls_server_name, or NULL */
+    int error; /* of the verify callback; X509_V_OK: nothing failed */
     int depth;
-    char subject[256];
+    char subject[256], issuer[256];
+    int alert; /* the last fatal alert the broker sent (SSL_CB_READ_ALERT ret), or 0 */
 } verdict_t;
+
+static int verdict_index = -1;
+static pthread_once_t verdict_once = PTHREAD_ONCE_INIT;
+
+static void verdict_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    verdict_t *v = ptr;
+
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (v) free(v->sni);
+    free(v);
+}
+
+static void verdict_init(void)
+{
+    verdict_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, verdict_free);
+}
+
+static verdict_t *verdict_of(const SSL_CTX *ctx)
+{
+    return ctx && verdict_index >= 0 ? SSL_CTX_get_ex_data(ctx, verdict_index) : NULL;
+}
 
 static void say(char *err, size_t errlen, const char *fmt, ...) BH_PRINTF(3, 4);
 static void say(char *err, size_t errlen, const char *fmt, ...)
@@ -46,32 +73,28 @@ const char *bh__broker_tls_mechanism(const bh__broker_tls_t *tls)
     return tls && tls->external ? "EXTERNAL" : "PLAIN";
 }
 
-void bh__broker_login(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
-                      const bh__broker_tls_t *tls, int frame_max, int heartbeat,
-                      const amqp_table_t *props, amqp_rpc_reply_t *reply)
+/* The last OpenSSL error, in words ("" if none). */
+static const char *ssl_reason(void)
 {
-    const char *vhost = ci->vhost && *ci->vhost ? ci->vhost : "/";
-
-    /* EXTERNAL's response is ignored by RabbitMQ's plugin; send the user. */
-    if (tls && tls->external)
-        *reply = amqp_login_with_properties(conn, vhost, 0, frame_max, heartbeat, props,
-                                            AMQP_SASL_METHOD_EXTERNAL, ci->user);
-    else
-        *reply = amqp_login_with_properties(conn, vhost, 0, frame_max, heartbeat, props,
-                                            AMQP_SASL_METHOD_PLAIN, ci->user, ci->password);
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r ? r : "";
 }
 
 static int on_verify(int ok, X509_STORE_CTX *store)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
-    verdict_t *v = ssl ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+    verdict_t *v = ssl ? verdict_of(SSL_get_SSL_CTX(ssl)) : NULL;
 
     if (!ok && v && v->error == X509_V_OK) {
         X509 *cert = X509_STORE_CTX_get_current_cert(store);
         v->error = X509_STORE_CTX_get_error(store);
         v->depth = X509_STORE_CTX_get_error_depth(store);
-        v->subject[0] = '\0';
-        if (cert) X509_NAME_oneline(X509_get_subject_name(cert), v->subject, sizeof v->subject);
+        v->subject[0] = v->issuer[0] = '\0';
+        if (cert) {
+            X509_NAME_oneline(X509_get_subject_name(cert), v->subject, sizeof v->subject);
+            X509_NAME_oneline(X509_get_issuer_name(cert), v->issuer, sizeof v->issuer);
+        }
     }
     /* The handshake goes on (rabbitmq-c's mode, SSL_VERIFY_NONE); rabbitmq-c
      * refuses the connection afterwards when the verify result is not OK. */
@@ -79,14 +102,27 @@ static int on_verify(int ok, X509_STORE_CTX *store)
 }
 
 /* SNI: rabbitmq-c sets it to the host it connects to just before the
- * handshake; this runs after that and before the ClientHello is built. */
+ * handshake; this runs after that and before the ClientHello is built.
+ * Alerts: the broker's refusal of a client certificate, which OpenSSL's
+ * error queue no longer holds by the time rabbitmq-c returns. */
 static void on_info(const SSL *ssl, int where, int ret)
 {
-    const verdict_t *v = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    verdict_t *v = verdict_of(SSL_get_SSL_CTX(ssl));
 
-    (void)ret;
-    if ((where & SSL_CB_HANDSHAKE_START) && v && v->sni)
+    if (!v) return;
+    if ((where & SSL_CB_HANDSHAKE_START) && v->sni)
         SSL_set_tlsext_host_name((SSL *)(void *)ssl, v->sni);
+    if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (ret >> 8) == SSL3_AL_FATAL)
+        v->alert = ret;
+}
+
+/* The fatal alert the broker sent on conn's TLS socket, in words, or "". */
+static const char *broker_alert(amqp_connection_state_t conn)
+{
+    amqp_socket_t *sock = amqp_get_socket(conn);
+    const verdict_t *v = sock ? verdict_of(amqp_ssl_socket_get_context(sock)) : NULL;
+
+    return v && v->alert ? SSL_alert_desc_string_long(v->alert) : "";
 }
 
 /* An encrypted key would make OpenSSL ask for its passphrase on the
@@ -95,14 +131,6 @@ static int no_passphrase(char *buf, int size, int rwflag, void *ud)
 {
     (void)buf, (void)size, (void)rwflag, (void)ud;
     return -1;
-}
-
-/* The last OpenSSL error, in words ("" if none). */
-static const char *ssl_reason(void)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
-    return r ? r : "";
 }
 
 static void verify_failure(const verdict_t *v, const char *name, const char *ca, char *err,
@@ -116,8 +144,9 @@ static void verify_failure(const verdict_t *v, const char *name, const char *ca,
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
         say(err, errlen,
-            "certificate verification failed: unknown CA: %s (%s) is not signed by a CA in %s",
-            who, v->subject, ca);
+            "certificate verification failed: unknown CA: the server's certificate chain ends "
+            "at '%s', which is not a CA in %s",
+            v->issuer, ca);
         break;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
@@ -155,6 +184,15 @@ static bool is_ip(const char *s)
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
+/* A file OpenSSL is about to read: its own error for a missing file is
+ * "system lib". */
+static int readable(const char *what, const char *path, char *err, size_t errlen)
+{
+    if (access(path, R_OK) == 0) return 0;
+    say(err, errlen, "TLS: cannot read the %s %s: %s", what, path, strerror(errno));
+    return -1;
+}
+
 /* The context's settings: CA, client certificate, TLS 1.2 at least, and
  * what OpenSSL checks. name: the name to check. */
 static int configure(amqp_socket_t *sock, const bh__broker_tls_t *tls, const char *ca,
@@ -167,6 +205,7 @@ static int configure(amqp_socket_t *sock, const bh__broker_tls_t *tls, const cha
         return -1;
     }
     ERR_clear_error();
+    if (readable("CA bundle", ca, err, errlen)) return -1;
     if (amqp_ssl_socket_set_cacert(sock, ca) != AMQP_STATUS_OK) {
         say(err, errlen, "TLS: cannot load the CA bundle %s: %s", ca, ssl_reason());
         return -1;
@@ -176,6 +215,9 @@ static int configure(amqp_socket_t *sock, const bh__broker_tls_t *tls, const cha
             say(err, errlen, "TLS: a client certificate needs both tls_cert and tls_key");
             return -1;
         }
+        if (readable("client certificate", tls->cert, err, errlen) ||
+            readable("client key", tls->key, err, errlen))
+            return -1;
         SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
         ERR_clear_error();
         if (amqp_ssl_socket_set_key(sock, tls->cert, tls->key) != AMQP_STATUS_OK) {
@@ -207,7 +249,7 @@ static int open_tls(amqp_connection_state_t conn, const struct amqp_connection_i
     static const bh__broker_tls_t defaults;
     amqp_socket_t *sock = amqp_ssl_socket_new(conn);
     const char *ca, *name;
-    verdict_t v = {.error = X509_V_OK, .sni = tls ? tls->server_name : NULL};
+    verdict_t *v = NULL;
     SSL_CTX *ctx;
     int st;
 
@@ -218,24 +260,34 @@ static int open_tls(amqp_connection_state_t conn, const struct amqp_connection_i
         say(err, errlen, "TLS: cannot create a socket: %s", ssl_reason());
         return AMQP_STATUS_SSL_ERROR;
     }
-    if (configure(sock, tls, ca, name, err, errlen)) return AMQP_STATUS_SSL_ERROR;
     ctx = amqp_ssl_socket_get_context(sock);
-    SSL_CTX_set_app_data(ctx, &v);
-    if (tls->server_name) SSL_CTX_set_info_callback(ctx, on_info);
+    pthread_once(&verdict_once, verdict_init);
+    if (verdict_index < 0 || !(v = calloc(1, sizeof *v)) ||
+        (tls->server_name && !(v->sni = strdup(tls->server_name))) ||
+        !SSL_CTX_set_ex_data(ctx, verdict_index, v)) {
+        if (v) free(v->sni);
+        free(v);
+        say(err, errlen, "TLS: out of memory");
+        return AMQP_STATUS_NO_MEMORY;
+    }
+    v->error = X509_V_OK;
+    SSL_CTX_set_info_callback(ctx, on_info);
+    if (configure(sock, tls, ca, name, err, errlen)) return AMQP_STATUS_SSL_ERROR;
     ERR_clear_error();
     errno = 0;
     st = amqp_socket_open_noblock(sock, ci->host, ci->port, timeout);
-    SSL_CTX_set_app_data(ctx, NULL); /* v is about to go */
     switch (st) {
     case AMQP_STATUS_OK:
         return 0;
     case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
-        if (v.error != X509_V_OK) verify_failure(&v, name, ca, err, errlen);
+        if (v->error != X509_V_OK) verify_failure(v, name, ca, err, errlen);
         else say(err, errlen, "certificate verification failed: the server sent no certificate");
         return st;
     case AMQP_STATUS_SSL_CONNECTION_FAILED:
         say(err, errlen, "TLS handshake with %s:%d refused: %s%s", ci->host, ci->port,
-            *ssl_reason() ? ssl_reason() : "the connection closed",
+            v->alert        ? SSL_alert_desc_string_long(v->alert)
+            : *ssl_reason() ? ssl_reason()
+                            : "the connection closed",
             ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_WRONG_VERSION_NUMBER
                 ? " (is it a TLS port?)"
                 : "");
@@ -270,4 +322,27 @@ int bh__broker_socket_open(struct amqp_connection_state_t_ *conn,
     }
     *fd = amqp_get_sockfd(conn);
     return 0;
+}
+
+void bh__broker_login(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
+                      const bh__broker_tls_t *tls, int frame_max, int heartbeat,
+                      const amqp_table_t *props, amqp_rpc_reply_t *reply, char *why, size_t whylen)
+{
+    const char *vhost = ci->vhost && *ci->vhost ? ci->vhost : "/";
+
+    why[0] = '\0';
+    ERR_clear_error();
+    /* EXTERNAL's response is ignored by RabbitMQ's plugin; send the user. */
+    if (tls && tls->external)
+        *reply = amqp_login_with_properties(conn, vhost, 0, frame_max, heartbeat, props,
+                                            AMQP_SASL_METHOD_EXTERNAL, ci->user);
+    else
+        *reply = amqp_login_with_properties(conn, vhost, 0, frame_max, heartbeat, props,
+                                            AMQP_SASL_METHOD_PLAIN, ci->user, ci->password);
+    /* With TLS 1.3 the broker judges the client certificate after the
+     * handshake: its refusal arrives as an alert on the first read. */
+    if (ci->ssl && reply->reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        reply->library_error == AMQP_STATUS_SSL_ERROR && *broker_alert(conn))
+        say(why, whylen, "TLS handshake refused by the broker: %s%s", broker_alert(conn),
+            tls && tls->cert ? " (of the client certificate)" : "");
 }

@@ -40,10 +40,13 @@ int bh__broker_socket_open(struct amqp_connection_state_t_ *conn,
 
 /* amqp_login_with_properties to ci's vhost (NULL or "": "/") with the
  * mechanism tls asks for: EXTERNAL (the broker takes the user from the
- * client certificate) or PLAIN with ci's user and password. */
+ * client certificate) or PLAIN with ci's user and password. why: "" or,
+ * when the broker refused the TLS session (a client certificate it does
+ * not take), the reason, to report instead of the reply. */
 void bh__broker_login(struct amqp_connection_state_t_ *conn, const struct amqp_connection_info *ci,
                       const bh__broker_tls_t *tls, int frame_max, int heartbeat,
-                      const struct amqp_table_t_ *props, struct amqp_rpc_reply_t_ *reply);
+                      const struct amqp_table_t_ *props, struct amqp_rpc_reply_t_ *reply, char *why,
+                      size_t whylen);
 
 /* The SASL mechanism tls asks for: "EXTERNAL" or "PLAIN" (for messages). */
 const char *bh__broker_tls_mechanism(const bh__broker_tls_t *tls);

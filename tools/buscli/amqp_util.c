@@ -283,10 +283,14 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     props[2].value.value.table.entries = caps;
     props_table.num_entries = 3;
     props_table.entries = props;
-    bh__broker_login(c->st, &ci, &tls, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &props_table, &r);
+    bh__broker_login(c->st, &ci, &tls, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &props_table, &r,
+                     shown, sizeof shown);
     if ((rc = reply_failure(c, 0, r, &code, text, sizeof text))) {
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_CONNECTION_CLOSED)
+        if (*shown)
+            bh__cli_error("cannot log in to %s (%s): %s", c->where, bh__broker_tls_mechanism(&tls),
+                          shown);
+        else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                 r.library_error == AMQP_STATUS_CONNECTION_CLOSED)
             bh__cli_error("cannot log in to %s (%s): the broker closed the connection (wrong user, "
                           "password, certificate or vhost?)",
                           c->where, bh__broker_tls_mechanism(&tls));
