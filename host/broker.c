@@ -105,7 +105,7 @@ int bh__broker_connect(bh__broker_t **out, const char *url, const bh__broker_tls
     amqp_set_rpc_timeout(b->conn, &rpc_tv);
     amqp_table_t pt = client_properties(name, props, caps, &captable);
     amqp_rpc_reply_t login;
-    char why[256];
+    char why[512];
     bh__broker_login(b->conn, &ci, tls, BH__FRAME_MAX, heartbeat, &pt, &login, why, sizeof why);
     if (*why) {
         bh__broker_fail(err, errlen, "login (%s): %s", bh__broker_tls_mechanism(tls), why);

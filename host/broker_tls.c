@@ -14,6 +14,7 @@
 #include <amqp_tcp_socket.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <openssl/err.h>
@@ -34,6 +35,7 @@ typedef struct verdict {
     int depth;
     char subject[256], issuer[256];
     int alert; /* the last fatal alert the broker sent (SSL_CB_READ_ALERT ret), or 0 */
+    SSL *ssl;  /* the session being set up, while the socket is open */
 } verdict_t;
 
 static int verdict_index = -1;
@@ -110,19 +112,32 @@ static void on_info(const SSL *ssl, int where, int ret)
     verdict_t *v = verdict_of(SSL_get_SSL_CTX(ssl));
 
     if (!v) return;
-    if ((where & SSL_CB_HANDSHAKE_START) && v->sni)
-        SSL_set_tlsext_host_name((SSL *)(void *)ssl, v->sni);
+    if (where & SSL_CB_HANDSHAKE_START) {
+        v->ssl = (SSL *)(void *)ssl;
+        if (v->sni) SSL_set_tlsext_host_name(v->ssl, v->sni);
+    }
     if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (ret >> 8) == SSL3_AL_FATAL)
         v->alert = ret;
 }
 
-/* The fatal alert the broker sent on conn's TLS socket, in words, or "". */
+/* The fatal alert the broker sent on conn's TLS socket, in words, or "".
+ * A write can fail on the closed socket before the alert was read: then
+ * read for up to a second to find it (the login failed anyway). */
 static const char *broker_alert(amqp_connection_state_t conn)
 {
     amqp_socket_t *sock = amqp_get_socket(conn);
-    const verdict_t *v = sock ? verdict_of(amqp_ssl_socket_get_context(sock)) : NULL;
+    verdict_t *v = sock ? verdict_of(amqp_ssl_socket_get_context(sock)) : NULL;
+    struct pollfd pfd = {.fd = amqp_get_sockfd(conn), .events = POLLIN};
+    char byte;
 
-    return v && v->alert ? SSL_alert_desc_string_long(v->alert) : "";
+    if (!v) return "";
+    for (int i = 0; i < 10 && !v->alert && v->ssl && pfd.fd >= 0; i++) {
+        if (poll(&pfd, 1, 100) < 0) break;
+        ERR_clear_error();
+        int r = SSL_peek(v->ssl, &byte, 1);
+        if (r > 0 || SSL_get_error(v->ssl, r) != SSL_ERROR_WANT_READ) break;
+    }
+    return v->alert ? SSL_alert_desc_string_long(v->alert) : "";
 }
 
 /* An encrypted key would make OpenSSL ask for its passphrase on the
@@ -341,8 +356,16 @@ void bh__broker_login(amqp_connection_state_t conn, const struct amqp_connection
                                             AMQP_SASL_METHOD_PLAIN, ci->user, ci->password);
     /* With TLS 1.3 the broker judges the client certificate after the
      * handshake: its refusal arrives as an alert on the first read. */
-    if (ci->ssl && reply->reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        reply->library_error == AMQP_STATUS_SSL_ERROR && *broker_alert(conn))
+    if (!ci->ssl || reply->reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION) return;
+    if (*broker_alert(conn))
         say(why, whylen, "TLS handshake refused by the broker: %s%s", broker_alert(conn),
             tls && tls->cert ? " (of the client certificate)" : "");
+    else if (reply->library_error == AMQP_STATUS_SSL_ERROR && tls && tls->cert)
+        /* The broker's close can reset the connection before its alert is
+         * read: the kernel then drops the alert. */
+        say(why, whylen,
+            "TLS handshake refused by the broker: it closed the connection after the handshake%s%s "
+            "(it does not take the client certificate %s: expired, or not signed by a CA it "
+            "trusts? The broker's log says which)",
+            *ssl_reason() ? ": " : "", ssl_reason(), tls->cert);
 }

@@ -225,7 +225,7 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     amqp_rpc_reply_t r;
     bh__broker_tls_t tls;
     bh__cli_conn_t *c = NULL;
-    char *u = strdup(url), text[400], shown[256];
+    char *u = strdup(url), text[400], shown[256], why[512];
     uint16_t code;
     int status, rc, fd;
 
@@ -284,11 +284,11 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     props_table.num_entries = 3;
     props_table.entries = props;
     bh__broker_login(c->st, &ci, &tls, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &props_table, &r,
-                     shown, sizeof shown);
+                     why, sizeof why);
     if ((rc = reply_failure(c, 0, r, &code, text, sizeof text))) {
-        if (*shown)
+        if (*why)
             bh__cli_error("cannot log in to %s (%s): %s", c->where, bh__broker_tls_mechanism(&tls),
-                          shown);
+                          why);
         else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
                  r.library_error == AMQP_STATUS_CONNECTION_CLOSED)
             bh__cli_error("cannot log in to %s (%s): the broker closed the connection (wrong user, "
