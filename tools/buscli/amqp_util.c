@@ -283,8 +283,8 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     props[2].value.value.table.entries = caps;
     props_table.num_entries = 3;
     props_table.entries = props;
-    bh__broker_login(c->st, &ci, &tls, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &props_table, &r,
-                     why, sizeof why);
+    bh__broker_login(c->st, &ci, &tls, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &props_table, &r, why,
+                     sizeof why);
     if ((rc = reply_failure(c, 0, r, &code, text, sizeof text))) {
         if (*why)
             bh__cli_error("cannot log in to %s (%s): %s", c->where, bh__broker_tls_mechanism(&tls),
