@@ -260,9 +260,12 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
                       c->where);
     status = bh__broker_socket_open(c->st, &ci, &tls, &tv, &fd, text, sizeof text);
     if (status != AMQP_STATUS_OK) {
-        int e = status == AMQP_STATUS_SOCKET_ERROR && !ci.ssl ? probe_errno(ci.host, ci.port) : 0;
+        int e = status == AMQP_STATUS_SOCKET_ERROR ? probe_errno(ci.host, ci.port) : 0;
 
+        /* text names host:port again for a TCP failure: c->where says it. */
         if (e) bh__cli_error("cannot connect to %s: %s", c->where, strerror(e));
+        else if (strncmp(text, "cannot connect to ", 18) == 0)
+            bh__cli_error("cannot connect to %s: %s", c->where, amqp_error_string2(status));
         else bh__cli_error("cannot connect to %s: %s", c->where, text);
         rc = status == AMQP_STATUS_INVALID_PARAMETER ? EX_USAGE : EX_UNAVAILABLE;
         goto fail;
