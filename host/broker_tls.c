@@ -158,6 +158,7 @@ static void verify_failure(const verdict_t *v, const char *name, const char *ca,
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
         say(err, errlen,
             "certificate verification failed: unknown CA: the server's certificate chain ends "
             "at '%s', which is not a CA in %s",
@@ -291,6 +292,7 @@ static int open_tls(amqp_connection_state_t conn, const struct amqp_connection_i
     ERR_clear_error();
     errno = 0;
     st = amqp_socket_open_noblock(sock, ci->host, ci->port, timeout);
+    if (st != AMQP_STATUS_OK) v->ssl = NULL; /* rabbitmq-c has freed it */
     switch (st) {
     case AMQP_STATUS_OK:
         return 0;
