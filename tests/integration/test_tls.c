@@ -7,7 +7,8 @@
  * (BUSHOST_URL); the host gets the amqps:// URL in its own BUSHOST_URL.
  *
  * Environment besides the harness's: BH_TLS_PORT (the node's AMQPS port),
- * BH_TLS_DIR (the certificates). */
+ * BH_TLS_DIR (the certificates), BH_TLS_SPARE_PORT (a port for an
+ * `openssl s_server` with an expired certificate: a broker cannot have two). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +16,11 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -229,6 +232,36 @@ static void test_tls_expired_client_certificate_is_refused_by_the_broker(void **
     it_pass();
 }
 
+/* The broker's own certificate has expired: a TLS server of the test's own
+ * (openssl s_server) shows one; the handshake is all it takes. */
+static void test_tls_expired_server_certificate_is_refused(void **state)
+{
+    char *crt = cert("expired.pem"), *key = cert("expired.key"), *ca = cert("ca.pem");
+    char *accept = it_asprintf("127.0.0.1:%s", it_env("BH_TLS_SPARE_PORT"));
+    const char *argv[] = {
+        "/usr/bin/openssl", "s_server", "-www", "-accept", accept, "-cert", crt, "-key", key, NULL};
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){.plugins = "echo"});
+    char *log = it_asprintf("%s/s_server.log", h->dir);
+    pid_t server = it_spawn(argv, NULL, log);
+    char *keys = it_asprintf("tls_ca = %s\n", ca);
+    char *url = it_asprintf("BUSHOST_URL=amqps://guest:" SECRET "@127.0.0.1:%s/",
+                            it_env("BH_TLS_SPARE_PORT"));
+
+    refused(keys, url,
+            "certificate verification failed: the server's certificate (/CN=localhost) has "
+            "expired");
+    kill(server, SIGTERM);
+    waitpid(server, NULL, 0);
+    free(crt);
+    free(key);
+    free(ca);
+    free(accept);
+    free(log);
+    free(keys);
+    free(url);
+    it_pass();
+}
+
 static void test_tls_plain_port_is_refused_as_not_tls(void **state)
 {
     char *ca = cert("ca.pem"), *keys = it_asprintf("tls_ca = %s\n", ca);
@@ -320,6 +353,7 @@ int main(void)
         IT_TEST(test_tls_name_mismatch_is_refused),
         IT_TEST(test_tls_server_name_replaces_the_url_host_in_the_check),
         IT_TEST(test_tls_expired_client_certificate_is_refused_by_the_broker),
+        IT_TEST(test_tls_expired_server_certificate_is_refused),
         IT_TEST(test_tls_plain_port_is_refused_as_not_tls),
         IT_TEST(test_tls_verify_false_connects_with_a_warning),
         IT_TEST(test_tls_check_validates_the_tls_keys),
