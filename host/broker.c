@@ -6,7 +6,7 @@
  * calls, and it drains until the library has nothing left. */
 #include "broker.h"
 
-#include <amqp_tcp_socket.h>
+#include <amqp.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -68,8 +68,8 @@ static void harden_socket(int fd, int heartbeat)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
-int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const char *name,
-                       char *err, size_t errlen)
+int bh__broker_connect(bh__broker_t **out, const char *url, const bh__broker_tls_t *tls,
+                       int heartbeat, const char *name, char *err, size_t errlen)
 {
     struct amqp_connection_info ci;
     struct timeval connect_tv = {5, 0}, rpc_tv = {10, 0};
@@ -94,38 +94,24 @@ int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const
     /* "amqp://host/" strictly names the vhost "", which RabbitMQ never has;
      * like pika and most clients, take it as the default vhost "/". */
     if (!ci.vhost || !*ci.vhost) ci.vhost = "/";
-    if (ci.ssl) {
-        bh__broker_fail(err, errlen, "amqps:// is not supported by this build yet");
-        goto done;
-    }
     if (!(b->conn = amqp_new_connection())) {
         bh__broker_fail(err, errlen, "out of memory");
         goto done;
     }
-    amqp_socket_t *sock = amqp_tcp_socket_new(b->conn);
-    if (!sock) {
-        bh__broker_fail(err, errlen, "cannot create a socket");
-        goto done;
-    }
-    errno = 0;
-    int st = amqp_socket_open_noblock(sock, ci.host, ci.port, &connect_tv);
-    if (st != AMQP_STATUS_OK) {
-        /* rabbitmq-c says only "a socket error occurred"; errno sometimes says
-         * which, but EINPROGRESS is just its non-blocking connect's leftover. */
-        bool why = errno && errno != EINPROGRESS;
-        bh__broker_fail(err, errlen, "cannot connect to %s:%d: %s%s%s", ci.host, ci.port,
-                        amqp_error_string2(st), why ? ": " : "", why ? strerror(errno) : "");
-        goto done;
-    }
-    harden_socket(amqp_socket_get_sockfd(sock), heartbeat);
+    int fd;
+    if (bh__broker_socket_open(b->conn, &ci, tls, &connect_tv, &fd, err, errlen)) goto done;
+    harden_socket(fd, heartbeat);
     amqp_set_handshake_timeout(b->conn, &rpc_tv);
     amqp_set_rpc_timeout(b->conn, &rpc_tv);
     amqp_table_t pt = client_properties(name, props, caps, &captable);
-    if (bh__broker_rpc_check(amqp_login_with_properties(b->conn, ci.vhost, 0, BH__FRAME_MAX,
-                                                        heartbeat, &pt, AMQP_SASL_METHOD_PLAIN,
-                                                        ci.user, ci.password),
-                             "login", err, errlen))
+    amqp_rpc_reply_t login;
+    char why[512];
+    bh__broker_login(b->conn, &ci, tls, BH__FRAME_MAX, heartbeat, &pt, &login, why, sizeof why);
+    if (*why) {
+        bh__broker_fail(err, errlen, "login (%s): %s", bh__broker_tls_mechanism(tls), why);
         goto done;
+    }
+    if (bh__broker_rpc_check(login, "login", err, errlen)) goto done;
     for (amqp_channel_t ch = CH_CONSUME; ch <= CH_LOGS; ch++) {
         amqp_channel_open(b->conn, ch);
         if (bh__broker_rpc_check(amqp_get_rpc_reply(b->conn), "channel.open", err, errlen))

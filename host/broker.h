@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker_tls.h"
 #include "job.h"
 
 typedef struct bh__broker bh__broker_t;
@@ -36,10 +37,11 @@ typedef struct bh__broker_cbs {
     void (*blocked)(void *ud, const char *reason);
 } bh__broker_cbs_t;
 
-/* Open, log in (heartbeat seconds, 0 = off), open the channels and put the
- * publish channel in confirm mode. name is shown by rabbitmqctl. */
-int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const char *name,
-                       char *err, size_t errlen);
+/* Open (TLS for amqps://, with tls; NULL: the defaults), log in
+ * (heartbeat seconds, 0 = off), open the channels and put the publish
+ * channel in confirm mode. name is shown by rabbitmqctl. */
+int bh__broker_connect(bh__broker_t **out, const char *url, const bh__broker_tls_t *tls,
+                       int heartbeat, const char *name, char *err, size_t errlen);
 /* Close channels and connection politely (bounded by the RPC timeout), free. */
 void bh__broker_close(bh__broker_t *b);
 /* Free without talking to the broker (the connection is already dead). */

@@ -16,14 +16,12 @@ int bh__broker_url_check(const char *url)
     char *copy;
     int rc;
 
-    /* amqps:// is refused here, at --check time, rather than by every
-     * connect: TLS needs CA settings this host does not have yet. */
-    if (strncmp(url, "amqp://", 7) != 0) return BH_EINVAL;
+    if (strncmp(url, "amqp://", 7) != 0 && strncmp(url, "amqps://", 8) != 0) return BH_EINVAL;
     for (const char *s = url; *s; s++)
         if (isspace((unsigned char)*s)) return BH_EINVAL;
     if (!(copy = strdup(url))) return BH_ENOMEM;
     /* It parses in place, unescaping %XX. */
-    rc = amqp_parse_url(copy, &ci) == AMQP_STATUS_OK && !ci.ssl ? BH_OK : BH_EINVAL;
+    rc = amqp_parse_url(copy, &ci) == AMQP_STATUS_OK ? BH_OK : BH_EINVAL;
     free(copy);
     return rc;
 }

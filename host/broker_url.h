@@ -5,7 +5,7 @@
 #ifndef BH_BROKER_URL_H
 #define BH_BROKER_URL_H
 
-/* amqp:// (TLS is not supported yet), no whitespace, and amqp_parse_url
+/* amqp:// or amqps://, no whitespace, and amqp_parse_url
  * takes it: '@', ':', '/', '?', '#', '[', ']' and '%' inside the user,
  * password or vhost are percent-encoded. 0 if so, else BH_EINVAL (or
  * BH_ENOMEM). */

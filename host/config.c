@@ -198,6 +198,30 @@ static int env_urls(bh__config_t *cfg, const char *env, char *err, size_t errlen
     return rc;
 }
 
+/* The [broker] TLS keys that only make sense together. */
+static int tls_check(const bh__config_t *cfg, char *err, size_t errlen)
+{
+    const bh__broker_tls_t *t = &cfg->tls;
+    bool tls_url = false;
+
+    for (size_t i = 0; i < cfg->n_urls; i++)
+        if (strncmp(cfg->urls[i], "amqps://", 8) == 0) tls_url = true;
+    if (!t->cert != !t->key) {
+        say(err, errlen, "%s: [broker] %s is set without %s: a client certificate needs both",
+            cfg->path, t->cert ? "tls_cert" : "tls_key", t->cert ? "tls_key" : "tls_cert");
+        return BH_EINVAL;
+    }
+    if (t->external && !t->cert) {
+        say(err, errlen, "%s: [broker] auth = external needs tls_cert and tls_key", cfg->path);
+        return BH_EINVAL;
+    }
+    if (t->external && !tls_url) {
+        say(err, errlen, "%s: [broker] auth = external needs an amqps:// URL", cfg->path);
+        return BH_EINVAL;
+    }
+    return BH_OK;
+}
+
 /* Defaults for the keys the file did not set, then the URL override and
  * the password (credentials.h). */
 static int finish(load_t *p, char *err, size_t errlen)
@@ -217,6 +241,7 @@ static int finish(load_t *p, char *err, size_t errlen)
     if (p->cfg->n_urls == 0 &&
         (rc = bh__keyspec_set(&bh__config_host_keys[0], p->cfg, BH__CONFIG_DEFAULT_URL, NULL)))
         return rc;
+    if (tls_check(p->cfg, err, errlen) != BH_OK) return BH_EINVAL;
     /* Last: the password of every URL, whichever source they came from. */
     return bh__credentials_apply(p->cfg->urls, p->cfg->n_urls, p->cfg->password_file, err, errlen);
 }
@@ -258,6 +283,10 @@ void bh__config_free(bh__config_t *cfg)
     free(cfg->plugins_dir);
     free(cfg->state_dir);
     free(cfg->password_file);
+    free((char *)cfg->tls.ca);
+    free((char *)cfg->tls.cert);
+    free((char *)cfg->tls.key);
+    free((char *)cfg->tls.server_name);
     for (sec = cfg->sections; sec; sec = next_sec) {
         next_sec = sec->next;
         for (kv = sec->keys; kv; kv = next_kv) {

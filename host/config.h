@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "broker_tls.h"
 #include "bushost.h"
 
 typedef struct bh__kv {
@@ -32,6 +33,9 @@ typedef struct bh__config {
     size_t n_urls;
     int heartbeat;       /* seconds, default 30, 0 disables */
     char *password_file; /* the password of every URL (credentials.h); NULL: none */
+    /* tls_ca, tls_cert, tls_key (joined to the config file's folder; owned),
+     * tls_server_name (owned), tls_verify, auth */
+    bh__broker_tls_t tls;
     /* [host] */
     char *plugins_dir;        /* relative paths are taken from the config file's folder */
     bh_level_t log_level;     /* stderr filter, default INFO */

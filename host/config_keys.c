@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "broker_tls.h"
 #include "config.h"
 
 /* ------------------------------------------------------------------------ */
@@ -117,6 +118,48 @@ const bh__keyspec_t bh__config_host_keys[] = {
      .offset = CFG(password_file),
      .help = "file holding the broker password (mode 0600 or 0400), relative to this file's "
              "folder; sets the password of every url"},
+    {.section = "broker",
+     .key = "tls_ca",
+     .kind = BH__K_FILE,
+     .def = NULL,
+     .offset = CFG(tls.ca),
+     .help = "amqps://: CA bundle (PEM) the broker's certificate must chain to; default: the "
+             "system store " BH__TLS_SYSTEM_CA},
+    {.section = "broker",
+     .key = "tls_cert",
+     .kind = BH__K_FILE,
+     .def = NULL,
+     .offset = CFG(tls.cert),
+     .help = "amqps://: client certificate (PEM), with tls_key"},
+    {.section = "broker",
+     .key = "tls_key",
+     .kind = BH__K_FILE,
+     .def = NULL,
+     .offset = CFG(tls.key),
+     .help = "amqps://: the client certificate's private key (PEM, unencrypted)"},
+    {.section = "broker",
+     .key = "tls_verify",
+     .kind = BH__K_CHOICE,
+     .def = "true",
+     .offset = CFG(tls.no_verify),
+     .words = {"true", "false"},
+     .help = "amqps://: check the broker's certificate chain and name; false logs a WARNING "
+             "at every connect"},
+    {.section = "broker",
+     .key = "tls_server_name",
+     .kind = BH__K_HOSTNAME,
+     .def = NULL,
+     .offset = CFG(tls.server_name),
+     .help = "amqps://: the name sent as SNI and checked in the certificate; default: the URL's "
+             "host"},
+    {.section = "broker",
+     .key = "auth",
+     .kind = BH__K_CHOICE,
+     .def = "plain",
+     .offset = CFG(tls.external),
+     .words = {"plain", "external"},
+     .help = "SASL mechanism: plain (user and password of the URL) or external (the client "
+             "certificate names the user; needs tls_cert)"},
 };
 
 /* Read from every plugin section, besides the plugin's own keys: the keys

@@ -129,7 +129,7 @@ static void on_pump(uv_timer_t *t)
 
 static int attempt(bh__conn_t *c, const char *url, char *err, size_t errlen)
 {
-    if (bh__broker_connect(&c->broker, url, c->heartbeat, c->name, err, errlen)) return -1;
+    if (bh__broker_connect(&c->broker, url, c->tls, c->heartbeat, c->name, err, errlen)) return -1;
     return c->ops.setup(c->ud, c->broker, c->st == BH__CONN_DOWN, err, errlen);
 }
 
@@ -156,6 +156,11 @@ static void on_retry(uv_timer_t *t)
     char err[512], shown[512], why[512];
     const char *url = c->urls[c->url_index % c->n_urls];
     bh__redact(url, shown, sizeof shown);
+    if (c->tls && c->tls->no_verify && strncmp(url, "amqps://", 8) == 0)
+        bh__log(c->log, BH_WARNING, NULL,
+                "TLS verification is off (tls_verify = false): %s is not authenticated, and "
+                "anyone on the path can read and change the traffic",
+                shown);
     if (attempt(c, url, err, sizeof err)) {
         bh__broker_free(c->broker);
         c->broker = NULL;
@@ -180,6 +185,8 @@ static void on_retry(uv_timer_t *t)
     }
     c->ops.tick(c->ud, false);
 }
+
+void bh__conn_set_tls(bh__conn_t *c, const bh__broker_tls_t *tls) { c->tls = tls; }
 
 void bh__conn_name(char *out, size_t outlen, const char *service, const char *plugin)
 {

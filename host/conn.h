@@ -47,7 +47,8 @@ typedef struct bh__conn {
     const char *const *urls;
     size_t n_urls;
     int heartbeat;
-    const char *name; /* shown by rabbitmqctl */
+    const bh__broker_tls_t *tls; /* for amqps:// URLs; NULL: the defaults */
+    const char *name;            /* shown by rabbitmqctl */
     bh__logger_t *log;
     bh__conn_ops_t ops;
     void *ud;
@@ -74,6 +75,8 @@ void bh__conn_name(char *out, size_t outlen, const char *service, const char *pl
 void bh__conn_init(bh__conn_t *c, uv_loop_t *loop, const char *const *urls, size_t n_urls,
                    int heartbeat, const char *name, bh__logger_t *log, const bh__conn_ops_t *ops,
                    void *ud);
+/* TLS settings for the amqps:// URLs (borrowed; set before the start). */
+void bh__conn_set_tls(bh__conn_t *c, const bh__broker_tls_t *tls);
 /* Schedule the first attempt. */
 void bh__conn_start(bh__conn_t *c);
 /* Connected, and no call has failed since. */

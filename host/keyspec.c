@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker_url.h"
 #include "bushost.h"
@@ -79,6 +80,32 @@ static char *join_dir(const char *cfg_path, const char *s)
     return p;
 }
 
+/* A host name as a certificate names it: letters, digits, '-', '.', and
+ * ':' for IPv6 addresses. */
+static bool valid_hostname(const char *s)
+{
+    if (!*s || strlen(s) > 253) return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("-.:", *s)) return false;
+    return true;
+}
+
+/* A file the host can read, joined like a folder; NULL: out of memory. */
+static int put_file(char **field, const char *cfg_path, const char *s)
+{
+    char *p;
+
+    if (!*s) return BH_EINVAL;
+    if (!(p = join_dir(cfg_path, s))) return BH_ENOMEM;
+    if (access(p, R_OK) != 0) {
+        free(p);
+        return BH_EINVAL;
+    }
+    free(*field);
+    *field = p;
+    return BH_OK;
+}
+
 /* Replace the string in *field by p (NULL: out of memory). */
 static int put_str(char **field, char *p)
 {
@@ -118,7 +145,6 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
     case BH__K_LEVEL:
         return bh__level_parse(s, (bh_level_t *)(void *)field);
     case BH__K_DIR:
-    case BH__K_FILE:
         return *s ? put_str((char **)(void *)field, join_dir(cfg_path, s)) : BH_EINVAL;
     case BH__K_NAME:
         return bh__contract_is_name(s, BH__SERVICE_MAX) ? put_str((char **)(void *)field, strdup(s))
@@ -133,6 +159,10 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
         return valid_exchange(s) ? put_str((char **)(void *)field, strdup(s)) : BH_EINVAL;
     case BH__K_DELAYS:
         return parse_delays(s, (unsigned *)(void *)field, (size_t)k->max, n) ? BH_OK : BH_EINVAL;
+    case BH__K_FILE:
+        return put_file((char **)(void *)field, cfg_path, s);
+    case BH__K_HOSTNAME:
+        return valid_hostname(s) ? put_str((char **)(void *)field, strdup(s)) : BH_EINVAL;
     }
     return BH_EINVAL;
 }
@@ -154,9 +184,6 @@ void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
     case BH__K_DIR:
         snprintf(buf, n, "a folder path");
         break;
-    case BH__K_FILE:
-        snprintf(buf, n, "a file path");
-        break;
     case BH__K_NAME:
         snprintf(buf, n, "a name of letters, digits, '_' and '-'");
         break;
@@ -172,6 +199,12 @@ void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
     case BH__K_DELAYS:
         snprintf(buf, n, "1 to %ld comma-separated durations of 1ms..24h, e.g. 500ms, 10s, 5m",
                  k->max);
+        break;
+    case BH__K_FILE:
+        snprintf(buf, n, "a file the host can read (relative to this file's folder)");
+        break;
+    case BH__K_HOSTNAME:
+        snprintf(buf, n, "a host name or IP address");
         break;
     }
 }

@@ -9,16 +9,17 @@
 #include <stddef.h>
 
 typedef enum bh__kind {
-    BH__K_URL,      /* amqp:// (no TLS yet), appended to a char *[] (count: n) */
+    BH__K_URL,      /* amqp:// or amqps://, appended to a char *[] (count: n) */
     BH__K_INT,      /* int in [min, max] */
     BH__K_LEVEL,    /* bh_level_t, by name or number */
     BH__K_DIR,      /* char *, joined to the config file's folder when relative */
-    BH__K_FILE,     /* the same, for a file */
     BH__K_NAME,     /* char *, a service name */
     BH__K_FORMAT,   /* bh_format_t from a content type */
     BH__K_CHOICE,   /* bool: words[0] (false) or words[1] (true) */
     BH__K_EXCHANGE, /* char *, an AMQP exchange name */
     BH__K_DELAYS,   /* unsigned[max] of ms (count: n) */
+    BH__K_FILE,     /* char *, a readable file, joined to the config file's folder */
+    BH__K_HOSTNAME, /* char *, a DNS name or an IP address */
 } bh__kind_t;
 
 typedef struct bh__keyspec {
@@ -35,7 +36,7 @@ typedef struct bh__keyspec {
 } bh__keyspec_t;
 
 /* Store the text s in the field k describes, inside base. cfg_path: the
- * config file, for K_DIR. BH_EINVAL: not what k expects, nothing stored;
+ * config file, for K_DIR and K_FILE. BH_EINVAL: not what k expects, nothing stored;
  * BH_ENOMEM. */
 int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const char *cfg_path);
 /* What k expects, for "expected ..." messages. */

@@ -25,10 +25,9 @@
 
 /* What an error says a URL must be: the form rabbitmq-c's amqp_parse_url
  * takes (the host and buscli connect with it). */
-#define BH__URL_EXPECT                                                                         \
-    "amqp://[user[:password]@]host[:port][/vhost] without spaces (amqps:// is not supported "  \
-    "yet); in the user, password and vhost, write @ : / ? # [ ] % as %40 %3A %2F %3F %23 %5B " \
-    "%5D %25"
+#define BH__URL_EXPECT                                                                       \
+    "amqp[s]://[user[:password]@]host[:port][/vhost] without spaces; in the user, password " \
+    "and vhost, write @ : / ? # [ ] % as %40 %3A %2F %3F %23 %5B %5D %25"
 
 /* Copy text to out (outlen > 0: always NUL-terminated, truncated to fit)
  * with every password hidden as the rule above says. text NULL: "". Returns

@@ -279,6 +279,7 @@ static void init_loop(bh__service_t *s)
     s->wake.data = s->health.data = s->deadline.data = s;
     bh__conn_init(&s->conn, &s->loop, (const char *const *)s->cfg->urls, s->cfg->n_urls,
                   s->cfg->heartbeat, s->conn_name, s->log, &ops, s);
+    bh__conn_set_tls(&s->conn, &s->cfg->tls);
     bh__outbox_init(&s->out, &s->loop, &s->conn, s->log,
                     &(bh__outbox_done_t){bh__settle_confirmed, bh__settle_failed, &s->settle},
                     on_tick, s);

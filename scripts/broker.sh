@@ -16,6 +16,12 @@
 #                      min). When set, the channels also check it every second
 #                      (channel_tick_interval, 60 s by default, in
 #                      advanced.config), so a test sees it on time
+#   BH_BROKER_TLS_PORT AMQPS port (default: none, no TLS listener); needs
+#   BH_BROKER_TLS_DIR  a folder holding ca.pem, server.pem and server.key (as
+#                      scripts/tls-certs.sh makes them). The listener asks for
+#                      a client certificate (verify_peer) without requiring one,
+#                      and the EXTERNAL mechanism (rabbitmq_auth_mechanism_ssl)
+#                      logs in as the certificate's CN, besides PLAIN and AMQPLAIN
 #
 # Runs /usr/lib/rabbitmq/bin/rabbitmq-server directly (Debian's wrapper in
 # /usr/sbin insists on the rabbitmq user and system folders) with every path
@@ -42,6 +48,19 @@ if [[ -n $CONSUMER_TIMEOUT ]] && ! [[ $CONSUMER_TIMEOUT =~ ^[0-9]+$ ]]; then
     exit 2
 fi
 URL=amqp://guest:guest@127.0.0.1:$PORT/
+TLS_PORT=${BH_BROKER_TLS_PORT:-}
+TLS_DIR=${BH_BROKER_TLS_DIR:-}
+if [[ -n $TLS_PORT ]]; then
+    if ! [[ $TLS_PORT =~ ^[0-9]+$ ]] || ((TLS_PORT < 1024 || TLS_PORT > 65535)); then
+        echo "broker.sh: BH_BROKER_TLS_PORT must be a number in 1024..65535, got '$TLS_PORT'" >&2
+        exit 2
+    fi
+    [[ -n $TLS_DIR ]] || { echo "broker.sh: BH_BROKER_TLS_PORT needs BH_BROKER_TLS_DIR (scripts/tls-certs.sh DIR)" >&2; exit 2; }
+    TLS_DIR=$(realpath -m "$TLS_DIR")
+    for f in ca.pem server.pem server.key; do
+        [[ -r $TLS_DIR/$f ]] || { echo "broker.sh: BH_BROKER_TLS_DIR: cannot read $TLS_DIR/$f (scripts/tls-certs.sh makes it)" >&2; exit 2; }
+    done
+fi
 
 die() { echo "broker.sh: $*" >&2; exit 1; }
 
@@ -129,6 +148,21 @@ write_files() {
 listeners.tcp.default = 127.0.0.1:$PORT
 loopback_users = none
 EOF
+    if [[ -n $TLS_PORT ]]; then
+        printf '[rabbitmq_auth_mechanism_ssl].\n' >"$NODE_DIR/enabled_plugins"
+        cat >>"$NODE_DIR/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$TLS_PORT
+ssl_options.cacertfile = $TLS_DIR/ca.pem
+ssl_options.certfile = $TLS_DIR/server.pem
+ssl_options.keyfile = $TLS_DIR/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
+ssl_cert_login_from = common_name
+EOF
+    fi
     if [[ -n $CONSUMER_TIMEOUT ]]; then
         echo "consumer_timeout = $CONSUMER_TIMEOUT" >>"$NODE_DIR/rabbitmq.conf"
         printf '[{rabbit, [{channel_tick_interval, 1000}]}].\n' >"$NODE_DIR/advanced.config"
@@ -191,15 +225,16 @@ cmd_start() {
         fi
         die "$NODE (pid $pid) is running but does not answer; see $NODE_DIR/server.out or run: $0 stop"
     fi
-    if port_busy "$PORT" || port_busy "$DIST_PORT"; then
-        echo "broker.sh: port $PORT or $DIST_PORT is already in use by a process this script did not start:" >&2
+    if port_busy "$PORT" || port_busy "$DIST_PORT" || { [[ -n $TLS_PORT ]] && port_busy "$TLS_PORT"; }; then
+        echo "broker.sh: port $PORT, $DIST_PORT${TLS_PORT:+ or $TLS_PORT} is already in use by a process this script did not start:" >&2
         who_listens "$PORT"
         who_listens "$DIST_PORT"
+        [[ -z $TLS_PORT ]] || who_listens "$TLS_PORT"
         die "choose another port with BH_BROKER_PORT=<port>"
     fi
     write_files
     rm -f "$PIDFILE"
-    echo "broker.sh: starting $NODE on 127.0.0.1:$PORT (state in $NODE_DIR)" >&2
+    echo "broker.sh: starting $NODE on 127.0.0.1:$PORT${TLS_PORT:+ (TLS on $TLS_PORT)} (state in $NODE_DIR)" >&2
     (
         cd "$NODE_DIR"
         exec 9>&-

@@ -1019,9 +1019,9 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
     free(plugins);
 
     ini = it_asprintf("; written by tests/integration/harness.c\n"
-                      "[broker]\nurl = %.*s\nheartbeat = 10\n\n"
+                      "[broker]\nurl = %.*s\nheartbeat = 10\n%s\n"
                       "[host]\n%s%s%s%s%s\n%s",
-                      (int)strcspn(url, " ,\t"), url,
+                      (int)strcspn(url, " ,\t"), url, o->broker_keys ? o->broker_keys : "",
                       mentions(hk, "plugins_dir") ? "" : "plugins_dir = plugins\n",
                       mentions(hk, "log_level") ? "" : "log_level = debug\n",
                       mentions(hk, "healthcheck_interval") ? "" : "healthcheck_interval = 0\n",
@@ -1037,7 +1037,7 @@ it_host_t *it_host_start(const it_host_opts_t *o)
     it_host_t *h = it_host_prepare(o);
     const char *argv[] = {it_env("BH_BUSHOST"), "-c", h->ini, NULL};
 
-    h->pid = it_spawn(argv, NULL, h->log);
+    h->pid = it_spawn(argv, o->env, h->log);
     return h;
 }
 

@@ -175,9 +175,11 @@ json_t *it_cbor_decode(const void *p, size_t len);
 /* bushost as a child process                                               */
 
 typedef struct it_host_opts {
-    const char *plugins;   /* space-separated: "echo", "testkit", "echo cart" */
-    const char *host_keys; /* extra [host] lines; healthcheck_interval = 0 unless given */
-    const char *sections;  /* plugin sections, e.g. "[testkit]\nworkers = 2\n" */
+    const char *plugins;     /* space-separated: "echo", "testkit", "echo cart" */
+    const char *host_keys;   /* extra [host] lines; healthcheck_interval = 0 unless given */
+    const char *sections;    /* plugin sections, e.g. "[testkit]\nworkers = 2\n" */
+    const char *broker_keys; /* extra [broker] lines (tls_ca = ...) */
+    const char *const *env;  /* for the host process, as it_spawn takes it; NULL: none */
 } it_host_opts_t;
 
 struct it_host {

@@ -193,9 +193,10 @@ static void end_conn(conn_t *c)
 /* ------------------------------------------------------------------------ */
 /* broker.h                                                                 */
 
-int bh__broker_connect(bh__broker_t **out, const char *url, int heartbeat, const char *name,
-                       char *err, size_t errlen)
+int bh__broker_connect(bh__broker_t **out, const char *url, const bh__broker_tls_t *tls,
+                       int heartbeat, const char *name, char *err, size_t errlen)
 {
+    (void)tls;
     (void)heartbeat;
     (void)name;
     *out = NULL;

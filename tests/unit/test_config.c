@@ -377,8 +377,8 @@ static void bad_host_values_are_refused(void **state)
                                     "0..3600"},
         {"[broker]\nurl = http://rabbit/\n",
          "etc/x.ini:2: [broker] url = 'http://rabbit/': expected a URL " BH__URL_EXPECT},
-        {"[broker]\nurl = amqps://rabbit/\n",
-         "etc/x.ini:2: [broker] url = 'amqps://rabbit/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nurl = amqps://rabbit:99999/\n",
+         "etc/x.ini:2: [broker] url = 'amqps://rabbit:99999/': expected a URL " BH__URL_EXPECT},
         {"[broker]\nurl = AMQP://rabbit/\n",
          "etc/x.ini:2: [broker] url = 'AMQP://rabbit/': expected a URL " BH__URL_EXPECT},
         {"[broker]\nurl = amqp://a/ amqp://b/\n",
@@ -417,13 +417,15 @@ static void unknown_host_key_lists_known_keys(void **state)
         "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
         "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
         "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, plugin_trust)");
-    assert_load_error(
-        "[broker]\nurls = amqp://x/\n",
-        "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat, password_file)");
+    assert_load_error("[broker]\nurls = amqp://x/\n",
+                      "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat, "
+                      "password_file, tls_ca, tls_cert, tls_key, tls_verify, tls_server_name, "
+                      "auth)");
     /* Key names are case-sensitive. */
-    assert_load_error(
-        "[broker]\nHeartbeat = 1\n",
-        "etc/x.ini:2: [broker] unknown key 'Heartbeat' (known: url, heartbeat, password_file)");
+    assert_load_error("[broker]\nHeartbeat = 1\n",
+                      "etc/x.ini:2: [broker] unknown key 'Heartbeat' (known: url, heartbeat, "
+                      "password_file, tls_ca, tls_cert, tls_key, tls_verify, tls_server_name, "
+                      "auth)");
 }
 
 static void key_outside_any_section_is_refused(void **state)
@@ -1195,8 +1197,8 @@ static void refused_url_lines_never_show_the_password(void **state)
     static const struct {
         const char *ini, *want;
     } cases[] = {
-        {"[broker]\nurl = amqps://app:S3cretPW@h:5671/\n",
-         "etc/x.ini:2: [broker] url = 'amqps://app:***@h:5671/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nurl = amqps://app:S3cretPW@h:99999/\n",
+         "etc/x.ini:2: [broker] url = 'amqps://app:***@h:99999/': expected a URL " BH__URL_EXPECT},
         /* A raw '@' in the password: refused by the parser the host connects
          * with, and hidden up to the last '@'. */
         {"[broker]\nurl = amqp://app:S3c@retPW@h:5671/\n",
@@ -1206,8 +1208,8 @@ static void refused_url_lines_never_show_the_password(void **state)
         {"[broker]\nurl = amqp://app:S3cretPW\n",
          "etc/x.ini:2: [broker] url = 'amqp://app:***': expected a URL " BH__URL_EXPECT},
         /* Continuation lines: one more URL each, or the tail of one. */
-        {"[broker]\nurl = amqp://guest:guest@h/\n  amqps://app:S3cretPW@h:5671/\n",
-         "etc/x.ini:3: [broker] url = 'amqps://app:***@h:5671/': expected a URL " BH__URL_EXPECT},
+        {"[broker]\nurl = amqp://guest:guest@h/\n  amqps://app:S3cretPW@h:99999/\n",
+         "etc/x.ini:3: [broker] url = 'amqps://app:***@h:99999/': expected a URL " BH__URL_EXPECT},
         {"[broker]\nurl = amqp://h/\n  app:S3cretPW@h/\n",
          "etc/x.ini:3: [broker] url = '***@h/': expected a URL " BH__URL_EXPECT},
         {"[broker]\nheartbeat = 5\n  amqp://app:S3cretPW@h/\n",
@@ -1243,9 +1245,9 @@ static void refused_url_lines_never_show_the_password(void **state)
 static void refused_bushost_url_never_shows_the_password(void **state)
 {
     (void)state;
-    assert_int_equal(setenv("BUSHOST_URL", "amqp://ok/ amqps://app:S3cretPW@h:5671/", 1), 0);
+    assert_int_equal(setenv("BUSHOST_URL", "amqp://ok/ amqps://app:S3cretPW@h:99999/", 1), 0);
     assert_int_not_equal(load(""), 0);
-    assert_secret_kept("BUSHOST_URL: 'amqps://app:***@h:5671/': expected a URL " BH__URL_EXPECT);
+    assert_secret_kept("BUSHOST_URL: 'amqps://app:***@h:99999/': expected a URL " BH__URL_EXPECT);
     assert_int_equal(setenv("BUSHOST_URL", "amqp://app:S3c@retPW@h/", 1), 0);
     assert_int_not_equal(load(""), 0);
     assert_secret_kept("BUSHOST_URL: 'amqp://app:***@h/': expected a URL " BH__URL_EXPECT);
@@ -1266,12 +1268,81 @@ static void refused_plugin_values_never_show_the_password(void **state)
                        "0..256");
 }
 
+/* The TLS keys: files next to the config file, checked when loading, so
+ * --check finds a wrong path before any connect. */
+static void tls_keys_load_with_files_next_to_the_config(void **state)
+{
+    (void)state;
+    write_text("etc/ca.pem", "x");
+    write_text("etc/client.pem", "x");
+    write_text("etc/client.key", "x");
+    assert_loads("[broker]\nurl = amqps://h/\ntls_ca = ca.pem\ntls_cert = client.pem\n"
+                 "tls_key = client.key\ntls_server_name = rabbit.example.com\n"
+                 "auth = external\n");
+    assert_string_equal(cfg.tls.ca, "etc/ca.pem");
+    assert_string_equal(cfg.tls.cert, "etc/client.pem");
+    assert_string_equal(cfg.tls.key, "etc/client.key");
+    assert_string_equal(cfg.tls.server_name, "rabbit.example.com");
+    assert_true(cfg.tls.external);
+    assert_false(cfg.tls.no_verify);
+}
+
+static void tls_defaults_verify_with_the_system_store_and_plain(void **state)
+{
+    (void)state;
+    assert_loads("[broker]\nurl = amqps://h/\n");
+    assert_null(cfg.tls.ca);
+    assert_null(cfg.tls.cert);
+    assert_null(cfg.tls.server_name);
+    assert_false(cfg.tls.no_verify);
+    assert_false(cfg.tls.external);
+    bh__config_free(&cfg);
+    assert_loads("[broker]\nurl = amqps://h/\ntls_verify = false\n");
+    assert_true(cfg.tls.no_verify);
+}
+
+static void bad_tls_values_name_the_key_and_the_cause(void **state)
+{
+    static const struct {
+        const char *ini, *want;
+    } cases[] = {
+        {"[broker]\ntls_ca = missing.pem\n",
+         "etc/x.ini:2: [broker] tls_ca = 'missing.pem': expected a file the host can read "
+         "(relative to this file's folder)"},
+        {"[broker]\ntls_key =\n",
+         "etc/x.ini:2: [broker] tls_key = '': expected a file the host can read (relative to "
+         "this file's folder)"},
+        {"[broker]\ntls_verify = no\n",
+         "etc/x.ini:2: [broker] tls_verify = 'no': expected true or false"},
+        {"[broker]\nauth = cert\n", "etc/x.ini:2: [broker] auth = 'cert': expected plain or "
+                                    "external"},
+        {"[broker]\ntls_server_name = a b\n",
+         "etc/x.ini:2: [broker] tls_server_name = 'a b': expected a host name or IP address"},
+        {"[broker]\nurl = amqps://h/\ntls_cert = c.pem\n",
+         "etc/x.ini: [broker] tls_cert is set without tls_key: a client certificate needs both"},
+        {"[broker]\nurl = amqps://h/\ntls_key = c.pem\n",
+         "etc/x.ini: [broker] tls_key is set without tls_cert: a client certificate needs both"},
+        {"[broker]\nurl = amqps://h/\nauth = external\n",
+         "etc/x.ini: [broker] auth = external needs tls_cert and tls_key"},
+        {"[broker]\nurl = amqp://h/\ntls_cert = c.pem\ntls_key = c.pem\nauth = external\n",
+         "etc/x.ini: [broker] auth = external needs an amqps:// URL"},
+    };
+
+    (void)state;
+    write_text("etc/c.pem", "x");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_load_error(cases[i].ini, cases[i].want);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(empty_file_gives_every_default),
+        T(tls_keys_load_with_files_next_to_the_config),
+        T(tls_defaults_verify_with_the_system_store_and_plain),
+        T(bad_tls_values_name_the_key_and_the_cause),
         T(empty_host_sections_give_defaults),
         T(every_host_key_is_read),
         T(integer_bounds_are_inclusive),

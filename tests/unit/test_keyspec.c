@@ -80,14 +80,15 @@ static void urls_are_appended_in_order(void **state)
     (void)state;
     assert_int_equal(set(&url, "amqp://a/"), BH_OK);
     assert_int_equal(set(&url, "amqp://b/"), BH_OK);
-    assert_int_equal(set(&url, "amqps://c/"), BH_EINVAL);
+    assert_int_equal(set(&url, "amqps://c/"), BH_OK);
     assert_int_equal(set(&url, "amqp://a/ amqp://b/"), BH_EINVAL);
-    assert_int_equal(f.n_urls, 2);
+    assert_int_equal(f.n_urls, 3);
     assert_string_equal(f.urls[1], "amqp://b/");
+    assert_string_equal(f.urls[2], "amqps://c/");
     assert_string_equal(expect(&url),
-                        "a URL amqp://[user[:password]@]host[:port][/vhost] without spaces "
-                        "(amqps:// is not supported yet); in the user, password and vhost, write "
-                        "@ : / ? # [ ] % as %40 %3A %2F %3F %23 %5B %5D %25");
+                        "a URL amqp[s]://[user[:password]@]host[:port][/vhost] without spaces; in "
+                        "the user, password and vhost, write @ : / ? # [ ] % as %40 %3A %2F %3F "
+                        "%23 %5B %5D %25");
 }
 
 /* What the config accepts is what rabbitmq-c's amqp_parse_url, which the
@@ -103,6 +104,8 @@ static void urls_are_checked_by_the_parser_the_host_connects_with(void **state)
         "amqp://[::1]:5672/",
         "amqp://app:pw@[fe80::1]/v%2Fh",
         "amqp://h:65535",
+        "amqps://app:pw@h/",
+        "amqps://[::1]:5671/v",
     };
     static const char *const bad[] = {
         "amqp://app:S3c@retPW@h:5671/", /* a raw '@' in the password: write %40 */
@@ -116,7 +119,8 @@ static void urls_are_checked_by_the_parser_the_host_connects_with(void **state)
         "amqp://app:pw%C3%A9@h/",       /* rabbitmq-c takes %XX up to %7F only */
         "amqp://[::1/",                 /* an unclosed IPv6 host */
         "amqp:/h",
-        "amqps://app:pw@h/", /* TLS: not yet */
+        "amqps:/h",
+        "amqps://app:pa:ss@h/",
     };
 
     (void)state;
@@ -151,11 +155,14 @@ static void levels_dirs_names_formats(void **state)
     assert_int_equal(set(&dir, "/abs"), BH_OK);
     assert_string_equal(f.dir, "/abs");
     assert_int_equal(set(&dir, ""), BH_EINVAL);
-    /* A file is joined to the config's folder as a folder is. */
-    assert_int_equal(set(&file, "pw"), BH_OK);
-    assert_string_equal(f.dir, "etc/pw");
+    /* A file is joined to the config's folder as a folder is, and must be
+     * readable when the config is loaded. */
+    assert_int_equal(set(&file, "/dev/null"), BH_OK);
+    assert_string_equal(f.dir, "/dev/null");
+    assert_int_equal(set(&file, "no-such-file"), BH_EINVAL);
+    assert_string_equal(f.dir, "/dev/null");
     assert_int_equal(set(&file, ""), BH_EINVAL);
-    assert_string_equal(expect(&file), "a file path");
+    assert_string_equal(expect(&file), "a file the host can read (relative to this file's folder)");
     assert_int_equal(set(&name, "svc_1-a"), BH_OK);
     assert_int_equal(set(&name, "svc.1"), BH_EINVAL);
     assert_string_equal(f.name, "svc_1-a");

@@ -14,7 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <amqp_tcp_socket.h>
+#include "broker_tls.h"
 
 #include "redact.h"
 
@@ -222,12 +222,12 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     struct timeval tv = {CONNECT_TIMEOUT_S, 0}, rpc_tv = {RPC_TIMEOUT_S, 0};
     amqp_table_entry_t caps[4], props[3];
     amqp_table_t props_table;
-    amqp_socket_t *sock;
     amqp_rpc_reply_t r;
-    bh__cli_conn_t *c;
-    char *u = strdup(url), text[400], shown[256];
+    bh__broker_tls_t tls;
+    bh__cli_conn_t *c = NULL;
+    char *u = strdup(url), text[400], shown[256], why[512];
     uint16_t code;
-    int status, rc;
+    int status, rc, fd;
 
     if (!u) {
         bh__cli_error("out of memory");
@@ -242,28 +242,32 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     /* "amqp://host/" strictly names the vhost "", which RabbitMQ never has;
      * like pika and bushost, take it as the default vhost "/". */
     if (!ci.vhost || !*ci.vhost) ci.vhost = "/";
-    if (ci.ssl) {
-        bh__cli_error("'%s': amqps:// is not supported by buscli yet",
-                      bh__redact(url, shown, sizeof shown));
-        free(u);
-        return EX_USAGE;
-    }
+    /* The password may come from the environment, so that it is never on a
+     * command line (where ps shows it) or in a file. */
+    if (getenv(BC_PASSWORD_ENV) && *getenv(BC_PASSWORD_ENV)) ci.password = getenv(BC_PASSWORD_ENV);
+    if ((rc = bh__cli_tls(&tls))) goto fail_early;
     c = calloc(1, sizeof *c);
-    if (!c || !(c->vhost = strdup(ci.vhost)) || !(c->st = amqp_new_connection()) ||
-        !(sock = amqp_tcp_socket_new(c->st))) {
+    if (!c || !(c->vhost = strdup(ci.vhost)) || !(c->st = amqp_new_connection())) {
         bh__cli_error("out of memory");
         rc = EX_SOFTWARE;
         goto fail;
     }
-    snprintf(c->where, sizeof c->where, "amqp://%s@%s:%d/%s", ci.user, ci.host, ci.port,
-             strcmp(ci.vhost, "/") == 0 ? "" : ci.vhost);
-    status = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
+    snprintf(c->where, sizeof c->where, "%s://%s@%s:%d/%s", ci.ssl ? "amqps" : "amqp", ci.user,
+             ci.host, ci.port, strcmp(ci.vhost, "/") == 0 ? "" : ci.vhost);
+    if (ci.ssl && tls.no_verify)
+        bh__cli_error("warning: TLS verification is off (--tls-insecure or tls_verify = false): "
+                      "%s is not authenticated",
+                      c->where);
+    status = bh__broker_socket_open(c->st, &ci, &tls, &tv, &fd, text, sizeof text);
     if (status != AMQP_STATUS_OK) {
         int e = status == AMQP_STATUS_SOCKET_ERROR ? probe_errno(ci.host, ci.port) : 0;
 
+        /* text names host:port again for a TCP failure: c->where says it. */
         if (e) bh__cli_error("cannot connect to %s: %s", c->where, strerror(e));
-        else bh__cli_error("cannot connect to %s: %s", c->where, amqp_error_string2(status));
-        rc = EX_UNAVAILABLE;
+        else if (strncmp(text, "cannot connect to ", 18) == 0)
+            bh__cli_error("cannot connect to %s: %s", c->where, amqp_error_string2(status));
+        else bh__cli_error("cannot connect to %s: %s", c->where, text);
+        rc = status == AMQP_STATUS_INVALID_PARAMETER ? EX_USAGE : EX_UNAVAILABLE;
         goto fail;
     }
     amqp_set_rpc_timeout(c->st, &rpc_tv);
@@ -282,15 +286,20 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     props[2].value.value.table.entries = caps;
     props_table.num_entries = 3;
     props_table.entries = props;
-    r = amqp_login_with_properties(c->st, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S,
-                                   &props_table, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
+    bh__broker_login(c->st, &ci, &tls, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &props_table, &r, why,
+                     sizeof why);
     if ((rc = reply_failure(c, 0, r, &code, text, sizeof text))) {
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_CONNECTION_CLOSED)
-            bh__cli_error("cannot log in to %s: the broker closed the connection (wrong user, "
-                          "password or vhost?)",
-                          c->where);
-        else bh__cli_error("cannot log in to %s: %s", c->where, text);
+        if (*why)
+            bh__cli_error("cannot log in to %s (%s): %s", c->where, bh__broker_tls_mechanism(&tls),
+                          why);
+        else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                 r.library_error == AMQP_STATUS_CONNECTION_CLOSED)
+            bh__cli_error("cannot log in to %s (%s): the broker closed the connection (wrong user, "
+                          "password, certificate or vhost?)",
+                          c->where, bh__broker_tls_mechanism(&tls));
+        else
+            bh__cli_error("cannot log in to %s (%s): %s", c->where, bh__broker_tls_mechanism(&tls),
+                          text);
         c->dead = true;
         goto fail;
     }
@@ -298,20 +307,25 @@ static int connect_one(const char *url, const char *purpose, bh__cli_conn_t **ou
     *out = c;
     return 0;
 fail:
-    free(u);
     if (c) c->dead = true;
     bh__cli_disconnect(c);
+fail_early:
+    free(u);
     return rc;
 }
 
 int bh__cli_connect(const char *urls, const char *purpose, bh__cli_conn_t **out)
 {
     static const char *const sep = " ,\t\r\n";
-    char *copy = strdup(urls), *save = NULL, *tok, shown[256];
+    char *copy = urls ? strdup(urls) : NULL, *save = NULL, *tok, shown[256];
     int rc = EX_USAGE;
     bool any = false;
 
     *out = NULL;
+    if (!urls) {
+        free(copy);
+        return EX_USAGE; /* bh__cli_url said why */
+    }
     if (!copy) {
         bh__cli_error("out of memory");
         return EX_SOFTWARE;
@@ -329,9 +343,10 @@ int bh__cli_connect(const char *urls, const char *purpose, bh__cli_conn_t **out)
 int bh__cli_url_vhost(const char *urls, char **vhost)
 {
     struct amqp_connection_info ci;
-    char *copy = strdup(urls), *save = NULL, *tok, *u = NULL, shown[256];
+    char *copy = urls ? strdup(urls) : NULL, *save = NULL, *tok, *u = NULL, shown[256];
     int rc = EX_USAGE;
 
+    if (!urls) return EX_USAGE; /* bh__cli_url said why */
     if (!copy) return EX_SOFTWARE;
     tok = strtok_r(copy, " ,\t\r\n", &save);
     /* amqp_parse_url cuts up what it parses: the message quotes tok whole. */

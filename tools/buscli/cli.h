@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "broker_tls.h"
 #include "bushost.h"
 
 /* Exit codes below 64; from 64 on, sysexits.h: EX_USAGE 64 (bad command
@@ -31,6 +32,7 @@
 
 #define BC_DEFAULT_URL "amqp://guest:guest@localhost:5672/"
 #define BC_URL_ENV "BUSHOST_URL"
+#define BC_PASSWORD_ENV "BUSHOST_PASSWORD" /* replaces the URL's password */
 
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
@@ -98,10 +100,37 @@ typedef struct bh__cli_usage {
     {                \
         .name = NULL \
     }
-/* The --url option every subcommand has. */
-#define BC_URL_OPT(p)            \
-    BC_STR("url", 0, (p), "URL", \
-           "broker URL(s), tried in turn (default $" BC_URL_ENV ", else " BC_DEFAULT_URL ")")
+/* How every subcommand reaches the broker, besides --url: TLS and the
+ * host's ini (conn_opts.c). Filled by the option parser; borrowed from argv. */
+typedef struct bh__cli_broker_opts {
+    const char *config; /* --config FILE: the host's ini, [broker] */
+    const char *tls_ca, *tls_cert, *tls_key;
+    const char *tls_server_name;
+    const char *auth; /* plain | external */
+    bool tls_insecure;
+} bh__cli_broker_opts_t;
+extern bh__cli_broker_opts_t bh__cli_broker_opts;
+
+/* The --url option every subcommand has, and the broker options with it. */
+#define BC_URL_OPT(p)                                                                            \
+    BC_STR("url", 0, (p), "URL",                                                                 \
+           "broker URL(s), tried in turn (default $" BC_URL_ENV                                  \
+           ", else --config's, else " BC_DEFAULT_URL ")"),                                       \
+        BC_STR("config", 0, &bh__cli_broker_opts.config, "FILE",                                 \
+               "read url, tls_* and auth from the [broker] section of this bushost ini"),        \
+        BC_STR("tls-ca", 0, &bh__cli_broker_opts.tls_ca, "FILE",                                 \
+               "amqps://: CA bundle (default: --config's tls_ca, else the system store)"),       \
+        BC_STR("tls-cert", 0, &bh__cli_broker_opts.tls_cert, "FILE",                             \
+               "amqps://: client certificate (PEM), with --tls-key"),                            \
+        BC_STR("tls-key", 0, &bh__cli_broker_opts.tls_key, "FILE",                               \
+               "amqps://: the client certificate's key (PEM, unencrypted)"),                     \
+        BC_STR("tls-server-name", 0, &bh__cli_broker_opts.tls_server_name, "NAME",               \
+               "amqps://: name checked in the certificate and sent as SNI (default: the host)"), \
+        BC_FLAG("tls-insecure", 0, &bh__cli_broker_opts.tls_insecure,                            \
+                "amqps://: do not check the broker's certificate (a warning says so)"),          \
+        BC_STR("auth", 0, &bh__cli_broker_opts.auth, "MECH",                                     \
+               "plain (default: user and password of the URL, or $BUSHOST_PASSWORD) or "         \
+               "external (the client certificate)")
 
 /* Parse argv[1..] (argv[0] is the subcommand) against opts; positional
  * arguments go to pos (pos->v is malloc'd: bh__cli_list_free). "--" ends the
@@ -110,8 +139,13 @@ int bh__cli_parse(const bh__cli_usage_t *u, const bh__cli_opt_t *opts, int argc,
                   bh__cli_list_t *pos);
 void bh__cli_list_free(bh__cli_list_t *l);
 
-/* --url, else $BUSHOST_URL when set and not empty, else the default. */
+/* --url, else $BUSHOST_URL when set and not empty, else --config's URLs,
+ * else the default. NULL when --config does not load (the error printed):
+ * bh__cli_connect and bh__cli_url_vhost then return EX_USAGE. */
 const char *bh__cli_url(const char *opt);
+/* The TLS settings and SASL mechanism of a connection: the options, else
+ * --config's [broker] keys. 0 or EX_USAGE (the error printed). */
+int bh__cli_tls(bh__broker_tls_t *out);
 
 /* ------------------------------------------------------------------------ */
 /* Payloads                                                                 */

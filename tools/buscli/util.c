@@ -210,15 +210,6 @@ void bh__cli_list_free(bh__cli_list_t *l)
     l->n = 0;
 }
 
-const char *bh__cli_url(const char *opt)
-{
-    const char *env = getenv(BC_URL_ENV);
-
-    if (opt) return opt;
-    if (env && *env) return env;
-    return BC_DEFAULT_URL;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Payloads                                                                 */
 
