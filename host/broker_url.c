@@ -59,13 +59,14 @@ int bh__broker_url_with_password(const char *url, const char *password, char **o
     amqp_parse_url(copy, &ci); /* cannot fail: checked above */
     /* The authority ends at the path; a raw '@' inside it is the user
      * info's end (the check above refuses any other). */
-    host = url + 7;
+    const char *scheme = ci.ssl ? "amqps://" : "amqp://";
+    host = url + strlen(scheme);
     for (s = host; *s && *s != '/'; s++)
         if (*s == '@') at = s;
     if (at) host = at + 1;
-    if (!(res = malloc(7 + 3 * (strlen(ci.user) + strlen(password)) + 2 + strlen(host) + 1)))
+    if (!(res = malloc(8 + 3 * (strlen(ci.user) + strlen(password)) + 2 + strlen(host) + 1)))
         goto done;
-    o = encode(ci.user, res + sprintf(res, "amqp://"));
+    o = encode(ci.user, res + sprintf(res, "%s", scheme));
     *o++ = ':';
     o = encode(password, o);
     *o++ = '@';

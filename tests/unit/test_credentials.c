@@ -58,7 +58,7 @@ static int setup(void **state)
     unsetenv("BUSHOST_URL");
     urls[0] = strdup("amqp://app:old@h1/");
     urls[1] = strdup("amqp://h2:5673/v");
-    urls[2] = strdup("amqp://u%40x:old@[::1]:1/");
+    urls[2] = strdup("amqps://u%40x:old@[::1]:1/");
     memset(&cfg, 0, sizeof cfg);
     err[0] = 0;
     return 0;
@@ -96,7 +96,7 @@ static void assert_urls_have_the_password(void)
 {
     assert_string_equal(urls[0], "amqp://app:" PW_ENC "@h1/");
     assert_string_equal(urls[1], "amqp://guest:" PW_ENC "@h2:5673/v"); /* rabbitmq-c's user */
-    assert_string_equal(urls[2], "amqp://u%40x:" PW_ENC "@[::1]:1/");
+    assert_string_equal(urls[2], "amqps://u%40x:" PW_ENC "@[::1]:1/");
 }
 
 static void the_environment_sets_every_urls_password_and_leaves_the_environment(void **state)
