@@ -17,9 +17,20 @@ bg_start mon "$BUSCLI" monitor --commands 'echo.#' 'buscli.#' --timeout 120
 MON=$BG_PID
 bg_start monjson "$BUSCLI" monitor --commands 'echo.*' 'buscli.*' --json --count 2 --timeout 120
 MONJSON=$BG_PID
-for n in logs logsjson logserr logswarn mon monjson; do wait_for 30 grep_err $n "listening on"; done
+# The URL's password, given as an argument, is not in /proc/PID/cmdline.
+[[ $BUSHOST_URL == *:*:*@* ]] || fail "BUSHOST_URL has no password to hide: $BUSHOST_URL"
+bg_start logsurl "$BUSCLI" logs 'echo.INFO' --url "$BUSHOST_URL" --count 1 --timeout 120
+LOGSURL=$BG_PID
+for n in logs logsjson logserr logswarn mon monjson logsurl; do wait_for 30 grep_err $n "listening on"; done
+CMDLINE=$(tr '\0' ' ' <"/proc/$LOGSURL/cmdline")
+PASSWORD=${BUSHOST_URL#*://*:}
+PASSWORD=${PASSWORD%@*}
+[[ $CMDLINE != *"$PASSWORD@"* && $CMDLINE == *"--url amqp://guest:***@"* ]] ||
+    fail "buscli's cmdline shows the URL's password: $CMDLINE"
 
 expect_rc 0 send "$BUSCLI" send echo.Echo --data '{"text": "hi"}' --conversation-id conv-lm-1
+bg_wait "$LOGSURL" 30
+[[ $RC == 0 ]] || fail "logs --url (password hidden from cmdline) exited with $RC: $(cat "$T/logsurl.err")"
 
 # logs: one readable line per record, with service, level, message, conversation.
 wait_for 30 grep_out logs "[conv-lm-1]"

@@ -2,9 +2,11 @@
  * each (cmd_*.c). Speaks only docs/wire-conventions.md, so it works with any
  * service on the bus, bushost-hosted or not. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "redact.h"
 
 #ifndef BH_VERSION
 #define BH_VERSION "unknown"
@@ -49,10 +51,31 @@ static void usage(FILE *f)
             BC_URL_ENV, BC_DEFAULT_URL);
 }
 
+/* /proc/PID/cmdline shows the argument strings where the kernel put them:
+ * an argument with a password in it (a --url) is used from a copy, and the
+ * original is overwritten with its redacted form, cut to its own length. */
+static void hide_passwords(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        char *shown = malloc(n + 1), *copy;
+        if (!shown) continue;
+        bh__redact(argv[i], shown, n + 1);
+        if (strcmp(shown, argv[i]) != 0 && (copy = strdup(argv[i]))) {
+            memset(argv[i], 0, n);
+            memcpy(argv[i], shown, strlen(shown));
+            argv[i] = copy; /* lives as long as the process */
+        }
+        free(shown);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static char name[64];
     const char *cmd = argc > 1 ? argv[1] : NULL;
+
+    hide_passwords(argc, argv);
 
     if (!cmd) {
         usage(stderr);
