@@ -617,6 +617,11 @@ it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host
     h = fault_host_start(o, f);
     it_wait_consumers(c, queue, consumers, 30000, h);
     it_close(c);
+    /* A TLS variant that ran over plain AMQP would prove nothing. */
+    if (fault_tls_port() && !fault_wait_log(h, "connected to amqps://", 1, 5000)) {
+        it_host_dump(h);
+        IT_FAIL("the host did not say it connected to amqps://");
+    }
     return h;
 }
 

@@ -173,7 +173,8 @@ it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f)
 /* The usual start of a test: purge `queue` (the input of the host's
  * service; BUSHOST_URL's node), fault_host_start, and wait (up to 30 s)
  * until the queue has `consumers` consumers, failing at once if the host
- * exits. */
+ * exits. Under BH_FAULT_TLS, fails unless the host logged its connection
+ * to amqps://. */
 it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host_opts_t *o,
                             const fault_host_opts_t *f);
 /* Start the same config again once the host has exited (output appended). */
