@@ -100,6 +100,7 @@ int bh__broker_connect(bh__broker_t **out, const char *url, const bh__broker_tls
     }
     int fd;
     if (bh__broker_socket_open(b->conn, &ci, tls, &connect_tv, &fd, err, errlen)) goto done;
+    b->tls = ci.ssl != 0;
     harden_socket(fd, heartbeat);
     amqp_set_handshake_timeout(b->conn, &rpc_tv);
     amqp_set_rpc_timeout(b->conn, &rpc_tv);
@@ -155,10 +156,7 @@ size_t bh__broker_write_room(const bh__broker_t *b, bool *empty)
     if (ioctl(fd, SIOCOUTQ, &queued) || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len))
         return 0;
     *empty = queued == 0;
-    /* The kernel counts its own overhead against SO_SNDBUF too (it reports
-     * twice the payload room): stay within half, minus what is queued. */
-    size_t room = (size_t)sndbuf / 2;
-    return room > (size_t)queued ? room - (size_t)queued : 0;
+    return bh__broker_room((size_t)sndbuf, (size_t)queued, b->tls);
 }
 
 bool bh__broker_buffered(const bh__broker_t *b)

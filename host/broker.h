@@ -93,6 +93,10 @@ int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, voi
  * (a header frame near frame_max on a small buffer) waits only for the
  * broker to read it. */
 size_t bh__broker_write_room(const bh__broker_t *b, bool *empty);
+/* What write_room computes: the plaintext bytes that fit in a send buffer
+ * of sndbuf bytes (SO_SNDBUF) holding queued bytes (SIOCOUTQ); tls: the
+ * kernel's bytes are TLS records, which cost more than the frames in them. */
+size_t bh__broker_room(size_t sndbuf, size_t queued, bool tls);
 
 /* Frames or bytes the library holds that poll() has not handed out yet. */
 bool bh__broker_buffered(const bh__broker_t *b);

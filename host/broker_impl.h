@@ -31,6 +31,7 @@ struct bh__broker {
     size_t max_body; /* larger deliveries are read and dropped */
     bh__incoming_t in;
     int heartbeat;
+    bool tls; /* amqps://: the socket's bytes are TLS records */
     char consumer_tags[MAX_CONSUMERS][128];
     int n_consumers;
 };

@@ -132,6 +132,26 @@ size_t bh__broker_body_frame(size_t left)
     return (left < MIN_PIECE ? left : MIN_PIECE) + FRAME_OVERHEAD;
 }
 
+/* Over TLS the kernel holds ciphertext: each record adds at most 29 bytes
+ * (TLS 1.2 AES-GCM; 22 with TLS 1.3), and rabbitmq-c writes each frame with
+ * one SSL_write (OpenSSL keeps nothing back between calls), so a frame
+ * costs one record per started 16 KiB. The frames that fill a room are a
+ * message's method and header frames and a small body, covered by the 512
+ * spare bytes the outbox counts per message and log record, or body pieces
+ * of at least MIN_PIECE: so TLS_RECORD per MIN_PIECE of room covers both
+ * (a piece of 16 KiB or more is several MIN_PIECEs), and one more covers
+ * the last, small piece of a message begun in an earlier room. */
+enum { TLS_RECORD = 64 };
+
+size_t bh__broker_room(size_t sndbuf, size_t queued, bool tls)
+{
+    /* The kernel counts its own overhead against SO_SNDBUF too (it reports
+     * twice the payload room): stay within half, minus what is queued. */
+    size_t room = sndbuf / 2 > queued ? sndbuf / 2 - queued : 0;
+    size_t allowance = tls ? TLS_RECORD * (room / MIN_PIECE + 1) : 0;
+    return room > allowance ? room - allowance : 0;
+}
+
 int bh__broker_publish_log(bh__broker_t *b, const char *routing_key, const void *body, size_t len,
                            char *err, size_t errlen)
 {

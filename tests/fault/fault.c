@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,16 +180,19 @@ int fault_close_host_connections(int port, const char *why)
 {
     char *out = NULL, *line, *save = NULL;
     int closed = 0;
+    bool tls = fault_tls_port() != 0;
 
     if (fault_broker(port, 30000, &out, "ctl", "-q", "--no-table-headers", "list_connections",
-                     "pid", "client_properties", NULL) != 0)
+                     "pid", "ssl", "client_properties", NULL) != 0)
         IT_FAIL("rabbitmqctl list_connections failed");
-    /* "<pid>\t[{"product","bushost"},...]": match the properties only (node
-     * names hold "bushost" too). */
+    /* "<pid>\t<ssl>\t[{"product","bushost"},...]": match the properties only
+     * (node names hold "bushost" too). */
     for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *tab = strchr(line, '\t');
         if (!tab || line[0] != '<' || !strstr(tab, "{\"product\",\"bushost\"}")) continue;
         *tab = '\0';
+        if (tls && strncmp(tab + 1, "true\t", 5) != 0)
+            IT_FAIL("the host's connection %s is not over TLS (ssl: %.5s)", line, tab + 1);
         if (fault_broker(port, 30000, NULL, "ctl", "-q", "close_connection", line, why, NULL) == 0)
             closed++;
     }
@@ -348,7 +352,8 @@ fault_tally_t *fault_tally_new(const char *name, size_t n)
     struct timespec ts;
 
     if (!t || !(t->copies = calloc(n, sizeof *t->copies))) IT_FAIL("out of memory");
-    t->name = name;
+    /* The TLS variant of a test reports under a name of its own. */
+    t->name = fault_tls_port() ? it_asprintf("%s_tls", name) : it_strdup(name);
     t->n = n;
     t->excluded = -1;
     /* Ids unique to this run: an output left over from an earlier run
@@ -363,6 +368,7 @@ void fault_tally_free(fault_tally_t *t)
 {
     if (!t) return;
     free(t->copies);
+    free(t->name);
     free(t);
 }
 
@@ -550,12 +556,24 @@ static void spawn_host(it_host_t *h)
     h->status = 0;
 }
 
+int fault_tls_port(void)
+{
+    const char *s = getenv("BH_FAULT_TLS");
+    char *end;
+    long p;
+
+    if (!s || !*s) return 0;
+    p = strtol(s, &end, 10);
+    if (*end || p < 1024 || p > 65535) IT_FAIL("BH_FAULT_TLS='%s' is not a port", s);
+    return (int)p;
+}
+
 it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f)
 {
     it_host_t *h = it_host_prepare(o);
     char *ini = it_read_file(h->ini), *head, *tail, *broker, *out;
     size_t cap = 64, len;
-    int one = fault_port(0);
+    int one = fault_port(0), tls = fault_tls_port();
     const int *ports = f && f->ports ? f->ports : &one;
     size_t n = f && f->ports ? f->n_ports : 1;
 
@@ -564,11 +582,20 @@ it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f)
     head = strstr(ini, "[broker]\n");
     tail = head ? strstr(head, "\n[host]") : NULL;
     if (!tail) IT_FAIL("unexpected config from it_host_prepare:\n%s", ini);
-    broker = calloc(1, cap + 80 * n);
+    if (tls && (n != 1 || ports[0] != one))
+        IT_FAIL("BH_FAULT_TLS: only the first node of BH_FAULT_PORTS listens for amqps://");
+    broker = calloc(1, cap + 80 * n + (tls ? PATH_MAX : 0));
     if (!broker) IT_FAIL("out of memory");
     len = (size_t)sprintf(broker, "[broker]\n");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(broker + len, "url = amqp://guest:guest@127.0.0.1:%d/\n", ports[i]);
+    /* Over TLS, the name checked is the certificate's (localhost). */
+    if (tls)
+        len +=
+            (size_t)sprintf(broker + len, "url = amqps://guest:guest@localhost:%d/\ntls_ca = %s\n",
+                            tls, it_env("BH_FAULT_TLS_CA"));
+    else
+        for (size_t i = 0; i < n; i++)
+            len +=
+                (size_t)sprintf(broker + len, "url = amqp://guest:guest@127.0.0.1:%d/\n", ports[i]);
     sprintf(broker + len, "heartbeat = %d\n", f && f->heartbeat ? f->heartbeat : 10);
     *head = '\0';
     out = it_asprintf("%s%s%s", ini, broker, tail);
@@ -590,6 +617,11 @@ it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host
     h = fault_host_start(o, f);
     it_wait_consumers(c, queue, consumers, 30000, h);
     it_close(c);
+    /* A TLS variant that ran over plain AMQP would prove nothing. */
+    if (fault_tls_port() && !fault_wait_log(h, "connected to amqps://", 1, 5000)) {
+        it_host_dump(h);
+        IT_FAIL("the host did not say it connected to amqps://");
+    }
     return h;
 }
 

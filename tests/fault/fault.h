@@ -27,7 +27,10 @@
  * Environment (tests/fault/CMakeLists.txt), besides harness.h's:
  *   BH_FAULT_NAME_PREFIX  node names are <prefix><port>
  *   BH_FAULT_PORTS        the AMQP ports of the nodes this test may use
- *                         (one, or three for the cluster) */
+ *                         (one, or three for the cluster)
+ *   BH_FAULT_TLS          (optional) the first node's AMQPS port: the hosts
+ *                         connect there, over TLS, with
+ *   BH_FAULT_TLS_CA       as [broker] tls_ca; the test itself stays on AMQP */
 #ifndef FAULT_H
 #define FAULT_H
 
@@ -67,7 +70,8 @@ pid_t fault_freeze(int port, int ms);
 void fault_freeze_wait(pid_t helper);
 
 /* Close every connection of the node whose client properties mention
- * bushost (rabbitmqctl close_connection); how many were closed. */
+ * bushost (rabbitmqctl close_connection); how many were closed. Under
+ * BH_FAULT_TLS, fails the test if one of them is not a TLS connection. */
 int fault_close_host_connections(int port, const char *why);
 
 /* ------------------------------------------------------------------------ */
@@ -109,7 +113,7 @@ long fault_wait_depth(int port, const char *queue, long n, int timeout_ms);
 /* The stream and the tally                                                 */
 
 typedef struct fault_tally {
-    const char *name;
+    char *name;   /* "<name>", or "<name>_tls" under BH_FAULT_TLS */
     int64_t base; /* ids are base .. base + n - 1, unique to this run */
     size_t n;
     unsigned *copies; /* outputs seen per id */
@@ -160,13 +164,17 @@ typedef struct fault_host_opts {
     size_t n_ports;
 } fault_host_opts_t;
 
+/* BH_FAULT_TLS's port, or 0 when the hosts use plain AMQP. */
+int fault_tls_port(void);
+
 /* it_host_prepare, then rewrite [broker] as `f` says and start bushost with
  * BUSHOST_URL removed from its environment (it would replace the urls). */
 it_host_t *fault_host_start(const it_host_opts_t *o, const fault_host_opts_t *f);
 /* The usual start of a test: purge `queue` (the input of the host's
  * service; BUSHOST_URL's node), fault_host_start, and wait (up to 30 s)
  * until the queue has `consumers` consumers, failing at once if the host
- * exits. */
+ * exits. Under BH_FAULT_TLS, fails unless the host logged its connection
+ * to amqps://. */
 it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host_opts_t *o,
                             const fault_host_opts_t *f);
 /* Start the same config again once the host has exited (output appended). */

@@ -8,6 +8,8 @@
 #   BH_BROKER_DIR         state folder shared by the nodes (and their cookie)
 #   BH_FAULT_NAME_PREFIX  node names are <prefix><port>
 #   BH_FAULT_PORTS        AMQP ports, space-separated
+#   BH_BROKER_TLS_PORT    (start) the node's AMQPS port too, with the
+#   BH_BROKER_TLS_DIR     certificates scripts/tls-certs.sh makes there
 #
 # A fault test may leave its node damaged when it is killed mid-way (frozen
 # by SIGSTOP, under a memory alarm): start repairs that before anything else.
@@ -42,6 +44,9 @@ start)
     # A fresh node unless one is left running (reset fails then, and start
     # reuses it).
     node "$p" reset >/dev/null 2>&1 || true
+    if [[ -n ${BH_BROKER_TLS_PORT:-} ]]; then
+        "$(dirname "$BH_BROKER_SH")/tls-certs.sh" "${BH_BROKER_TLS_DIR:?}"
+    fi
     node "$p" start
     node "$p" ctl -q set_vm_memory_high_watermark 0.4 >/dev/null
     ;;

@@ -2,7 +2,8 @@
  * over a socket pair: the header frame is exactly as large as
  * bh__out_header_size says, a publish that cannot be framed writes nothing,
  * bodies go out in pieces, and deliveries are read frame by frame (a body
- * over the limit dropped, frames of other channels handled in between). */
+ * over the limit dropped, frames of other channels handled in between),
+ * and the write room over TLS leaves room for the records' overhead. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -343,6 +344,46 @@ static void a_body_longer_than_its_header_says_is_an_error(void **state)
     assert_int_equal(T.deliveries, 0);
 }
 
+/* The worst a TLS record adds to what it carries: TLS 1.2 with AES-GCM
+ * (5 header + 8 explicit nonce + 16 tag; TLS 1.3 adds 22). */
+enum { RECORD_MAX = 29, RECORD_PAYLOAD = 16384 };
+
+static size_t records(size_t frame) { return (frame + RECORD_PAYLOAD - 1) / RECORD_PAYLOAD; }
+
+static void the_write_room_is_half_the_buffer_less_what_is_queued(void **state)
+{
+    (void)state;
+    assert_int_equal(bh__broker_room(2 * 100000, 0, false), 100000);
+    assert_int_equal(bh__broker_room(2 * 100000, 30000, false), 70000);
+    assert_int_equal(bh__broker_room(2 * 100000, 100000, false), 0);
+    assert_int_equal(bh__broker_room(2 * 100000, 250000, false), 0);
+    assert_int_equal(bh__broker_room(0, 0, true), 0);
+}
+
+/* Whatever frames fill the plaintext room (body pieces of at least 4 KiB,
+ * up to frame_max, plus one small last piece), their ciphertext fits in
+ * the plain room; and the allowance stays small (under 2 %). */
+static void the_write_room_over_tls_leaves_room_for_the_records(void **state)
+{
+    static const size_t pieces[] = {4096, 5000, 16384, 16385, 40000, FRAME_MAX - 8};
+    (void)state;
+    for (size_t plain = 0; plain <= (8u << 20); plain += plain < 200000 ? 977 : 65521) {
+        size_t room = bh__broker_room(2 * plain, 0, true);
+        assert_true(room <= plain);
+        if (plain >= 65536) assert_true(plain - room < plain / 50);
+        for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
+            size_t full = room / pieces[i], rest = room % pieces[i];
+            size_t wire = room + RECORD_MAX * (full * records(pieces[i]) + (rest ? 1 : 0));
+            if (wire > plain)
+                fail_msg("room %zu of %zu in pieces of %zu: %zu bytes on the wire", room, plain,
+                         pieces[i], wire);
+        }
+    }
+    /* What is queued is ciphertext already: it comes off before the allowance. */
+    assert_int_equal(bh__broker_room(2 * 100000, 100000 - 64, true), 0);
+    assert_true(bh__broker_room(2 * 100000, 50000, true) < 50000);
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -352,6 +393,8 @@ int main(void)
         T_(a_delivery_is_read_frame_by_frame),
         T_(a_body_over_the_limit_is_dropped_not_kept),
         T_(a_body_longer_than_its_header_says_is_an_error),
+        cmocka_unit_test(the_write_room_is_half_the_buffer_less_what_is_queued),
+        cmocka_unit_test(the_write_room_over_tls_leaves_room_for_the_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
