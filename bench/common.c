@@ -1,6 +1,7 @@
 /* common.c -- see common.h. */
 #include "common.h"
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <cbor.h>
 #include <errno.h>
@@ -64,6 +65,23 @@ uint64_t bench_count(const char *s, const char *what)
     return v;
 }
 
+/* amqps://: TLS 1.2 or later, the chain and the host name verified against
+ * the CA file in BENCH_TLS_CA (rabbitmq-c loads no default CA paths). */
+static amqp_socket_t *tls_socket(amqp_connection_state_t conn)
+{
+    const char *ca = getenv("BENCH_TLS_CA");
+    amqp_socket_t *sock = amqp_ssl_socket_new(conn);
+
+    if (!ca || !*ca) bench_die("an amqps:// URL needs BENCH_TLS_CA (a CA file)");
+    if (!sock) return NULL;
+    bench_status(amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST),
+                 "TLS versions");
+    bench_status(amqp_ssl_socket_set_cacert(sock, ca), "TLS CA file");
+    amqp_ssl_socket_set_verify_peer(sock, 1);
+    amqp_ssl_socket_set_verify_hostname(sock, 1);
+    return sock;
+}
+
 amqp_connection_state_t bench_connect(const char *url, int channels)
 {
     struct amqp_connection_info ci;
@@ -75,7 +93,8 @@ amqp_connection_state_t bench_connect(const char *url, int channels)
     if (!copy || !conn) bench_die("out of memory");
     if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) bench_die("bad URL '%s'", url);
     if (!ci.vhost || !*ci.vhost) ci.vhost = "/";
-    if (!(sock = amqp_tcp_socket_new(conn))) bench_die("cannot create a socket");
+    sock = ci.ssl ? tls_socket(conn) : amqp_tcp_socket_new(conn);
+    if (!sock) bench_die("cannot create a socket");
     bench_status(amqp_socket_open(sock, ci.host, ci.port), "connect");
     setsockopt(amqp_socket_get_sockfd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     amqp_rpc_reply_t r = amqp_login(conn, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,

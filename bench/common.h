@@ -28,7 +28,8 @@ void bench_status(int status, const char *what);
 uint64_t bench_count(const char *s, const char *what);
 
 /* Connect and log in (no heartbeats: runs are short), TCP_NODELAY set, and
- * open channels 1..channels. */
+ * open channels 1..channels. An amqps:// URL connects over TLS, verified
+ * against the CA file named by the environment variable BENCH_TLS_CA. */
 amqp_connection_state_t bench_connect(const char *url, int channels);
 void bench_close(amqp_connection_state_t conn);
 

@@ -16,8 +16,12 @@
 #                  build is not reconfigured)
 #   --port PORT    AMQP port of the private broker (default 5796, or
 #                  BH_BENCH_PORT); Erlang distribution uses PORT+20000
+#   --tls-port P   its AMQPS port (default PORT+2, or BH_BENCH_TLS_PORT),
+#                  for the TLS rows; certificates are made at run time
 #   --keep-broker  leave the broker running afterwards (scripts/broker.sh
 #                  stop, with the same BH_BROKER_* variables, stops it)
+#   --only LIST    run only these workloads (numbers, e.g. 2,5; the
+#                  table keeps the rows they fill), and no idle or soak
 #   --soak N       messages through the soak (default 1,000,000; given
 #                  with --quick, the soak runs)
 #   --table FILE   only print the table of an earlier run's results file
@@ -34,10 +38,12 @@ rounds=
 build_dir=$ROOT/build-bench
 build=1
 port=${BH_BENCH_PORT:-5796}
+tls_port=${BH_BENCH_TLS_PORT:-}
 keep_broker=0
 table_only=
 soak_n=1000000
 soak_set=0
+only=
 while (($#)); do
     case $1 in
     --quick) quick=1 ;;
@@ -45,7 +51,9 @@ while (($#)); do
     --build-dir) build_dir=${2:?--build-dir needs a folder}; shift ;;
     --no-build) build=0 ;;
     --port) port=${2:?--port needs a number}; shift ;;
+    --tls-port) tls_port=${2:?--tls-port needs a number}; shift ;;
     --keep-broker) keep_broker=1 ;;
+    --only) only=${2:?--only needs workload numbers}; shift ;;
     --soak) soak_n=${2:?--soak needs a count}; soak_set=1; shift ;;
     --table) table_only=${2:?--table needs a results file}; shift ;;
     -h | --help)
@@ -57,6 +65,7 @@ while (($#)); do
     shift
 done
 build_dir=$(realpath -m "$build_dir")
+tls_port=${tls_port:-$((port + 2))}
 
 if ((quick)); then
     N=10000 rounds=${rounds:-1} settle=0.2
@@ -64,6 +73,7 @@ else
     N=100000 rounds=${rounds:-3} settle=1
 fi
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds takes a positive number" >&2; exit 2; }
+[[ -z $only || $only =~ ^[1-5](,[1-5])*$ ]] || { echo "run.sh: --only takes workload numbers 1-5, e.g. 2,5" >&2; exit 2; }
 FAN_IN=$((N / 10))   # fan-out: N/10 events in, N published
 SCALE_N=$((N / 10))  # scale-out: 1 ms of CPU each, so fewer messages
 SOAK_N=$soak_n
@@ -84,7 +94,7 @@ function median(list,    a, n, i, j, t) {
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 function add(key, v) { vals[key] = vals[key] (vals[key] == "" ? "" : " ") v }
-$1 == "idle" { idle_rss = $3; idle_hwm = $4; next }
+$1 == "idle" { idle_rss = $3; idle_hwm = $4; have_idle = 1; next }
 $1 == "soak" {
     for (i = 3; i <= NF; i++) { split($i, kv, "="); soak[kv[1]] = kv[2] }
     have_soak = 1; next
@@ -96,6 +106,7 @@ $1 == "soak" {
     rounds_of[w, sd] = rounds_of[w, sd] " " r
 }
 function row(label, w, ref, side,    rs, i, n, a, ratios, cratios) {
+    if (!((w, side) in rounds_of)) return
     n = split(rounds_of[w, side], a, " ")
     ratios = ""; cratios = ""
     for (i = 1; i <= n; i++) {
@@ -125,8 +136,11 @@ END {
     row("3p same, bushost prefetch = 100", "fanout", "raw", "bushost_p100")
     row(sprintf("4a 1 ms CPU x %d: 2 hosts vs 1 (workers 1)", scale_n), "scale", "one_w1", "two_w1")
     row(sprintf("4b 1 ms CPU x %d: workers 2 vs 1, one host", scale_n), "scale", "one_w1", "one_w2")
+    row("5  as 2, both over TLS (raw: rabbitmq-c TLS)", "tls", "raw_tls", "bushost_tls")
+    row("5r TLS cost, raw: TLS vs plain (ref: plain)", "tls", "raw_plain", "raw_tls")
+    row("5b TLS cost, bushost: TLS vs plain (ref: plain)", "tls", "bushost_plain", "bushost_tls")
     printf "\nbushost defaults unless stated: workers 4, prefetch 25 x workers = 100, confirm window 1000.\n"
-    printf "idle host with echo + cart: RSS %.1f MiB (peak %.1f MiB)\n", idle_rss / 1024, idle_hwm / 1024
+    if (have_idle) printf "idle host with echo + cart: RSS %.1f MiB (peak %.1f MiB)\n", idle_rss / 1024, idle_hwm / 1024
     if (have_soak) {
         split(soak["rss_kb"], s, ",")
         printf "soak, %d messages through echo + cart: %.0f msg/s, RSS at 10%% %.2f MiB, at 100%% %.2f MiB, growth %+.2f MiB, peak %.2f MiB, CPU %.2f s per 100k\n",
@@ -136,7 +150,7 @@ END {
         for (i = 1; i <= 10; i++) printf " %.2f", s[i] / 1024
         printf "\n"
     } else {
-        printf "soak: skipped (quick mode)\n"
+        printf "soak: skipped\n"
     }
 }' "$1"
 }
@@ -165,6 +179,12 @@ done
 # -- private broker ----------------------------------------------------------
 export BH_BROKER_PORT=$port BH_BROKER_NAME=bushost-bench-$port BH_BROKER_DIR=$B/broker
 URL=amqp://guest:guest@127.0.0.1:$port/
+# The TLS rows: the same node's AMQPS listener, certificates for localhost
+# (the name both sides verify) made at run time.
+TLS_DIR=$B/tls-certs
+"$ROOT/scripts/tls-certs.sh" "$TLS_DIR"
+export BH_BROKER_TLS_PORT=$tls_port BH_BROKER_TLS_DIR=$TLS_DIR BENCH_TLS_CA=$TLS_DIR/ca.pem
+TLS_URL=amqps://guest:guest@localhost:$tls_port/
 export BUSHOST_URL=$URL
 WORK=$B/run-$port
 rm -rf "$WORK"
@@ -269,6 +289,23 @@ consume_run() {
     [[ -z $sink ]] || expect_depth bench.sink "$sink"
 }
 
+# tls_conf NAME URL: the default bench host on URL (with the run's CA), at
+# log level notice so that the run can check which URL it connected to.
+tls_conf() {
+    local conf
+    conf=$(bench_conf "$1" "workers = 4")
+    sed -i -e "s|^url = .*|url = $2\ntls_ca = $TLS_DIR/ca.pem|" -e 's/log_level = warning/log_level = notice/' "$conf"
+    echo "$conf"
+}
+CONF_TLS=$(tls_conf tls "$TLS_URL")
+CONF_PLAIN=$(tls_conf plain "$URL")
+
+# connected_to LOG URL: die unless the host of that run's log connected to URL.
+connected_to() {
+    local shown=${2/:guest@/:***@}
+    grep -qF "connected to $shown" "$1" || die "the host of $1 did not connect to $shown"
+}
+
 # -- workloads ---------------------------------------------------------------
 EV=(events BenchEvent bench.events)
 CMD=(commands bench.Run bench.commands)
@@ -337,6 +374,28 @@ w4() { # scale-out, 1 ms of CPU per message
     done
 }
 
+w5() { # command -> result as row 2, over TLS and plain, raw and bushost
+    local r=$1 side
+    for side in $(order "$r" raw_plain raw_tls bushost_plain bushost_tls); do
+        case $side in
+        raw_plain) consume_run tls "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
+            "$B/bench_pipeline" "$URL" bench.commands "$N" 4 100 1000 ;;
+        raw_tls) consume_run tls "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
+            "$B/bench_pipeline" "$TLS_URL" bench.commands "$N" 4 100 1000 ;;
+        bushost_plain)
+            consume_run tls "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
+                "$BUSHOST" -c "$CONF_PLAIN"
+            connected_to "$WORK/tls-$side-$r.log" "$URL"
+            ;;
+        bushost_tls)
+            consume_run tls "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
+                env BUSHOST_URL="$TLS_URL" "$BUSHOST" -c "$CONF_TLS"
+            connected_to "$WORK/tls-$side-$r.log" "$TLS_URL"
+            ;;
+        esac
+    done
+}
+
 # A host with both example plugins: idle RSS after it connected, then (full
 # mode) the soak through the same process.
 EXAMPLES=$WORK/examples
@@ -377,12 +436,11 @@ examples_and_soak() {
 say "broker on port $port; $N messages, $rounds round(s)$( ((quick)) && echo ", quick mode")"
 for ((r = 1; r <= rounds; r++)); do
     say "round $r of $rounds"
-    w1 "$r"
-    w2 "$r"
-    w3 "$r"
-    w4 "$r"
+    for w in 1 2 3 4 5; do
+        [[ -z $only || ,$only, == *,$w,* ]] && "w$w" "$r"
+    done
 done
 purge
-examples_and_soak
+[[ -n $only ]] || examples_and_soak
 
 print_table "$RESULTS"
