@@ -12,8 +12,16 @@ for cmd in logs monitor publish send inspect resurrect topology; do
     has help2 "usage: buscli $cmd"
 done
 
+# top and status read a host's HTTP endpoint, not the broker: no --url.
+for cmd in top status; do
+    expect_rc 0 help "$BUSCLI" "$cmd" --help
+    has help "usage: buscli $cmd"
+    has help "--http ADDR"
+    has help "exit codes:"
+done
+
 expect_rc 0 top "$BUSCLI" --help
-for cmd in logs monitor publish send inspect resurrect topology; do has top "  $cmd "; done
+for cmd in logs monitor publish send inspect resurrect topology top status; do has top "  $cmd "; done
 expect_rc 64 none "$BUSCLI"
 expect_rc 64 unknown "$BUSCLI" frobnicate
 has_err unknown "unknown command 'frobnicate'"
@@ -53,6 +61,24 @@ expect_rc 64 showargs "$BUSCLI" topology somequeue
 has_err showargs "go with --show"
 expect_rc 64 loop "$BUSCLI" topology --dlx dead.commands
 has_err loop "would loop"
+# top and status: which host, and its address.
+expect_rc 64 nohost "$BUSCLI" status
+has_err nohost "give -c FILE"
+expect_rc 64 bothhost "$BUSCLI" top -c x.ini --http 127.0.0.1:9464
+has_err bothhost "not both"
+expect_rc 64 badaddr "$BUSCLI" status --http 127.0.0.1
+has_err badaddr "--http '127.0.0.1': expected ADDRESS:PORT"
+expect_rc 64 badport "$BUSCLI" top --http 127.0.0.1:99999
+has_err badport "from 1 to 65535"
+expect_rc 66 noini "$BUSCLI" status -c "$T/none.ini"
+has_err noini "cannot open"
+printf '[broker]\nurl = amqp://localhost/\n' >"$T/nolisten.ini"
+expect_rc 64 nolisten "$BUSCLI" status -c "$T/nolisten.ini"
+has_err nolisten "[host] http_listen is not set"
+printf '[host]\nhttp_listen = 127.0.0.1:1\n' >"$T/deadport.ini"
+expect_rc 69 deadport "$BUSCLI" status -c "$T/deadport.ini"
+has_err deadport "GET http://127.0.0.1:1/status"
+expect_rc 64 badinterval "$BUSCLI" top --http 127.0.0.1:9464 --interval 0
 expect_rc 64 badurl "$BUSCLI" publish Foo --data '{}' --url 'http://example.com/'
 has_err badurl "is not an AMQP URL"
 # amqps:// is taken (tests/buscli/test_tls.sh): nothing listens on port 1.

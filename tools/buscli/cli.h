@@ -211,5 +211,7 @@ int bh__cli_cmd_send(int argc, char **argv);
 int bh__cli_cmd_inspect(int argc, char **argv);
 int bh__cli_cmd_resurrect(int argc, char **argv);
 int bh__cli_cmd_topology(int argc, char **argv);
+int bh__cli_cmd_top(int argc, char **argv);
+int bh__cli_cmd_status(int argc, char **argv);
 
 #endif

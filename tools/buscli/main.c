@@ -26,6 +26,8 @@ static const command_t commands[] = {
     {"inspect", bh__cli_cmd_inspect, "show the first messages of a queue, leaving them there"},
     {"resurrect", bh__cli_cmd_resurrect, "republish dead-lettered messages where they came from"},
     {"topology", bh__cli_cmd_topology, "declare the bus exchanges (and a DLX), or --show them"},
+    {"top", bh__cli_cmd_top, "a live view of one host's services (its HTTP endpoint)"},
+    {"status", bh__cli_cmd_status, "the same, printed once (or --json: the /status document)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
