@@ -24,6 +24,8 @@
 #                  table keeps the rows they fill), and no idle or soak
 #   --soak N       messages through the soak (default 1,000,000; given
 #                  with --quick, the soak runs)
+#   --http-port P  HTTP port of row 2m's host (default 9473, or
+#                  BH_BENCH_HTTP_PORT): http_listen, scraped every second
 #   --table FILE   only print the table of an earlier run's results file
 #                  (<build-dir>/bench/run-<port>/results), with the same
 #                  --quick/--rounds
@@ -39,6 +41,7 @@ build_dir=$ROOT/build-bench
 build=1
 port=${BH_BENCH_PORT:-5796}
 tls_port=${BH_BENCH_TLS_PORT:-}
+http_port=${BH_BENCH_HTTP_PORT:-9473}
 keep_broker=0
 table_only=
 soak_n=1000000
@@ -52,6 +55,7 @@ while (($#)); do
     --no-build) build=0 ;;
     --port) port=${2:?--port needs a number}; shift ;;
     --tls-port) tls_port=${2:?--tls-port needs a number}; shift ;;
+    --http-port) http_port=${2:?--http-port needs a number}; shift ;;
     --keep-broker) keep_broker=1 ;;
     --only) only=${2:?--only needs workload numbers}; shift ;;
     --soak) soak_n=${2:?--soak needs a count}; soak_set=1; shift ;;
@@ -132,6 +136,7 @@ END {
     row("1d as 1b, bushost workers = 0 (handler inline)", "events", "raw_multiple", "bushost_inline")
     row("2  command->result (raw: I/O+4 workers, pf 100)", "pipeline", "raw", "bushost")
     row("2p same, bushost prefetch = 100", "pipeline", "raw", "bushost_p100")
+    row("2m as 2 (ref), http_listen + /metrics every 1 s", "pipeline", "bushost", "bushost_metrics")
     row("3  fan-out x10, published+confirmed (raw pub.)", "fanout", "raw", "bushost")
     row("3p same, bushost prefetch = 100", "fanout", "raw", "bushost_p100")
     row(sprintf("4a 1 ms CPU x %d: 2 hosts vs 1 (workers 1)", scale_n), "scale", "one_w1", "two_w1")
@@ -267,6 +272,9 @@ BENCH_DIR=$B/plugins
 bench_conf() { host_conf "$1" "$BENCH_DIR" "[bench]" "${@:2}"; }
 CONF_DEFAULT=$(bench_conf default "workers = 4")
 CONF_P100=$(bench_conf p100 "workers = 4" "prefetch = 100")
+# Row 2m: the default host with its HTTP endpoint on. host_conf writes the
+# [host] section last-but-the-plugin's, so the key goes in before [bench].
+CONF_METRICS=$(host_conf metrics "$BENCH_DIR" "http_listen = 127.0.0.1:$http_port" "[bench]" "workers = 4")
 CONF_INLINE=$(bench_conf inline "workers = 0")
 CONF_FAN=$(bench_conf fan "workers = 4" "fanout = 10")
 CONF_FAN100=$(bench_conf fan100 "workers = 4" "fanout = 10" "prefetch = 100")
@@ -328,9 +336,17 @@ w1() { # event consumption, no-op handler
     done
 }
 
+# A Prometheus-like scraper: GET /metrics every second while a run lasts
+# (its own CPU is not the host's: bench_launch measures its children only).
+scrape_start() {
+    (while :; do curl -s -o /dev/null "http://127.0.0.1:$http_port/metrics" || true; sleep 1; done) &
+    scraper=$!
+}
+scrape_stop() { kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; }
+
 w2() { # command -> result, the command acked after its result is confirmed
     local r=$1 side
-    for side in $(order "$r" raw bushost bushost_p100); do
+    for side in $(order "$r" raw bushost bushost_p100 bushost_metrics); do
         case $side in
         raw) consume_run pipeline "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
             "$B/bench_pipeline" "$URL" bench.commands "$N" 4 100 1000 ;;
@@ -338,6 +354,12 @@ w2() { # command -> result, the command acked after its result is confirmed
             "$BUSHOST" -c "$CONF_DEFAULT" ;;
         bushost_p100) consume_run pipeline "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
             "$BUSHOST" -c "$CONF_P100" ;;
+        bushost_metrics)
+            scrape_start
+            consume_run pipeline "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
+                "$BUSHOST" -c "$CONF_METRICS"
+            scrape_stop
+            ;;
         esac
     done
 }

@@ -82,7 +82,9 @@ int bh__broker_reject(bh__broker_t *b, uint64_t tag, bool requeue, char *err, si
 
 /* Process every frame the library has or the socket holds, without blocking.
  * pump: also give the library a moment (1 ms) to send a due heartbeat and
- * notice a silent broker; call it on a timer. */
+ * notice a silent broker; call it on a timer. 0, or -1 with err set
+ * (BH__BROKER_SILENT when the broker missed its heartbeats). */
+enum { BH__BROKER_SILENT = -2 };
 int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, void *ud, char *err,
                     size_t errlen);
 

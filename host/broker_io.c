@@ -466,7 +466,8 @@ int bh__broker_poll(bh__broker_t *b, bool pump, const bh__broker_cbs_t *cbs, voi
         pump = false;
         if (st == AMQP_STATUS_TIMEOUT) return 0;
         if (st == AMQP_STATUS_HEARTBEAT_TIMEOUT)
-            return bh__broker_fail(err, errlen, "broker stopped answering (missed heartbeats)");
+            return bh__broker_fail(err, errlen, "broker stopped answering (missed heartbeats)"),
+                   BH__BROKER_SILENT;
         if (st != AMQP_STATUS_OK)
             return bh__broker_fail(err, errlen, "connection lost: %s", amqp_error_string2(st));
         if (b->in.phase != BH__IN_NONE && f.channel == CH_CONSUME) {

@@ -47,6 +47,7 @@ typedef struct bh__config {
     char *state_dir;           /* crash journals (journal.h); NULL: in memory */
     int crash_limit;           /* crashes or consumer timeouts before dead-lettering, default 3 */
     bool plugin_trust_relaxed; /* plugin_trust = relaxed: trust findings warn (trust.h) */
+    char *http_listen;         /* ADDR:PORT of the HTTP endpoint (http.h); NULL: none */
     bh__section_t *sections;   /* every other section, unvalidated */
 } bh__config_t;
 

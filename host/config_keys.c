@@ -111,6 +111,13 @@ const bh__keyspec_t bh__config_host_keys[] = {
      .offset = CFG(plugin_trust_relaxed),
      .words = {"strict", "relaxed"},
      .help = "strict: refuse plugins others could change (docs/deployment.md); relaxed: warn"},
+    {.section = "host",
+     .key = "http_listen",
+     .kind = BH__K_LISTEN,
+     .def = NULL,
+     .offset = CFG(http_listen),
+     .help = "ADDRESS:PORT of the HTTP endpoint (/metrics, /livez, /readyz, /startupz, /status), "
+             "e.g. 127.0.0.1:9464; absent: no endpoint (docs/observability.md)"},
     {.section = "broker",
      .key = "password_file",
      .kind = BH__K_FILE,

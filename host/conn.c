@@ -57,13 +57,21 @@ static void schedule(bh__conn_t *c, uv_timer_cb on_retry)
     uv_timer_start(&c->retry, on_retry, delay, 0);
 }
 
+static void set_blocked(bh__conn_t *c, bool blocked)
+{
+    if (c->blocked && !blocked) c->blocked_ns += uv_hrtime() - c->blocked_at;
+    if (!c->blocked && blocked) c->blocked_at = uv_hrtime();
+    if (!blocked) c->blocked_at = 0;
+    c->blocked = blocked;
+}
+
 static void drop(bh__conn_t *c)
 {
     unwatch(c);
     bh__broker_free(c->broker);
     c->broker = NULL;
     c->failed = false;
-    c->blocked = false;
+    set_blocked(c, false);
 }
 
 /* The one place the state changes. */
@@ -273,7 +281,7 @@ static void cb_cancelled(void *ud, const char *tag)
 static void cb_blocked(void *ud, const char *reason)
 {
     bh__conn_t *c = ud;
-    c->blocked = reason != NULL;
+    set_blocked(c, reason != NULL);
     if (reason)
         bh__log(c->log, BH_WARNING, NULL, "broker blocked publishing (%s): holding publishes",
                 reason);
@@ -285,8 +293,9 @@ void bh__conn_poll(bh__conn_t *c, bool pump)
     static const bh__broker_cbs_t cbs = {cb_delivery, cb_confirm, cb_returned, cb_cancelled,
                                          cb_blocked};
     char err[512];
-    if (bh__conn_ready(c) && bh__broker_poll(c->broker, pump, &cbs, c, err, sizeof err))
-        bh__conn_fail(c, err);
+    int rc = bh__conn_ready(c) ? bh__broker_poll(c->broker, pump, &cbs, c, err, sizeof err) : 0;
+    if (rc == BH__BROKER_SILENT) c->silent++;
+    if (rc) bh__conn_fail(c, err);
 }
 
 void bh__conn_drain(bh__conn_t *c) { transition(c, EV_DRAIN); }

@@ -57,8 +57,11 @@ typedef struct bh__conn {
     bh__broker_t *broker;
     bool failed; /* a call failed: lost at the next bh__conn_settle */
     char why[512];
-    bool blocked; /* connection.blocked */
-    uint64_t gen; /* bumped on every lost connection */
+    bool blocked;        /* connection.blocked */
+    uint64_t blocked_at; /* uv_hrtime when it came, 0 unless blocked */
+    uint64_t blocked_ns; /* the blocked periods that ended */
+    unsigned silent;     /* connections lost to missed heartbeats */
+    uint64_t gen;        /* bumped on every lost connection */
     size_t url_index;
     unsigned attempts;     /* failed connects in a row */
     unsigned quick_losses; /* connections in a row lost within 10 s */

@@ -3,39 +3,50 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "envelope.h"
 #include "retry.h"
 #include "topology.h"
 
-static bh_handler_fn find_route(const bh_route_t *r, const char *key)
+/* The route's handler, and its index in its table in *at. */
+static bh_handler_fn find_route(const bh_route_t *r, const char *key, size_t *at)
 {
-    for (; r && r->key; r++)
-        if (!strcmp(r->key, key)) return r->handler;
+    for (const bh_route_t *f = r; f && f->key; f++)
+        if (!strcmp(f->key, key)) return *at = (size_t)(f - r), f->handler;
     return NULL;
 }
 
 static bh_handler_fn route(const bh_plugin_t *p, const char *service, bh_kind_t kind,
-                           const char *key)
+                           const char *key, size_t *at)
 {
     const char *name;
     switch (kind) {
     case BH_KIND_EVENT:
-        return find_route(p->events, key);
+        return find_route(p->events, key, at);
     case BH_KIND_COMMAND:
-        return (name = bh__topology_command_name(service, key)) ? find_route(p->commands, name)
+        return (name = bh__topology_command_name(service, key)) ? find_route(p->commands, name, at)
                                                                 : NULL;
     case BH_KIND_RESULT:
-        return find_route(p->results, key);
+        return find_route(p->results, key, at);
     default:
         return NULL;
     }
 }
 
-bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__logger_t *log,
-                               bh__delivery_t *d, uint64_t gen, bh__job_t **job)
+static bh__dispatch_rc_t invalid(bh__metrics_t *m)
+{
+    bh__mroute_t *r = bh__metrics_unrouted(m);
+    bh__metrics_received(r);
+    bh__metrics_settled(r, BH__V_INVALID_ENVELOPE);
+    return BH__DISPATCH_INVALID;
+}
+
+bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__metrics_t *m,
+                               bh__logger_t *log, bh__delivery_t *d, uint64_t gen, bh__job_t **job)
 {
     char why[300];
+    size_t at = 0;
     *job = NULL;
     d->conversation_hdr = bh__hdr_text(d->headers, d->n_headers, "conversation_id");
     d->status_hdr = bh__hdr_text(d->headers, d->n_headers, "status");
@@ -46,19 +57,19 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
                 "a body of %llu bytes is over [host] max_message_size (%zu bytes): rejecting "
                 "message from '%s' with key '%s'",
                 (unsigned long long)d->dropped_len, d->max_len, d->exchange, d->routing_key);
-        return BH__DISPATCH_INVALID;
+        return invalid(m);
     }
     unsigned attempt = bh__retry_restore(d);
     bh__envelope_t e = {d->exchange, d->conversation_id, d->reply_to, d->status};
     bh_kind_t kind = bh__envelope_classify(&e, why, sizeof why);
-    bh_handler_fn h = kind ? route(plugin, service, kind, d->routing_key) : NULL;
+    bh_handler_fn h = kind ? route(plugin, service, kind, d->routing_key, &at) : NULL;
     if (!h) {
         if (kind)
             snprintf(why, sizeof why, "no handler for %s '%s'", bh__kind_name(kind),
                      d->routing_key);
         bh__log(log, BH_EMERGENCY, d->conversation_id,
                 "%s: rejecting message from '%s' with key '%s'", why, d->exchange, d->routing_key);
-        return BH__DISPATCH_INVALID;
+        return invalid(m);
     }
     if (!(*job = bh__job_new(d, kind, h, gen))) {
         bh__log(log, BH_CRITICAL, d->conversation_id, "out of memory; requeueing '%s'",
@@ -66,5 +77,7 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
         return BH__DISPATCH_NOMEM;
     }
     (*job)->attempt = attempt;
+    bh__metrics_received((*job)->mroute = m ? bh__metrics_route(m, kind, at) : NULL);
+    (*job)->delivered_ns = uv_hrtime();
     return BH__DISPATCH_JOB;
 }

@@ -14,6 +14,7 @@
 #include "bushost.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef enum bh__dispatch_rc {
     BH__DISPATCH_JOB,     /* *job is ready for a worker */
@@ -22,8 +23,9 @@ typedef enum bh__dispatch_rc {
 } bh__dispatch_rc_t;
 
 /* Classify and route d (the delivery is taken into the job on success
- * only). gen: the connection generation it came on. */
-bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__logger_t *log,
-                               bh__delivery_t *d, uint64_t gen, bh__job_t **job);
+ * only). gen: the connection generation it came on. Counts it as received
+ * in m (NULL: no metrics), and an invalid one as settled. */
+bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__metrics_t *m,
+                               bh__logger_t *log, bh__delivery_t *d, uint64_t gen, bh__job_t **job);
 
 #endif

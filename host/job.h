@@ -89,8 +89,9 @@ typedef struct bh__out {
     const char *status;         /* NULL unless a result */
     const bh__hdr_t *headers;   /* sent as they are: the envelope's and any others */
     size_t n_headers;
-    uint64_t id;   /* names it in a header, so that a return can be matched (else 0) */
-    bool returned; /* the broker returned it: its confirm is no success */
+    uint64_t id;      /* names it in a header, so that a return can be matched (else 0) */
+    bool returned;    /* the broker returned it: its confirm is no success */
+    uint64_t sent_ns; /* uv_hrtime of its last publish, for the confirm latency */
     const unsigned char *body;
     size_t len;
 } bh__out_t;
@@ -128,8 +129,13 @@ typedef struct bh__job {
     char err[200];        /* why it failed to decode */
     bh__out_t *outs, **outs_tail;
     bool has_result;
-    /* I/O thread only, after the handler returned: */
-    size_t pending; /* outs not yet confirmed */
+    bool undecodable;          /* its payload did not decode */
+    uint64_t start_ns, end_ns; /* uv_hrtime around decoding and the handler */
+    /* I/O thread only: */
+    struct bh__mroute *mroute; /* its route's metrics (metrics.h); NULL: none */
+    uint64_t delivered_ns;     /* uv_hrtime when dispatch made it */
+    bool retried;              /* a delayed-retry copy of it is out */
+    size_t pending;            /* after the handler returned: outs not yet confirmed */
 } bh__job_t;
 
 /* A job for delivery d (taken), run by handler. NULL when out of memory. */

@@ -1,8 +1,10 @@
 /* keyspec.c -- the kinds of value the host's config keys take (see keyspec.h). */
 #include "keyspec.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,51 @@ static bool valid_hostname(const char *s)
     return true;
 }
 
+bool bh__keyspec_listen(const char *s, struct sockaddr_storage *addr, socklen_t *len,
+                        bool *loopback)
+{
+    struct sockaddr_storage ss;
+    char host[64];
+    const char *colon = strrchr(s, ':'), *p;
+    long long port;
+    size_t hlen;
+
+    memset(&ss, 0, sizeof ss);
+    if (!colon || !bh__contract_parse_int(colon + 1, 1, 65535, &port)) return false;
+    for (p = colon + 1; *p; p++)
+        if (!isdigit((unsigned char)*p)) return false; /* no sign, no spaces */
+    hlen = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof host) return false;
+        memcpy(host, s + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    } else {
+        if (!hlen || hlen >= sizeof host || memchr(s, ':', hlen)) return false;
+        memcpy(host, s, hlen);
+        host[hlen] = '\0';
+        if (!strcmp(host, "localhost")) strcpy(host, "127.0.0.1");
+    }
+    struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&ss;
+    bool lo;
+    if (s[0] != '[' && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        lo = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+        if (len) *len = sizeof *v4;
+    } else if (s[0] == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        lo = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+        if (len) *len = sizeof *v6;
+    } else {
+        return false;
+    }
+    if (addr) *addr = ss;
+    if (loopback) *loopback = lo;
+    return true;
+}
+
 /* A file the host can read, joined like a folder; NULL: out of memory. */
 static int put_file(char **field, const char *cfg_path, const char *s)
 {
@@ -163,6 +210,9 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
         return put_file((char **)(void *)field, cfg_path, s);
     case BH__K_HOSTNAME:
         return valid_hostname(s) ? put_str((char **)(void *)field, strdup(s)) : BH_EINVAL;
+    case BH__K_LISTEN:
+        return bh__keyspec_listen(s, NULL, NULL, NULL) ? put_str((char **)(void *)field, strdup(s))
+                                                       : BH_EINVAL;
     }
     return BH_EINVAL;
 }
@@ -205,6 +255,11 @@ void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
         break;
     case BH__K_HOSTNAME:
         snprintf(buf, n, "a host name or IP address");
+        break;
+    case BH__K_LISTEN:
+        snprintf(buf, n,
+                 "ADDRESS:PORT with a numeric IPv4 address, [IPv6] or localhost and a port "
+                 "1..65535, e.g. 127.0.0.1:9464");
         break;
     }
 }

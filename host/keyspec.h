@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 typedef enum bh__kind {
     BH__K_URL,      /* amqp:// or amqps://, appended to a char *[] (count: n) */
@@ -20,6 +21,7 @@ typedef enum bh__kind {
     BH__K_DELAYS,   /* unsigned[max] of ms (count: n) */
     BH__K_FILE,     /* char *, a readable file, joined to the config file's folder */
     BH__K_HOSTNAME, /* char *, a DNS name or an IP address */
+    BH__K_LISTEN,   /* char *, ADDR:PORT to listen on (bh__keyspec_listen takes it) */
 } bh__kind_t;
 
 typedef struct bh__keyspec {
@@ -39,6 +41,12 @@ typedef struct bh__keyspec {
  * config file, for K_DIR and K_FILE. BH_EINVAL: not what k expects, nothing stored;
  * BH_ENOMEM. */
 int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const char *cfg_path);
+/* A listen address as BH__K_LISTEN takes it: IPv4:PORT, [IPv6]:PORT or
+ * localhost:PORT (127.0.0.1), PORT 1..65535, numeric (no name lookup).
+ * Fills *addr and *len (may be NULL); *loopback: the address is a loopback
+ * one. false when s is none of these. */
+bool bh__keyspec_listen(const char *s, struct sockaddr_storage *addr, socklen_t *len,
+                        bool *loopback);
 /* What k expects, for "expected ..." messages. */
 void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n);
 

@@ -14,6 +14,7 @@
 
 #include "crash.h"
 #include "host.h"
+#include "http.h"
 #include "log.h"
 #include "notify.h"
 #include "redact.h"
@@ -22,6 +23,7 @@
 typedef struct run {
     bh__host_t *host;
     bh__notify_t notify; /* inactive (zeroed) without systemd */
+    bh__http_t http;     /* zeroed without [host] http_listen */
     uv_signal_t sig[3];
     int signals;
 } run_t;
@@ -50,6 +52,7 @@ static void on_stopped(void *ud)
     run_t *r = ud;
     for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)&r->sig[i], NULL);
     bh__notify_close(&r->notify);
+    bh__http_close(&r->http);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -82,6 +85,22 @@ static void start_notify(run_t *r, uv_loop_t *loop)
     if (sink.watchdog_usec)
         bh__log(NULL, BH_INFO, NULL, "systemd watchdog: WATCHDOG=1 every %llu ms",
                 (unsigned long long)(sink.watchdog_usec / 2000u));
+}
+
+/* [host] http_listen: the HTTP endpoint (http.h), before the services start
+ * so that /startupz answers from the beginning. */
+static int start_http(run_t *r, uv_loop_t *loop, char *err, size_t errlen)
+{
+    const char *listen_on = bh__host_config(r->host)->http_listen;
+    size_t n = bh__host_count(r->host);
+    if (!listen_on) return 0;
+    bh__notify_svc_t **svcs = calloc(n ? n : 1, sizeof *svcs);
+    if (!svcs) return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < n; i++) svcs[i] = bh__host_notify(r->host, i);
+    int rc = bh__http_init(&r->http, svcs, n);
+    free(svcs);
+    if (rc) return snprintf(err, errlen, "out of memory"), -1;
+    return bh__http_start(&r->http, listen_on, loop, err, errlen);
 }
 
 int main(int argc, char **argv)
@@ -139,12 +158,19 @@ int main(int argc, char **argv)
         const bh__config_t *cfg = bh__host_config(r.host);
         for (size_t i = 0; i < cfg->n_urls; i++)
             printf("%s: broker %s\n", path, bh__redact(cfg->urls[i], err, sizeof err));
+        if (cfg->http_listen) printf("%s: HTTP endpoint on %s\n", path, cfg->http_listen);
         printf("%s: OK\n", path);
         bh__host_free(r.host);
         return 0;
     }
 
     uv_loop_t *loop = uv_default_loop();
+    if (start_http(&r, loop, err, sizeof err)) {
+        fprintf(stderr, "bushost: %s\n", err);
+        bh__http_free(&r.http);
+        bh__host_free(r.host);
+        return BH__EXIT_RUNTIME;
+    }
     static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
         uv_signal_init(loop, &r.sig[i]);
@@ -159,6 +185,7 @@ int main(int argc, char **argv)
     start_notify(&r, loop);
     uv_run(loop, UV_RUN_DEFAULT);
     if (!bh__host_join(r.host) && !rc) rc = BH__EXIT_RUNTIME;
+    bh__http_free(&r.http); /* before the services it reads go */
     uv_loop_close(loop);
     bh__notify_free(&r.notify);
     bh__log(NULL, rc ? BH_ERROR : BH_NOTICE, NULL, "bushost stopped%s",

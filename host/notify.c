@@ -66,6 +66,54 @@ void bh__notify_svc_tick(bh__notify_svc_t *v, bh__conn_state_t st, size_t inflig
     atomic_fetch_add_explicit(&v->beats, 1, memory_order_relaxed);
 }
 
+static bh__mstate_t mstate(bh__conn_state_t st)
+{
+    switch (st) {
+    case BH__CONN_UP:
+        return BH__MS_UP;
+    case BH__CONN_DOWN:
+        return BH__MS_DOWN;
+    case BH__CONN_DRAIN_UP:
+    case BH__CONN_DRAIN_DOWN:
+        return BH__MS_DRAINING;
+    case BH__CONN_CLOSED:
+        break;
+    }
+    return BH__MS_CLOSED;
+}
+
+void bh__notify_svc_conn(bh__notify_svc_t *v, const bh__conn_t *c, size_t inflight,
+                         uint64_t handled)
+{
+    bh__metrics_t *m = &v->m;
+    bh__notify_svc_tick(v, c->st, inflight, handled);
+    atomic_store_explicit(&m->unacked, inflight, memory_order_relaxed);
+    atomic_store_explicit(&m->state, (int)mstate(c->st), memory_order_relaxed);
+    atomic_store_explicit(&m->connected, bh__conn_ready(c), memory_order_relaxed);
+    atomic_store_explicit(&m->consuming, bh__conn_consuming(c) && bh__conn_ready(c),
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->blocked, c->blocked, memory_order_relaxed);
+    if (c->st == BH__CONN_UP) atomic_store_explicit(&m->ever_up, true, memory_order_relaxed);
+    atomic_store_explicit(&m->reconnects, c->reconnects, memory_order_relaxed);
+    atomic_store_explicit(&m->heartbeat_misses, c->silent, memory_order_relaxed);
+    atomic_store_explicit(&m->blocked_ns, c->blocked_ns, memory_order_relaxed);
+    atomic_store_explicit(&m->blocked_since_ns, c->blocked_at, memory_order_relaxed);
+    atomic_store_explicit(&m->url_index, c->n_urls ? c->url_index % c->n_urls : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->tick_ns, uv_hrtime(), memory_order_relaxed);
+}
+
+void bh__notify_health(bh__notify_svc_t *v, bh__logger_t *log)
+{
+    static const char *const extra[] = {"healthcheck", "ok", NULL};
+    uv_timeval64_t tv;
+    bh__log_extra(log, BH_NOTICE, NULL, extra, "healthcheck: ok");
+    if (uv_gettimeofday(&tv) == 0)
+        atomic_store_explicit(&v->m.health_unix_ms,
+                              (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u,
+                              memory_order_relaxed);
+}
+
 /* -- the main thread's half ------------------------------------------------ */
 
 int bh__notify_init(bh__notify_t *n, const bh__notify_sink_t *sink, size_t n_svcs)

@@ -29,6 +29,8 @@
 
 #include "conn.h"
 #include "cq.h"
+#include "log.h"
+#include "metrics.h"
 
 typedef enum bh__notify_state {
     BH__NOTIFY_STARTING,     /* its I/O thread has not ticked yet */
@@ -51,6 +53,7 @@ typedef struct bh__notify_svc {
     atomic_uint_fast64_t handled;
     atomic_uint_fast64_t beats; /* ticks so far */
     bool was_up;                /* I/O thread only */
+    bh__metrics_t m;            /* its metrics (metrics.h), read by the HTTP thread */
 } bh__notify_svc_t;
 
 /* Main thread, before the service starts. */
@@ -58,6 +61,12 @@ void bh__notify_svc_init(bh__notify_svc_t *v, const char *name, bh__cq_t *cq);
 /* End of every I/O tick (I/O thread). */
 void bh__notify_svc_tick(bh__notify_svc_t *v, bh__conn_state_t st, size_t inflight,
                          uint64_t handled);
+/* The same, from the connection, which also goes to the metrics: its state,
+ * blocking, reconnects, missed heartbeats, URL, and the loop's progress. */
+void bh__notify_svc_conn(bh__notify_svc_t *v, const bh__conn_t *c, size_t inflight,
+                         uint64_t handled);
+/* The periodic health check: the NOTICE "healthcheck: ok", and its time. */
+void bh__notify_health(bh__notify_svc_t *v, bh__logger_t *log);
 
 /* Where the messages go. */
 typedef struct bh__notify_sink {

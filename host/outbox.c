@@ -96,6 +96,24 @@ static bool refuse(bh__outbox_t *ob, bh__out_t *o)
     return true;
 }
 
+static bh__pub_kind_t kind_of(int exchange, bool result)
+{
+    return exchange == BH__EX_EVENTS    ? BH__PUB_EVENT
+           : exchange == BH__EX_DEFAULT ? BH__PUB_RETRY
+           : result                     ? BH__PUB_RESULT
+                                        : BH__PUB_COMMAND;
+}
+
+static bh__counter_t *counter(bh__outbox_t *ob, bh__counter_t *of, const bh__out_t *o)
+{
+    return ob->m ? &of[kind_of(o->exchange, o->status != NULL)] : NULL;
+}
+
+static void count(bh__counter_t *c)
+{
+    if (c) bh__metrics_add(c, 1);
+}
+
 /* The caller checked that we may. */
 static void publish_now(bh__outbox_t *ob, bh__out_t *o)
 {
@@ -116,6 +134,10 @@ static void publish_now(bh__outbox_t *ob, bh__out_t *o)
         append(&ob->unsent_tail, o);
         bh__conn_fail(ob->conn, "out of memory tracking publisher confirms");
         return;
+    }
+    if (ob->m) {
+        count(counter(ob, ob->m->sent, o));
+        o->sent_ns = uv_hrtime();
     }
     if (!whole) {
         ob->partial = o;
@@ -203,9 +225,14 @@ static void on_settled(void *ud, void *item, bool acked)
     bh__outbox_t *ob = ud;
     bh__out_t *o = item;
     if (acked) {
+        if (ob->m) {
+            count(counter(ob, ob->m->confirmed, o));
+            if (ob->now_ns > o->sent_ns) bh__hist_observe(&ob->m->confirm, ob->now_ns - o->sent_ns);
+        }
         ob->done.confirmed(ob->done.ud, o);
         return;
     }
+    if (ob->m) count(counter(ob, ob->m->nacked, o));
     /* Published again after a pause (a broker refusing everything, e.g. a
      * queue at its length limit, must not make us spin); logged on the
      * first refusal and then every 10th. */
@@ -220,13 +247,21 @@ static void on_settled(void *ud, void *item, bool acked)
 
 void bh__outbox_confirm(bh__outbox_t *ob, uint64_t tag, bool multiple, bool acked)
 {
+    if (ob->m) ob->now_ns = uv_hrtime();
     bh__confirms_settle(&ob->confirms, tag, multiple, on_settled, ob, acked);
 }
 
 void bh__outbox_returned(bh__outbox_t *ob, uint64_t id, const char *exchange, const char *key,
-                         int code, const char *text, const char *conversation_id)
+                         int code, const char *text, const bh__hdr_t *h, size_t n)
 {
     const bh__confirms_t *c = &ob->confirms;
+    const char *conversation_id = bh__hdr_str(h, n, "conversation_id");
+    if (ob->m) {
+        int ex = !*exchange                    ? BH__EX_DEFAULT
+                 : !strcmp(exchange, "events") ? BH__EX_EVENTS
+                                               : BH__EX_COMMANDS;
+        count(&ob->m->returned[kind_of(ex, bh__hdr_find(h, n, "status") != NULL)]);
+    }
     for (uint64_t seq = c->base; id && seq < c->next_seq; seq++) {
         bh__out_t *o = bh__confirms_get(c, seq);
         if (o && o->id == id) o->returned = true;

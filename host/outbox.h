@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Publishes in flight before further ones are held back: a sliding window,
  * never a wait per message. */
@@ -51,6 +52,8 @@ typedef struct bh__outbox {
     bh__outbox_done_t done;
     void (*tick)(void *ud); /* after a timer of ours fired */
     void *ud;
+    bh__metrics_t *m; /* publishes and confirms are counted here; NULL: nowhere */
+    uint64_t now_ns;  /* uv_hrtime of the confirm being handled */
 } bh__outbox_t;
 
 void bh__outbox_init(bh__outbox_t *ob, uv_loop_t *loop, bh__conn_t *conn, bh__logger_t *log,
@@ -63,10 +66,11 @@ void bh__outbox_flush(bh__outbox_t *ob);
 void bh__outbox_flush_logs(bh__outbox_t *ob);
 /* basic.ack / basic.nack from the broker. */
 void bh__outbox_confirm(bh__outbox_t *ob, uint64_t tag, bool multiple, bool acked);
-/* A mandatory publish came back unroutable: logged, and when id names an
- * unconfirmed publish (bh__out_t.id), that one is marked returned. */
+/* A mandatory publish came back unroutable, with its headers: logged and
+ * counted, and when id names an unconfirmed publish (bh__out_t.id), that
+ * one is marked returned. */
 void bh__outbox_returned(bh__outbox_t *ob, uint64_t id, const char *exchange, const char *key,
-                         int code, const char *text, const char *conversation_id);
+                         int code, const char *text, const bh__hdr_t *h, size_t n);
 /* The connection died: every unconfirmed publish goes back to the front of
  * `unsent`, oldest first, to be published again on the next one. */
 void bh__outbox_lost(bh__outbox_t *ob);

@@ -14,12 +14,18 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     /* In the crash journal from the decoding on: a crash there is the
      * message's too. */
     bh__journal_t *jr = r->guard ? r->guard->journal : NULL;
+    bh__metrics_t *m = r->settle ? r->settle->m : NULL;
     if (jr && !job->ident) job->ident = bh__journal_ident(d, job->attempt);
     bh__journal_begin(jr, job->ident, job);
+    bh__metrics_running(m, 1);
+    job->start_ns = uv_hrtime();
     if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
                            job->err, sizeof job->err)) {
         bh__journal_end(jr);
         job->outcome = 0;
+        job->undecodable = true;
+        job->end_ns = uv_hrtime();
+        bh__metrics_running(m, -1);
         return;
     }
     bh__ctx_t ctx;
@@ -31,6 +37,8 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
                                       p ? p->path : NULL, d->routing_key, job->msg.conversation_id,
                                       d->tag, r->guard ? r->guard->crash_fd : -1});
     int o = job->handler(&ctx.pub, &job->msg, r->state);
+    job->end_ns = uv_hrtime();
+    bh__metrics_running(m, -1);
     bh__crash_leave();
     bh__journal_end(jr);
     if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
@@ -60,6 +68,7 @@ void bh__run_worker(void *ud, bh__job_t *job)
 void bh__run_add(bh__run_t *r, bh__job_t *job)
 {
     if (r->guard && !bh__guard_admit(r->guard, job)) {
+        bh__metrics_settled(job->mroute, BH__V_DEAD_LETTERED);
         bh__acker_reject(r->settle->acks, job->d->tag, false);
         bh__settle_drop(r->settle, job);
         return;

@@ -1,11 +1,7 @@
-/* service.c -- one plugin as one service: the wiring of its modules.
- *
- * The I/O thread runs the service's own libuv loop. Each concern is a module
- * that owns its state and timers: conn (the connection state machine),
- * outbox (publishing and confirms), acks (the ack coalescer), cq (finished
- * jobs coming back from the workers), dispatch (delivery -> job), run
- * (where handlers run), settle (job -> ack, reject or retry) and retry.
- * This file connects them; every callback of the loop ends in tick(). */
+/* service.c -- one plugin as one service: the wiring of its modules (conn,
+ * outbox, acks, cq, dispatch, run, settle, retry, guard; the metrics live in
+ * the notify block) on the service's own I/O loop, whose every callback ends
+ * in tick(). docs/architecture.md says what each module owns. */
 #include "service.h"
 
 #include <stdatomic.h>
@@ -82,7 +78,9 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
         return free(s), BH_EINVAL;
     s->half_prefetch = s->conf.prefetch > 1 ? (size_t)s->conf.prefetch / 2 : 1;
     if (!(s->log = bh__logger_new(s->conf.service)) ||
-        bh__topology_build(&s->topo, &s->conf, plugin->desc))
+        bh__topology_build(&s->topo, &s->conf, plugin->desc) ||
+        bh__metrics_init(&s->notify.m, s->conf.service, plugin->desc, s->conf.workers,
+                         (const char *const *)cfg->urls, cfg->n_urls))
         return bh__service_free(s), snprintf(err, errlen, "out of memory"), BH_ENOMEM;
     s->retry = (bh__retry_t){s->conf.retry_delays, s->conf.n_retry_delays, &s->topo, s->log, 0};
     s->run = (bh__run_t){
@@ -126,7 +124,8 @@ static void cb_delivery(void *ud, bh__delivery_t *d)
     } else if (!bh__conn_consuming(&s->conn)) {
         reject_delivery(s, d, true); /* came after we cancelled our consumers */
     } else {
-        switch (bh__dispatch(s->plugin->desc, s->conf.service, s->log, d, s->conn.gen, &job)) {
+        switch (bh__dispatch(s->plugin->desc, s->conf.service, &s->notify.m, s->log, d, s->conn.gen,
+                             &job)) {
         case BH__DISPATCH_INVALID:
             reject_delivery(s, d, false);
             break;
@@ -150,8 +149,7 @@ static void cb_returned(void *ud, const char *exchange, const char *key, int cod
                         const bh__hdr_t *h, size_t n)
 {
     bh__service_t *s = ud;
-    bh__outbox_returned(&s->out, bh__retry_copy_id(h, n), exchange, key, code, text,
-                        bh__hdr_str(h, n, "conversation_id"));
+    bh__outbox_returned(&s->out, bh__retry_copy_id(h, n), exchange, key, code, text, h, n);
 }
 
 /* -- the I/O tick ---------------------------------------------------------- */
@@ -192,7 +190,7 @@ static void tick(bh__service_t *s, bool pump)
         bh__acker_flush(&s->acks);
         finish(s);
     }
-    bh__notify_svc_tick(&s->notify, s->conn.st, s->settle.inflight, s->settle.handled);
+    bh__notify_svc_conn(&s->notify, &s->conn, s->settle.inflight, s->settle.handled);
 }
 
 /* -- loop callbacks -------------------------------------------------------- */
@@ -263,8 +261,7 @@ static void on_wake(uv_async_t *a)
 
 static void on_health(uv_timer_t *t)
 {
-    static const char *const extra[] = {"healthcheck", "ok", NULL};
-    bh__log_extra(((bh__service_t *)t->data)->log, BH_NOTICE, NULL, extra, "healthcheck: ok");
+    bh__notify_health(&((bh__service_t *)t->data)->notify, ((bh__service_t *)t->data)->log);
     tick(t->data, false);
 }
 
@@ -283,9 +280,10 @@ static void init_loop(bh__service_t *s)
     bh__outbox_init(&s->out, &s->loop, &s->conn, s->log,
                     &(bh__outbox_done_t){bh__settle_confirmed, bh__settle_failed, &s->settle},
                     on_tick, s);
+    s->out.m = &s->notify.m;
     bh__acker_init(&s->acks, &s->loop, &s->conn, s->half_prefetch, on_tick, s);
     bh__cq_init(&s->cq, &s->loop, &s->wake, s->half_prefetch, on_collect, s);
-    s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0, 0};
+    s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0, 0, &s->notify.m};
     s->run.cq = &s->cq;
     s->run.settle = &s->settle;
     s->run.workers = s->workers;
@@ -392,6 +390,7 @@ bool bh__service_free(bh__service_t *s)
     }
     bh__guard_free(&s->guard);
     bh__topology_free(&s->topo);
+    bh__metrics_free(&s->notify.m);
     bh__logger_free(s->log);
     bh__svc_conf_free(&s->conf);
     free(s);

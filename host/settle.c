@@ -14,46 +14,54 @@ static void settle(bh__settle_t *st, bh__job_t *job)
 {
     const bh__delivery_t *d = job->d;
     bh__out_t *copy;
+    bh__verdict_t v = BH__V_DEAD_LETTERED;
     if (job->gen != st->conn->gen || !bh__conn_ready(st->conn)) {
-        bh__settle_drop(st, job);
+        bh__settle_drop(st, job); /* not settled: the broker hands it out again */
         return;
     }
     switch ((int)job->outcome) {
     case BH_DONE:
         bh__acker_done(st->acks, d->tag);
+        v = job->retried ? BH__V_RETRY : BH__V_DONE;
         break;
     case BH_REJECT:
         bh__log(st->log, BH_WARNING, job->msg.conversation_id,
                 "handler rejected %s '%s': dead-lettered", bh__kind_name(job->msg.kind),
                 d->routing_key);
         bh__acker_reject(st->acks, d->tag, false);
+        v = BH__V_REJECT;
         break;
     case BH_RETRY:
         switch (bh__retry_decide(st->retry, job, &copy)) {
         case BH__RETRY_REQUEUE:
             bh__acker_reject(st->acks, d->tag, true);
+            v = BH__V_RETRY;
             break;
         case BH__RETRY_GIVE_UP:
             bh__acker_reject(st->acks, d->tag, false);
             break;
         case BH__RETRY_COPY:
             job->outcome = BH_DONE; /* once the copy is safe, the original is done */
+            job->retried = true;
             copy->job = job;
             job->pending++;
             bh__outbox_send(st->out, copy);
             return;
         }
         break;
-    default: /* undecodable payload, logged by bh__settle_complete */
+    default: /* undecodable, or what it published cannot be sent: logged already */
         bh__acker_reject(st->acks, d->tag, false);
+        if (job->undecodable) v = BH__V_UNDECODABLE;
         break;
     }
+    bh__metrics_settled(job->mroute, v);
     bh__settle_drop(st, job);
 }
 
 void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
 {
     st->handled++;
+    bh__metrics_ran(job->mroute, job->delivered_ns, job->start_ns, job->end_ns);
     if (job->outcome == 0)
         bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id,
                 "cannot decode payload of '%s' (content type '%s'): %s; rejecting it",

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "retry.h"
 
@@ -27,9 +28,10 @@ typedef struct bh__settle {
     bh__logger_t *log;
     size_t inflight;  /* jobs made and not yet freed */
     uint64_t handled; /* handler runs that returned, since the start */
+    bh__metrics_t *m; /* NULL: none */
 } bh__settle_t;
 
-/* The handler of job returned. */
+/* The handler of job returned (its times go to the metrics). */
 void bh__settle_complete(bh__settle_t *st, bh__job_t *job);
 /* The broker confirmed o (an outbox callback): frees it. */
 void bh__settle_confirmed(void *st, bh__out_t *o);

@@ -1019,9 +1019,11 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
     free(plugins);
 
     ini = it_asprintf("; written by tests/integration/harness.c\n"
-                      "[broker]\nurl = %.*s\nheartbeat = 10\n%s\n"
+                      "[broker]\nurl = %.*s\n%s%s\n"
                       "[host]\n%s%s%s%s%s\n%s",
-                      (int)strcspn(url, " ,\t"), url, o->broker_keys ? o->broker_keys : "",
+                      (int)strcspn(url, " ,\t"), url,
+                      mentions(o->broker_keys, "heartbeat") ? "" : "heartbeat = 10\n",
+                      o->broker_keys ? o->broker_keys : "",
                       mentions(hk, "plugins_dir") ? "" : "plugins_dir = plugins\n",
                       mentions(hk, "log_level") ? "" : "log_level = debug\n",
                       mentions(hk, "healthcheck_interval") ? "" : "healthcheck_interval = 0\n",

@@ -192,7 +192,7 @@ struct it_host {
 
 /* Write the config (and plugins_dir) only: plugins_dir = plugins,
  * log_level = debug, healthcheck_interval = 0 and shutdown_timeout = 10000
- * unless host_keys sets them. */
+ * unless host_keys sets them; [broker] heartbeat = 10 unless broker_keys sets it. */
 it_host_t *it_host_prepare(const it_host_opts_t *o);
 /* it_host_prepare, then start bushost -c <ini>. */
 it_host_t *it_host_start(const it_host_opts_t *o);

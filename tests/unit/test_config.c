@@ -416,7 +416,8 @@ static void unknown_host_key_lists_known_keys(void **state)
         "plugin_dir = x\n",
         "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
         "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
-        "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, plugin_trust)");
+        "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, plugin_trust, "
+        "http_listen)");
     assert_load_error("[broker]\nurls = amqp://x/\n",
                       "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat, "
                       "password_file, tls_ca, tls_cert, tls_key, tls_verify, tls_server_name, "
@@ -1334,6 +1335,41 @@ static void bad_tls_values_name_the_key_and_the_cause(void **state)
         assert_load_error(cases[i].ini, cases[i].want);
 }
 
+static void http_listen_is_off_unless_set(void **state)
+{
+    static const char *const good[] = {"127.0.0.1:9464", "0.0.0.0:80",      "[::1]:9464",
+                                       "[::]:1",         "localhost:65535", "10.1.2.3:9100"};
+    (void)state;
+    assert_loads("[host]\n");
+    assert_null(cfg.http_listen);
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char ini[100];
+        bh__config_free(&cfg);
+        snprintf(ini, sizeof ini, "[host]\nhttp_listen = %s\n", good[i]);
+        assert_loads(ini);
+        assert_string_equal(cfg.http_listen, good[i]);
+    }
+}
+
+static void bad_http_listen_names_the_key_and_the_line(void **state)
+{
+    static const char *const bad[] = {
+        "9464",     "127.0.0.1",       "127.0.0.1:",    "127.0.0.1:0", "127.0.0.1:65536",
+        "1.2.3:80", "host.example:80", "::1:9464",      "[::1]",       "[127.0.0.1]:80",
+        "[::1:80",  "127.0.0.1:+80",   "127.0.0.1:8 0", ":9464",       "",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char ini[100], want[400];
+        snprintf(ini, sizeof ini, "[broker]\n[host]\nlog_level = info\nhttp_listen = %s\n", bad[i]);
+        snprintf(want, sizeof want,
+                 "etc/x.ini:4: [host] http_listen = '%s': expected ADDRESS:PORT with a numeric "
+                 "IPv4 address, [IPv6] or localhost and a port 1..65535, e.g. 127.0.0.1:9464",
+                 bad[i]);
+        assert_load_error(ini, want);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
 
 int main(void)
@@ -1343,6 +1379,8 @@ int main(void)
         T(tls_keys_load_with_files_next_to_the_config),
         T(tls_defaults_verify_with_the_system_store_and_plain),
         T(bad_tls_values_name_the_key_and_the_cause),
+        T(http_listen_is_off_unless_set),
+        T(bad_http_listen_names_the_key_and_the_line),
         T(empty_host_sections_give_defaults),
         T(every_host_key_is_read),
         T(integer_bounds_are_inclusive),

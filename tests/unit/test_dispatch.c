@@ -53,7 +53,7 @@ static int setup(void **state)
 static bh__dispatch_rc_t run(const ju_msg_t *m, bh__job_t **job)
 {
     bh__delivery_t *d = ju_delivery(m);
-    bh__dispatch_rc_t rc = bh__dispatch(&plugin, "ping", fl_logger(), d, 7, job);
+    bh__dispatch_rc_t rc = bh__dispatch(&plugin, "ping", NULL, fl_logger(), d, 7, job);
     if (rc != BH__DISPATCH_JOB) {
         assert_null(*job);
         free(d);
@@ -175,7 +175,8 @@ static void body_over_the_limit_refused_naming_its_size(void **state)
     d->dropped_len = 33554432; /* what the broker module read and dropped */
     d->max_len = 16777216;
     fl_reset();
-    assert_int_equal(bh__dispatch(&plugin, "ping", fl_logger(), d, 7, &job), BH__DISPATCH_INVALID);
+    assert_int_equal(bh__dispatch(&plugin, "ping", NULL, fl_logger(), d, 7, &job),
+                     BH__DISPATCH_INVALID);
     assert_null(job);
     free(d);
     assert_int_equal(fl_count(), 1);

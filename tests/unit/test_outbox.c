@@ -88,8 +88,7 @@ static void on_returned(void *ud, const char *exchange, const char *key, int cod
                         const bh__hdr_t *h, size_t n)
 {
     (void)ud;
-    bh__outbox_returned(&T.ob, bh__retry_copy_id(h, n), exchange, key, code, text,
-                        bh__hdr_str(h, n, "conversation_id"));
+    bh__outbox_returned(&T.ob, bh__retry_copy_id(h, n), exchange, key, code, text, h, n);
 }
 
 static void on_confirmed(void *ud, bh__out_t *o)
@@ -327,10 +326,11 @@ static void test_a_return_marks_the_publish_with_its_id(void **state)
         o->id = ids[i];
         bh__outbox_send(&T.ob, o);
     }
-    bh__outbox_returned(&T.ob, 8, "commands", "svc.do", 312, "NO_ROUTE", "conv-1");
-    bh__outbox_returned(&T.ob, 0, "commands", "svc.do", 312, "NO_ROUTE", NULL);  /* no id */
-    bh__outbox_returned(&T.ob, 99, "commands", "svc.do", 312, "NO_ROUTE", NULL); /* unknown */
-    bh__outbox_returned(&T.ob, 9, "commands", "svc.do", 312, "NO_ROUTE", NULL);
+    bh__hdr_t conv = bh__hdr_string("conversation_id", "conv-1");
+    bh__outbox_returned(&T.ob, 8, "commands", "svc.do", 312, "NO_ROUTE", &conv, 1);
+    bh__outbox_returned(&T.ob, 0, "commands", "svc.do", 312, "NO_ROUTE", NULL, 0);  /* no id */
+    bh__outbox_returned(&T.ob, 99, "commands", "svc.do", 312, "NO_ROUTE", NULL, 0); /* unknown */
+    bh__outbox_returned(&T.ob, 9, "commands", "svc.do", 312, "NO_ROUTE", NULL, 0);
     assert_int_equal(fl_count("returned a message published to 'commands' with key 'svc.do': "
                               "312 NO_ROUTE"),
                      4);
