@@ -113,7 +113,8 @@ queue_has() { [[ $(messages "$1") == "$2" ]]; }
 has_consumers() { local c; c=$(consumers "$1"); [[ $c != none && $c -ge 1 ]]; }
 
 # start_bushost: bushost with the echo plugin (log_requests on), its output in
-# $T/bushost.err; waits until it consumes echo.commands.
+# $T/bushost.err; waits until it consumes echo.commands. BUSHOST_HOST_KEYS:
+# more lines for its [host] section.
 start_bushost() {
     mkdir -p "$T/host/plugins"
     ln -sf "$ECHO_SO" "$T/host/plugins/echo.so"
@@ -123,6 +124,7 @@ url = $BUSHOST_URL
 [host]
 plugins_dir = plugins
 healthcheck_interval = 0
+${BUSHOST_HOST_KEYS:-}
 [echo]
 workers = 2
 log_requests = true
