@@ -16,10 +16,10 @@ cd "$ROOT"
 PACKAGES=(
     gcc make cmake pkg-config iproute2 procps
     librabbitmq-dev libuv1-dev libinih-dev libcmocka-dev libcbor-dev libjansson-dev libssl-dev openssl
-    libcurl4-openssl-dev curl # buscli top/status (libcurl); tests read HTTP endpoints with curl
     libsystemd-dev # sd_notify: READY, STATUS, STOPPING and the watchdog under systemd
     libmicrohttpd-dev # the HTTP endpoint: /metrics, the probes, /status
-    curl libcurl4-openssl-dev python3-prometheus-client # the HTTP endpoint's tests and bench row
+    libcurl4-openssl-dev # buscli top/status
+    curl python3-prometheus-client # the HTTP endpoint's tests, the dashboard check, the bench row
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
     clang-14 libclang-rt-14-dev # scripts/fuzz.sh only: clang and its libFuzzer runtime
     dpkg-dev systemd man-db # the install tests: dpkg-shlibdeps, systemd-analyze verify, man --warnings
