@@ -47,6 +47,8 @@ typedef struct bh__config {
     char *state_dir;           /* crash journals (journal.h); NULL: in memory */
     int crash_limit;           /* crashes or consumer timeouts before dead-lettering, default 3 */
     bool plugin_trust_relaxed; /* plugin_trust = relaxed: trust findings warn (trust.h) */
+    char *otlp_endpoint;       /* OTLP/HTTP traces URL (otlp.h); NULL: no export */
+    struct bh__otlp *otlp;     /* its exporter, started by the host generation; NULL: none */
     bh__section_t *sections;   /* every other section, unvalidated */
 } bh__config_t;
 

@@ -111,6 +111,13 @@ const bh__keyspec_t bh__config_host_keys[] = {
      .offset = CFG(plugin_trust_relaxed),
      .words = {"strict", "relaxed"},
      .help = "strict: refuse plugins others could change (docs/deployment.md); relaxed: warn"},
+    {.section = "host",
+     .key = "otlp_endpoint",
+     .kind = BH__K_HTTP_URL,
+     .def = NULL,
+     .offset = CFG(otlp_endpoint),
+     .help = "OTLP/HTTP traces URL (JSON), e.g. http://127.0.0.1:4318/v1/traces; none: spans "
+             "are not exported"},
     {.section = "broker",
      .key = "password_file",
      .kind = BH__K_FILE,

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "otlp.h"
 #include "value.h"
 
 struct bh__host {
@@ -38,6 +39,9 @@ static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
                               (size_t)h->cfg.max_nodes};
     if (bh__value_set_limits(&lim, err, errlen)) return BH__EXIT_CONFIG;
     bh__trust_warn_root();
+    /* Before the services, which hand their spans to it. */
+    if (h->cfg.otlp_endpoint && !(h->cfg.otlp = bh__otlp_start(h->cfg.otlp_endpoint, err, errlen)))
+        return BH__EXIT_RUNTIME;
     bh__trust_mode_t trust = h->cfg.plugin_trust_relaxed ? BH__TRUST_RELAXED : BH__TRUST_STRICT;
     if (bh__loader_open_dir(h->cfg.plugins_dir, trust, &h->plugins, &h->n_plugins, err, errlen))
         return BH__EXIT_CONFIG;
@@ -177,6 +181,7 @@ void bh__host_free(bh__host_t *h)
     free(h->svcs);
     /* A handler stuck past the deadline still runs plugin code: keep it mapped. */
     if (unload) bh__loader_close_all(h->plugins, h->n_plugins);
+    bh__otlp_stop(h->cfg.otlp); /* after the services: their last spans go too */
     bh__config_free(&h->cfg);
     free(h);
 }

@@ -11,6 +11,7 @@
 #include "broker_url.h"
 #include "bushost.h"
 #include "contract.h"
+#include "http_url.h"
 #include "gelf.h"
 #include "redact.h"
 
@@ -163,6 +164,10 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
         return put_file((char **)(void *)field, cfg_path, s);
     case BH__K_HOSTNAME:
         return valid_hostname(s) ? put_str((char **)(void *)field, strdup(s)) : BH_EINVAL;
+    case BH__K_HTTP_URL: {
+        int rc = bh__http_url_check(s);
+        return rc ? rc : put_str((char **)(void *)field, strdup(s));
+    }
     }
     return BH_EINVAL;
 }
@@ -205,6 +210,9 @@ void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
         break;
     case BH__K_HOSTNAME:
         snprintf(buf, n, "a host name or IP address");
+        break;
+    case BH__K_HTTP_URL:
+        snprintf(buf, n, "%s", BH__HTTP_URL_EXPECT);
         break;
     }
 }

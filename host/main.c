@@ -139,6 +139,8 @@ int main(int argc, char **argv)
         const bh__config_t *cfg = bh__host_config(r.host);
         for (size_t i = 0; i < cfg->n_urls; i++)
             printf("%s: broker %s\n", path, bh__redact(cfg->urls[i], err, sizeof err));
+        if (cfg->otlp_endpoint)
+            printf("%s: spans to %s\n", path, bh__redact(cfg->otlp_endpoint, err, sizeof err));
         printf("%s: OK\n", path);
         bh__host_free(r.host);
         return 0;

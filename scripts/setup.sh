@@ -16,6 +16,8 @@ cd "$ROOT"
 PACKAGES=(
     gcc make cmake pkg-config iproute2 procps
     librabbitmq-dev libuv1-dev libinih-dev libcmocka-dev libcbor-dev libjansson-dev libssl-dev openssl
+    libcurl4-openssl-dev # [host] otlp_endpoint: spans exported over OTLP/HTTP
+    libmicrohttpd-dev # the OTLP integration test's receiver
     libsystemd-dev # sd_notify: READY, STATUS, STOPPING and the watchdog under systemd
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
     clang-14 libclang-rt-14-dev # scripts/fuzz.sh only: clang and its libFuzzer runtime
