@@ -33,9 +33,9 @@ struct bh__otlp {
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cv;
-    bh__otlp_span_t *head, **tail; /* under mu */
-    size_t n;                      /* under mu */
-    bool stop;                     /* under mu */
+    bh__otlp_span_t *head, **tail;                /* under mu */
+    size_t n;                                     /* under mu */
+    bool stop;                                    /* under mu */
     atomic_uint_fast64_t dropped, sent, overflow; /* overflow: dropped for a full list */
     /* The exporter's thread only: */
     CURL *curl;
@@ -223,8 +223,7 @@ static void post(bh__otlp_t *x, bh__otlp_span_t **list, long timeout_ms)
         curl_easy_setopt(x->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
         curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, cerr);
         CURLcode rc = curl_easy_perform(x->curl);
-        if (rc != CURLE_OK)
-            snprintf(why, sizeof why, "%s", *cerr ? cerr : curl_easy_strerror(rc));
+        if (rc != CURLE_OK) snprintf(why, sizeof why, "%s", *cerr ? cerr : curl_easy_strerror(rc));
         else if (curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
                  status < 200 || status > 299)
             snprintf(why, sizeof why, "HTTP status %ld", status);
@@ -287,6 +286,13 @@ static void run(void *arg)
     }
 }
 
+/* The endpoint's answer is not needed (libcurl would print it on stdout). */
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p, (void)ud;
+    return size * n;
+}
+
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 bh__otlp_t *bh__otlp_start(const char *url, char *err, size_t errlen)
@@ -307,6 +313,7 @@ bh__otlp_t *bh__otlp_start(const char *url, char *err, size_t errlen)
     curl_easy_setopt(x->curl, CURLOPT_URL, x->url);
     curl_easy_setopt(x->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L); /* a thread of its own: no SIGALRM */
     curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
     if (uv_mutex_init(&x->mu)) {

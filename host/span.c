@@ -58,18 +58,15 @@ static bool extract(bh__job_t *job, bh__logger_t *log, bh__tctx_t *in)
         if (!h) continue;
         if (!is_text(h)) why = "not a string";
         else if (i == 0) why = bh__traceparent_parse(h->str, h->len, in);
-        else
-            why = bh__trace_activity_parse(h->str, h->len, in);
+        else why = bh__trace_activity_parse(h->str, h->len, in);
         if (!why) {
             if (i > 0) return true;
             /* tracestate goes only with the traceparent it belongs to. */
             const bh__hdr_t *ts = find(d->headers, d->n_headers, BH__H_TRACESTATE);
             if (ts && !is_text(ts)) why = "not a string";
-            else if (ts)
-                why = bh__tracestate_check(ts->str, ts->len);
+            else if (ts) why = bh__tracestate_check(ts->str, ts->len);
             if (why) note(log, job, BH__H_TRACESTATE, why);
-            else
-                job->trace.tracestate = ts;
+            else job->trace.tracestate = ts;
             return true;
         }
         note(log, job, names[i], why);
