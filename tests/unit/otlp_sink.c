@@ -34,8 +34,10 @@ static bool take(otlp_sink_t *s, const char *text, size_t n)
     bool ok = json_is_array(rs) && json_array_size(rs) > 0;
     json_array_foreach(rs, i, r)
     {
-        json_t *attr = json_array_get(json_object_get(json_object_get(r, "resource"), "attributes"), 0);
-        const char *svc = json_string_value(json_object_get(json_object_get(attr, "value"), "stringValue"));
+        json_t *attr =
+            json_array_get(json_object_get(json_object_get(r, "resource"), "attributes"), 0);
+        const char *svc =
+            json_string_value(json_object_get(json_object_get(attr, "value"), "stringValue"));
         ok &= svc && !strcmp(json_string_value(json_object_get(attr, "key")), "service.name");
         json_array_foreach(json_object_get(r, "scopeSpans"), j, ss)
         {
@@ -110,9 +112,9 @@ otlp_sink_t *sink_start(void)
     pthread_cond_init(&s->cv, NULL);
     s->spans = json_array();
     s->status = 200;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
-                            NULL, answer, s, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED,
-                            done, s, MHD_OPTION_END);
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+                            NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR, &a,
+                            MHD_OPTION_NOTIFY_COMPLETED, done, s, MHD_OPTION_END);
     if (!s->d) {
         json_decref(s->spans);
         free(s);

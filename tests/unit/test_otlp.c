@@ -80,8 +80,8 @@ static void spans_render_as_otlp_json(void **state)
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(res, "value"), "stringValue")), "echo");
     json_t *scope = json_array_get(json_object_get(r0, "scopeSpans"), 0);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(scope, "scope"), "name")), "bushost");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(scope, "scope"), "name")),
+                        "bushost");
     json_t *spans = json_object_get(scope, "spans");
     assert_int_equal(json_array_size(spans), 2);
     json_t *s0 = json_array_get(spans, 0), *s1 = json_array_get(spans, 1);
@@ -89,8 +89,7 @@ static void spans_render_as_otlp_json(void **state)
     assert_string_equal(json_string_value(json_object_get(s0, "traceId")),
                         "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b");
     assert_string_equal(json_string_value(json_object_get(s0, "spanId")), "0101010101010101");
-    assert_string_equal(json_string_value(json_object_get(s0, "parentSpanId")),
-                        "a0a0a0a0a0a0a0a0");
+    assert_string_equal(json_string_value(json_object_get(s0, "parentSpanId")), "a0a0a0a0a0a0a0a0");
     assert_string_equal(json_string_value(json_object_get(s0, "traceState")),
                         "rojo=00f067aa0ba902b7");
     assert_string_equal(json_string_value(json_object_get(s0, "startTimeUnixNano")),
@@ -233,7 +232,8 @@ static void unreachable_endpoint_drops_and_says_so_without_the_password(void **s
     assert_non_null(x);
     push_n(x, 4);
     bh__otlp_stop(x);
-    assert_int_equal(fl_count_match(BH_ERROR, "cannot export 4 span(s) to http://otlp:***@127.0.0.1:"), 1);
+    assert_int_equal(
+        fl_count_match(BH_ERROR, "cannot export 4 span(s) to http://otlp:***@127.0.0.1:"), 1);
     assert_int_equal(fl_count_match(-1, "s3cret"), 0);
 }
 

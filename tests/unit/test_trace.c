@@ -124,8 +124,8 @@ static void higher_version_is_read_forward_compatibly(void **state)
     (void)state;
     assert_null(parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &t));
     hex_is(t.trace, sizeof t.trace, TRACE_OK);
-    assert_null(parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future",
-                      &t));
+    assert_null(
+        parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future", &t));
     hex_is(t.span, sizeof t.span, SPAN_OK);
     assert_int_equal(t.flags, 1);
     /* Only the sampled bit of a future version's flags is read. */
@@ -212,7 +212,8 @@ static void tracestate_is_bounded_and_printable(void **state)
     assert_null(bh__tracestate_check(big, BH__TRACESTATE_MAX));
     assert_string_equal(bh__tracestate_check(big, BH__TRACESTATE_MAX + 1), "over 512 bytes");
     assert_string_equal(bh__tracestate_check("a=\n", 3), "a byte that is not printable ASCII");
-    assert_string_equal(bh__tracestate_check("a=\xc3\xa9", 4), "a byte that is not printable ASCII");
+    assert_string_equal(bh__tracestate_check("a=\xc3\xa9", 4),
+                        "a byte that is not printable ASCII");
 }
 
 static void random_ids_differ_and_are_never_zero(void **state)
@@ -348,9 +349,10 @@ static void mt_activity_id_is_used_without_traceparent(void **state)
  * test that logs an unusable header. */
 static void invalid_traceparent_starts_a_new_trace_and_is_noted_once(void **state)
 {
-    bh__hdr_t h[] = {{JU_STR("traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01")},
-                     {JU_STR("tracestate", "rojo=1")},
-                     {JU_STR("MT-Activity-Id", "|a000b421-5d183ab6.1.")}};
+    bh__hdr_t h[] = {
+        {JU_STR("traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01")},
+        {JU_STR("tracestate", "rojo=1")},
+        {JU_STR("MT-Activity-Id", "|a000b421-5d183ab6.1.")}};
     (void)state;
     fl_reset();
     for (int i = 0; i < 3; i++) {
