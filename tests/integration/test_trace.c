@@ -52,9 +52,9 @@ static tp_t parse_tp(const char *s)
 }
 
 typedef struct answer {
-    tp_t tp;               /* the result's traceparent */
-    char trace_id[33];     /* what bh_trace_id gave the handler */
-    char span_id[17];      /* bh_span_id: the handler span */
+    tp_t tp;           /* the result's traceparent */
+    char trace_id[33]; /* what bh_trace_id gave the handler */
+    char span_id[17];  /* bh_span_id: the handler span */
     char conversation[IT_ID_MAX];
 } answer_t;
 
@@ -192,7 +192,8 @@ static void test_an_invalid_traceparent_starts_a_new_trace_and_is_handled(void *
     it_host_t *h = start(c, NULL);
     amqp_table_entry_t e;
     /* Uppercase hex: invalid by the spec, so ignored. */
-    amqp_table_t t = one_header(&e, "traceparent", "00-0AF7651916CD43DD8448EB211C80319C-" PARENT_ID "-01");
+    amqp_table_t t =
+        one_header(&e, "traceparent", "00-0AF7651916CD43DD8448EB211C80319C-" PARENT_ID "-01");
     answer_t a = trace_command(c, results, &t);
     assert_string_not_equal(a.tp.trace, TRACE_ID);
     assert_string_equal(a.tp.trace, a.trace_id);
@@ -242,7 +243,8 @@ static void test_spans_reach_the_otlp_endpoint_with_their_links(void **state)
     /* The handler span, and the result's publish span once confirmed. */
     if (!sink_wait_spans(sink, 2, 10000)) IT_FAIL("the endpoint got no 2 spans within 10 s");
     json_t *spans = sink_spans(sink);
-    json_t *consumer = span_where(spans, 5, a.span_id), *producer = span_where(spans, 4, a.tp.parent);
+    json_t *consumer = span_where(spans, 5, a.span_id),
+           *producer = span_where(spans, 4, a.tp.parent);
     if (!consumer || !producer) {
         char *dump = json_dumps(spans, JSON_COMPACT);
         IT_FAIL("no CONSUMER span %s and PRODUCER span %s in %s", a.span_id, a.tp.parent, dump);
@@ -311,16 +313,16 @@ static void test_an_endpoint_that_does_not_answer_holds_up_nothing(void **state)
     for (int k = 0; k < 2; k++) {
         it_conn_t *c = it_connect();
         it_listener_t *results = it_listen("commands", (const char *[]){RESULT_KEY, NULL});
-        char *url = it_asprintf("http://%s127.0.0.1:%u/v1/traces", k ? "user:s3cret@" : "",
-                                ports[k]);
+        char *url =
+            it_asprintf("http://%s127.0.0.1:%u/v1/traces", k ? "user:s3cret@" : "", ports[k]);
         char *keys = it_asprintf("otlp_endpoint = %s\n", url);
         it_host_t *h = start(c, keys);
         burst(c, results, N, url);
         /* The exporter is now posting those spans, and waiting. */
         it_sleep_ms(1500);
         int64_t ms = burst(c, results, N, url);
-        print_message("%d commands answered in %lld ms with otlp_endpoint %s\n", N,
-                      (long long)ms, k ? "refusing connections" : "never answering");
+        print_message("%d commands answered in %lld ms with otlp_endpoint %s\n", N, (long long)ms,
+                      k ? "refusing connections" : "never answering");
         /* Far below the exporter's 5 s request timeout: nothing waited on it. */
         if (ms > 4000) IT_FAIL("%d commands took %lld ms", N, (long long)ms);
         /* Stopping waits at most for the post under way and one short last try. */
