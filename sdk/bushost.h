@@ -345,7 +345,8 @@ struct bh_msg {
 /* ------------------------------------------------------------------------ */
 /* Host services for handlers. Thread: handler (the ctx it was given).      */
 /* Everything published carries the conversation id of the message being   */
-/* handled. Publishes are sent when the handler returns BH_DONE, BH_RETRY   */
+/* handled, and its trace (a traceparent header; see bh_trace_id).         */
+/* Publishes are sent when the handler returns BH_DONE, BH_RETRY           */
 /* or BH_REJECT alike; the input is acked only after all are confirmed.     */
 
 /* Publish event `name` on `events`. payload may be NULL (an empty body). */

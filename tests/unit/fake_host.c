@@ -245,10 +245,7 @@ static const char *fake_config_str(bh_ctx_t *ctx, const char *key)
 static const char *fake_service(bh_ctx_t *ctx) { return ctx_of(ctx)->host->service; }
 
 /* One fixed trace and handler span, inside a handler only (as api.c). */
-static const char *fake_trace_id(bh_ctx_t *ctx)
-{
-    return ctx_of(ctx)->msg ? FAKE_TRACE_ID : NULL;
-}
+static const char *fake_trace_id(bh_ctx_t *ctx) { return ctx_of(ctx)->msg ? FAKE_TRACE_ID : NULL; }
 
 static const char *fake_span_id(bh_ctx_t *ctx) { return ctx_of(ctx)->msg ? FAKE_SPAN_ID : NULL; }
 
