@@ -33,9 +33,10 @@ struct bh__otlp {
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cv;
-    bh__otlp_span_t *head, **tail;                /* under mu */
-    size_t n;                                     /* under mu */
-    bool stop;                                    /* under mu */
+    bh__otlp_span_t *head, **tail; /* under mu */
+    size_t n;                      /* under mu */
+    bool stop;                     /* under mu */
+    bool running;                  /* its thread was started (read by the thread that owns x) */
     atomic_uint_fast64_t dropped, sent, overflow; /* overflow: dropped for a full list */
     /* The exporter's thread only: */
     CURL *curl;
@@ -295,7 +296,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-bh__otlp_t *bh__otlp_start(const char *url, char *err, size_t errlen)
+bh__otlp_t *bh__otlp_new(const char *url, char *err, size_t errlen)
 {
     static uv_once_t once = UV_ONCE_INIT;
     uv_once(&once, curl_init_once);
@@ -325,13 +326,6 @@ bh__otlp_t *bh__otlp_start(const char *url, char *err, size_t errlen)
         snprintf(err, errlen, "otlp_endpoint: cannot make a condition variable");
         goto fail;
     }
-    if (uv_thread_create(&x->thread, run, x)) {
-        uv_cond_destroy(&x->cv);
-        uv_mutex_destroy(&x->mu);
-        snprintf(err, errlen, "otlp_endpoint: cannot start the exporter's thread");
-        goto fail;
-    }
-    bh__log(NULL, BH_NOTICE, NULL, "exporting spans to %s (OTLP/HTTP, JSON)", x->shown);
     return x;
 fail:
     if (x) {
@@ -341,6 +335,18 @@ fail:
     }
     free(x);
     return NULL;
+}
+
+int bh__otlp_run(bh__otlp_t *x, char *err, size_t errlen)
+{
+    if (!x || x->running) return 0;
+    if (uv_thread_create(&x->thread, run, x)) {
+        snprintf(err, errlen, "otlp_endpoint: cannot start the exporter's thread");
+        return BH_ENOMEM;
+    }
+    x->running = true;
+    bh__log(NULL, BH_NOTICE, NULL, "exporting spans to %s (OTLP/HTTP, JSON)", x->shown);
+    return 0;
 }
 
 void bh__otlp_push(bh__otlp_t *x, bh__otlp_span_t *s)
@@ -373,7 +379,7 @@ void bh__otlp_stop(bh__otlp_t *x)
     x->stop = true;
     uv_cond_signal(&x->cv);
     uv_mutex_unlock(&x->mu);
-    uv_thread_join(&x->thread);
+    if (x->running) uv_thread_join(&x->thread);
     free_list(x->head);
     uv_cond_destroy(&x->cv);
     uv_mutex_destroy(&x->mu);

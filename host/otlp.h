@@ -52,12 +52,15 @@ bh__otlp_span_t *bh__otlp_span_new(const bh__otlp_span_t *s);
  * JSON, or NULL when out of memory. */
 char *bh__otlp_render(const bh__otlp_span_t *spans, size_t *len);
 
-/* Start the exporter's thread (url: as bh__http_url_check takes). NULL with err set when it cannot. */
-bh__otlp_t *bh__otlp_start(const char *url, char *err, size_t errlen);
+/* An exporter for url (as bh__http_url_check takes), not running yet:
+ * spans pushed meanwhile wait. NULL with err set when out of memory. */
+bh__otlp_t *bh__otlp_new(const char *url, char *err, size_t errlen);
+/* Start its thread (once; x NULL: nothing to do). 0, or BH_ENOMEM with err. */
+int bh__otlp_run(bh__otlp_t *x, char *err, size_t errlen);
 /* Hand a finished span over (takes it; x NULL frees it). Thread: any. */
 void bh__otlp_push(bh__otlp_t *x, bh__otlp_span_t *s);
 /* Post what is left (one last try, bounded by a short timeout), stop the
- * thread and free. */
+ * thread and free (x NULL: nothing). Thread: the one that made x. */
 void bh__otlp_stop(bh__otlp_t *x);
 /* Spans dropped so far: a full list, or a batch the endpoint did not take. */
 uint64_t bh__otlp_dropped(bh__otlp_t *x);

@@ -157,6 +157,16 @@ static void span_new_copies_its_strings(void **state)
 
 /* -- the exporter ------------------------------------------------------------ */
 
+static bh__otlp_t *start(const char *url)
+{
+    char err[256];
+    bh__otlp_t *x = bh__otlp_new(url, err, sizeof err);
+    if (!x) fail_msg("%s", err);
+    assert_int_equal(bh__otlp_run(x, err, sizeof err), 0);
+    assert_int_equal(bh__otlp_run(x, err, sizeof err), 0); /* once */
+    return x;
+}
+
 static void push_n(bh__otlp_t *x, size_t n)
 {
     bh__otlp_span_t a = sample("echo", BH__OTLP_KIND_CONSUMER, true, NULL);
@@ -168,13 +178,13 @@ static void push_n(bh__otlp_t *x, size_t n)
 
 static void exporter_posts_spans_in_batches(void **state)
 {
-    char url[128], err[256];
+    char url[128];
     otlp_sink_t *sink = sink_start();
     (void)state;
     assert_non_null(sink);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/traces", sink_port(sink));
     fl_reset();
-    bh__otlp_t *x = bh__otlp_start(url, err, sizeof err);
+    bh__otlp_t *x = start(url);
     assert_non_null(x);
     push_n(x, 3);
     /* Within the second the exporter waits for company. */
@@ -194,13 +204,31 @@ static void exporter_posts_spans_in_batches(void **state)
     sink_stop(sink);
 }
 
-static void spans_left_at_stop_are_posted(void **state)
+/* Made and never run (bushost --check): stopping posts nothing. */
+static void an_exporter_never_run_posts_nothing(void **state)
 {
     char url[128], err[256];
     otlp_sink_t *sink = sink_start();
     (void)state;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/traces", sink_port(sink));
-    bh__otlp_t *x = bh__otlp_start(url, err, sizeof err);
+    fl_reset();
+    bh__otlp_t *x = bh__otlp_new(url, err, sizeof err);
+    assert_non_null(x);
+    push_n(x, 2);
+    bh__otlp_stop(x);
+    bh__otlp_stop(NULL);
+    assert_int_equal(sink_requests(sink), 0);
+    assert_int_equal(fl_count(), 0);
+    sink_stop(sink);
+}
+
+static void spans_left_at_stop_are_posted(void **state)
+{
+    char url[128];
+    otlp_sink_t *sink = sink_start();
+    (void)state;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/traces", sink_port(sink));
+    bh__otlp_t *x = start(url);
     push_n(x, 5);
     bh__otlp_stop(x); /* before the second is up */
     json_t *spans = sink_spans(sink);
@@ -224,11 +252,11 @@ static unsigned dead_port(void)
 
 static void unreachable_endpoint_drops_and_says_so_without_the_password(void **state)
 {
-    char url[128], err[256];
+    char url[128];
     (void)state;
     snprintf(url, sizeof url, "http://otlp:s3cret@127.0.0.1:%u/v1/traces", dead_port());
     fl_reset();
-    bh__otlp_t *x = bh__otlp_start(url, err, sizeof err);
+    bh__otlp_t *x = start(url);
     assert_non_null(x);
     push_n(x, 4);
     bh__otlp_stop(x);
@@ -239,13 +267,13 @@ static void unreachable_endpoint_drops_and_says_so_without_the_password(void **s
 
 static void failing_status_is_a_failure(void **state)
 {
-    char url[128], err[256];
+    char url[128];
     otlp_sink_t *sink = sink_start();
     (void)state;
     sink_status(sink, 503);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/traces", sink_port(sink));
     fl_reset();
-    bh__otlp_t *x = bh__otlp_start(url, err, sizeof err);
+    bh__otlp_t *x = start(url);
     push_n(x, 2);
     assert_true(sink_wait_spans(sink, 2, 3000));
     /* The endpoint answers again: one NOTICE says so. */
@@ -265,12 +293,12 @@ static void failing_status_is_a_failure(void **state)
 
 static void a_full_queue_drops_and_counts_never_waits(void **state)
 {
-    char url[128], err[256];
+    char url[128];
     otlp_sink_t *sink = sink_start();
     (void)state;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/traces", sink_port(sink));
     fl_reset();
-    bh__otlp_t *x = bh__otlp_start(url, err, sizeof err);
+    bh__otlp_t *x = start(url);
     sink_hold(sink, true);
     push_n(x, 1);
     /* The exporter takes it within the second and then waits on the sink. */
@@ -293,6 +321,7 @@ int main(void)
         cmocka_unit_test(text_that_is_not_utf8_does_not_lose_the_span),
         cmocka_unit_test(span_new_copies_its_strings),
         cmocka_unit_test(exporter_posts_spans_in_batches),
+        cmocka_unit_test(an_exporter_never_run_posts_nothing),
         cmocka_unit_test(spans_left_at_stop_are_posted),
         cmocka_unit_test(unreachable_endpoint_drops_and_says_so_without_the_password),
         cmocka_unit_test(failing_status_is_a_failure),
