@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "contract.h"
 #include "payload.h"
+#include "span.h"
 #include "value.h"
 
 void bh__uuid(char out[37])
@@ -63,8 +64,11 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
     } else {
         /* The conversation_id goes on as it came: every byte, and its kind. */
         bh__hdr_t st = bh__hdr_string("status", status ? status : "");
+        bh__span_pub_t sp;
+        bh__span_publish(c->job, &sp);
         o = bh__out_make(exchange, key, ct, c->job->d->conversation_hdr, reply_to, corr,
-                         status ? &st : NULL, NULL, 0, body, len);
+                         status ? &st : NULL, sp.h, sp.n, body, len);
+        if (o) bh__span_mark(o, &sp);
         if (o && (need = bh__out_header_size(o)) > BH__FRAME_MAX) {
             /* Refused here, where the handler learns of it, rather than by
              * the outbox, where only the input's fate can tell. */
@@ -132,6 +136,18 @@ static const char *api_config_str(bh_ctx_t *ctx, const char *key)
 
 static const char *api_service(bh_ctx_t *ctx) { return C(ctx)->service; }
 
+static const char *api_trace_id(bh_ctx_t *ctx)
+{
+    bh__job_t *job = C(ctx)->job;
+    return job && job->trace.t0 ? job->trace.trace_hex : NULL;
+}
+
+static const char *api_span_id(bh_ctx_t *ctx)
+{
+    bh__job_t *job = C(ctx)->job;
+    return job && job->trace.t0 ? job->trace.span_hex : NULL;
+}
+
 static bh_api_t api;
 static uv_once_t api_once = UV_ONCE_INIT;
 
@@ -143,6 +159,8 @@ static void api_build(void)
     api.vlog = api_vlog;
     api.config_str = api_config_str;
     api.service = api_service;
+    api.trace_id = api_trace_id;
+    api.span_id = api_span_id;
 }
 
 const bh_api_t *bh__api(void)

@@ -284,6 +284,7 @@ void bh__config_free(bh__config_t *cfg)
     free(cfg->state_dir);
     free(cfg->password_file);
     free(cfg->http_listen);
+    free(cfg->otlp_endpoint);
     free((char *)cfg->tls.ca);
     free((char *)cfg->tls.cert);
     free((char *)cfg->tls.key);

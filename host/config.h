@@ -48,6 +48,8 @@ typedef struct bh__config {
     int crash_limit;           /* crashes or consumer timeouts before dead-lettering, default 3 */
     bool plugin_trust_relaxed; /* plugin_trust = relaxed: trust findings warn (trust.h) */
     char *http_listen;         /* ADDR:PORT of the HTTP endpoint (http.h); NULL: none */
+    char *otlp_endpoint;       /* OTLP/HTTP traces URL (otlp.h); NULL: no export */
+    struct bh__otlp *otlp;     /* its exporter, started by the host generation; NULL: none */
     bh__section_t *sections;   /* every other section, unvalidated */
 } bh__config_t;
 

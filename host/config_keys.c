@@ -118,6 +118,13 @@ const bh__keyspec_t bh__config_host_keys[] = {
      .offset = CFG(http_listen),
      .help = "ADDRESS:PORT of the HTTP endpoint (/metrics, /livez, /readyz, /startupz, /status), "
              "e.g. 127.0.0.1:9464; absent: no endpoint (docs/observability.md)"},
+    {.section = "host",
+     .key = "otlp_endpoint",
+     .kind = BH__K_HTTP_URL,
+     .def = NULL,
+     .offset = CFG(otlp_endpoint),
+     .help = "OTLP/HTTP traces URL (JSON), e.g. http://127.0.0.1:4318/v1/traces; none: spans "
+             "are not exported"},
     {.section = "broker",
      .key = "password_file",
      .kind = BH__K_FILE,

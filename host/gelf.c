@@ -193,6 +193,8 @@ char *bh__gelf_format(const bh__gelf_t *g, size_t *len)
     rc |= set_str(o, "_conversation_id", g->conversation_id);
     rc |= set_str(o, "_logical_service", service);
     rc |= json_object_set_new(o, "_worker_pid", json_integer(g->pid));
+    if (g->trace_id) rc |= set_str(o, "_trace_id", g->trace_id);
+    if (g->span_id) rc |= set_str(o, "_span_id", g->span_id);
     if (rc == 0 && add_extras(o, g->extra) == 0) out = json_dumps(o, JSON_COMPACT);
     if (out && len) *len = strlen(out);
 done:

@@ -25,9 +25,11 @@ typedef struct bh__gelf {
     bh_level_t level;
     double timestamp;            /* seconds since the epoch */
     const char *conversation_id; /* NULL -> "" */
-    const char *message;         /* short_message is its first line; full_message is
+    const char *trace_id;        /* _trace_id and _span_id: the handler span; NULL: left out */
+    const char *span_id;
+    const char *message;      /* short_message is its first line; full_message is
                                     the whole text when it has more lines, else "" */
-    const char *const *extra;    /* key, value, key, value, ..., NULL: added as "_key"
+    const char *const *extra; /* key, value, key, value, ..., NULL: added as "_key"
                                     (a leading '_' is not doubled; "id" is refused) */
 } bh__gelf_t;
 

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "otlp.h"
 #include "value.h"
 
 struct bh__host {
@@ -38,6 +39,10 @@ static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
                               (size_t)h->cfg.max_nodes};
     if (bh__value_set_limits(&lim, err, errlen)) return BH__EXIT_CONFIG;
     bh__trust_warn_root();
+    /* Before the services, which hand their spans to it; its thread starts
+     * with them (bh__host_start), so that --check starts none. */
+    if (h->cfg.otlp_endpoint && !(h->cfg.otlp = bh__otlp_new(h->cfg.otlp_endpoint, err, errlen)))
+        return BH__EXIT_RUNTIME;
     bh__trust_mode_t trust = h->cfg.plugin_trust_relaxed ? BH__TRUST_RELAXED : BH__TRUST_STRICT;
     if (bh__loader_open_dir(h->cfg.plugins_dir, trust, &h->plugins, &h->n_plugins, err, errlen))
         return BH__EXIT_CONFIG;
@@ -143,8 +148,8 @@ int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud),
     }
     h->exited.data = h;
     atomic_store(&h->running, 1);
-    int rc = 0;
-    for (size_t i = 0; i < h->n_svcs && !atomic_load(&h->draining); i++) {
+    int rc = bh__otlp_run(h->cfg.otlp, err, errlen);
+    for (size_t i = 0; !rc && i < h->n_svcs && !atomic_load(&h->draining); i++) {
         atomic_fetch_add(&h->running, 1);
         if ((rc = bh__service_start(h->svcs[i], service_exited, h, err, errlen))) {
             atomic_fetch_sub(&h->running, 1);
@@ -177,6 +182,7 @@ void bh__host_free(bh__host_t *h)
     free(h->svcs);
     /* A handler stuck past the deadline still runs plugin code: keep it mapped. */
     if (unload) bh__loader_close_all(h->plugins, h->n_plugins);
+    bh__otlp_stop(h->cfg.otlp); /* after the services: their last spans go too */
     bh__config_free(&h->cfg);
     free(h);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "bushost.h"
+#include "trace.h"
 
 /* BH__EX_DEFAULT is the broker's nameless direct exchange: delayed retries
  * are published through it straight to a retry queue. */
@@ -92,6 +93,10 @@ typedef struct bh__out {
     uint64_t id;      /* names it in a header, so that a return can be matched (else 0) */
     bool returned;    /* the broker returned it: its confirm is no success */
     uint64_t sent_ns; /* uv_hrtime of its last publish, for the confirm latency */
+    /* The publish span (span.h): its id and when the handler published it
+     * (ns since the epoch); 0: none (the host's own copies). */
+    uint8_t span[BH__SPAN_ID_LEN];
+    uint64_t span_t0;
     const unsigned char *body;
     size_t len;
 } bh__out_t;
@@ -115,6 +120,22 @@ bh__out_t *bh__out_new(int exchange, const char *routing_key, const char *conten
  * property or a header name) is over 255 bytes. */
 size_t bh__out_header_size(const bh__out_t *o);
 
+/* The trace a job's handler run belongs to (span.h), set on the worker
+ * before the handler runs. All zero until then: nothing it publishes
+ * carries a traceparent. */
+typedef struct bh__jtrace {
+    uint8_t trace[BH__TRACE_ID_LEN];
+    uint8_t parent[BH__SPAN_ID_LEN]; /* the incoming span, when has_parent */
+    uint8_t span[BH__SPAN_ID_LEN];   /* the handler span */
+    uint8_t flags;
+    bool has_parent;
+    char trace_hex[2 * BH__TRACE_ID_LEN + 1], span_hex[2 * BH__SPAN_ID_LEN + 1];
+    const struct bh__hdr *tracestate; /* carried on as it came; NULL: none */
+    uint64_t t0;                      /* the handler span's start, ns since the epoch */
+    struct bh__otlp *otlp;            /* the exporter; NULL: spans are not exported */
+    const char *service;
+} bh__jtrace_t;
+
 typedef struct bh__job {
     struct bh__job *next; /* link in the worker queue or the completion queue */
     bh__delivery_t *d;
@@ -123,7 +144,8 @@ typedef struct bh__job {
     bh_msg_t msg; /* the plugin's view of d */
     bh_value_t *payload;
     unsigned attempt; /* delayed retries so far (retry.h) */
-    uint64_t ident;   /* identity in the journal (journal.h), 0 until computed */
+    bh__jtrace_t trace;
+    uint64_t ident; /* identity in the journal (journal.h), 0 until computed */
     /* Filled on the worker: */
     bh_outcome_t outcome; /* 0 when the payload failed to decode */
     char err[200];        /* why it failed to decode */

@@ -13,6 +13,7 @@
 #include "broker_url.h"
 #include "bushost.h"
 #include "contract.h"
+#include "http_url.h"
 #include "gelf.h"
 #include "redact.h"
 
@@ -213,6 +214,10 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
     case BH__K_LISTEN:
         return bh__keyspec_listen(s, NULL, NULL, NULL) ? put_str((char **)(void *)field, strdup(s))
                                                        : BH_EINVAL;
+    case BH__K_HTTP_URL: {
+        int rc = bh__http_url_check(s);
+        return rc ? rc : put_str((char **)(void *)field, strdup(s));
+    }
     }
     return BH_EINVAL;
 }
@@ -260,6 +265,9 @@ void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
         snprintf(buf, n,
                  "ADDRESS:PORT with a numeric IPv4 address, [IPv6] or localhost and a port "
                  "1..65535, e.g. 127.0.0.1:9464");
+        break;
+    case BH__K_HTTP_URL:
+        snprintf(buf, n, "%s", BH__HTTP_URL_EXPECT);
         break;
     }
 }

@@ -22,6 +22,7 @@ typedef enum bh__kind {
     BH__K_FILE,     /* char *, a readable file, joined to the config file's folder */
     BH__K_HOSTNAME, /* char *, a DNS name or an IP address */
     BH__K_LISTEN,   /* char *, ADDR:PORT to listen on (bh__keyspec_listen takes it) */
+    BH__K_HTTP_URL, /* char *, an http:// or https:// URL */
 } bh__kind_t;
 
 typedef struct bh__keyspec {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "gelf.h"
+#include "trace.h"
 
 struct bh__logger {
     char *service;
@@ -141,6 +142,7 @@ static void enqueue(bh__logger_t *l, bh_level_t level, const char *conv, const c
                     .conversation_id = conv,
                     .message = msg,
                     .extra = extra};
+    bh__trace_current(&g.trace_id, &g.span_id); /* a record from within a handler */
     size_t len, klen = strlen(l->service) + 1 + strlen(bh__level_name(level)) + 1;
     char *json = bh__gelf_format(&g, &len);
     bh__logrec_t *r = json ? malloc(sizeof *r + len + 1 + klen) : NULL;

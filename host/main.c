@@ -159,6 +159,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < cfg->n_urls; i++)
             printf("%s: broker %s\n", path, bh__redact(cfg->urls[i], err, sizeof err));
         if (cfg->http_listen) printf("%s: HTTP endpoint on %s\n", path, cfg->http_listen);
+        if (cfg->otlp_endpoint)
+            printf("%s: spans to %s\n", path, bh__redact(cfg->otlp_endpoint, err, sizeof err));
         printf("%s: OK\n", path);
         bh__host_free(r.host);
         return 0;

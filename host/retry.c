@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "span.h"
+
 unsigned bh__retry_restore(bh__delivery_t *d)
 {
     const char *key = bh__hdr_str(d->headers, d->n_headers, BH__H_ROUTING_KEY);
@@ -28,7 +30,7 @@ static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queu
     const bh__delivery_t *d = job->d;
     const char *first = !strcmp(d->exchange, "events") ? "events" : "commands";
     uint64_t id = ++r->last_id;
-    bh__hdr_t h[4] = {
+    bh__hdr_t h[8] = {
         {.key = BH__H_ATTEMPT, .kind = BH__HDR_INT, .num = job->attempt + 1},
         {.key = BH__H_EXCHANGE, .kind = BH__HDR_STRING, .str = first, .len = strlen(first)},
         {.key = BH__H_ROUTING_KEY,
@@ -37,9 +39,11 @@ static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queu
          .len = strlen(d->routing_key)},
         {.key = BH__H_COPY, .kind = BH__HDR_INT, .num = (int64_t)(id & INT64_MAX)},
     };
+    /* The copy is the same message again: it keeps its trace context. */
+    size_t n = 4 + bh__span_keep(d, h + 4);
     bh__out_t *o =
         bh__out_make(BH__EX_DEFAULT, queue, d->content_type, d->conversation_hdr, d->reply_to,
-                     d->correlation_id, d->status_hdr, h, 4, d->body, d->body_len);
+                     d->correlation_id, d->status_hdr, h, n, d->body, d->body_len);
     if (!o) return NULL;
     o->id = id;
     o->mandatory = true; /* a missing retry queue must be noticed, not dropped silently */

@@ -6,7 +6,19 @@
 #include "api.h"
 #include "crash.h"
 #include "payload.h"
+#include "span.h"
 #include "value.h"
+
+bh__run_t bh__run_make(const char *service, const bh__loaded_t *plugin, bh_format_t format,
+                       bh__logger_t *log, bh__guard_t *guard, bh__otlp_t *otlp)
+{
+    return (bh__run_t){.service = service,
+                       .plugin = plugin,
+                       .format = format,
+                       .log = log,
+                       .guard = guard,
+                       .otlp = otlp};
+}
 
 void bh__run_one(const bh__run_t *r, bh__job_t *job)
 {
@@ -19,6 +31,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     bh__journal_begin(jr, job->ident, job);
     bh__metrics_running(m, 1);
     job->start_ns = uv_hrtime();
+    bh__span_begin(job, r->otlp, r->service, r->log);
     if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
                            job->err, sizeof job->err)) {
         bh__journal_end(jr);
@@ -26,6 +39,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
         job->undecodable = true;
         job->end_ns = uv_hrtime();
         bh__metrics_running(m, -1);
+        bh__span_end(job);
         return;
     }
     bh__ctx_t ctx;
@@ -54,6 +68,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     bh_value_free(job->payload);
     job->payload = NULL;
     job->msg.payload = NULL;
+    bh__span_end(job);
 }
 
 void bh__run_worker(void *ud, bh__job_t *job)

@@ -18,6 +18,7 @@
 #include "job.h"
 #include "loader.h"
 #include "log.h"
+#include "otlp.h"
 #include "settle.h"
 #include "workers.h"
 
@@ -32,6 +33,7 @@ typedef struct bh__run {
     void *state;        /* the plugin's, from init */
     size_t max_message; /* [host] max_message_size; 0: the default */
     bh__guard_t *guard; /* NULL: no journal, no crash_limit */
+    bh__otlp_t *otlp;   /* span export (span.h); NULL: none */
     /* I/O thread: */
     bh__workers_t *workers; /* a pool without threads: run inline */
     bool inline_;
@@ -40,6 +42,10 @@ typedef struct bh__run {
     bh__job_t *batch, **batch_tail;
     size_t batch_n;
 } bh__run_t;
+
+/* The set-up part of a bh__run_t (the I/O thread's fields are zero). */
+bh__run_t bh__run_make(const char *service, const bh__loaded_t *plugin, bh_format_t format,
+                       bh__logger_t *log, bh__guard_t *guard, bh__otlp_t *otlp);
 
 /* One handler call: decode the payload, call the handler with a context
  * bound to the job, check what it returned. Fills job->outcome (0 when the

@@ -83,9 +83,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
                          (const char *const *)cfg->urls, cfg->n_urls))
         return bh__service_free(s), snprintf(err, errlen, "out of memory"), BH_ENOMEM;
     s->retry = (bh__retry_t){s->conf.retry_delays, s->conf.n_retry_delays, &s->topo, s->log, 0};
-    s->run = (bh__run_t){
-        .service = s->conf.service, .format = s->conf.format, .log = s->log, .guard = &s->guard};
-    s->run.plugin = plugin;
+    s->run = bh__run_make(s->conf.service, plugin, s->conf.format, s->log, &s->guard, cfg->otlp);
     bh__conn_name(s->conn_name, sizeof s->conn_name, s->conf.service, plugin->desc->name);
     bh__notify_svc_init(&s->notify, s->conf.service, &s->cq);
     *out = s;

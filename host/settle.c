@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "span.h"
+
 void bh__settle_drop(bh__settle_t *st, bh__job_t *job)
 {
     bh__job_free(job);
@@ -86,6 +88,7 @@ void bh__settle_failed(void *ud, bh__out_t *o, const char *why)
         bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
                 job->d->routing_key, job->err);
     }
+    bh__span_out_done(o, why);
     free(o);
     if (job && --job->pending == 0) settle(st, job);
 }
@@ -102,6 +105,7 @@ void bh__settle_confirmed(void *ud, bh__out_t *o)
         bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id, "Giving up on %s: %s",
                 job->d->routing_key, job->err);
     }
+    bh__span_out_done(o, NULL);
     free(o);
     if (job && --job->pending == 0) settle(st, job);
 }

@@ -16,6 +16,8 @@ cd "$ROOT"
 PACKAGES=(
     gcc make cmake pkg-config iproute2 procps
     librabbitmq-dev libuv1-dev libinih-dev libcmocka-dev libcbor-dev libjansson-dev libssl-dev openssl
+    libcurl4-openssl-dev # [host] otlp_endpoint: spans exported over OTLP/HTTP
+    libmicrohttpd-dev # the OTLP integration test's receiver
     libsystemd-dev # sd_notify: READY, STATUS, STOPPING and the watchdog under systemd
     libmicrohttpd-dev # the HTTP endpoint: /metrics, the probes, /status
     libcurl4-openssl-dev # buscli top/status

@@ -33,6 +33,8 @@
  * ABI CHANGELOG (the host refuses a plugin whose major differs or whose
  * minor is higher than its own):
  *   1.0  first release.
+ *   1.1  bh_trace_id() and bh_span_id(): the trace and span of the handler
+ *        run (appended to bh_api_t). A 1.0 plugin loads and runs as before.
  */
 #ifndef BUSHOST_H
 #define BUSHOST_H
@@ -51,7 +53,7 @@ extern "C" {
 
 #define BH_MAGIC 0x42555348u /* "BUSH": a descriptor that is not garbled */
 #define BH_ABI_MAJOR 1
-#define BH_ABI_MINOR 0
+#define BH_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define BH_EXPORT __attribute__((visibility("default")))
@@ -186,7 +188,10 @@ struct bh_api {
     /* Config. Thread: init. */
     const char *(*config_str)(bh_ctx_t *ctx, const char *key);
     const char *(*service)(bh_ctx_t *ctx);
-    /* ABI 1.1+ appends here. */
+    /* ABI 1.1. Trace context. Thread: handler. */
+    const char *(*trace_id)(bh_ctx_t *ctx);
+    const char *(*span_id)(bh_ctx_t *ctx);
+    /* Later 1.x minors append here. */
 };
 
 /* Reading. All accept NULL (a missing value) and then report BH_T_NONE,
@@ -340,7 +345,8 @@ struct bh_msg {
 /* ------------------------------------------------------------------------ */
 /* Host services for handlers. Thread: handler (the ctx it was given).      */
 /* Everything published carries the conversation id of the message being   */
-/* handled. Publishes are sent when the handler returns BH_DONE, BH_RETRY   */
+/* handled, and its trace (a traceparent header; see bh_trace_id).         */
+/* Publishes are sent when the handler returns BH_DONE, BH_RETRY           */
 /* or BH_REJECT alike; the input is acked only after all are confirmed.     */
 
 /* Publish event `name` on `events`. payload may be NULL (an empty body). */
@@ -397,6 +403,22 @@ static inline void bh_log(bh_ctx_t *ctx, bh_level_t level, const char *fmt, ...)
 /* The logical service name this plugin runs as (config may override it).
  * Thread: handler, init or fini. */
 static inline const char *bh_service(bh_ctx_t *ctx) { return ctx->api->service(ctx); }
+
+/* ABI 1.1. The W3C trace id of the message being handled, as 32 lowercase
+ * hex characters: the one its traceparent (or MassTransit's headers)
+ * carried, or a new one when it carried none. Everything the handler
+ * publishes carries it on, and so do its log records (_trace_id). NULL
+ * outside a handler. Valid until the handler returns. Thread: handler. */
+static inline const char *bh_trace_id(bh_ctx_t *ctx)
+{
+    return ctx->api->trace_id ? ctx->api->trace_id(ctx) : NULL;
+}
+/* ABI 1.1. The id of the handler run's own span, 16 lowercase hex
+ * characters (the parent of what it publishes); NULL outside a handler. */
+static inline const char *bh_span_id(bh_ctx_t *ctx)
+{
+    return ctx->api->span_id ? ctx->api->span_id(ctx) : NULL;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Config: the plugin declares its keys; the host reads its INI section,    */

@@ -47,6 +47,9 @@ kill -TERM "$LOGSJSON"
 bg_wait "$LOGSJSON" 10
 grep -F '"_conversation_id":"conv-lm-1"' "$T/logsjson.out" | grep -qF '"version":"1.1"' ||
     fail "logs --json did not print the GELF record: $(cat "$T/logsjson.out")"
+# A record from within the handler carries its trace (the text line above does not).
+grep -F '"_conversation_id":"conv-lm-1"' "$T/logsjson.out" | grep -qE '"_trace_id":"[0-9a-f]{32}"' ||
+    fail "the handler's GELF record has no _trace_id: $(cat "$T/logsjson.out")"
 # '*.ERROR' saw nothing of this: echo logged only INFO.
 kill -0 "$LOGSERR" 2>/dev/null || fail "logs '*.ERROR' stopped: $(cat "$T/logserr.out")"
 [[ ! -s $T/logserr.out ]] || fail "'*.ERROR' printed: $(cat "$T/logserr.out")"
@@ -79,6 +82,10 @@ l=$(sed -n 2p "$T/monjson.out")
 [[ $l == *'"routing_key":"buscli.Result'* && $l == *'"kind":"result"'* &&
     $l == *'"status":"success"'* && $l == *'"conversation_id":"conv-lm-1"'* &&
     $l == *'"reply_to":""'* && $l == *'"payload":{"text":"hi"}'* ]] || fail "monitor result: $l"
+# The result carries bushost's trace context, an optional header monitor
+# shows with the others.
+[[ $l =~ \"traceparent\":\"00-[0-9a-f]{32}-[0-9a-f]{16}-01\" ]] ||
+    fail "monitor --json result without a traceparent: $l"
 # monitor, text.
 wait_for 30 grep_out mon "(result)"
 kill -TERM "$MON"
@@ -87,6 +94,7 @@ bg_wait "$MON" 10
 has mon "commands echo.Echo (command)"
 has mon "status           success"
 has mon 'payload          {"text":"hi"}'
+has mon '"traceparent":"00-'
 stop_pid "$BUSHOST_PID"
 
 # Events: --filter compares by the field's type; --save writes the payloads.

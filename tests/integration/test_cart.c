@@ -61,7 +61,9 @@ static void expect_update(cart_test_t *t, const char *event, json_t *payload,
     assert_non_null(m->correlation_id);
     assert_string_equal(m->correlation_id, "");
     assert_null(m->status);
-    assert_int_equal(m->props->headers.num_entries, 1);
+    /* conversation_id and the trace context: no status on an event. */
+    assert_int_equal(m->props->headers.num_entries, 2);
+    assert_non_null(it_header(m, "traceparent"));
 
     got = it_payload(m);
     want = json_pack("{s:s, s:o}", "cart", t->cart, "items", items);

@@ -94,6 +94,31 @@ static void test_check_shows_broker_urls_without_passwords(void **state)
     it_pass();
 }
 
+/* otlp_endpoint: --check shows it without its password and starts no
+ * exporter; a URL that is not http(s) is refused naming the key. */
+static void test_check_shows_and_validates_otlp_endpoint(void **state)
+{
+    it_host_t *h = it_host_prepare(&(it_host_opts_t){
+        .plugins = "echo",
+        .host_keys = "otlp_endpoint = https://otlp:S3cretPW@127.0.0.1:1/v1/traces\n"});
+    char where[1024], *out = NULL;
+
+    assert_int_equal(check(h, &out), 0);
+    assert_mentions(out, "spans to https://otlp:***@127.0.0.1:1/v1/traces\n");
+    if (strstr(out, "S3cret")) IT_FAIL("--check shows the endpoint's password");
+    if (strstr(out, "exporting spans")) IT_FAIL("--check started the exporter");
+    free(out);
+    h = it_host_prepare(
+        &(it_host_opts_t){.plugins = "echo", .host_keys = "otlp_endpoint = ftp://127.0.0.1/x\n"});
+    file_line(h, "otlp_endpoint", where, sizeof where);
+    assert_int_not_equal(check(h, &out), 0);
+    assert_mentions(out, where);
+    assert_mentions(out, "[host] otlp_endpoint = 'ftp://127.0.0.1/x': expected an http:// or "
+                         "https:// URL with a host");
+    free(out);
+    it_pass();
+}
+
 static void test_check_refuses_unknown_host_key_naming_file_and_line(void **state)
 {
     it_host_t *h =
@@ -208,6 +233,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         IT_TEST(test_check_accepts_good_config_without_a_broker),
         IT_TEST(test_check_shows_broker_urls_without_passwords),
+        IT_TEST(test_check_shows_and_validates_otlp_endpoint),
         IT_TEST(test_check_refuses_unknown_host_key_naming_file_and_line),
         IT_TEST(test_check_refuses_out_of_range_plugin_key_naming_file_and_line),
         IT_TEST(test_check_refuses_missing_plugins_dir_naming_it),

@@ -25,7 +25,8 @@ static it_host_t *start_echo(it_conn_t *c)
 
 /* A result: on `commands` with the command's reply_to as routing key;
  * delivery_mode 2; reply_to present and ""; the command's correlation_id;
- * headers exactly conversation_id (the command's) and status, both strings;
+ * headers exactly conversation_id (the command's), status and traceparent,
+ * all strings;
  * none of the properties the contract says are not set. */
 static void assert_result(const it_msg_t *r, const char *reply_to, const char *corr,
                           const char *conv, const char *status)
@@ -44,9 +45,15 @@ static void assert_result(const it_msg_t *r, const char *reply_to, const char *c
     assert_string_equal(r->conversation_id, conv);
     assert_non_null(r->status);
     assert_string_equal(r->status, status);
-    assert_int_equal(p->headers.num_entries, 2);
+    assert_int_equal(p->headers.num_entries, 3);
     assert_int_equal(it_header(r, "conversation_id")->kind, AMQP_FIELD_KIND_UTF8);
     assert_int_equal(it_header(r, "status")->kind, AMQP_FIELD_KIND_UTF8);
+    /* The trace context (docs/wire-conventions.md): a version 00 traceparent. */
+    const amqp_field_value_t *tp = it_header(r, "traceparent");
+    assert_non_null(tp);
+    assert_int_equal(tp->kind, AMQP_FIELD_KIND_UTF8);
+    assert_int_equal(tp->value.bytes.len, 55);
+    assert_memory_equal(tp->value.bytes.bytes, "00-", 3);
     assert_false(p->_flags & (AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
                               AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG |
                               AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_EXPIRATION_FLAG));

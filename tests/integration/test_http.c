@@ -23,7 +23,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bushost.h"
 #include "harness.h"
+
+/* The ABI the host reports: the SDK header's, as text. */
+#define ABI_STR2(x) #x
+#define ABI_STR(x) ABI_STR2(x)
+#define ABI ABI_STR(BH_ABI_MAJOR) "." ABI_STR(BH_ABI_MINOR)
 
 #define RESULT_KEY "itest.HttpResult"
 
@@ -220,7 +226,7 @@ static void probes_status_and_methods(void **state)
     free(r.body);
     assert_true(json_is_true(json_object_get(doc, "started")));
     assert_true(json_is_true(json_object_get(doc, "ready")));
-    assert_string_equal(json_string_value(json_object_get(doc, "abi")), "1.0");
+    assert_string_equal(json_string_value(json_object_get(doc, "abi")), ABI);
     assert_true(json_is_string(json_object_get(doc, "version")));
     assert_true(json_is_number(json_object_get(doc, "uptime_seconds")));
     json_t *s = json_array_get(json_object_get(doc, "services"), 0);

@@ -244,6 +244,11 @@ static const char *fake_config_str(bh_ctx_t *ctx, const char *key)
 
 static const char *fake_service(bh_ctx_t *ctx) { return ctx_of(ctx)->host->service; }
 
+/* One fixed trace and handler span, inside a handler only (as api.c). */
+static const char *fake_trace_id(bh_ctx_t *ctx) { return ctx_of(ctx)->msg ? FAKE_TRACE_ID : NULL; }
+
+static const char *fake_span_id(bh_ctx_t *ctx) { return ctx_of(ctx)->msg ? FAKE_SPAN_ID : NULL; }
+
 fake_host_t *fake_host_new(const bh_plugin_t *plugin, const char *service)
 {
     fake_host_t *h;
@@ -261,6 +266,8 @@ fake_host_t *fake_host_new(const bh_plugin_t *plugin, const char *service)
     h->api.vlog = fake_vlog;
     h->api.config_str = fake_config_str;
     h->api.service = fake_service;
+    h->api.trace_id = fake_trace_id;
+    h->api.span_id = fake_span_id;
     h->plugin = plugin;
     h->service = strdup(service ? service : plugin->service);
     if (!h->service || pthread_mutex_init(&h->lock, NULL) != 0) {

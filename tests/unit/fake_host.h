@@ -64,6 +64,11 @@ bh_msg_t *fake_msg_new(bh_kind_t kind, const char *routing_key, const char *cont
 bh_msg_t *fake_msg_json(bh_kind_t kind, const char *routing_key, const char *json);
 void fake_msg_free(bh_msg_t *m);
 
+/* What bh_trace_id and bh_span_id give a handler run by the fake host
+ * (outside a handler: NULL). */
+#define FAKE_TRACE_ID "4bf92f3577b34da6a3ce929d0e0e4736"
+#define FAKE_SPAN_ID "00f067aa0ba902b7"
+
 /* Call the handler bound to msg->routing_key (an event name, or for a
  * command the "<service>.<Command>" key), as one worker thread would. No
  * such handler is a contract violation and gives BH_RETRY. Thread: any. */

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "contract.h"
+#include "http_url.h"
 #include "redact.h"
 
 #define INI "etc/x.ini"
@@ -399,12 +400,45 @@ static void bad_host_values_are_refused(void **state)
         {"[host]\ncrash_limit = -1\n",
          "etc/x.ini:2: [host] crash_limit = '-1': expected an integer 0..1000"},
         {"[host]\nstate_dir =\n", "etc/x.ini:2: [host] state_dir = '': expected a folder path"},
+        {"[host]\notlp_endpoint = ftp://collector/v1/traces\n",
+         "etc/x.ini:2: [host] otlp_endpoint = 'ftp://collector/v1/traces': "
+         "expected " BH__HTTP_URL_EXPECT},
+        {"[host]\notlp_endpoint = collector:4318/v1/traces\n",
+         "etc/x.ini:2: [host] otlp_endpoint = 'collector:4318/v1/traces': "
+         "expected " BH__HTTP_URL_EXPECT},
+        {"[host]\notlp_endpoint = http:///v1/traces\n",
+         "etc/x.ini:2: [host] otlp_endpoint = 'http:///v1/traces': expected " BH__HTTP_URL_EXPECT},
+        {"[host]\notlp_endpoint = http://a b/v1/traces\n",
+         "etc/x.ini:2: [host] otlp_endpoint = 'http://a b/v1/traces': "
+         "expected " BH__HTTP_URL_EXPECT},
+        {"[host]\notlp_endpoint =\n",
+         "etc/x.ini:2: [host] otlp_endpoint = '': expected " BH__HTTP_URL_EXPECT},
+        /* A password in the URL is never shown. */
+        {"[host]\notlp_endpoint = gopher://u:s3cret@collector/\n",
+         "etc/x.ini:2: [host] otlp_endpoint = 'gopher://u:***@collector/': "
+         "expected " BH__HTTP_URL_EXPECT},
     };
     size_t i;
 
     (void)state;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_load_error(cases[i].ini, cases[i].want);
+}
+
+static void otlp_endpoint_takes_http_and_https(void **state)
+{
+    (void)state;
+    assert_loads("[host]\n");
+    assert_null(cfg.otlp_endpoint);
+    bh__config_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    assert_loads("[host]\notlp_endpoint = http://127.0.0.1:4318/v1/traces\n");
+    assert_string_equal(cfg.otlp_endpoint, "http://127.0.0.1:4318/v1/traces");
+    bh__config_free(&cfg);
+    memset(&cfg, 0, sizeof cfg);
+    assert_loads("[host]\notlp_endpoint = https://collector.example:443/v1/traces\n");
+    assert_string_equal(cfg.otlp_endpoint, "https://collector.example:443/v1/traces");
+    assert_null(cfg.otlp); /* loading starts nothing: the host generation does */
 }
 
 static void unknown_host_key_lists_known_keys(void **state)
@@ -417,7 +451,7 @@ static void unknown_host_key_lists_known_keys(void **state)
         "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
         "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
         "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, plugin_trust, "
-        "http_listen)");
+        "http_listen, otlp_endpoint)");
     assert_load_error("[broker]\nurls = amqp://x/\n",
                       "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat, "
                       "password_file, tls_ca, tls_cert, tls_key, tls_verify, tls_server_name, "
@@ -1396,6 +1430,7 @@ int main(void)
         T(file_urls_are_checked_even_when_overridden),
         T(bad_heartbeat_names_line_key_and_expectation),
         T(bad_host_values_are_refused),
+        T(otlp_endpoint_takes_http_and_https),
         T(unknown_host_key_lists_known_keys),
         T(key_outside_any_section_is_refused),
         T(duplicate_single_value_key_is_refused),

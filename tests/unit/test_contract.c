@@ -79,6 +79,18 @@ static void check_rejects_another_abi_major(void **s)
     check_bad(&d, want, NULL);
 }
 
+/* A plugin built against an older minor (ABI 1.0: no trace slots) loads:
+ * the host only ever appends to bh_api_t. */
+static void check_accepts_every_older_abi_minor(void **s)
+{
+    bh_plugin_t d = valid();
+    for (int minor = 0; minor <= BH_ABI_MINOR; minor++) {
+        d.abi_minor = (uint16_t)minor;
+        check_ok(&d);
+    }
+    assert_true(BH_ABI_MINOR >= 1); /* bh_trace_id is ABI 1.1 */
+}
+
 static void check_rejects_a_newer_abi_minor(void **s)
 {
     char want[64];
@@ -739,6 +751,7 @@ int main(void)
         cmocka_unit_test(check_rejects_a_null_descriptor),
         cmocka_unit_test(check_rejects_bad_magic_showing_both_values),
         cmocka_unit_test(check_rejects_another_abi_major),
+        cmocka_unit_test(check_accepts_every_older_abi_minor),
         cmocka_unit_test(check_rejects_a_newer_abi_minor),
         cmocka_unit_test(check_rejects_a_size_below_the_abi_1_0_descriptor),
         cmocka_unit_test(check_accepts_the_size_of_the_abi_1_0_descriptor),

@@ -165,6 +165,16 @@ static void open_refuses_another_abi_major(void **s)
     open_fails("abi_major/abi_major.so", want, "rebuild the plugin");
 }
 
+/* A plugin of ABI 1.0 (before bh_trace_id) loads on this host. */
+static void open_loads_an_abi_1_0_plugin(void **s)
+{
+    bh__loaded_t p;
+    if (bh__loader_open(fx("abi_1_0/abi_1_0.so"), &p, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(p.desc->abi_major, 1);
+    assert_int_equal(p.desc->abi_minor, 0);
+    bh__loader_close(&p);
+}
+
 static void open_refuses_a_newer_abi_minor(void **s)
 {
     char want[64];
@@ -495,6 +505,7 @@ int main(void)
         cmocka_unit_test(open_loads_a_good_plugin_and_its_descriptor_is_readable),
         cmocka_unit_test(open_refuses_bad_magic),
         cmocka_unit_test(open_refuses_another_abi_major),
+        cmocka_unit_test(open_loads_an_abi_1_0_plugin),
         cmocka_unit_test(open_refuses_a_newer_abi_minor),
         cmocka_unit_test(open_refuses_a_garbled_size),
         cmocka_unit_test(open_refuses_an_object_without_the_symbol),

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "trace.h"
 
 static const char *escaped(const char *in)
 {
@@ -189,6 +190,37 @@ static void gelf_keeps_the_original_text(void **state)
     bh__logger_free(l);
 }
 
+/* A record logged while the thread runs a handler span carries its ids;
+ * others carry none. */
+static void gelf_carries_the_handler_span(void **state)
+{
+    bh__logger_t *l = bh__logger_new("svc");
+    size_t dropped;
+
+    (void)state;
+    bh__log_set_stderr_level(BH_EMERGENCY);
+    bh__trace_set_current("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    bh__log(l, BH_INFO, "c", "in the handler");
+    bh__trace_set_current(NULL, NULL);
+    bh__log(l, BH_INFO, "c", "after it");
+    bh__log_set_stderr_level(BH_INFO);
+    bh__logrec_t *r = bh__logger_take(l, &dropped);
+    assert_non_null(r);
+    assert_non_null(r->next);
+    json_t *in = json_loadb(r->body, r->len, 0, NULL),
+           *out = json_loadb(r->next->body, r->next->len, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(in, "_trace_id")),
+                        "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(json_string_value(json_object_get(in, "_span_id")), "00f067aa0ba902b7");
+    assert_null(json_object_get(out, "_trace_id"));
+    assert_null(json_object_get(out, "_span_id"));
+    json_decref(in);
+    json_decref(out);
+    free(r->next);
+    free(r);
+    bh__logger_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +231,7 @@ int main(void)
         cmocka_unit_test(a_long_record_is_escaped_whole),
         cmocka_unit_test(a_huge_message_is_cut_at_a_character_saying_so),
         cmocka_unit_test(gelf_keeps_the_original_text),
+        cmocka_unit_test(gelf_carries_the_handler_span),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "job_util.h"
 #include "payload.h"
 #include "run.h"
+#include "trace.h"
 
 /* -- the clock ---------------------------------------------------------------- */
 
@@ -96,8 +97,9 @@ static struct {
     uint64_t ms[8]; /* how long call i takes, on the fake clock */
     bool result[8]; /* call i publishes its result */
     unsigned calls;
-    bool payload_seen; /* the handler saw the decoded payload */
-    size_t journaled;  /* handlers the journal showed running, seen from the handler */
+    bool payload_seen;        /* the handler saw the decoded payload */
+    size_t journaled;         /* handlers the journal showed running, seen from the handler */
+    const char *trace, *span; /* the thread's span, seen from the handler */
 } H;
 
 static const bh__run_t *the_run;
@@ -120,6 +122,7 @@ static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
         if (H.journaled) assert_ptr_equal(r[0].job, c->job);
     }
     if (H.result[i]) c->job->has_result = true;
+    bh__trace_current(&H.trace, &H.span);
     fio_mark("handler", c->job);
     now_ns += H.ms[i] * 1000000u;
     return H.ret[i] ? (bh_outcome_t)H.ret[i] : BH_DONE;
@@ -184,6 +187,25 @@ static void assert_mark(size_t i, const char *text, const bh__job_t *job)
 }
 
 /* -- bh__run_one ----------------------------------------------------------------- */
+
+/* The handler runs in a span of its own (span.h): the thread's logs carry it
+ * while it runs, and nothing after. */
+static void the_handler_runs_in_its_span(void **state)
+{
+    const char *t, *sp;
+    (void)state;
+    bh__job_t *j = event(1);
+    bh__run_one(&run, j);
+    assert_non_null(H.trace);
+    assert_ptr_equal(H.trace, j->trace.trace_hex);
+    assert_ptr_equal(H.span, j->trace.span_hex);
+    assert_int_equal(strlen(j->trace.trace_hex), 32);
+    assert_true(j->trace.t0 > 0);
+    bh__trace_current(&t, &sp);
+    assert_null(t);
+    assert_null(sp);
+    bh__settle_drop(&st, j);
+}
 
 static void one_call_decodes_calls_and_frees_the_payload(void **state)
 {
@@ -491,6 +513,7 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup(f, setup)
     const struct CMUnitTest tests[] = {
+        T(the_handler_runs_in_its_span),
         T(one_call_decodes_calls_and_frees_the_payload),
         T(undecodable_payload_never_reaches_the_handler),
         T(non_outcome_becomes_retry_with_an_alert),

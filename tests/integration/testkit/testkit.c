@@ -127,9 +127,25 @@ static bh_outcome_t on_tick(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     return rc == BH_OK ? BH_DONE : BH_RETRY;
 }
 
+/* testkit.Trace: logs a NOTICE and answers with the trace and span ids the
+ * SDK gives the handler (ABI 1.1). */
+static bh_outcome_t on_trace(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+{
+    const char *trace = bh_trace_id(ctx), *span = bh_span_id(ctx);
+    bh_value_t *p = bh_map_new(ctx);
+    int rc = p && trace && span ? BH_OK : BH_ENOMEM;
+
+    bh_log(ctx, BH_NOTICE, "Trace called");
+    if (rc == BH_OK) rc = bh_map_set(p, "trace_id", bh_str_new(ctx, trace));
+    if (rc == BH_OK) rc = bh_map_set(p, "span_id", bh_str_new(ctx, span));
+    if (rc == BH_OK) rc = bh_result_success(ctx, p);
+    bh_value_free(p);
+    return rc == BH_OK ? BH_DONE : BH_RETRY;
+}
+
 static const bh_route_t commands[] = {
-    {"Fail", on_fail}, {"Sleep", on_sleep}, {"Reject", on_reject},
-    {"Echo", on_echo}, {"Crash", on_crash}, {NULL, NULL},
+    {"Fail", on_fail},   {"Sleep", on_sleep}, {"Reject", on_reject}, {"Echo", on_echo},
+    {"Crash", on_crash}, {"Trace", on_trace}, {NULL, NULL},
 };
 
 static const bh_route_t events[] = {
