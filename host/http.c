@@ -2,6 +2,8 @@
  * the /status document (jansson). */
 #include "http.h"
 
+#include "otlp.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -13,6 +15,7 @@
 
 #include "keyspec.h"
 #include "log.h"
+#include "otlp.h"
 #include "redact.h"
 
 #define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -239,6 +242,20 @@ static void status(bh__http_t *h, bh__http_reply_t *r)
     free(text);
 }
 
+/* The exporter's counts: host-wide, so without a service label. */
+static void otlp_render(bh__text_t *t, bh__otlp_t *x)
+{
+    bh__text_printf(t,
+                    "# HELP bushost_otlp_spans_exported_total Spans the otlp_endpoint accepted.\n"
+                    "# TYPE bushost_otlp_spans_exported_total counter\n"
+                    "bushost_otlp_spans_exported_total %llu\n"
+                    "# HELP bushost_otlp_spans_dropped_total Spans dropped: the export queue was "
+                    "full, or the endpoint did not take their batch.\n"
+                    "# TYPE bushost_otlp_spans_dropped_total counter\n"
+                    "bushost_otlp_spans_dropped_total %llu\n",
+                    (unsigned long long)bh__otlp_sent(x), (unsigned long long)bh__otlp_dropped(x));
+}
+
 void bh__http_answer(bh__http_t *h, const char *method, const char *path, bh__http_reply_t *r)
 {
     static const struct {
@@ -264,6 +281,7 @@ void bh__http_answer(bh__http_t *h, const char *method, const char *path, bh__ht
         r->status = 200;
         r->type = PROM_TYPE;
         bh__metrics_render(&r->body, h->ms, h->n, uv_hrtime());
+        if (h->otlp) otlp_render(&r->body, h->otlp);
         return;
     }
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)

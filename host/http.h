@@ -28,6 +28,7 @@ typedef struct bh__http {
     bh__notify_svc_t **svcs; /* the services' blocks (owned array, borrowed blocks) */
     const bh__metrics_t **ms;
     size_t n;
+    struct bh__otlp *otlp;        /* the span exporter, for its counts; NULL: none (borrowed) */
     uint64_t started_ns;          /* uv_hrtime at bh__http_init */
     atomic_uint_fast64_t main_ns; /* the main loop's last stamp */
     uint64_t stale_ns;            /* BH__HTTP_STALE_MS, in ns (tests shorten it) */

@@ -99,6 +99,7 @@ static int start_http(run_t *r, uv_loop_t *loop, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) svcs[i] = bh__host_notify(r->host, i);
     int rc = bh__http_init(&r->http, svcs, n);
     free(svcs);
+    r->http.otlp = bh__host_config(r->host)->otlp;
     if (rc) return snprintf(err, errlen, "out of memory"), -1;
     return bh__http_start(&r->http, listen_on, loop, err, errlen);
 }

@@ -13,6 +13,7 @@
 
 #include "http.h"
 #include "metrics.h"
+#include "otlp.h"
 
 /* The ABI the host reports: the SDK header's, as text. */
 #define ABI_STR2(x) #x
@@ -334,6 +335,29 @@ static void status_is_json_with_the_contracted_fields(void **state)
     bh__http_free(&http);
 }
 
+/* With otlp_endpoint, /metrics also has the exporter's two counts. */
+static void the_exporter_counts_only_with_an_exporter(void **state)
+{
+    bh__notify_svc_t *svcs[] = {&svc};
+    bh__http_reply_t r;
+    char err[256];
+    (void)state;
+    assert_int_equal(bh__http_init(&http, svcs, 1), 0);
+    answer("GET", "/metrics", &r);
+    assert_null(strstr(r.body.buf, "bushost_otlp_"));
+    free(r.body.buf);
+    http.otlp = bh__otlp_new("http://127.0.0.1:1/v1/traces", err, sizeof err);
+    assert_non_null(http.otlp);
+    answer("GET", "/metrics", &r);
+    assert_non_null(strstr(r.body.buf, "# TYPE bushost_otlp_spans_exported_total counter\n"
+                                       "bushost_otlp_spans_exported_total 0\n"));
+    assert_non_null(strstr(r.body.buf, "# TYPE bushost_otlp_spans_dropped_total counter\n"
+                                       "bushost_otlp_spans_dropped_total 0\n"));
+    free(r.body.buf);
+    bh__otlp_stop(http.otlp);
+    bh__http_free(&http);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -346,6 +370,7 @@ int main(void)
         T(connection_gauges_and_blocked_time),
         T(routes_methods_and_probes),
         T(status_is_json_with_the_contracted_fields),
+        T(the_exporter_counts_only_with_an_exporter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
