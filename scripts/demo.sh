@@ -75,6 +75,12 @@ run "$BUSCLI" publish ItemSelected --data '{"cart": "demo", "item": "pear", "qty
 run "$BUSCLI" publish ItemRemoved --data '{"cart": "demo", "item": "apple"}'
 sleep 1
 
+step "The host's own view: buscli status -c etc/service.ini (its /status)"
+run "$BUSCLI" status -c etc/service.ini
+
+step "Two of its Prometheus series (curl http://127.0.0.1:9464/metrics)"
+curl -fsS http://127.0.0.1:9464/metrics | grep -E '^bushost_(deliveries_handled_total\{service="echo",key="echo.Divide"|build_info)'
+
 step "What passed on the events exchange (buscli monitor --events '#')"
 cat "$OUT/monitor.txt"
 
