@@ -254,8 +254,10 @@ static void routes_methods_and_probes(void **state)
     answer("GET", "/startupz", &r); /* start-up stays done */
     assert_int_equal(r.status, 200);
     free(r.body.buf);
-    /* A loop that stopped stamping is stuck: the I/O thread's, then the main one. */
-    http.stale_ns = 1000;
+    /* A loop that stopped stamping is stuck: the I/O thread's, then the main
+     * one. The bound is one a slow (sanitized) run cannot pass between the
+     * main loop's stamp and the answer; the I/O thread's stamp is far older. */
+    http.stale_ns = 10 * 1000000000ull;
     atomic_store(&svc.m.tick_ns, 1);
     atomic_store(&http.main_ns, uv_hrtime());
     answer("GET", "/livez", &r);
