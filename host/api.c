@@ -155,6 +155,8 @@ static void *api_request_ctx(bh_ctx_t *ctx)
     return job ? job->request_ctx : NULL;
 }
 
+static bh_ctx_t *api_publisher_ctx(bh_publisher_t *pub) { return ((bh__publisher_t *)pub)->values; }
+
 static bh_publisher_t *api_publisher(bh_ctx_t *ctx)
 {
     bh__publisher_t *p = C(ctx)->publisher;
@@ -243,6 +245,7 @@ static void api_build(void)
     api.publisher_event = api_publisher_event;
     api.send_command = api_send_command;
     api.request_ctx = api_request_ctx;
+    api.publisher_ctx = api_publisher_ctx;
 }
 
 const bh_api_t *bh__api(void)

@@ -11,6 +11,8 @@ int bh__origins_init(bh__origins_t *o, const bh_plugin_t *desc, const bh__svc_co
 {
     bh__publisher_init(&o->pub, conf->service, conf->format, log);
     o->pub.pub.api = bh__api();
+    bh__ctx_init(&o->values, conf->service, conf->format, log, NULL, NULL);
+    o->pub.values = &o->values.pub;
     if (max_message) o->pub.max_message = max_message;
     bh__requests_init(&o->reqs, desc, log);
     o->conf = conf;
@@ -52,17 +54,25 @@ static void end(void *ud, bh__job_t *job, bool settled)
     bh__publisher_release(&o->pub);
 }
 
-void bh__origins_start(bh__origins_t *o, uv_loop_t *loop, uv_async_t *wake, bh__run_t *run,
-                       bh__settle_t *settle)
+static void after(void *ud)
 {
+    bh__origins_t *o = ud;
+    o->tick(o->tick_ud);
+}
+
+void bh__origins_start(bh__origins_t *o, uv_loop_t *loop, uv_async_t *wake, bh__run_t *run,
+                       bh__settle_t *settle, void (*tick)(void *ud), void *ud)
+{
+    o->tick = tick;
+    o->tick_ud = ud;
     o->run = run;
     o->settle = settle;
     run->reqs = settle->reqs = &o->reqs;
     run->conf = o->conf;
     settle->origin_end = end;
     settle->origin_ud = o;
-    bh__timers_start(&o->timers, loop, fire, o);
-    bh__requests_start(&o->reqs, loop, fire, o);
+    bh__timers_start(&o->timers, loop, fire, after, o);
+    bh__requests_start(&o->reqs, loop, fire, after, o);
     bh__publisher_attach(&o->pub, wake);
 }
 

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "api.h"
 #include "bushost.h"
 #include "config.h"
 #include "job.h"
@@ -32,10 +33,13 @@ typedef struct bh__origins {
     bh__timers_t timers;
     bh__requests_t reqs;
     bh__publisher_t pub;
+    bh__ctx_t values; /* what pub->values points at */
     const bh__svc_conf_t *conf;
     bh__job_t *live; /* I/O thread; the main thread once it ended */
     bh__run_t *run;
     bh__settle_t *settle;
+    void (*tick)(void *ud); /* the service's, after a timer of ours fired */
+    void *tick_ud;
 } bh__origins_t;
 
 /* Main thread, before init (which may publish already). BH_ENOMEM. */
@@ -43,7 +47,7 @@ int bh__origins_init(bh__origins_t *o, const bh_plugin_t *desc, const bh__svc_co
                      bh__logger_t *log, size_t max_message);
 /* The I/O loop is set up: timers tick, deadlines run, publishes wake it. */
 void bh__origins_start(bh__origins_t *o, uv_loop_t *loop, uv_async_t *wake, bh__run_t *run,
-                       bh__settle_t *settle);
+                       bh__settle_t *settle, void (*tick)(void *ud), void *ud);
 /* Take the outside publishes that wait (every tick). */
 void bh__origins_take(bh__origins_t *o);
 /* A drain began: timers and deadlines stop; new publishes are refused. */

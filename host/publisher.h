@@ -21,6 +21,7 @@
 
 typedef struct bh__publisher {
     bh_publisher_t pub; /* what the plugin holds; first */
+    bh_ctx_t *values;   /* bh_publisher_ctx: a ctx bound to no message */
     const char *service;
     bh_format_t format;
     bh__logger_t *log;

@@ -90,6 +90,7 @@ static void on_timer(uv_timer_t *t)
     }
     uint64_t ms;
     if (next_ms(r, &ms)) uv_timer_start(t, on_timer, ms, 0);
+    r->after(r->ud);
 }
 
 /* Follow the earliest deadline. */
@@ -101,8 +102,9 @@ static void arm(bh__requests_t *r)
 }
 
 void bh__requests_start(bh__requests_t *r, uv_loop_t *loop, void (*fire)(void *, bh__job_t *),
-                        void *ud)
+                        void (*after)(void *), void *ud)
 {
+    r->after = after;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     r->fire = fire;

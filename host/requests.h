@@ -46,13 +46,14 @@ typedef struct bh__requests {
     bool started, stopped;
     /* A request ended without an answer: run this job (a result). */
     void (*fire)(void *ud, bh__job_t *job);
+    void (*after)(void *ud); /* ends each timer callback: the service's tick */
     void *ud;
 } bh__requests_t;
 
 void bh__requests_init(bh__requests_t *r, const bh_plugin_t *desc, bh__logger_t *log);
 /* Deadlines from now on fire on loop. */
 void bh__requests_start(bh__requests_t *r, uv_loop_t *loop, void (*fire)(void *, bh__job_t *),
-                        void *ud);
+                        void (*after)(void *), void *ud);
 /* May a handler send a request answered on reply_to now? BH_OK, BH_EINVAL
  * (not one of the plugin's result keys) or BH_EFULL. Thread: any. */
 int bh__requests_check(bh__requests_t *r, const char *reply_to);

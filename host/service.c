@@ -295,7 +295,7 @@ static void init_loop(bh__service_t *s)
     s->run.max_message = (size_t)s->cfg->max_message_size;
     s->run.inline_ = !s->conf.workers;
     s->run.batch_tail = &s->run.batch;
-    bh__origins_start(&s->orig, &s->loop, &s->wake, &s->run, &s->settle);
+    bh__origins_start(&s->orig, &s->loop, &s->wake, &s->run, &s->settle, on_tick, s);
     bh__guard_watch(&s->guard, &s->loop);
     s->loop_ready = true;
 }

@@ -15,9 +15,9 @@ int bh__timers_init(bh__timers_t *ts, const bh_timer_t *defs, bh__logger_t *log)
     return BH_OK;
 }
 
-static void on_tick(uv_timer_t *h)
+/* One tick: a run, or a skip while the previous one goes on. */
+static void tick(bh__timer_t *t)
 {
-    bh__timer_t *t = h->data;
     bh__timers_t *ts = t->ts;
     if (t->running) {
         /* Logged on the first skip and then every 100th. */
@@ -42,10 +42,18 @@ static void on_tick(uv_timer_t *h)
     ts->fire(ts->ud, job);
 }
 
+static void on_tick(uv_timer_t *h)
+{
+    bh__timer_t *t = h->data;
+    tick(t);
+    t->ts->after(t->ts->ud); /* hands the run over */
+}
+
 void bh__timers_start(bh__timers_t *ts, uv_loop_t *loop, void (*fire)(void *, bh__job_t *),
-                      void *ud)
+                      void (*after)(void *), void *ud)
 {
     ts->fire = fire;
+    ts->after = after;
     ts->ud = ud;
     for (size_t i = 0; i < ts->n; i++) {
         bh__timer_t *t = &ts->t[i];

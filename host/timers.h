@@ -32,13 +32,14 @@ typedef struct bh__timers {
     bh__logger_t *log;
     bool started;
     void (*fire)(void *ud, bh__job_t *job); /* run this timer job */
+    void (*after)(void *ud);                /* ends each tick: the service's tick */
     void *ud;
 } bh__timers_t;
 
 /* The timers of defs (NULL: none). BH_ENOMEM. Main thread. */
 int bh__timers_init(bh__timers_t *ts, const bh_timer_t *defs, bh__logger_t *log);
 void bh__timers_start(bh__timers_t *ts, uv_loop_t *loop, void (*fire)(void *, bh__job_t *),
-                      void *ud);
+                      void (*after)(void *), void *ud);
 /* The run of t ended (its job is about to be freed). */
 void bh__timers_ended(bh__timer_t *t);
 void bh__timers_stop(bh__timers_t *ts);

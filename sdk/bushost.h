@@ -42,8 +42,9 @@
  *        request context and a timeout; results then carry status
  *        "timeout", "unroutable" or "shutdown" when no answer came, and
  *        bh_request_ctx() hands the context back. BH_EFULL.
+ *        bh_publisher_ctx(): a ctx for the plugin's own threads.
  *        (appended to bh_api_t after span_id, in this order: publisher,
- *        publisher_event, send_command, request_ctx.)
+ *        publisher_event, send_command, request_ctx, publisher_ctx.)
  */
 #ifndef BUSHOST_H
 #define BUSHOST_H
@@ -234,6 +235,7 @@ struct bh_api {
                         const char *reply_to, const char *correlation_id,
                         const bh_command_opts_t *opts);
     void *(*request_ctx)(bh_ctx_t *ctx);
+    bh_ctx_t *(*publisher_ctx)(bh_publisher_t *pub);
     /* Later 1.x minors append here. */
 };
 
@@ -515,6 +517,14 @@ static inline void *bh_request_ctx(bh_ctx_t *ctx)
 static inline bh_publisher_t *bh_publisher(bh_ctx_t *ctx)
 {
     return ctx->api->publisher ? ctx->api->publisher(ctx) : NULL;
+}
+/* A ctx that any thread may use while the publisher is valid: to build
+ * values (bh_map_new...), log (no conversation id) and read bh_service.
+ * It belongs to no message: publishing through it gives BH_ESTATE, and
+ * bh_config_str NULL. */
+static inline bh_ctx_t *bh_publisher_ctx(bh_publisher_t *pub)
+{
+    return pub ? pub->api->publisher_ctx(pub) : NULL;
 }
 static inline int bh_publisher_event(bh_publisher_t *pub, const char *name,
                                      const bh_value_t *payload, bh_pub_done_fn done, void *ud)
