@@ -100,7 +100,7 @@ void bh__origins_close(bh__origins_t *o)
     bh__requests_close(&o->reqs);
 }
 
-void bh__origins_free(bh__origins_t *o, const bh__run_t *run)
+void bh__origins_end(bh__origins_t *o, const bh__run_t *run)
 {
     if (!o->ready) return;
     bh__publisher_close(&o->pub, true);
@@ -129,6 +129,11 @@ void bh__origins_free(bh__origins_t *o, const bh__run_t *run)
         }
         free(q);
     }
+}
+
+void bh__origins_free(bh__origins_t *o)
+{
+    if (!o->ready) return;
     bh__requests_free(&o->reqs);
     bh__timers_free(&o->timers);
     bh__publisher_free(&o->pub);

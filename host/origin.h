@@ -54,9 +54,11 @@ void bh__origins_take(bh__origins_t *o);
 void bh__origins_drain(bh__origins_t *o);
 /* The loop ends: its handles are closed. */
 void bh__origins_close(bh__origins_t *o);
-/* After the I/O thread and the workers ended, before fini: every publish
- * left ends with BH_PUB_SHUTDOWN, every request left with "shutdown" (its
- * result handler runs here, on the main thread), and all is freed. */
-void bh__origins_free(bh__origins_t *o, const bh__run_t *run);
+/* After the I/O thread and the workers ended, before fini: new publishes
+ * are refused, every publish left ends with BH_PUB_SHUTDOWN, every request
+ * left with "shutdown" (its result handler runs here, on the main thread). */
+void bh__origins_end(bh__origins_t *o, const bh__run_t *run);
+/* After fini: the plugin's threads are gone, the publisher can go. */
+void bh__origins_free(bh__origins_t *o);
 
 #endif

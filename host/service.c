@@ -378,12 +378,10 @@ bool bh__service_free(bh__service_t *s)
     /* A handler is still running plugin code: neither fini nor unload is
      * safe. The process is about to exit anyway. */
     if (s->workers) return false;
-    bh__origins_free(&s->orig, &s->run);
-    if (s->inited) {
-        bh__ctx_t ctx;
-        bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, NULL);
-        bh__loader_fini(s->plugin, &ctx.pub, s->state);
-    }
+    bh__origins_end(&s->orig, &s->run);
+    /* fini gets a ctx bound to no message, as the plugin's threads have. */
+    if (s->inited) bh__loader_fini(s->plugin, &s->orig.values.pub, s->state);
+    bh__origins_free(&s->orig); /* its threads may publish until fini returns */
     if (s->loop_ready) {
         bh__outbox_free(&s->out);
         bh__acker_free(&s->acks);

@@ -502,6 +502,8 @@ static inline void *bh_request_ctx(bh_ctx_t *ctx)
 /* ABI 1.1. Publishing from outside a handler.
  * bh_publisher(ctx) in init gives the service's publisher: valid until fini
  * returns, usable from ANY thread (the plugin's own, a timer, a handler).
+ * An init that fails must stop the threads it started first: fini is then
+ * not called, and the publisher goes when init returns.
  * bh_publisher_event() publishes event `name` on `events` as the start of a
  * new conversation (a new conversation id and trace). It returns at once:
  * 0 when the publish is taken, then done(ud, status) is called exactly once,
