@@ -5,39 +5,28 @@
  * a worker never touches the connection. */
 #include "api.h"
 
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <uv.h>
 
 #include "broker.h"
 #include "contract.h"
 #include "payload.h"
+#include "retry.h"
 #include "span.h"
 #include "value.h"
 
-void bh__uuid(char out[37])
-{
-    unsigned char b[16];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t n = getrandom(b + got, sizeof b - got, 0);
-        if (n > 0) got += (size_t)n;
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
-
 static bh__ctx_t *C(bh_ctx_t *ctx) { return (bh__ctx_t *)ctx; }
 
-/* Encode or copy the body and queue one outgoing message on the job. */
+/* Encode or copy the body and queue one outgoing message on the job (in
+ * *made), with one more header than the trace's when more is not NULL. */
 static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t *payload,
                    bh_format_t fmt, const char *ct, const void *body, size_t len,
-                   const char *reply_to, const char *corr, const char *status)
+                   const char *reply_to, const char *corr, const char *status,
+                   const bh__hdr_t *more, bh__out_t **made)
 {
     unsigned char *enc = NULL;
     char err[200];
@@ -66,8 +55,12 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
         bh__hdr_t st = bh__hdr_string("status", status ? status : "");
         bh__span_pub_t sp;
         bh__span_publish(c->job, &sp);
+        bh__hdr_t extra[3];
+        size_t n = sp.n;
+        memcpy(extra, sp.h, n * sizeof *extra);
+        if (more) extra[n++] = *more;
         o = bh__out_make(exchange, key, ct, c->job->d->conversation_hdr, reply_to, corr,
-                         status ? &st : NULL, sp.h, sp.n, body, len);
+                         status ? &st : NULL, extra, n, body, len);
         if (o) bh__span_mark(o, &sp);
         if (o && (need = bh__out_header_size(o)) > BH__FRAME_MAX) {
             /* Refused here, where the handler learns of it, rather than by
@@ -91,6 +84,7 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
     o->job = c->job;
     *c->job->outs_tail = o;
     c->job->outs_tail = &o->next;
+    if (made) *made = o;
     return BH_OK;
 }
 
@@ -103,12 +97,98 @@ static int api_publish(bh_ctx_t *ctx, int kind, const char *key, const bh_value_
     if (!c->job) return BH_ESTATE;
     if (bh__contract_publish(kind, key, fmt, reply_to)) return BH_EINVAL;
     if (kind == BH_KIND_EVENT)
-        return collect(c, BH__EX_EVENTS, key, payload, fmt, ct, body, len, "", "", NULL);
+        return collect(c, BH__EX_EVENTS, key, payload, fmt, ct, body, len, "", "", NULL, NULL,
+                       NULL);
     if (!corr || !*corr) {
         bh__uuid(made);
         corr = made;
     }
-    return collect(c, BH__EX_COMMANDS, key, payload, fmt, ct, body, len, reply_to, corr, NULL);
+    return collect(c, BH__EX_COMMANDS, key, payload, fmt, ct, body, len, reply_to, corr, NULL, NULL,
+                   NULL);
+}
+
+/* A command the host keeps a request for (requests.h). Its id header lets
+ * a return be matched to it, as for delayed-retry copies; the ids are
+ * apart from theirs (bit 62). */
+static int api_send_command(bh_ctx_t *ctx, const char *key, const bh_value_t *payload,
+                            const char *reply_to, const char *corr, const bh_command_opts_t *opts)
+{
+    static atomic_uint_fast64_t ids;
+    bh__ctx_t *c = C(ctx);
+    char made[37];
+    bh__out_t *o;
+    if (!opts)
+        return api_publish(ctx, BH_KIND_COMMAND, key, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0,
+                           reply_to, corr);
+    if (!c->job || !c->reqs) return BH_ESTATE;
+    if (opts->size < offsetof(bh_command_opts_t, request_ctx) + sizeof opts->request_ctx ||
+        bh__contract_publish(BH_KIND_COMMAND, key, BH_FORMAT_DEFAULT, reply_to))
+        return BH_EINVAL;
+    int rc = bh__requests_check(c->reqs, reply_to);
+    if (rc == BH_EFULL)
+        bh__log(c->log, BH_ERROR, c->job->msg.conversation_id,
+                "cannot send '%s': %zu requests already wait for a result", key, c->reqs->max);
+    else if (rc)
+        bh__log(c->log, BH_ERROR, c->job->msg.conversation_id,
+                "cannot send '%s': its reply_to '%s' is none of the plugin's result keys", key,
+                reply_to);
+    if (rc) return rc;
+    if (!corr || !*corr) {
+        bh__uuid(made);
+        corr = made;
+    }
+    uint64_t id = (UINT64_C(1) << 62) | (atomic_fetch_add(&ids, 1) + 1);
+    bh__hdr_t h = {.key = BH__H_COPY, .kind = BH__HDR_INT, .num = (int64_t)id};
+    rc = collect(c, BH__EX_COMMANDS, key, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0, reply_to, corr,
+                 NULL, &h, &o);
+    if (rc) return rc;
+    o->tracked = true;
+    o->id = id;
+    o->timeout_ms = opts->timeout_ms;
+    o->request_ctx = opts->request_ctx;
+    return BH_OK;
+}
+
+static void *api_request_ctx(bh_ctx_t *ctx)
+{
+    bh__job_t *job = C(ctx)->job;
+    return job ? job->request_ctx : NULL;
+}
+
+static bh_ctx_t *api_publisher_ctx(bh_publisher_t *pub) { return ((bh__publisher_t *)pub)->values; }
+
+static bh_publisher_t *api_publisher(bh_ctx_t *ctx)
+{
+    bh__publisher_t *p = C(ctx)->publisher;
+    return p ? &p->pub : NULL;
+}
+
+/* On the caller's thread: encode into an origin job, then queue it. */
+static int api_publisher_event(bh_publisher_t *pub, const char *name, const bh_value_t *payload,
+                               bh_pub_done_fn done, void *ud)
+{
+    bh__publisher_t *p = (bh__publisher_t *)pub;
+    bh__ctx_t c;
+    if (!name || bh__contract_publish(BH_KIND_EVENT, name, BH_FORMAT_DEFAULT, NULL))
+        return BH_EINVAL;
+    int rc = bh__publisher_reserve(p);
+    if (rc) return rc;
+    bh__job_t *job = bh__job_origin(BH_KIND_EVENT, NULL, name, NULL, NULL, NULL);
+    if (!job) return bh__publisher_release(p), BH_ENOMEM;
+    job->done = done;
+    job->done_ud = ud;
+    job->outcome = BH_DONE;
+    bh__ctx_init(&c, p->service, p->format, p->log, job, NULL);
+    c.max_message = p->max_message;
+    rc = collect(&c, BH__EX_EVENTS, name, payload, BH_FORMAT_DEFAULT, NULL, NULL, 0, "", "", NULL,
+                 NULL, NULL);
+    if (rc) {
+        bh__job_free(job);
+        bh__publisher_release(p);
+        return rc;
+    }
+    if (!bh__publisher_push(p, job)) return bh__job_free(job), BH_ESTATE;
+    return BH_OK;
 }
 
 static int api_result(bh_ctx_t *ctx, bool success, const bh_value_t *payload, bh_format_t fmt,
@@ -117,7 +197,7 @@ static int api_result(bh_ctx_t *ctx, bool success, const bh_value_t *payload, bh
     bh__ctx_t *c = C(ctx);
     if (!c->job || c->job->msg.kind != BH_KIND_COMMAND || c->job->has_result) return BH_ESTATE;
     int rc = collect(c, BH__EX_COMMANDS, c->job->msg.reply_to, payload, fmt, ct, body, len, "",
-                     c->job->msg.correlation_id, success ? "success" : "error");
+                     c->job->msg.correlation_id, success ? "success" : "error", NULL, NULL);
     if (rc == BH_OK) c->job->has_result = true;
     return rc;
 }
@@ -161,6 +241,11 @@ static void api_build(void)
     api.service = api_service;
     api.trace_id = api_trace_id;
     api.span_id = api_span_id;
+    api.publisher = api_publisher;
+    api.publisher_event = api_publisher_event;
+    api.send_command = api_send_command;
+    api.request_ctx = api_request_ctx;
+    api.publisher_ctx = api_publisher_ctx;
 }
 
 const bh_api_t *bh__api(void)
@@ -179,4 +264,6 @@ void bh__ctx_init(bh__ctx_t *c, const char *service, bh_format_t format, bh__log
     c->job = job;
     c->conf = conf;
     c->max_message = BH__MAX_MESSAGE_DEFAULT;
+    c->reqs = NULL;
+    c->publisher = NULL;
 }

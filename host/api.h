@@ -6,6 +6,8 @@
 #include "config.h"
 #include "job.h"
 #include "log.h"
+#include "publisher.h"
+#include "requests.h"
 
 /* What stands behind a plugin's bh_ctx_t. */
 typedef struct bh__ctx {
@@ -16,6 +18,8 @@ typedef struct bh__ctx {
     bh__job_t *job;             /* the message being handled; NULL in init/fini */
     const bh__svc_conf_t *conf; /* set during init only */
     size_t max_message;         /* [host] max_message_size */
+    bh__requests_t *reqs;       /* where bh_send_command_opts keeps requests; NULL: refused */
+    bh__publisher_t *publisher; /* what bh_publisher gives (init only); NULL: none */
 } bh__ctx_t;
 
 /* The one function table (built on first use; thread-safe). */
@@ -23,8 +27,5 @@ const bh_api_t *bh__api(void);
 
 void bh__ctx_init(bh__ctx_t *c, const char *service, bh_format_t format, bh__logger_t *log,
                   bh__job_t *job, const bh__svc_conf_t *conf);
-
-/* A random (v4) UUID as 36 characters + NUL, for conversation and correlation ids. */
-void bh__uuid(char out[37]);
 
 #endif

@@ -372,6 +372,33 @@ int bh__contract_config_table(const bh_config_key_t *t, size_t *n, char *err, si
 /* ------------------------------------------------------------------------ */
 /* The descriptor                                                           */
 
+const bh_timer_t *bh__contract_timers(const bh_plugin_t *d)
+{
+    return d->size >= offsetof(bh_plugin_t, timers) + sizeof d->timers ? d->timers : NULL;
+}
+
+/* Timers count as routes: a plugin with only timers does something. */
+static int check_timers(const bh_plugin_t *d, size_t *routes, char *err, size_t errlen)
+{
+    const bh_timer_t *t = bh__contract_timers(d);
+    for (size_t i = 0; t && t[i].handler; i++, ++*routes) {
+        if (i >= BH__TIMERS_MAX)
+            return fail(err, errlen, "plugin '%s' declares over %d timers", d->name,
+                        BH__TIMERS_MAX);
+        if (!t[i].name || !bh__contract_routing_key(t[i].name))
+            return fail(err, errlen,
+                        "timer %zu of plugin '%s' has no valid name: expected a routing-key word, "
+                        "found %s%s%s",
+                        i, d->name, t[i].name ? "'" : "", t[i].name ? t[i].name : "NULL",
+                        t[i].name ? "'" : "");
+        if (t[i].interval_ms < 1)
+            return fail(err, errlen,
+                        "timer '%s' of plugin '%s' has interval_ms 0: expected at least 1",
+                        t[i].name, d->name);
+    }
+    return BH_OK;
+}
+
 int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen)
 {
     size_t service_len, routes = 0;
@@ -418,6 +445,7 @@ int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen)
         (rc = check_routes(T_COMMANDS, d->commands, service_len, &routes, err, errlen)) ||
         (rc = check_routes(T_RESULTS, d->results, service_len, &routes, err, errlen)))
         return rc;
+    if ((rc = check_timers(d, &routes, err, errlen))) return rc;
     if (routes == 0)
         return fail(err, errlen,
                     "plugin '%s' handles nothing: expected at least one event, command or result "

@@ -54,6 +54,10 @@ bool bh__contract_reserved_key(const char *key);
  * is called. E.g. "bad magic 0x00000000, expected 0x42555348 (not a bushost
  * plugin, or garbled)". */
 int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen);
+/* The plugin's timers (ABI 1.1), or NULL when it has none or its
+ * descriptor is too short to hold the field. */
+#define BH__TIMERS_MAX 64
+const bh_timer_t *bh__contract_timers(const bh_plugin_t *d);
 
 /* THE check of a plugin's config table (t may be NULL: no keys). Each key
  * a name of at most BH__KEY_MAX bytes, not reserved, declared once, of a

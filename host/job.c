@@ -2,8 +2,10 @@
 #include "job.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 const char *bh__exchange_name(int exchange)
 {
@@ -137,6 +139,46 @@ bh__job_t *bh__job_new(bh__delivery_t *d, bh_kind_t kind, bh_handler_fn handler,
                           .body = d->body,
                           .body_len = d->body_len,
                           .redelivered = d->redelivered};
+    return job;
+}
+
+void bh__uuid(char out[37])
+{
+    unsigned char b[16];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = getrandom(b + got, sizeof b - got, 0);
+        if (n > 0) got += (size_t)n;
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+bh__job_t *bh__job_origin(bh_kind_t kind, bh_handler_fn handler, const char *routing_key,
+                          const char *conversation_id, const char *correlation_id,
+                          const char *status)
+{
+    char made[37];
+    if (!conversation_id) bh__uuid(made), conversation_id = made;
+    const char *s[4] = {routing_key, conversation_id, correlation_id, status};
+    size_t l[4], size = sizeof(bh__delivery_t) + sizeof(bh__hdr_t);
+    for (int i = 0; i < 4; i++) size += (l[i] = s[i] ? strlen(s[i]) : 0) + 1;
+    bh__delivery_t *d = calloc(1, size);
+    if (!d) return NULL;
+    bh__hdr_t *h = (bh__hdr_t *)(d + 1);
+    char *cur = (char *)(h + 1);
+    const char **dst[4] = {&d->routing_key, &d->conversation_id, &d->correlation_id, &d->status};
+    for (int i = 0; i < 4; i++) *dst[i] = pack(&cur, s[i] ? s[i] : "", l[i]);
+    *h = bh__hdr_string("conversation_id", d->conversation_id);
+    d->exchange = kind == BH_KIND_EVENT ? "events" : "commands";
+    d->headers = d->conversation_hdr = h;
+    d->n_headers = 1;
+    bh__job_t *job = bh__job_new(d, kind, handler, 0);
+    if (!job) return free(d), NULL;
+    job->origin = true;
     return job;
 }
 

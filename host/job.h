@@ -97,6 +97,11 @@ typedef struct bh__out {
      * (ns since the epoch); 0: none (the host's own copies). */
     uint8_t span[BH__SPAN_ID_LEN];
     uint64_t span_t0;
+    /* A command sent with options (requests.h): the host keeps a request
+     * for its correlation id once the I/O thread takes it over. */
+    bool tracked;
+    uint32_t timeout_ms;
+    void *request_ctx;
     const unsigned char *body;
     size_t len;
 } bh__out_t;
@@ -158,10 +163,26 @@ typedef struct bh__job {
     uint64_t delivered_ns;     /* uv_hrtime when dispatch made it */
     bool retried;              /* a delayed-retry copy of it is out */
     size_t pending;            /* after the handler returned: outs not yet confirmed */
+    /* A job of the host's own making (origin.h) settles no delivery: */
+    bool origin;
+    bh_timer_fn tick;        /* a timer run: calls this instead of handler */
+    struct bh__timer *timer; /* whose run it is */
+    bh_pub_done_fn done;     /* an outside publish: told how it ended */
+    void *done_ud;
+    struct bh__job *oprev, *onext; /* on the list of live origin jobs */
+    void *request_ctx;             /* a result of a request: bh_request_ctx */
 } bh__job_t;
 
 /* A job for delivery d (taken), run by handler. NULL when out of memory. */
 bh__job_t *bh__job_new(bh__delivery_t *d, bh_kind_t kind, bh_handler_fn handler, uint64_t gen);
+/* A job of the host's own making (a timer run, an outside publish, the
+ * end of a request): a delivery without a tag, whose only header is its
+ * conversation_id (NULL: a new one). Strings are copied (NULL: ""). */
+bh__job_t *bh__job_origin(bh_kind_t kind, bh_handler_fn handler, const char *routing_key,
+                          const char *conversation_id, const char *correlation_id,
+                          const char *status);
+/* A random (v4) UUID as 36 characters + NUL, for conversation and correlation ids. */
+void bh__uuid(char out[37]);
 /* Frees the job, its delivery and any outs it still holds. */
 void bh__job_free(bh__job_t *job);
 const char *bh__kind_name(bh_kind_t kind);

@@ -25,7 +25,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     bh__delivery_t *d = job->d;
     /* In the crash journal from the decoding on: a crash there is the
      * message's too. */
-    bh__journal_t *jr = r->guard ? r->guard->journal : NULL;
+    bh__journal_t *jr = r->guard && !job->origin ? r->guard->journal : NULL;
     bh__metrics_t *m = r->settle ? r->settle->m : NULL;
     if (jr && !job->ident) job->ident = bh__journal_ident(d, job->attempt);
     bh__journal_begin(jr, job->ident, job);
@@ -44,13 +44,16 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     }
     bh__ctx_t ctx;
     job->msg.payload = job->payload;
-    bh__ctx_init(&ctx, r->service, r->format, r->log, job, NULL);
+    bh__ctx_init(&ctx, r->service, r->format, r->log, job, job->tick ? r->conf : NULL);
     if (r->max_message) ctx.max_message = r->max_message;
+    ctx.reqs = r->reqs;
     const bh__loaded_t *p = r->plugin;
     bh__crash_enter(&(bh__crash_at_t){BH__CRASH_HANDLER, r->service, p ? p->desc->name : NULL,
                                       p ? p->path : NULL, d->routing_key, job->msg.conversation_id,
                                       d->tag, r->guard ? r->guard->crash_fd : -1});
-    int o = job->handler(&ctx.pub, &job->msg, r->state);
+    int o = BH_DONE;
+    if (job->tick) job->tick(&ctx.pub, r->state);
+    else o = job->handler(&ctx.pub, &job->msg, r->state);
     job->end_ns = uv_hrtime();
     bh__metrics_running(m, -1);
     bh__crash_leave();
@@ -77,27 +80,40 @@ void bh__run_worker(void *ud, bh__job_t *job)
     bh__run_one(r, job);
     /* Refused after the shutdown deadline: nobody can settle the message
      * any more, and the broker will redeliver it. */
-    if (!bh__cq_push(r->cq, job, job->outs || job->outcome != BH_DONE)) bh__job_free(job);
+    if (!bh__cq_push(r->cq, job, job->outs || job->outcome != BH_DONE || job->origin) &&
+        !job->origin) /* an origin job stays on its list, for the shutdown (origin.h) */
+        bh__job_free(job);
 }
 
-void bh__run_add(bh__run_t *r, bh__job_t *job)
+void bh__run_submit(bh__run_t *r, bh__job_t *job)
 {
-    if (r->guard && !bh__guard_admit(r->guard, job)) {
-        bh__metrics_settled(job->mroute, BH__V_DEAD_LETTERED);
-        bh__acker_reject(r->settle->acks, job->d->tag, false);
-        bh__settle_drop(r->settle, job);
-        return;
-    }
     job->next = NULL;
     *r->batch_tail = job;
     r->batch_tail = &job->next;
     r->batch_n++;
 }
 
+void bh__run_add(bh__run_t *r, bh__job_t *job)
+{
+    if (job->msg.kind == BH_KIND_RESULT && r->reqs && bh__requests_match(r->reqs, job)) {
+        bh__metrics_settled(job->mroute, BH__V_DONE); /* a late answer: logged */
+        bh__acker_done(r->settle->acks, job->d->tag);
+        bh__settle_drop(r->settle, job);
+        return;
+    }
+    if (r->guard && !bh__guard_admit(r->guard, job)) {
+        bh__metrics_settled(job->mroute, BH__V_DEAD_LETTERED);
+        bh__acker_reject(r->settle->acks, job->d->tag, false);
+        bh__settle_drop(r->settle, job);
+        return;
+    }
+    bh__run_submit(r, job);
+}
+
 /* A handler returned: its counts go once it is settled where it came from. */
 static void complete(bh__run_t *r, bh__job_t *j)
 {
-    if (r->guard && j->gen == r->settle->conn->gen) bh__guard_done(r->guard, j);
+    if (r->guard && !j->origin && j->gen == r->settle->conn->gen) bh__guard_done(r->guard, j);
     bh__settle_complete(r->settle, j);
 }
 
@@ -159,5 +175,13 @@ void bh__run_collect(bh__run_t *r, bool disarm)
         n = j->next;
         j->next = NULL;
         complete(r, j);
+    }
+}
+
+void bh__run_drop_stale(bh__run_t *r)
+{
+    for (bh__job_t *j = bh__cq_take_all(r->cq, false), *n; j; j = n) {
+        n = j->next;
+        bh__settle_drop(r->settle, j);
     }
 }

@@ -13,12 +13,14 @@
 #include <stddef.h>
 
 #include "bushost.h"
+#include "config.h"
 #include "cq.h"
 #include "guard.h"
 #include "job.h"
 #include "loader.h"
 #include "log.h"
 #include "otlp.h"
+#include "requests.h"
 #include "settle.h"
 #include "workers.h"
 
@@ -30,10 +32,12 @@ typedef struct bh__run {
     const bh__loaded_t *plugin; /* named by crash reports (NULL: unnamed) */
     bh_format_t format;         /* the service's outgoing content type */
     bh__logger_t *log;
-    void *state;        /* the plugin's, from init */
-    size_t max_message; /* [host] max_message_size; 0: the default */
-    bh__guard_t *guard; /* NULL: no journal, no crash_limit */
-    bh__otlp_t *otlp;   /* span export (span.h); NULL: none */
+    void *state;                /* the plugin's, from init */
+    size_t max_message;         /* [host] max_message_size; 0: the default */
+    bh__guard_t *guard;         /* NULL: no journal, no crash_limit */
+    bh__otlp_t *otlp;           /* span export (span.h); NULL: none */
+    bh__requests_t *reqs;       /* commands sent with options; NULL: refused */
+    const bh__svc_conf_t *conf; /* what timers read (bh_config_str); NULL: nothing */
     /* I/O thread: */
     bh__workers_t *workers; /* a pool without threads: run inline */
     bool inline_;
@@ -57,6 +61,9 @@ void bh__run_worker(void *ud, bh__job_t *job);
 /* Queue a job of this poll, unless the guard refuses it (crash_limit):
  * then it is dead-lettered. */
 void bh__run_add(bh__run_t *r, bh__job_t *job);
+/* Queue a job of the host's own making (job.h: a timer run, the end of a
+ * request) with this poll's. */
+void bh__run_submit(bh__run_t *r, bh__job_t *job);
 /* Hand this poll's jobs over (or run them inline). */
 void bh__run_flush(bh__run_t *r);
 /* Take back the jobs no worker has started. requeue: reject them with
@@ -68,5 +75,7 @@ void bh__run_give_back(bh__run_t *r, bool requeue);
 void bh__run_lost(bh__run_t *r);
 /* Settle the jobs the workers finished; see bh__cq_take_all for disarm. */
 void bh__run_collect(bh__run_t *r, bool disarm);
+/* After the I/O thread ended: free what finished too late to be settled. */
+void bh__run_drop_stale(bh__run_t *r);
 
 #endif

@@ -18,6 +18,7 @@
 #include "guard.h"
 #include "log.h"
 #include "notify.h"
+#include "origin.h"
 #include "outbox.h"
 #include "payload.h"
 #include "retry.h"
@@ -54,6 +55,7 @@ struct bh__service {
     bh__run_t run;
     bh__guard_t guard;       /* the crash journal, crash_limit, consumer timeouts */
     bh__notify_svc_t notify; /* what systemd is told (notify.h) */
+    bh__origins_t orig;      /* timers, outside publishes, requests */
 
     atomic_bool stop_requested;
     atomic_bool clean;
@@ -78,6 +80,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
         return free(s), BH_EINVAL;
     s->half_prefetch = s->conf.prefetch > 1 ? (size_t)s->conf.prefetch / 2 : 1;
     if (!(s->log = bh__logger_new(s->conf.service)) ||
+        bh__origins_init(&s->orig, plugin->desc, &s->conf, s->log, (size_t)cfg->max_message_size) ||
         bh__topology_build(&s->topo, &s->conf, plugin->desc) ||
         bh__metrics_init(&s->notify.m, s->conf.service, plugin->desc, s->conf.workers,
                          (const char *const *)cfg->urls, cfg->n_urls))
@@ -98,6 +101,7 @@ int bh__service_init(bh__service_t *s, char *err, size_t errlen)
 {
     bh__ctx_t ctx;
     bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, &s->conf);
+    ctx.publisher = &s->orig.pub;
     int rc = bh__loader_init(s->plugin, &ctx.pub, &s->state, err, errlen);
     s->inited = rc == 0;
     s->run.state = s->state;
@@ -157,6 +161,7 @@ static void finish(bh__service_t *s)
     if (bh__conn_closed(&s->conn)) return;
     bh__outbox_flush_logs(&s->out);
     bh__cq_close(&s->cq);
+    bh__origins_close(&s->orig);
     bh__logger_attach(s->log, NULL); /* later logs: stderr only */
     bh__conn_close(&s->conn);
     bh__outbox_close(&s->out);
@@ -172,6 +177,7 @@ static void finish(bh__service_t *s)
  * buffered frames or bytes), and end a drain that is complete. */
 static void tick(bh__service_t *s, bool pump)
 {
+    bh__origins_take(&s->orig);
     bh__run_collect(&s->run, false); /* awake anyway: take what finished */
     for (int round = 0; round < 16; round++) {
         bh__conn_poll(&s->conn, pump);
@@ -250,6 +256,7 @@ static void on_wake(uv_async_t *a)
         bh__log(s->log, BH_WARNING, NULL, "Shutting down");
         bh__conn_drain(&s->conn);
         bh__cq_eager(&s->cq);
+        bh__origins_drain(&s->orig);
         bh__run_give_back(&s->run, true);
         bh__workers_stop(s->workers);
         uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->cfg->shutdown_timeout, 0);
@@ -281,13 +288,14 @@ static void init_loop(bh__service_t *s)
     s->out.m = &s->notify.m;
     bh__acker_init(&s->acks, &s->loop, &s->conn, s->half_prefetch, on_tick, s);
     bh__cq_init(&s->cq, &s->loop, &s->wake, s->half_prefetch, on_collect, s);
-    s->settle = (bh__settle_t){&s->conn, &s->out, &s->acks, &s->retry, s->log, 0, 0, &s->notify.m};
+    s->settle = bh__settle_make(&s->conn, &s->out, &s->acks, &s->retry, s->log, &s->notify.m);
     s->run.cq = &s->cq;
     s->run.settle = &s->settle;
     s->run.workers = s->workers;
     s->run.max_message = (size_t)s->cfg->max_message_size;
     s->run.inline_ = !s->conf.workers;
     s->run.batch_tail = &s->run.batch;
+    bh__origins_start(&s->orig, &s->loop, &s->wake, &s->run, &s->settle, on_tick, s);
     bh__guard_watch(&s->guard, &s->loop);
     s->loop_ready = true;
 }
@@ -360,27 +368,20 @@ bool bh__service_join(bh__service_t *s)
         atomic_store(&s->clean, false);
         bh__guard_abandon(&s->guard); /* left running on purpose: not a crash */
     }
-    /* Completions that arrived after the loop ended are stale. */
-    for (bh__job_t *j = bh__cq_take_all(&s->cq, false), *n; j; j = n) {
-        n = j->next;
-        bh__settle_drop(&s->settle, j);
-    }
+    bh__run_drop_stale(&s->run); /* completions that came after the loop ended */
     return atomic_load(&s->clean);
 }
 
 bool bh__service_free(bh__service_t *s)
 {
     if (!s) return true;
-    if (s->workers) {
-        /* A handler is still running plugin code: neither fini nor unload
-         * is safe. The process is about to exit anyway. */
-        return false;
-    }
-    if (s->inited) {
-        bh__ctx_t ctx;
-        bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, NULL);
-        bh__loader_fini(s->plugin, &ctx.pub, s->state);
-    }
+    /* A handler is still running plugin code: neither fini nor unload is
+     * safe. The process is about to exit anyway. */
+    if (s->workers) return false;
+    bh__origins_end(&s->orig, &s->run);
+    /* fini gets a ctx bound to no message, as the plugin's threads have. */
+    if (s->inited) bh__loader_fini(s->plugin, &s->orig.values.pub, s->state);
+    bh__origins_free(&s->orig); /* its threads may publish until fini returns */
     if (s->loop_ready) {
         bh__outbox_free(&s->out);
         bh__acker_free(&s->acks);

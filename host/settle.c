@@ -6,8 +6,16 @@
 
 #include "span.h"
 
+bh__settle_t bh__settle_make(bh__conn_t *conn, bh__outbox_t *out, bh__acker_t *acks,
+                             bh__retry_t *retry, bh__logger_t *log, bh__metrics_t *m)
+{
+    return (bh__settle_t){
+        .conn = conn, .out = out, .acks = acks, .retry = retry, .log = log, .m = m};
+}
+
 void bh__settle_drop(bh__settle_t *st, bh__job_t *job)
 {
+    if (job->origin) st->origin_end(st->origin_ud, job, false);
     bh__job_free(job);
     st->inflight--;
 }
@@ -17,6 +25,11 @@ static void settle(bh__settle_t *st, bh__job_t *job)
     const bh__delivery_t *d = job->d;
     bh__out_t *copy;
     bh__verdict_t v = BH__V_DEAD_LETTERED;
+    if (job->origin) {
+        st->origin_end(st->origin_ud, job, true); /* no delivery to settle */
+        bh__settle_drop(st, job);
+        return;
+    }
     if (job->gen != st->conn->gen || !bh__conn_ready(st->conn)) {
         bh__settle_drop(st, job); /* not settled: the broker hands it out again */
         return;
@@ -60,6 +73,24 @@ static void settle(bh__settle_t *st, bh__job_t *job)
     bh__settle_drop(st, job);
 }
 
+void bh__settle_send(bh__settle_t *st, bh__job_t *job)
+{
+    for (bh__out_t *o = job->outs, *n; o; o = n) {
+        n = o->next;
+        job->pending++;
+        if (o->tracked && st->reqs) bh__requests_sent(st->reqs, o);
+        bh__outbox_send(st->out, o);
+    }
+    job->outs = NULL;
+}
+
+void bh__settle_origin(bh__settle_t *st, bh__job_t *job)
+{
+    st->inflight++;
+    bh__settle_send(st, job);
+    if (!job->pending) settle(st, job);
+}
+
 void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
 {
     st->handled++;
@@ -68,12 +99,7 @@ void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
         bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id,
                 "cannot decode payload of '%s' (content type '%s'): %s; rejecting it",
                 job->d->routing_key, job->d->content_type ? job->d->content_type : "", job->err);
-    for (bh__out_t *o = job->outs, *n; o; o = n) {
-        n = o->next;
-        job->pending++;
-        bh__outbox_send(st->out, o);
-    }
-    job->outs = NULL;
+    bh__settle_send(st, job);
     if (!job->pending) settle(st, job);
 }
 
@@ -97,7 +123,9 @@ void bh__settle_confirmed(void *ud, bh__out_t *o)
 {
     bh__settle_t *st = ud;
     bh__job_t *job = o->job;
-    if (o->returned && o->id && job && job->outcome == BH_DONE) {
+    if (o->returned && o->tracked) {
+        if (st->reqs) bh__requests_unroutable(st->reqs, o->correlation_id);
+    } else if (o->returned && o->id && job && job->outcome == BH_DONE) {
         /* A delayed-retry copy the broker could not route (its retry queue is
          * gone) is confirmed all the same: the original must not be acked. */
         job->outcome = 0;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "requests.h"
 #include "retry.h"
 
 typedef struct bh__settle {
@@ -26,11 +27,23 @@ typedef struct bh__settle {
     bh__acker_t *acks;
     bh__retry_t *retry;
     bh__logger_t *log;
-    size_t inflight;  /* jobs made and not yet freed */
-    uint64_t handled; /* handler runs that returned, since the start */
-    bh__metrics_t *m; /* NULL: none */
+    size_t inflight;      /* jobs made and not yet freed */
+    uint64_t handled;     /* handler runs that returned, since the start */
+    bh__metrics_t *m;     /* NULL: none */
+    bh__requests_t *reqs; /* commands sent with options; NULL: none */
+    /* A job of the host's own making (job.h) ends: settled (what it
+     * published is out, or failed), or dropped (a shutdown). */
+    void (*origin_end)(void *ud, bh__job_t *job, bool settled);
+    void *origin_ud;
 } bh__settle_t;
 
+bh__settle_t bh__settle_make(bh__conn_t *conn, bh__outbox_t *out, bh__acker_t *acks,
+                             bh__retry_t *retry, bh__logger_t *log, bh__metrics_t *m);
+/* Hand what job published to the outbox; its requests are kept from now. */
+void bh__settle_send(bh__settle_t *st, bh__job_t *job);
+/* An outside publish (origin.h) came to the I/O thread: send it, and end
+ * it once confirmed, as a handler's publishes. Counts as in flight. */
+void bh__settle_origin(bh__settle_t *st, bh__job_t *job);
 /* The handler of job returned (its times go to the metrics). */
 void bh__settle_complete(bh__settle_t *st, bh__job_t *job);
 /* The broker confirmed o (an outbox callback): frees it. */

@@ -35,6 +35,16 @@
  *   1.0  first release.
  *   1.1  bh_trace_id() and bh_span_id(): the trace and span of the handler
  *        run (appended to bh_api_t). A 1.0 plugin loads and runs as before.
+ *        bh_plugin_t.timers: periodic tasks run on the workers (bh_timer_t).
+ *        bh_publisher() and bh_publisher_event(): publishing from init and
+ *        from the plugin's own threads, each publish told how it ended.
+ *        bh_send_command_opts() (bh_command_opts_t, size-prefixed): a
+ *        request context and a timeout; results then carry status
+ *        "timeout", "unroutable" or "shutdown" when no answer came, and
+ *        bh_request_ctx() hands the context back. BH_EFULL.
+ *        bh_publisher_ctx(): a ctx for the plugin's own threads.
+ *        (appended to bh_api_t after span_id, in this order: publisher,
+ *        publisher_event, send_command, request_ctx, publisher_ctx.)
  */
 #ifndef BUSHOST_H
 #define BUSHOST_H
@@ -94,6 +104,7 @@ enum {
     BH_ENOENT = -4,  /* no such field or config key */
     BH_ESTATE = -5,  /* not allowed here (e.g. a result outside a command) */
     BH_EENCODE = -6, /* the payload cannot be encoded in the wire format */
+    BH_EFULL = -7,   /* ABI 1.1: a bounded host queue is full; try again later */
 };
 
 static inline const char *bh_strerror(int err)
@@ -113,6 +124,8 @@ static inline const char *bh_strerror(int err)
         return "not allowed in this context";
     case BH_EENCODE:
         return "payload cannot be encoded";
+    case BH_EFULL:
+        return "host queue full";
     default:
         return "unknown error";
     }
@@ -129,6 +142,29 @@ typedef struct bh_value {
     const bh_api_t *api;
 } bh_value_t; /* opaque beyond api */
 typedef struct bh_msg bh_msg_t;
+/* ABI 1.1. A service's handle for publishing from any thread (bh_publisher). */
+typedef struct bh_publisher {
+    const bh_api_t *api;
+} bh_publisher_t; /* opaque beyond api */
+
+/* ABI 1.1. How a bh_publisher_event() publish ended. */
+typedef enum bh_pub_status {
+    BH_PUB_CONFIRMED = 0, /* the broker confirmed it */
+    BH_PUB_FAILED = 1,    /* it can never be sent (e.g. its headers do not fit a frame) */
+    BH_PUB_SHUTDOWN = 2,  /* the service stopped before the broker confirmed it */
+} bh_pub_status_t;
+typedef void (*bh_pub_done_fn)(void *ud, bh_pub_status_t status);
+
+/* ABI 1.1. Options of bh_send_command_opts(). Set size to sizeof the struct
+ * (BH_COMMAND_OPTS does): later minors append fields, and the host reads
+ * only what size covers. */
+typedef struct bh_command_opts {
+    uint32_t size;
+    uint32_t timeout_ms; /* 0: no deadline (still ended by unroutable or shutdown) */
+    void *request_ctx;   /* handed back by bh_request_ctx() in the result handler */
+} bh_command_opts_t;
+#define BH_COMMAND_OPTS(...) \
+    ((bh_command_opts_t){.size = (uint32_t)sizeof(bh_command_opts_t), __VA_ARGS__})
 
 /* ------------------------------------------------------------------------ */
 /* Payload values: the same tree whether the wire carries CBOR or JSON.     */
@@ -185,12 +221,21 @@ struct bh_api {
                   const char *content_type, const void *body, size_t len);
     /* Logs. Thread: handler or init/fini. */
     void (*vlog)(bh_ctx_t *ctx, bh_level_t level, const char *fmt, va_list ap);
-    /* Config. Thread: init. */
+    /* Config. Thread: init or timer. */
     const char *(*config_str)(bh_ctx_t *ctx, const char *key);
     const char *(*service)(bh_ctx_t *ctx);
     /* ABI 1.1. Trace context. Thread: handler. */
     const char *(*trace_id)(bh_ctx_t *ctx);
     const char *(*span_id)(bh_ctx_t *ctx);
+    /* ABI 1.1. Work outside handlers and requests with deadlines. */
+    bh_publisher_t *(*publisher)(bh_ctx_t *ctx);
+    int (*publisher_event)(bh_publisher_t *pub, const char *name, const bh_value_t *payload,
+                           bh_pub_done_fn done, void *ud);
+    int (*send_command)(bh_ctx_t *ctx, const char *key, const bh_value_t *payload,
+                        const char *reply_to, const char *correlation_id,
+                        const bh_command_opts_t *opts);
+    void *(*request_ctx)(bh_ctx_t *ctx);
+    bh_ctx_t *(*publisher_ctx)(bh_publisher_t *pub);
     /* Later 1.x minors append here. */
 };
 
@@ -334,9 +379,12 @@ struct bh_msg {
     const char *conversation_id; /* never empty: the host rejects such messages; see above */
     const char *correlation_id;  /* "" on events */
     const char *reply_to;        /* "" on events and results */
-    const char *status;          /* results: "success" or "error"; else "" */
-    const char *content_type;    /* as on the wire; "" when absent (means JSON) */
-    const void *body;            /* the raw payload bytes */
+    /* results: "success" or "error"; for a command sent with
+     * bh_send_command_opts() also the host's "timeout", "unroutable" or
+     * "shutdown" (no answer came; the payload is then NULL); else "" */
+    const char *status;
+    const char *content_type; /* as on the wire; "" when absent (means JSON) */
+    const void *body;         /* the raw payload bytes */
     size_t body_len;
     const bh_value_t *payload; /* the decoded top-level map; NULL if the body is empty */
     bool redelivered;          /* the broker delivered it before */
@@ -420,6 +468,72 @@ static inline const char *bh_span_id(bh_ctx_t *ctx)
     return ctx->api->span_id ? ctx->api->span_id(ctx) : NULL;
 }
 
+/* ABI 1.1. Send a command as bh_send_command does, with options (opts may be
+ * NULL: none). The host keeps the request until it ends, and calls the
+ * plugin's result handler for reply_to EXACTLY ONCE per request, with
+ * bh_request_ctx() returning opts->request_ctx:
+ *   - status "success"/"error": the answer came (before the deadline);
+ *   - "timeout": no answer within opts->timeout_ms (a later answer is
+ *     logged and acked without running the handler);
+ *   - "unroutable": the broker returned the command (no queue bound);
+ *   - "shutdown": the service stopped first; this call runs on the main
+ *     thread before fini, and cannot publish.
+ * reply_to must be one of the plugin's .results keys (else BH_EINVAL). At
+ * most BH_REQUESTS_MAX requests wait per service: past that BH_EFULL.
+ * The request context stays the plugin's: free it in that call.
+ * Thread: handler or timer (the ctx it was given). */
+#define BH_REQUESTS_MAX 4096
+static inline int bh_send_command_opts(bh_ctx_t *ctx, const char *key, const bh_value_t *payload,
+                                       const char *reply_to, const char *correlation_id,
+                                       const bh_command_opts_t *opts)
+{
+    return ctx->api->send_command
+               ? ctx->api->send_command(ctx, key, payload, reply_to, correlation_id, opts)
+               : BH_ESTATE;
+}
+/* ABI 1.1. In a result handler: the request_ctx of the request this result
+ * ends (bh_send_command_opts), or NULL (a command sent without options, or
+ * an unknown correlation id). Thread: handler. */
+static inline void *bh_request_ctx(bh_ctx_t *ctx)
+{
+    return ctx->api->request_ctx ? ctx->api->request_ctx(ctx) : NULL;
+}
+
+/* ABI 1.1. Publishing from outside a handler.
+ * bh_publisher(ctx) in init gives the service's publisher: valid until fini
+ * returns, usable from ANY thread (the plugin's own, a timer, a handler).
+ * An init that fails must stop the threads it started first: fini is then
+ * not called, and the publisher goes when init returns.
+ * bh_publisher_event() publishes event `name` on `events` as the start of a
+ * new conversation (a new conversation id and trace). It returns at once:
+ * 0 when the publish is taken, then done(ud, status) is called exactly once,
+ * on the service's I/O thread (keep it short, never block in it), when the
+ * broker confirmed it, or it can never be sent; or, for publishes still
+ * unconfirmed when the service stops, with BH_PUB_SHUTDOWN on the main
+ * thread before fini. done may be NULL. Taken publishes wait for the
+ * connection, and are published again across reconnects until confirmed.
+ * Errors (done is then never called): BH_EINVAL (a bad name), BH_EENCODE,
+ * BH_ESTATE (the service is stopping), BH_EFULL (BH_PUBLISHER_MAX publishes
+ * are already unconfirmed: try again later). */
+#define BH_PUBLISHER_MAX 4096
+static inline bh_publisher_t *bh_publisher(bh_ctx_t *ctx)
+{
+    return ctx->api->publisher ? ctx->api->publisher(ctx) : NULL;
+}
+/* A ctx that any thread may use while the publisher is valid: to build
+ * values (bh_map_new...), log (no conversation id) and read bh_service.
+ * It belongs to no message: publishing through it gives BH_ESTATE, and
+ * bh_config_str NULL. */
+static inline bh_ctx_t *bh_publisher_ctx(bh_publisher_t *pub)
+{
+    return pub ? pub->api->publisher_ctx(pub) : NULL;
+}
+static inline int bh_publisher_event(bh_publisher_t *pub, const char *name,
+                                     const bh_value_t *payload, bh_pub_done_fn done, void *ud)
+{
+    return pub ? pub->api->publisher_event(pub, name, payload, done, ud) : BH_EINVAL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Config: the plugin declares its keys; the host reads its INI section,    */
 /* refuses unknown keys and bad values with file:line, and applies defaults. */
@@ -441,7 +555,8 @@ typedef struct bh_config_key {
 
 /* The value of one of the plugin's declared keys, already validated, as text
  * (or its default; NULL if the key has no default and is absent).
- * Thread: init only. The string lives until init returns. */
+ * Thread: init, or a timer (ABI 1.1). The string lives until that call
+ * returns. */
 static inline const char *bh_config_str(bh_ctx_t *ctx, const char *key)
 {
     return ctx->api->config_str(ctx, key);
@@ -478,6 +593,21 @@ typedef struct bh_route {
     bh_handler_fn handler;
 } bh_route_t;
 
+/* ABI 1.1. A periodic task. Its handler runs every interval_ms on a worker
+ * (with workers = 0 on the I/O thread, as handlers do), with a ctx in which
+ * it can publish events and send commands (each run starts a new
+ * conversation; what it publishes is confirmed like a handler's), log, and
+ * read config (bh_config_str). A run never overlaps the previous one: a
+ * tick that comes while the previous run or its publishes are still going
+ * is skipped and counted. Timers start with the service and stop when it
+ * begins to drain, before fini. Thread: worker. */
+typedef void (*bh_timer_fn)(bh_ctx_t *ctx, void *state);
+typedef struct bh_timer {
+    const char *name;     /* for logs; a routing-key-like word */
+    uint32_t interval_ms; /* >= 1 */
+    bh_timer_fn handler;  /* NULL ends the table */
+} bh_timer_t;
+
 typedef struct bh_plugin {
     /* Identity: these four fields never move. */
     uint32_t magic;     /* BH_MAGIC */
@@ -506,6 +636,9 @@ typedef struct bh_plugin {
     void (*fini)(bh_ctx_t *ctx, void *state);
     /* ABI 1.1+ appends fields here; the host reads them only if `size`
      * says the plugin has them. */
+    /* (route_size and config_key_size of ABI 1.1 come first; the merge
+     * keeps that order.) */
+    const bh_timer_t *timers; /* ABI 1.1: periodic tasks; ended by handler NULL */
 } bh_plugin_t;
 
 /* The fixed exported symbol the host looks up. */

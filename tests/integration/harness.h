@@ -10,6 +10,7 @@
  *   BH_BUSHOST      the bushost binary
  *   BH_PLUGINS      the folder of the example plugins (echo.so, cart.so)
  *   BH_TESTKIT      testkit.so
+ *   BH_OUTSIDE      outside.so (only for the tests that run it)
  *   BH_BROKER_SH, BH_BROKER_PORT, BH_BROKER_NAME, BH_BROKER_DIR
  *                   scripts/broker.sh and the node it reaches (for `ctl`)
  *   BH_ITEST_VERBOSE=1  dump every host's stderr, not only on failure

@@ -91,6 +91,51 @@ static void check_accepts_every_older_abi_minor(void **s)
     assert_true(BH_ABI_MINOR >= 1); /* bh_trace_id is ABI 1.1 */
 }
 
+/* ------------------------------------------------------------------------ */
+/* Timers (ABI 1.1)                                                         */
+
+static void tick(bh_ctx_t *ctx, void *state) {}
+
+static void check_accepts_timers_and_a_plugin_of_timers_only(void **s)
+{
+    static const bh_timer_t timers[] = {{"beat", 100, tick}, {NULL, 0, NULL}};
+    bh_plugin_t d = valid();
+    d.timers = timers;
+    check_ok(&d);
+    assert_ptr_equal(bh__contract_timers(&d), timers);
+    d.events = d.commands = d.results = NULL;
+    check_ok(&d);
+}
+
+static void check_rejects_bad_timers(void **s)
+{
+    static const bh_timer_t zero[] = {{"beat", 0, tick}, {NULL, 0, NULL}};
+    static const bh_timer_t unnamed[] = {{NULL, 10, tick}, {NULL, 0, NULL}};
+    static const bh_timer_t spaced[] = {{"two words", 10, tick}, {NULL, 0, NULL}};
+    static bh_timer_t many[BH__TIMERS_MAX + 2];
+    bh_plugin_t d = valid();
+    d.timers = zero;
+    check_bad(&d, "timer 'beat' of plugin", "has interval_ms 0: expected at least 1");
+    d.timers = unnamed;
+    check_bad(&d, "timer 0 of plugin", "found NULL");
+    d.timers = spaced;
+    check_bad(&d, "found 'two words'", NULL);
+    for (size_t i = 0; i < BH__TIMERS_MAX + 1; i++) many[i] = (bh_timer_t){"t", 1, tick};
+    d.timers = many;
+    check_bad(&d, "declares over 64 timers", NULL);
+}
+
+/* A descriptor too short to hold the field (ABI 1.0): no timers read. */
+static void check_reads_timers_only_when_the_size_has_them(void **s)
+{
+    static const bh_timer_t timers[] = {{"beat", 0, tick}, {NULL, 0, NULL}};
+    bh_plugin_t d = valid();
+    d.timers = timers;
+    d.size = (uint32_t)offsetof(bh_plugin_t, timers);
+    assert_null(bh__contract_timers(&d));
+    check_ok(&d); /* the bad table is never looked at */
+}
+
 static void check_rejects_a_newer_abi_minor(void **s)
 {
     char want[64];
@@ -748,6 +793,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(check_accepts_a_valid_descriptor),
+        cmocka_unit_test(check_accepts_timers_and_a_plugin_of_timers_only),
+        cmocka_unit_test(check_rejects_bad_timers),
+        cmocka_unit_test(check_reads_timers_only_when_the_size_has_them),
         cmocka_unit_test(check_rejects_a_null_descriptor),
         cmocka_unit_test(check_rejects_bad_magic_showing_both_values),
         cmocka_unit_test(check_rejects_another_abi_major),
