@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <uv.h>
 
@@ -15,6 +16,7 @@
 #include "contract.h"
 #include "payload.h"
 #include "span.h"
+#include "topology.h"
 #include "value.h"
 
 void bh__uuid(char out[37])
@@ -34,17 +36,48 @@ void bh__uuid(char out[37])
 
 static bh__ctx_t *C(bh_ctx_t *ctx) { return (bh__ctx_t *)ctx; }
 
+/* One outgoing message, as both publish slots and the result slot give it. */
+typedef struct pub {
+    int exchange;
+    const char *key;
+    const bh_value_t *payload;
+    bh_format_t fmt;
+    const char *ct;
+    const void *body;
+    size_t len;
+    const char *reply_to, *corr, *status;
+    const bh__hdr_t *extra; /* the plugin's own headers */
+    size_t n_extra;
+    uint32_t expiration_ms;
+    uint8_t priority;
+} pub_t;
+
+/* The trace headers, then the plugin's, in one array (*mem: to free). */
+static const bh__hdr_t *all_headers(const bh__span_pub_t *sp, const pub_t *p, size_t *n,
+                                    bh__hdr_t **mem)
+{
+    *mem = NULL;
+    *n = sp->n;
+    if (!p->n_extra) return sp->h;
+    if (!(*mem = malloc((sp->n + p->n_extra) * sizeof **mem))) return NULL;
+    memcpy(*mem, sp->h, sp->n * sizeof **mem);
+    memcpy(*mem + sp->n, p->extra, p->n_extra * sizeof **mem);
+    *n = sp->n + p->n_extra;
+    return *mem;
+}
+
 /* Encode or copy the body and queue one outgoing message on the job. */
-static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t *payload,
-                   bh_format_t fmt, const char *ct, const void *body, size_t len,
-                   const char *reply_to, const char *corr, const char *status)
+static int collect(bh__ctx_t *c, const pub_t *p)
 {
     unsigned char *enc = NULL;
     char err[200];
-    if (payload || !body) {
-        if (fmt == BH_FORMAT_DEFAULT) fmt = c->format;
+    const char *ct = p->ct, *key = p->key;
+    const void *body = p->body;
+    size_t len = p->len;
+    if (p->payload || !body) {
+        bh_format_t fmt = p->fmt == BH_FORMAT_DEFAULT ? c->format : p->fmt;
         size_t elen = 0;
-        int rc = bh__payload_encode(payload, fmt, &enc, &elen, err, sizeof err);
+        int rc = bh__payload_encode(p->payload, fmt, &enc, &elen, err, sizeof err);
         if (rc) {
             bh__log(c->log, BH_ERROR, c->job->msg.conversation_id,
                     "cannot encode payload for '%s': %s", key, err);
@@ -57,18 +90,30 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
         ct = BH__CT_JSON; /* a missing content type means JSON */
     }
     bh__out_t *o = NULL;
+    bh__hdr_t *mem = NULL;
     size_t need = 0;
+    bool oom = false;
     if (len > c->max_message) {
         snprintf(err, sizeof err, "a body of %zu bytes is over [host] max_message_size (%zu bytes)",
                  len, c->max_message);
     } else {
         /* The conversation_id goes on as it came: every byte, and its kind. */
-        bh__hdr_t st = bh__hdr_string("status", status ? status : "");
+        bh__hdr_t st = bh__hdr_string("status", p->status ? p->status : "");
         bh__span_pub_t sp;
+        size_t nh;
         bh__span_publish(c->job, &sp);
-        o = bh__out_make(exchange, key, ct, c->job->d->conversation_hdr, reply_to, corr,
-                         status ? &st : NULL, sp.h, sp.n, body, len);
-        if (o) bh__span_mark(o, &sp);
+        const bh__hdr_t *hs = all_headers(&sp, p, &nh, &mem);
+        if (hs)
+            o = bh__out_make(p->exchange, key, ct, c->job->d->conversation_hdr, p->reply_to,
+                             p->corr, p->status ? &st : NULL, hs, nh, body, len);
+        oom = !o;
+        free(mem);
+        if (o) {
+            bh__span_mark(o, &sp);
+            if (p->expiration_ms)
+                snprintf(o->expiration, sizeof o->expiration, "%u", (unsigned)p->expiration_ms);
+            o->priority = p->priority;
+        }
         if (o && (need = bh__out_header_size(o)) > BH__FRAME_MAX) {
             /* Refused here, where the handler learns of it, rather than by
              * the outbox, where only the input's fate can tell. */
@@ -83,7 +128,7 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
         }
     }
     free(enc);
-    if (!o && (len > c->max_message || need)) {
+    if (!o && !oom) {
         bh__log(c->log, BH_ERROR, c->job->msg.conversation_id, "cannot publish '%s': %s", key, err);
         return BH_EINVAL;
     }
@@ -94,32 +139,66 @@ static int collect(bh__ctx_t *c, int exchange, const char *key, const bh_value_t
     return BH_OK;
 }
 
+/* An event or a command: checked by the contract; a command's reply_to
+ * named by the result key rule (topology.h), its correlation id made when
+ * the plugin gave none. */
+static int send_one(bh__ctx_t *c, int kind, pub_t *p)
+{
+    char made[37];
+    if (bh__contract_publish(kind, p->key, p->fmt, p->reply_to)) return BH_EINVAL;
+    if (kind == BH_KIND_EVENT) {
+        p->exchange = BH__EX_EVENTS;
+        p->reply_to = p->corr = "";
+        return collect(c, p);
+    }
+    if (!p->corr || !*p->corr) {
+        bh__uuid(made);
+        p->corr = made;
+    }
+    char *reply_to = bh__topology_result_key(c->plugin, c->service, p->reply_to);
+    if (!reply_to) return BH_ENOMEM;
+    p->exchange = BH__EX_COMMANDS;
+    p->reply_to = reply_to;
+    int rc = collect(c, p);
+    free(reply_to);
+    return rc;
+}
+
 static int api_publish(bh_ctx_t *ctx, int kind, const char *key, const bh_value_t *payload,
                        bh_format_t fmt, const char *ct, const void *body, size_t len,
                        const char *reply_to, const char *corr)
 {
     bh__ctx_t *c = C(ctx);
-    char made[37];
     if (!c->job) return BH_ESTATE;
-    if (bh__contract_publish(kind, key, fmt, reply_to)) return BH_EINVAL;
-    if (kind == BH_KIND_EVENT)
-        return collect(c, BH__EX_EVENTS, key, payload, fmt, ct, body, len, "", "", NULL);
-    if (!corr || !*corr) {
-        bh__uuid(made);
-        corr = made;
-    }
-    return collect(c, BH__EX_COMMANDS, key, payload, fmt, ct, body, len, reply_to, corr, NULL);
+    pub_t p = {.key = key,
+               .payload = payload,
+               .fmt = fmt,
+               .ct = ct,
+               .body = body,
+               .len = len,
+               .reply_to = reply_to,
+               .corr = corr};
+    return send_one(c, kind, &p);
+}
+
+static int answer(bh__ctx_t *c, bool success, pub_t *p)
+{
+    if (!c->job || c->job->msg.kind != BH_KIND_COMMAND || c->job->has_result) return BH_ESTATE;
+    p->exchange = BH__EX_COMMANDS;
+    p->key = c->job->msg.reply_to;
+    p->reply_to = "";
+    p->corr = c->job->msg.correlation_id;
+    p->status = success ? "success" : "error";
+    int rc = collect(c, p);
+    if (rc == BH_OK) c->job->has_result = true;
+    return rc;
 }
 
 static int api_result(bh_ctx_t *ctx, bool success, const bh_value_t *payload, bh_format_t fmt,
                       const char *ct, const void *body, size_t len)
 {
-    bh__ctx_t *c = C(ctx);
-    if (!c->job || c->job->msg.kind != BH_KIND_COMMAND || c->job->has_result) return BH_ESTATE;
-    int rc = collect(c, BH__EX_COMMANDS, c->job->msg.reply_to, payload, fmt, ct, body, len, "",
-                     c->job->msg.correlation_id, success ? "success" : "error");
-    if (rc == BH_OK) c->job->has_result = true;
-    return rc;
+    pub_t p = {.payload = payload, .fmt = fmt, .ct = ct, .body = body, .len = len};
+    return answer(C(ctx), success, &p);
 }
 
 static void api_vlog(bh_ctx_t *ctx, bh_level_t level, const char *fmt, va_list ap)
@@ -148,6 +227,118 @@ static const char *api_span_id(bh_ctx_t *ctx)
     return job && job->trace.t0 ? job->trace.span_hex : NULL;
 }
 
+static int api_header_get(bh_ctx_t *ctx, const char *name, bh_header_t *out)
+{
+    bh__job_t *job = C(ctx)->job;
+    if (!job) return BH_ESTATE;
+    if (!name || !out) return BH_EINVAL;
+    const bh__hdr_t *h = bh__hdr_find(job->d->headers, job->d->n_headers, name);
+    if (!h) return BH_ENOENT;
+    static const bh_header_type_t types[] = {
+        [BH__HDR_STRING] = BH_HEADER_STRING,
+        [BH__HDR_BYTES] = BH_HEADER_BYTES,
+        [BH__HDR_INT] = BH_HEADER_INT,
+        [BH__HDR_BOOL] = BH_HEADER_BOOL,
+    };
+    *out = (bh_header_t){
+        .name = h->key, .type = types[h->kind], .str = h->str, .len = h->len, .num = h->num};
+    return BH_OK;
+}
+
+/* Headers the envelope and the trace own: a plugin's copy would be read
+ * in their place by the next hop. */
+static bool reserved_header(const char *name)
+{
+    static const char *const names[] = {"conversation_id", "status", "traceparent", "tracestate"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(name, names[i])) return true;
+    return !strncasecmp(name, "x-bushost-", 10);
+}
+
+/* The plugin's headers as the host carries them, in *out (malloc'd), or
+ * BH_EINVAL with an ERROR log naming the header. */
+static int own_headers(bh__ctx_t *c, const bh_header_t *h, size_t n, bh__hdr_t **out)
+{
+    const char *why = NULL, *name = "";
+    *out = NULL;
+    if (!n) return BH_OK;
+    if (!h) why = "headers is NULL with n_headers > 0";
+    for (size_t i = 0; i < n && !why; i++) {
+        name = h[i].name ? h[i].name : "";
+        if (!*name) why = "a header has no name";
+        else if (reserved_header(name)) why = "its name is reserved to the host";
+        else if (h[i].type < BH_HEADER_STRING || h[i].type > BH_HEADER_BOOL)
+            why = "its type is not a bh_header_type_t";
+        else if (h[i].type <= BH_HEADER_BYTES && !h[i].str && h[i].len) why = "its str is NULL";
+        for (size_t j = 0; j < i && !why; j++)
+            if (!strcmp(h[j].name, name)) why = "it is given twice";
+    }
+    if (why) {
+        bh__log(c->log, BH_ERROR, c->job->msg.conversation_id, "cannot publish header '%s': %s",
+                name, why);
+        return BH_EINVAL;
+    }
+    if (!(*out = calloc(n, sizeof **out))) return BH_ENOMEM;
+    static const bh__hdr_kind_t kinds[] = {
+        [BH_HEADER_STRING] = BH__HDR_STRING,
+        [BH_HEADER_BYTES] = BH__HDR_BYTES,
+        [BH_HEADER_INT] = BH__HDR_INT,
+        [BH_HEADER_BOOL] = BH__HDR_BOOL,
+    };
+    for (size_t i = 0; i < n; i++)
+        (*out)[i] = (bh__hdr_t){.key = h[i].name,
+                                .kind = kinds[h[i].type],
+                                .str = h[i].str ? h[i].str : "",
+                                .len = h[i].len,
+                                .num = h[i].type == BH_HEADER_BOOL ? h[i].num != 0 : h[i].num};
+    return BH_OK;
+}
+
+static int api_publish_opts(bh_ctx_t *ctx, const bh_publish_t *given)
+{
+    bh__ctx_t *c = C(ctx);
+    bh_publish_t o;
+    if (!c->job) return BH_ESTATE;
+    if (!given || given->size < offsetof(bh_publish_t, kind) + sizeof given->kind) return BH_EINVAL;
+    /* Only what the plugin's struct has: a later field it lacks is zero. */
+    memset(&o, 0, sizeof o);
+    memcpy(&o, given, given->size < sizeof o ? given->size : sizeof o);
+    if (o.priority > 9) {
+        bh__log(c->log, BH_ERROR, c->job->msg.conversation_id,
+                "cannot publish '%s': priority %u, expected 0..9", o.key ? o.key : "",
+                (unsigned)o.priority);
+        return BH_EINVAL;
+    }
+    if (o.kind == BH_KIND_RESULT && (o.key || o.reply_to || o.correlation_id)) return BH_EINVAL;
+    if (o.kind != BH_KIND_EVENT && o.kind != BH_KIND_COMMAND && o.kind != BH_KIND_RESULT)
+        return BH_EINVAL;
+    bh__hdr_t *extra;
+    int rc = own_headers(c, o.headers, o.n_headers, &extra);
+    if (rc) return rc;
+    pub_t p = {.key = o.key,
+               .payload = o.payload,
+               .fmt = o.format,
+               .ct = o.content_type,
+               .body = o.body,
+               .len = o.len,
+               .reply_to = o.reply_to,
+               .corr = o.correlation_id,
+               .extra = extra,
+               .n_extra = o.n_headers,
+               .expiration_ms = o.expiration_ms,
+               .priority = o.priority};
+    if (o.kind == BH_KIND_RESULT) {
+        if (o.format != BH_FORMAT_DEFAULT && o.format != BH_FORMAT_CBOR &&
+            o.format != BH_FORMAT_JSON)
+            rc = BH_EINVAL;
+        else rc = answer(c, !o.error, &p);
+    } else {
+        rc = send_one(c, (int)o.kind, &p);
+    }
+    free(extra);
+    return rc;
+}
+
 static bh_api_t api;
 static uv_once_t api_once = UV_ONCE_INIT;
 
@@ -161,6 +352,8 @@ static void api_build(void)
     api.service = api_service;
     api.trace_id = api_trace_id;
     api.span_id = api_span_id;
+    api.header_get = api_header_get;
+    api.publish_opts = api_publish_opts;
 }
 
 const bh_api_t *bh__api(void)
@@ -178,5 +371,6 @@ void bh__ctx_init(bh__ctx_t *c, const char *service, bh_format_t format, bh__log
     c->log = log;
     c->job = job;
     c->conf = conf;
+    c->plugin = NULL;
     c->max_message = BH__MAX_MESSAGE_DEFAULT;
 }

@@ -16,6 +16,9 @@ typedef struct bh__ctx {
     bh__job_t *job;             /* the message being handled; NULL in init/fini */
     const bh__svc_conf_t *conf; /* set during init only */
     size_t max_message;         /* [host] max_message_size */
+    /* The plugin, for the naming rule of reply_to keys (topology.h);
+     * NULL: taken as written. */
+    const bh_plugin_t *plugin;
 } bh__ctx_t;
 
 /* The one function table (built on first use; thread-safe). */

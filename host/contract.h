@@ -54,6 +54,9 @@ bool bh__contract_reserved_key(const char *key);
  * is called. E.g. "bad magic 0x00000000, expected 0x42555348 (not a bushost
  * plugin, or garbled)". */
 int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen);
+/* Its identity alone (magic, ABI, size): what must hold before any other
+ * field of d is read. */
+int bh__contract_identity(const bh_plugin_t *d, char *err, size_t errlen);
 
 /* THE check of a plugin's config table (t may be NULL: no keys). Each key
  * a name of at most BH__KEY_MAX bytes, not reserved, declared once, of a
