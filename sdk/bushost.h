@@ -519,7 +519,7 @@ static inline int bh_header_bool(bh_ctx_t *ctx, const char *name, bool *out)
 /* Everything one publish can say. Zero-initialise it, set size, then the
  * fields you need: the host reads only the first `size` bytes, so a plugin
  * built against this minor keeps working when later minors append fields.
- *   bh_publish_t p = {sizeof p};  (C++: bh_publish_t p{}; p.size = sizeof p;)
+ *   bh_publish_t p = {.size = sizeof p};  (C++: bh_publish_t p{}; p.size = sizeof p;)
  * kind BH_KIND_EVENT: key is the event name, on `events`.
  * kind BH_KIND_COMMAND: key "<service>.<VerbObject>" on `commands`,
  *   mandatory; reply_to as for bh_send_command (relative keys allowed);
