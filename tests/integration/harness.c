@@ -1005,10 +1005,14 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
     if (mkdir(plugins, 0755)) IT_FAIL("mkdir %s: %s", plugins, strerror(errno));
     list = it_strdup(o->plugins);
     for (tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        char *src = strcmp(tok, "testkit") == 0
+        /* A path (with a '/') names a plugin file, e.g. a fixture. */
+        const char *slash = strrchr(tok, '/');
+        char *src = slash ? it_strdup(tok)
+                    : strcmp(tok, "testkit") == 0
                         ? it_strdup(it_env("BH_TESTKIT"))
                         : it_asprintf("%s/%s.so", it_env("BH_PLUGINS"), tok);
-        char *dst = it_asprintf("%s/%s.so", plugins, tok);
+        char *dst = slash ? it_asprintf("%s/%s", plugins, slash + 1)
+                          : it_asprintf("%s/%s.so", plugins, tok);
         if (access(src, R_OK))
             IT_FAIL("plugin %s: %s: %s (build it first)", tok, src, strerror(errno));
         if (symlink(src, dst)) IT_FAIL("symlink %s: %s", dst, strerror(errno));

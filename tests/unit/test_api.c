@@ -30,8 +30,11 @@ static bh__ctx_t c;
 static bh_ctx_t *ctx = &c.pub;
 
 static const bh__hdr_t in_headers[] = {
-    {JU_STR("conversation_id", "c1")}, {JU_STR("tenant", "acme")}, {JU_BYTES("blob", "a\0b")},
-    {JU_INT("attempt", 7)},           {.key = "vip", .kind = BH__HDR_BOOL, .num = 1},
+    {JU_STR("conversation_id", "c1")},
+    {JU_STR("tenant", "acme")},
+    {JU_BYTES("blob", "a\0b")},
+    {JU_INT("attempt", 7)},
+    {.key = "vip", .kind = BH__HDR_BOOL, .num = 1},
 };
 
 /* A command being handled: "shop.Order" from reply_to "caller.Done". */
@@ -168,7 +171,7 @@ static void publish_carries_custom_headers_expiration_and_priority(void **state)
 static void reserved_repeated_or_bad_headers_are_refused(void **state)
 {
     (void)state;
-    static const char *const reserved[] = {"conversation_id", "status",         "traceparent",
+    static const char *const reserved[] = {"conversation_id", "status",          "traceparent",
                                            "tracestate",      "x-bushost-retry", "X-Bushost-Id",
                                            "STATUS"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
@@ -181,7 +184,8 @@ static void reserved_repeated_or_bad_headers_are_refused(void **state)
         assert_int_equal(bh_publish(ctx, &p), BH_EINVAL);
     }
     assert_int_equal(fl_count_match(BH_ERROR, "its name is reserved to the host"), 7);
-    bh_header_t twice[] = {{.name = "a", .type = BH_HEADER_INT}, {.name = "a", .type = BH_HEADER_INT}};
+    bh_header_t twice[] = {{.name = "a", .type = BH_HEADER_INT},
+                           {.name = "a", .type = BH_HEADER_INT}};
     bh_header_t bad_type = {.name = "a", .type = (bh_header_type_t)9};
     bh_header_t no_name = {.type = BH_HEADER_INT};
     bh_header_t no_str = {.name = "a", .type = BH_HEADER_STRING, .len = 2};
@@ -272,10 +276,10 @@ static void a_result_with_options_answers_the_command(void **state)
 /* -- reply_to and result keys ----------------------------------------------- */
 
 static const bh_route_t noop[] = {{NULL, NULL}};
-static const bh_plugin_t p11 = {.abi_major = 1, .abi_minor = 1, .service = "inventory",
-                                .results = noop};
-static const bh_plugin_t p10 = {.abi_major = 1, .abi_minor = 0, .service = "inventory",
-                                .results = noop};
+static const bh_plugin_t p11 = {
+    .abi_major = 1, .abi_minor = 1, .service = "inventory", .results = noop};
+static const bh_plugin_t p10 = {
+    .abi_major = 1, .abi_minor = 0, .service = "inventory", .results = noop};
 
 static const char *sent_reply_to(const bh_plugin_t *p, const char *reply_to)
 {
@@ -303,7 +307,8 @@ static void result_keys_bind_relative_to_the_effective_service(void **state)
 {
     (void)state;
     char *k;
-    assert_string_equal(k = bh__topology_result_key(&p11, "inv-b", "EchoReturn"), "inv-b.EchoReturn");
+    assert_string_equal(k = bh__topology_result_key(&p11, "inv-b", "EchoReturn"),
+                        "inv-b.EchoReturn");
     free(k);
     assert_string_equal(k = bh__topology_result_key(&p11, "inv-b", "inventory.EchoReturn"),
                         "inv-b.EchoReturn");
@@ -314,8 +319,8 @@ static void result_keys_bind_relative_to_the_effective_service(void **state)
     assert_true(bh__topology_result_is(&p11, "inv-b", "inventory.EchoReturn", "inv-b.EchoReturn"));
     assert_false(bh__topology_result_is(&p11, "inv-b", "inventory.EchoReturn", "inv-a.EchoReturn"));
     assert_false(bh__topology_result_is(&p11, "inv-b", "EchoReturn", "inventory.EchoReturn"));
-    assert_true(bh__topology_result_is(&p10, "inv-b", "inventory.EchoReturn",
-                                       "inventory.EchoReturn"));
+    assert_true(
+        bh__topology_result_is(&p10, "inv-b", "inventory.EchoReturn", "inventory.EchoReturn"));
 }
 
 /* -- conveniences ----------------------------------------------------------- */
