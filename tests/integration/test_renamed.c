@@ -21,7 +21,8 @@ static it_host_t *start(it_conn_t *c, const char *plugins, const char *service)
 {
     char *queue = it_asprintf("%s.commands", service);
     char *sections = it_asprintf("[inventory]\nservice = %s\n", service);
-    it_host_t *h = it_host_ready(c, queue, &(it_host_opts_t){.plugins = plugins, .sections = sections});
+    it_host_t *h =
+        it_host_ready(c, queue, &(it_host_opts_t){.plugins = plugins, .sections = sections});
     free(queue);
     free(sections);
     return h;
