@@ -157,6 +157,13 @@ static int send_one(bh__ctx_t *c, int kind, pub_t *p)
     }
     char *reply_to = bh__topology_result_key(c->plugin, c->service, p->reply_to);
     if (!reply_to) return BH_ENOMEM;
+    if (!bh__contract_routing_key(reply_to)) { /* "<service>." made it too long */
+        bh__log(c->log, BH_ERROR, c->job->msg.conversation_id,
+                "cannot send '%s': its reply_to as \"%.40s...\" is over %d bytes", p->key, reply_to,
+                BH__AMQP_NAME_MAX);
+        free(reply_to);
+        return BH_EINVAL;
+    }
     p->exchange = BH__EX_COMMANDS;
     p->reply_to = reply_to;
     int rc = collect(c, p);

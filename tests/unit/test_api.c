@@ -301,6 +301,13 @@ static void reply_to_is_named_by_the_result_key_rule(void **state)
     /* A 1.0 plugin's keys are taken as written, as they always were. */
     assert_string_equal(sent_reply_to(&p10, "inventory.EchoReturn"), "inventory.EchoReturn");
     assert_string_equal(sent_reply_to(&p10, "EchoReturn"), "EchoReturn");
+    /* Relative, it fits alone but not after "<service>.". */
+    char name[251];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    c.plugin = &p11;
+    assert_int_equal(bh_send_command(ctx, "stock.Reserve", NULL, name, NULL), BH_EINVAL);
+    assert_non_null(fl_find(BH_ERROR, "its reply_to as"));
 }
 
 static void result_keys_bind_relative_to_the_effective_service(void **state)
