@@ -36,20 +36,13 @@ void bh__uuid(char out[37])
 
 static bh__ctx_t *C(bh_ctx_t *ctx) { return (bh__ctx_t *)ctx; }
 
-/* One outgoing message, as both publish slots and the result slot give it. */
+/* One outgoing message: what the plugin said (o; every slot fills one, its
+ * headers in `extra`, o.n_headers of them) and what the host adds. */
 typedef struct pub {
+    bh_publish_t o;
     int exchange;
-    const char *key;
-    const bh_value_t *payload;
-    bh_format_t fmt;
-    const char *ct;
-    const void *body;
-    size_t len;
-    const char *reply_to, *corr, *status;
-    const bh__hdr_t *extra; /* the plugin's own headers */
-    size_t n_extra;
-    uint32_t expiration_ms;
-    uint8_t priority;
+    const char *status;
+    const bh__hdr_t *extra; /* the plugin's own headers, as the host carries them */
 } pub_t;
 
 /* The trace headers, then the plugin's, in one array (*mem: to free). */
@@ -58,11 +51,11 @@ static const bh__hdr_t *all_headers(const bh__span_pub_t *sp, const pub_t *p, si
 {
     *mem = NULL;
     *n = sp->n;
-    if (!p->n_extra) return sp->h;
-    if (!(*mem = malloc((sp->n + p->n_extra) * sizeof **mem))) return NULL;
+    if (!p->o.n_headers) return sp->h;
+    if (!(*mem = malloc((sp->n + p->o.n_headers) * sizeof **mem))) return NULL;
     memcpy(*mem, sp->h, sp->n * sizeof **mem);
-    memcpy(*mem + sp->n, p->extra, p->n_extra * sizeof **mem);
-    *n = sp->n + p->n_extra;
+    memcpy(*mem + sp->n, p->extra, p->o.n_headers * sizeof **mem);
+    *n = sp->n + p->o.n_headers;
     return *mem;
 }
 
@@ -71,13 +64,13 @@ static int collect(bh__ctx_t *c, const pub_t *p)
 {
     unsigned char *enc = NULL;
     char err[200];
-    const char *ct = p->ct, *key = p->key;
-    const void *body = p->body;
-    size_t len = p->len;
-    if (p->payload || !body) {
-        bh_format_t fmt = p->fmt == BH_FORMAT_DEFAULT ? c->format : p->fmt;
+    const char *ct = p->o.content_type, *key = p->o.key;
+    const void *body = p->o.body;
+    size_t len = p->o.len;
+    if (p->o.payload || !body) {
+        bh_format_t fmt = p->o.format == BH_FORMAT_DEFAULT ? c->format : p->o.format;
         size_t elen = 0;
-        int rc = bh__payload_encode(p->payload, fmt, &enc, &elen, err, sizeof err);
+        int rc = bh__payload_encode(p->o.payload, fmt, &enc, &elen, err, sizeof err);
         if (rc) {
             bh__log(c->log, BH_ERROR, c->job->msg.conversation_id,
                     "cannot encode payload for '%s': %s", key, err);
@@ -104,15 +97,15 @@ static int collect(bh__ctx_t *c, const pub_t *p)
         bh__span_publish(c->job, &sp);
         const bh__hdr_t *hs = all_headers(&sp, p, &nh, &mem);
         if (hs)
-            o = bh__out_make(p->exchange, key, ct, c->job->d->conversation_hdr, p->reply_to,
-                             p->corr, p->status ? &st : NULL, hs, nh, body, len);
+            o = bh__out_make(p->exchange, key, ct, c->job->d->conversation_hdr, p->o.reply_to,
+                             p->o.correlation_id, p->status ? &st : NULL, hs, nh, body, len);
         oom = !o;
         free(mem);
         if (o) {
             bh__span_mark(o, &sp);
-            if (p->expiration_ms)
-                snprintf(o->expiration, sizeof o->expiration, "%u", (unsigned)p->expiration_ms);
-            o->priority = p->priority;
+            if (p->o.expiration_ms)
+                snprintf(o->expiration, sizeof o->expiration, "%u", (unsigned)p->o.expiration_ms);
+            o->priority = p->o.priority;
         }
         if (o && (need = bh__out_header_size(o)) > BH__FRAME_MAX) {
             /* Refused here, where the handler learns of it, rather than by
@@ -145,27 +138,27 @@ static int collect(bh__ctx_t *c, const pub_t *p)
 static int send_one(bh__ctx_t *c, int kind, pub_t *p)
 {
     char made[37];
-    if (bh__contract_publish(kind, p->key, p->fmt, p->reply_to)) return BH_EINVAL;
+    if (bh__contract_publish(kind, p->o.key, p->o.format, p->o.reply_to)) return BH_EINVAL;
     if (kind == BH_KIND_EVENT) {
         p->exchange = BH__EX_EVENTS;
-        p->reply_to = p->corr = "";
+        p->o.reply_to = p->o.correlation_id = "";
         return collect(c, p);
     }
-    if (!p->corr || !*p->corr) {
+    if (!p->o.correlation_id || !*p->o.correlation_id) {
         bh__uuid(made);
-        p->corr = made;
+        p->o.correlation_id = made;
     }
-    char *reply_to = bh__topology_result_key(c->plugin, c->service, p->reply_to);
+    char *reply_to = bh__topology_result_key(c->plugin, c->service, p->o.reply_to);
     if (!reply_to) return BH_ENOMEM;
     if (!bh__contract_routing_key(reply_to)) { /* "<service>." made it too long */
         bh__log(c->log, BH_ERROR, c->job->msg.conversation_id,
-                "cannot send '%s': its reply_to as \"%.40s...\" is over %d bytes", p->key, reply_to,
-                BH__AMQP_NAME_MAX);
+                "cannot send '%s': its reply_to as \"%.40s...\" is over %d bytes", p->o.key,
+                reply_to, BH__AMQP_NAME_MAX);
         free(reply_to);
         return BH_EINVAL;
     }
     p->exchange = BH__EX_COMMANDS;
-    p->reply_to = reply_to;
+    p->o.reply_to = reply_to;
     int rc = collect(c, p);
     free(reply_to);
     return rc;
@@ -177,14 +170,14 @@ static int api_publish(bh_ctx_t *ctx, int kind, const char *key, const bh_value_
 {
     bh__ctx_t *c = C(ctx);
     if (!c->job) return BH_ESTATE;
-    pub_t p = {.key = key,
-               .payload = payload,
-               .fmt = fmt,
-               .ct = ct,
-               .body = body,
-               .len = len,
-               .reply_to = reply_to,
-               .corr = corr};
+    pub_t p = {.o = {.key = key,
+                     .payload = payload,
+                     .format = fmt,
+                     .content_type = ct,
+                     .body = body,
+                     .len = len,
+                     .reply_to = reply_to,
+                     .correlation_id = corr}};
     return send_one(c, kind, &p);
 }
 
@@ -192,9 +185,9 @@ static int answer(bh__ctx_t *c, bool success, pub_t *p)
 {
     if (!c->job || c->job->msg.kind != BH_KIND_COMMAND || c->job->has_result) return BH_ESTATE;
     p->exchange = BH__EX_COMMANDS;
-    p->key = c->job->msg.reply_to;
-    p->reply_to = "";
-    p->corr = c->job->msg.correlation_id;
+    p->o.key = c->job->msg.reply_to;
+    p->o.reply_to = "";
+    p->o.correlation_id = c->job->msg.correlation_id;
     p->status = success ? "success" : "error";
     int rc = collect(c, p);
     if (rc == BH_OK) c->job->has_result = true;
@@ -204,7 +197,8 @@ static int answer(bh__ctx_t *c, bool success, pub_t *p)
 static int api_result(bh_ctx_t *ctx, bool success, const bh_value_t *payload, bh_format_t fmt,
                       const char *ct, const void *body, size_t len)
 {
-    pub_t p = {.payload = payload, .fmt = fmt, .ct = ct, .body = body, .len = len};
+    pub_t p = {
+        .o = {.payload = payload, .format = fmt, .content_type = ct, .body = body, .len = len}};
     return answer(C(ctx), success, &p);
 }
 
@@ -322,18 +316,7 @@ static int api_publish_opts(bh_ctx_t *ctx, const bh_publish_t *given)
     bh__hdr_t *extra;
     int rc = own_headers(c, o.headers, o.n_headers, &extra);
     if (rc) return rc;
-    pub_t p = {.key = o.key,
-               .payload = o.payload,
-               .fmt = o.format,
-               .ct = o.content_type,
-               .body = o.body,
-               .len = o.len,
-               .reply_to = o.reply_to,
-               .corr = o.correlation_id,
-               .extra = extra,
-               .n_extra = o.n_headers,
-               .expiration_ms = o.expiration_ms,
-               .priority = o.priority};
+    pub_t p = {.o = o, .extra = extra};
     if (o.kind == BH_KIND_RESULT) {
         if (o.format != BH_FORMAT_DEFAULT && o.format != BH_FORMAT_CBOR &&
             o.format != BH_FORMAT_JSON)
