@@ -17,6 +17,7 @@
 
 #include "contract.h"
 #include "crash.h"
+#include "topology.h"
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) BH_PRINTF(4, 5);
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
@@ -33,12 +34,33 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
     return BH_EINVAL;
 }
 
+/* Two result keys that name one key by the naming rule ("EchoReturn" and
+ * "<service>.EchoReturn"): the second route could never be reached. */
+static int check_result_names(const char *path, const bh_plugin_t *d, char *err, size_t errlen)
+{
+    for (size_t i = 0; d->results && d->results[i].key; i++) {
+        char *full = bh__topology_result_key(d, d->service, d->results[i].key);
+        if (!full) return fail(err, errlen, path, "out of memory");
+        for (size_t j = 0; j < i; j++) {
+            if (!bh__topology_result_is(d, d->service, d->results[j].key, full)) continue;
+            fail(err, errlen, path,
+                 "result keys \"%s\" and \"%s\" (entries %zu and %zu) both name \"%s\": "
+                 "expected each key once",
+                 d->results[j].key, d->results[i].key, j, i, full);
+            free(full);
+            return BH_EINVAL;
+        }
+        free(full);
+    }
+    return BH_OK;
+}
+
 int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t errlen)
 {
     char why[1024];
     int rc = bh__contract_plugin(d, why, sizeof why);
 
-    return rc ? fail(err, errlen, path, "%s", why) : BH_OK;
+    return rc ? fail(err, errlen, path, "%s", why) : check_result_names(path, d, err, errlen);
 }
 
 /* The ABI 1.0 element sizes: what a descriptor without route_size and

@@ -524,13 +524,14 @@ static inline int bh_header_bool(bh_ctx_t *ctx, const char *name, bool *out)
  * kind BH_KIND_COMMAND: key "<service>.<VerbObject>" on `commands`,
  *   mandatory; reply_to as for bh_send_command (relative keys allowed);
  *   correlation_id NULL: the host makes one.
- * kind BH_KIND_RESULT: answers the command being handled (once); key and
- *   reply_to must be NULL; `error` makes it an error result.
+ * kind BH_KIND_RESULT: answers the command being handled (once); key,
+ *   reply_to and correlation_id must be NULL; `error` makes it an error
+ *   result.
  * The body is payload (encoded as format), or, when payload is NULL and
  * body is not, body/len as content_type. Headers are sent after the host's
  * own; a reserved name (conversation_id, status, traceparent, tracestate,
- * any x-bushost-*) or a repeated one is refused with BH_EINVAL, as is a
- * priority over 9 or an expiration with a priority on a result.
+ * any x-bushost-*, in any case) or a repeated one is refused with
+ * BH_EINVAL (and an ERROR log), as is a priority over 9.
  * Thread: handler. All pointers are borrowed; the host copies them before
  * bh_publish returns. */
 struct bh_publish {

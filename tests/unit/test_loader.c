@@ -108,6 +108,21 @@ static void check_puts_the_file_before_the_contract_reason(void **s)
     check_bad(&d, "plugin name 'host' is reserved", NULL);
 }
 
+/* A 1.1 plugin's "Done" and "<service>.Done" are one result key; a 1.0
+ * plugin's are two (taken as written). */
+static void check_refuses_two_result_keys_naming_one(void **s)
+{
+    bh_plugin_t d = valid();
+    bh_handler_fn h = d.commands[0].handler;
+    const bh_route_t twice[] = {{"Done", h}, {"Other", h}, {"p.Done", h}, {NULL, NULL}};
+    d.service = "p";
+    d.results = twice;
+    check_bad(&d, "result keys \"Done\" and \"p.Done\" (entries 0 and 2) both name \"p.Done\"",
+              "expected each key once");
+    d.abi_minor = 0;
+    check_ok(&d);
+}
+
 static void check_truncates_errors_to_the_buffer(void **s)
 {
     char small[12];
@@ -584,6 +599,7 @@ int main(void)
         cmocka_unit_test(check_accepts_a_valid_descriptor),
         cmocka_unit_test(check_puts_the_file_before_the_contract_reason),
         cmocka_unit_test(check_truncates_errors_to_the_buffer),
+        cmocka_unit_test(check_refuses_two_result_keys_naming_one),
         cmocka_unit_test(open_loads_a_good_plugin_and_its_descriptor_is_readable),
         cmocka_unit_test(open_refuses_bad_magic),
         cmocka_unit_test(open_refuses_another_abi_major),
