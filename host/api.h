@@ -20,6 +20,9 @@ typedef struct bh__ctx {
     size_t max_message;         /* [host] max_message_size */
     bh__requests_t *reqs;       /* where bh_send_command_opts keeps requests; NULL: refused */
     bh__publisher_t *publisher; /* what bh_publisher gives (init only); NULL: none */
+    /* The plugin, for the naming rule of reply_to keys (topology.h);
+     * NULL: taken as written. */
+    const bh_plugin_t *plugin;
 } bh__ctx_t;
 
 /* The one function table (built on first use; thread-safe). */

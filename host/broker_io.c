@@ -52,6 +52,14 @@ static void properties(const bh__out_t *o, amqp_table_entry_t *h, amqp_basic_pro
     p->headers.entries = h;
     p->reply_to = bh__cbytes(o->reply_to);
     p->correlation_id = bh__cbytes(o->correlation_id);
+    if (o->expiration[0]) {
+        p->_flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        p->expiration = bh__cbytes(o->expiration);
+    }
+    if (o->priority) {
+        p->_flags |= AMQP_BASIC_PRIORITY_FLAG;
+        p->priority = o->priority;
+    }
 }
 
 /* Publishes o: all of it (whole), or the method and header frames only,

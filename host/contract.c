@@ -399,11 +399,8 @@ static int check_timers(const bh_plugin_t *d, size_t *routes, char *err, size_t 
     return BH_OK;
 }
 
-int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen)
+int bh__contract_identity(const bh_plugin_t *d, char *err, size_t errlen)
 {
-    size_t service_len, routes = 0;
-    int rc;
-
     if (!d) return fail(err, errlen, "no descriptor: expected a bh_plugin_t, found NULL");
     /* Identity first: nothing else can be trusted until these match. */
     if (d->magic != BH_MAGIC)
@@ -428,7 +425,15 @@ int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen)
         return fail(
             err, errlen, "descriptor size %u bytes for ABI %u.%u, expected at most %zu: garbled",
             (unsigned)d->size, (unsigned)d->abi_major, (unsigned)d->abi_minor, sizeof(bh_plugin_t));
+    return BH_OK;
+}
 
+int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen)
+{
+    size_t service_len, routes = 0;
+    int rc;
+
+    if ((rc = bh__contract_identity(d, err, errlen))) return rc;
     if ((rc = check_name("name", d->name, BH__NAME_MAX, err, errlen))) return rc;
     if (bh__contract_host_section(d->name) >= 0)
         return fail(err, errlen,

@@ -58,6 +58,9 @@ int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen);
  * descriptor is too short to hold the field. */
 #define BH__TIMERS_MAX 64
 const bh_timer_t *bh__contract_timers(const bh_plugin_t *d);
+/* Its identity alone (magic, ABI, size): what must hold before any other
+ * field of d is read. */
+int bh__contract_identity(const bh_plugin_t *d, char *err, size_t errlen);
 
 /* THE check of a plugin's config table (t may be NULL: no keys). Each key
  * a name of at most BH__KEY_MAX bytes, not reserved, declared once, of a

@@ -28,7 +28,10 @@ static bh_handler_fn route(const bh_plugin_t *p, const char *service, bh_kind_t 
         return (name = bh__topology_command_name(service, key)) ? find_route(p->commands, name, at)
                                                                 : NULL;
     case BH_KIND_RESULT:
-        return find_route(p->results, key, at);
+        for (const bh_route_t *f = p->results; f && f->key; f++)
+            if (bh__topology_result_is(p, service, f->key, key))
+                return *at = (size_t)(f - p->results), f->handler;
+        return NULL;
     default:
         return NULL;
     }

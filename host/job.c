@@ -197,14 +197,16 @@ static size_t shortstr(const char *s) { return 1 + (s ? strlen(s) : 0); }
 size_t bh__out_header_size(const bh__out_t *o)
 {
     enum { OVERHEAD = 8, SHORTSTR_MAX = 255 };
-    const char *shorts[] = {o->content_type, o->reply_to, o->correlation_id};
+    const char *shorts[] = {o->content_type, o->reply_to, o->correlation_id,
+                            o->expiration[0] ? o->expiration : NULL};
     /* Frame overhead; class, weight, body size, property flags; delivery
      * mode; the table's length; then the short strings and the table. */
     size_t n = OVERHEAD + 2 + 2 + 8 + 2 + 1 + 4;
     for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++) {
         if (shorts[i] && strlen(shorts[i]) > SHORTSTR_MAX) return SIZE_MAX;
-        n += shortstr(shorts[i]);
+        if (shorts[i] || i < 3) n += shortstr(shorts[i]);
     }
+    if (o->priority) n += 1;
     for (size_t i = 0; i < o->n_headers; i++) {
         const bh__hdr_t *x = &o->headers[i];
         if (strlen(x->key) > SHORTSTR_MAX) return SIZE_MAX;

@@ -90,9 +90,11 @@ typedef struct bh__out {
     const char *status;         /* NULL unless a result */
     const bh__hdr_t *headers;   /* sent as they are: the envelope's and any others */
     size_t n_headers;
-    uint64_t id;      /* names it in a header, so that a return can be matched (else 0) */
-    bool returned;    /* the broker returned it: its confirm is no success */
-    uint64_t sent_ns; /* uv_hrtime of its last publish, for the confirm latency */
+    char expiration[11]; /* the AMQP expiration property as sent (ms); "": none */
+    uint8_t priority;    /* the AMQP priority property; 0: none */
+    uint64_t id;         /* names it in a header, so that a return can be matched (else 0) */
+    bool returned;       /* the broker returned it: its confirm is no success */
+    uint64_t sent_ns;    /* uv_hrtime of its last publish, for the confirm latency */
     /* The publish span (span.h): its id and when the handler published it
      * (ns since the epoch); 0: none (the host's own copies). */
     uint8_t span[BH__SPAN_ID_LEN];

@@ -8,9 +8,14 @@
 #include "trust.h"
 
 typedef struct bh__loaded {
-    char *path;              /* as found, e.g. "plugins/echo.so" */
-    void *dl;                /* dlopen handle */
-    const bh_plugin_t *desc; /* inside the object */
+    char *path; /* as found, e.g. "plugins/echo.so" */
+    void *dl;   /* dlopen handle */
+    /* The descriptor in this host's layout (bh__loader_open copies the
+     * object's: fields its size does not cover are zero, route and config
+     * tables are strided by its route_size and config_key_size, and
+     * route_size/config_key_size then give this host's sizes). */
+    const bh_plugin_t *desc;
+    bh_plugin_t *own; /* what desc points to when the loader made it, else NULL */
 } bh__loaded_t;
 
 /* Check a descriptor by the plugin contract (bh__contract_plugin: identity,
@@ -22,7 +27,8 @@ typedef struct bh__loaded {
  *    '-', found '.' at byte 3" */
 int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t errlen);
 
-/* dlopen(RTLD_NOW | RTLD_LOCAL) one file, look up BH_PLUGIN_SYMBOL, check. */
+/* dlopen(RTLD_NOW | RTLD_LOCAL) one file, look up BH_PLUGIN_SYMBOL, copy the
+ * descriptor into this host's layout (desc above), check. */
 int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errlen);
 
 /* Open every "*.so" in dir, in name order. Any failure fails the whole load

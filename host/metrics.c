@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "topology.h"
+
 const double bh__hist_bounds[BH__HIST_BOUNDS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                  0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                                  1,      2.5,     5,      10,    30,     60};
@@ -90,7 +92,8 @@ int bh__metrics_init(bh__metrics_t *m, const char *service, const bh_plugin_t *p
         oom |= !k;
     }
     for (size_t i = 0; i < nr; i++)
-        oom |= !(m->routes[m->first_result + i].key = strdup(p->results[i].key));
+        oom |= !(m->routes[m->first_result + i].key =
+                     bh__topology_result_key(p, service, p->results[i].key));
     if (oom) bh__metrics_free(m);
     return oom ? BH_ENOMEM : 0;
 }

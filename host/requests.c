@@ -4,11 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The route for key in the plugin's results, or NULL. */
-static bh_handler_fn result_route(const bh_plugin_t *d, const char *key)
+#include "topology.h"
+
+/* The result route a reply_to, named as the host names it (topology.h),
+ * reaches. */
+static bh_handler_fn result_route(const bh__requests_t *r, const char *reply_to)
 {
-    for (const bh_route_t *f = d->results; f && f->key; f++)
-        if (!strcmp(f->key, key)) return f->handler;
+    for (const bh_route_t *f = r->desc->results; f && f->key; f++)
+        if (r->service ? bh__topology_result_is(r->desc, r->service, f->key, reply_to)
+                       : !strcmp(f->key, reply_to))
+            return f->handler;
     return NULL;
 }
 
@@ -41,7 +46,7 @@ static bool next_ms(const bh__requests_t *r, uint64_t *ms)
 
 int bh__requests_check(bh__requests_t *r, const char *reply_to)
 {
-    if (!reply_to || !result_route(r->desc, reply_to)) return BH_EINVAL;
+    if (!reply_to || !result_route(r, reply_to)) return BH_EINVAL;
     return atomic_load(&r->n) >= r->max ? BH_EFULL : BH_OK;
 }
 
@@ -130,7 +135,7 @@ void bh__requests_sent(bh__requests_t *r, const bh__out_t *o)
     q->corr = memcpy(cur, o->correlation_id, lc);
     q->reply_to = memcpy(cur + lc, o->reply_to, lr);
     q->conv = memcpy(cur + lc + lr, o->conversation_id, lv);
-    q->handler = result_route(r->desc, o->reply_to);
+    q->handler = result_route(r, o->reply_to);
     q->ctx = o->request_ctx;
     q->deadline_ns = o->timeout_ms ? uv_hrtime() + (uint64_t)o->timeout_ms * 1000000u : UINT64_MAX;
     /* Sorted by deadline, looked for from the end: deadlines mostly grow. */

@@ -36,6 +36,7 @@ typedef struct bh__req {
 
 typedef struct bh__requests {
     const bh_plugin_t *desc;
+    const char *service; /* the effective service, for the result key rule; NULL: keys as written */
     bh__logger_t *log;
     size_t max;             /* BH_REQUESTS_MAX */
     atomic_size_t n;        /* waiting requests */

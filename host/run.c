@@ -48,6 +48,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     if (r->max_message) ctx.max_message = r->max_message;
     ctx.reqs = r->reqs;
     const bh__loaded_t *p = r->plugin;
+    ctx.plugin = p ? p->desc : NULL;
     bh__crash_enter(&(bh__crash_at_t){BH__CRASH_HANDLER, r->service, p ? p->desc->name : NULL,
                                       p ? p->path : NULL, d->routing_key, job->msg.conversation_id,
                                       d->tag, r->guard ? r->guard->crash_fd : -1});

@@ -20,6 +20,31 @@ static char *join(const char *a, const char *b)
     return s;
 }
 
+/* The Name of a relative result key: a key without a '.', or prefixed with
+ * the plugin's built-in service. NULL: the key is absolute (bound as
+ * written), and so is every key of an ABI 1.0 plugin, as it always was. */
+static const char *relative_name(const bh_plugin_t *p, const char *key)
+{
+    if (!p || p->abi_minor < 1 || !key) return NULL;
+    if (!strchr(key, '.')) return key;
+    return p->service ? bh__topology_command_name(p->service, key) : NULL;
+}
+
+char *bh__topology_result_key(const bh_plugin_t *p, const char *service, const char *key)
+{
+    const char *name = relative_name(p, key);
+    return name ? join(service, name) : strdup(key);
+}
+
+bool bh__topology_result_is(const bh_plugin_t *p, const char *service, const char *key,
+                            const char *wire)
+{
+    const char *name = relative_name(p, key);
+    if (!name) return !strcmp(key, wire);
+    const char *got = bh__topology_command_name(service, wire);
+    return got && !strcmp(got, name);
+}
+
 static size_t count(const bh_route_t *r)
 {
     size_t n = 0;
@@ -73,7 +98,9 @@ int bh__topology_build(bh__topology_t *t, const bh__svc_conf_t *sc, const bh_plu
     for (size_t i = 0; i < nc; i++)
         if (add(t, BH__EX_COMMANDS, t->commands_queue, join(service, p->commands[i].key))) goto oom;
     for (size_t i = 0; i < nr; i++)
-        if (add(t, BH__EX_COMMANDS, t->commands_queue, strdup(p->results[i].key))) goto oom;
+        if (add(t, BH__EX_COMMANDS, t->commands_queue,
+                bh__topology_result_key(p, service, p->results[i].key)))
+            goto oom;
     for (size_t i = 0; i < sc->n_retry_delays; i++) {
         if (t->events_queue && add_retry(t, t->events_queue, sc->retry_delays[i])) goto oom;
         if (add_retry(t, t->commands_queue, sc->retry_delays[i])) goto oom;

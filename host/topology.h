@@ -44,6 +44,18 @@ void bh__topology_free(bh__topology_t *t);
 /* The command name in a routing key "<service>.<Name>", or NULL when the
  * key is not one of the service's commands. */
 const char *bh__topology_command_name(const char *service, const char *key);
+
+/* THE naming rule of result keys (and of the reply_to of the commands a
+ * plugin sends). For a plugin of ABI 1.1 or later, a key without a '.'
+ * ("EchoReturn") or prefixed with the plugin's built-in service
+ * ("inventory.EchoReturn") is relative: it names "<service>.EchoReturn",
+ * service being the effective one (`service =` in the config). Any other
+ * key, and every key of an ABI 1.0 plugin, is absolute: taken as written.
+ * _key gives the full key, malloc'd (NULL when out of memory); _is tells
+ * whether the routing key `wire` is what result route `key` names. */
+char *bh__topology_result_key(const bh_plugin_t *p, const char *service, const char *key);
+bool bh__topology_result_is(const bh_plugin_t *p, const char *service, const char *key,
+                            const char *wire);
 /* The retry queue for a message from `queue` on its attempt'th retry (0-based). */
 const char *bh__topology_retry_queue(const bh__topology_t *t, const char *queue, size_t attempt);
 

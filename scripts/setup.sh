@@ -23,7 +23,8 @@ PACKAGES=(
     libcurl4-openssl-dev # buscli top/status
     curl python3-prometheus-client # the HTTP endpoint's tests, the dashboard check, the bench row
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
-    clang-14 libclang-rt-14-dev # scripts/fuzz.sh only: clang and its libFuzzer runtime
+    clang-14 libclang-rt-14-dev # scripts/fuzz.sh: clang and its libFuzzer runtime; tests/sdk: clang, clang++
+    g++ # tests/sdk: the C++ example plugin
     dpkg-dev systemd man-db # the install tests: dpkg-shlibdeps, systemd-analyze verify, man --warnings
 )
 POLICY_RC=/usr/sbin/policy-rc.d

@@ -35,6 +35,15 @@
  *   1.0  first release.
  *   1.1  bh_trace_id() and bh_span_id(): the trace and span of the handler
  *        run (appended to bh_api_t). A 1.0 plugin loads and runs as before.
+ *        Relative result keys: a .results key without a '.' or prefixed
+ *        with the plugin's built-in service ("inventory.EchoReturn") binds
+ *        as "<effective service>.<Name>", and so does the reply_to of the
+ *        commands it sends (1.0 plugins: both as written, as before).
+ *        bh_header_get() and its typed shorthands read the incoming
+ *        message's headers; bh_publish() takes a bh_publish_t (custom
+ *        headers, expiration, priority); bh_result_errorf(),
+ *        bh_map_set_str/int/double/bool(). bh_plugin_t gains route_size
+ *        and config_key_size.
  *        bh_plugin_t.timers: periodic tasks run on the workers (bh_timer_t).
  *        bh_publisher() and bh_publisher_event(): publishing from init and
  *        from the plugin's own threads, each publish told how it ended.
@@ -43,8 +52,28 @@
  *        "timeout", "unroutable" or "shutdown" when no answer came, and
  *        bh_request_ctx() hands the context back. BH_EFULL.
  *        bh_publisher_ctx(): a ctx for the plugin's own threads.
- *        (appended to bh_api_t after span_id, in this order: publisher,
- *        publisher_event, send_command, request_ctx, publisher_ctx.)
+ *        bh_api_t slots appended after span_id, in this order: header_get,
+ *        publish_opts, publisher, publisher_event, send_command,
+ *        request_ctx, publisher_ctx.
+ *
+ * ABI GROWTH RULES (how a 1.x minor may change this header):
+ *   - The major changes only when something is removed or changes meaning:
+ *     the host then refuses the plugin.
+ *   - bh_api_t grows only at its end; a plugin built against a newer minor
+ *     never runs on an older host (refused by abi_minor), so it may call
+ *     every slot of its minor. The host fills every slot.
+ *   - bh_plugin_t grows only at its end; the host reads an appended field
+ *     only when the descriptor's `size` covers it, else it takes the
+ *     field's zero value.
+ *   - bh_route_t and bh_config_key_t grow only at their end. BH_PLUGIN
+ *     records their sizes (route_size, config_key_size); the host strides
+ *     the tables by those and reads an appended field only when the
+ *     element size covers it. A descriptor without these fields (ABI 1.0),
+ *     or with them 0, has the 1.0 element sizes.
+ *   - A size-prefixed argument struct (bh_publish_t) starts with `size_t
+ *     size` = sizeof as the plugin built it; the host reads only what size
+ *     covers, so a later minor appends fields to it.
+ *   - A field or slot is never reused for another meaning.
  */
 #ifndef BUSHOST_H
 #define BUSHOST_H
@@ -54,6 +83,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +172,9 @@ typedef struct bh_value {
     const bh_api_t *api;
 } bh_value_t; /* opaque beyond api */
 typedef struct bh_msg bh_msg_t;
+typedef struct bh_header bh_header_t;
+typedef struct bh_publish bh_publish_t;
+
 /* ABI 1.1. A service's handle for publishing from any thread (bh_publisher). */
 typedef struct bh_publisher {
     const bh_api_t *api;
@@ -227,6 +260,9 @@ struct bh_api {
     /* ABI 1.1. Trace context. Thread: handler. */
     const char *(*trace_id)(bh_ctx_t *ctx);
     const char *(*span_id)(bh_ctx_t *ctx);
+    /* ABI 1.1. Headers and the publish options. Thread: handler. */
+    int (*header_get)(bh_ctx_t *ctx, const char *name, bh_header_t *out);
+    int (*publish_opts)(bh_ctx_t *ctx, const bh_publish_t *opts);
     /* ABI 1.1. Work outside handlers and requests with deadlines. */
     bh_publisher_t *(*publisher)(bh_ctx_t *ctx);
     int (*publisher_event)(bh_publisher_t *pub, const char *name, const bh_value_t *payload,
@@ -535,6 +571,156 @@ static inline int bh_publisher_event(bh_publisher_t *pub, const char *name,
 }
 
 /* ------------------------------------------------------------------------ */
+/* ABI 1.1. Headers, and publishing with options.                           */
+
+/* One AMQP header. Only these kinds are carried: a header of another AMQP
+ * type on an incoming message reads as absent. */
+typedef enum bh_header_type {
+    BH_HEADER_STRING = 1, /* str: NUL-terminated (len bytes before the NUL) */
+    BH_HEADER_BYTES,      /* str/len: raw bytes (AMQP byte array) */
+    BH_HEADER_INT,        /* num */
+    BH_HEADER_BOOL,       /* num: 0 or 1 */
+} bh_header_type_t;
+
+struct bh_header {
+    const char *name;
+    bh_header_type_t type;
+    const char *str; /* STRING, BYTES */
+    size_t len;      /* STRING, BYTES: bytes of str */
+    int64_t num;     /* INT, BOOL */
+};
+
+/* The header `name` of the message being handled (its first, if repeated)
+ * in *out, borrowed until the handler returns. BH_ENOENT when absent,
+ * BH_ESTATE outside a handler. The envelope's own headers
+ * (conversation_id, status, traceparent, ...) can be read too.
+ * Thread: handler. */
+static inline int bh_header_get(bh_ctx_t *ctx, const char *name, bh_header_t *out)
+{
+    return ctx->api->header_get ? ctx->api->header_get(ctx, name, out) : BH_ESTATE;
+}
+/* Typed shorthands: NULL / BH_ENOENT when absent, NULL / BH_ETYPE when the
+ * header has another type. */
+static inline const char *bh_header_str(bh_ctx_t *ctx, const char *name)
+{
+    bh_header_t h;
+    return !bh_header_get(ctx, name, &h) && h.type == BH_HEADER_STRING ? h.str : NULL;
+}
+static inline const void *bh_header_bytes(bh_ctx_t *ctx, const char *name, size_t *len)
+{
+    bh_header_t h;
+    if (bh_header_get(ctx, name, &h) || h.type != BH_HEADER_BYTES) return NULL;
+    if (len) *len = h.len;
+    return h.str;
+}
+static inline int bh_header_int(bh_ctx_t *ctx, const char *name, int64_t *out)
+{
+    bh_header_t h;
+    int rc = bh_header_get(ctx, name, &h);
+    if (rc) return rc;
+    if (h.type != BH_HEADER_INT) return BH_ETYPE;
+    *out = h.num;
+    return BH_OK;
+}
+static inline int bh_header_bool(bh_ctx_t *ctx, const char *name, bool *out)
+{
+    bh_header_t h;
+    int rc = bh_header_get(ctx, name, &h);
+    if (rc) return rc;
+    if (h.type != BH_HEADER_BOOL) return BH_ETYPE;
+    *out = h.num != 0;
+    return BH_OK;
+}
+
+/* Everything one publish can say. Zero-initialise it, set size, then the
+ * fields you need: the host reads only the first `size` bytes, so a plugin
+ * built against this minor keeps working when later minors append fields.
+ *   bh_publish_t p = {.size = sizeof p};  (C++: bh_publish_t p{}; p.size = sizeof p;)
+ * kind BH_KIND_EVENT: key is the event name, on `events`.
+ * kind BH_KIND_COMMAND: key "<service>.<VerbObject>" on `commands`,
+ *   mandatory; reply_to as for bh_send_command (relative keys allowed);
+ *   correlation_id NULL: the host makes one.
+ * kind BH_KIND_RESULT: answers the command being handled (once); key,
+ *   reply_to and correlation_id must be NULL; `error` makes it an error
+ *   result.
+ * The body is payload (encoded as format), or, when payload is NULL and
+ * body is not, body/len as content_type. Headers are sent after the host's
+ * own; a reserved name (conversation_id, status, traceparent, tracestate,
+ * any x-bushost-*, in any case) or a repeated one is refused with
+ * BH_EINVAL (and an ERROR log), as is a priority over 9.
+ * Thread: handler. All pointers are borrowed; the host copies them before
+ * bh_publish returns. */
+struct bh_publish {
+    size_t size; /* sizeof(bh_publish_t) as the plugin built it */
+    bh_kind_t kind;
+    const char *key;
+    const bh_value_t *payload;
+    bh_format_t format;
+    const char *content_type;
+    const void *body;
+    size_t len;
+    const char *reply_to;
+    const char *correlation_id;
+    bool error; /* RESULT: status "error" instead of "success" */
+    const bh_header_t *headers;
+    size_t n_headers;
+    uint32_t expiration_ms; /* AMQP expiration (per-message TTL); 0: none */
+    uint8_t priority;       /* AMQP priority 0..9; 0: none */
+};
+
+static inline int bh_publish(bh_ctx_t *ctx, const bh_publish_t *p)
+{
+    return ctx->api->publish_opts ? ctx->api->publish_opts(ctx, p) : BH_ESTATE;
+}
+
+/* An error result {"error": "<formatted text>"} for the command being
+ * handled. BH_ENOMEM when out of memory; else as bh_result_error.
+ * Thread: handler. */
+static inline int bh_result_errorf(bh_ctx_t *ctx, const char *fmt, ...) BH_PRINTF(2, 3);
+static inline int bh_result_errorf(bh_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    char small[256], *text = small;
+    int n, rc;
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return BH_EINVAL;
+    if ((size_t)n >= sizeof small) {
+        if (!(text = (char *)malloc((size_t)n + 1))) return BH_ENOMEM;
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    bh_value_t *m = bh_map_new(ctx);
+    rc = m ? bh_map_set(m, "error", bh_str_new(ctx, text)) : BH_ENOMEM;
+    if (text != small) free(text);
+    if (rc == BH_OK) rc = bh_result_error(ctx, m);
+    bh_value_free(m);
+    return rc;
+}
+
+/* Map builders: map[key] = a new scalar, as bh_map_set. BH_EINVAL when map
+ * or s is NULL, BH_ENOMEM when out of memory (or s is not UTF-8).
+ * Thread: handler or init (the ctx you were given). */
+static inline int bh_map_set_str(bh_ctx_t *ctx, bh_value_t *map, const char *key, const char *s)
+{
+    return s ? bh_map_set(map, key, bh_str_new(ctx, s)) : BH_EINVAL;
+}
+static inline int bh_map_set_int(bh_ctx_t *ctx, bh_value_t *map, const char *key, int64_t i)
+{
+    return bh_map_set(map, key, bh_int_new(ctx, i));
+}
+static inline int bh_map_set_double(bh_ctx_t *ctx, bh_value_t *map, const char *key, double d)
+{
+    return bh_map_set(map, key, bh_double_new(ctx, d));
+}
+static inline int bh_map_set_bool(bh_ctx_t *ctx, bh_value_t *map, const char *key, bool b)
+{
+    return bh_map_set(map, key, bh_bool_new(ctx, b));
+}
+
+/* ------------------------------------------------------------------------ */
 /* Config: the plugin declares its keys; the host reads its INI section,    */
 /* refuses unknown keys and bad values with file:line, and applies defaults. */
 
@@ -551,6 +737,7 @@ typedef struct bh_config_key {
     const char *def;  /* default as text, or NULL: the key is required */
     const char *help; /* one line, shown when a required key is missing */
     int64_t min, max; /* BH_CONF_INT bounds; both 0 means unbounded */
+    /* Later minors append fields here (see ABI GROWTH RULES). */
 } bh_config_key_t;
 
 /* The value of one of the plugin's declared keys, already validated, as text
@@ -591,6 +778,7 @@ typedef bh_outcome_t (*bh_handler_fn)(bh_ctx_t *ctx, const bh_msg_t *msg, void *
 typedef struct bh_route {
     const char *key; /* event name, command VerbObject, or result key */
     bh_handler_fn handler;
+    /* Later minors append fields here (see ABI GROWTH RULES). */
 } bh_route_t;
 
 /* ABI 1.1. A periodic task. Its handler runs every interval_ms on a worker
@@ -634,28 +822,58 @@ typedef struct bh_plugin {
     int (*init)(bh_ctx_t *ctx, void **state);
     /* Called once after the last handler returned. Thread: main. */
     void (*fini)(bh_ctx_t *ctx, void *state);
-    /* ABI 1.1+ appends fields here; the host reads them only if `size`
-     * says the plugin has them. */
-    /* (route_size and config_key_size of ABI 1.1 come first; the merge
-     * keeps that order.) */
+
+    /* ABI 1.1: sizeof(bh_route_t) and sizeof(bh_config_key_t) the plugin
+     * was built with, the strides of its tables (BH_PLUGIN fills them;
+     * 0: the ABI 1.0 sizes). */
+    uint16_t route_size;
+    uint16_t config_key_size;
     const bh_timer_t *timers; /* ABI 1.1: periodic tasks; ended by handler NULL */
+    /* Later minors append fields here; the host reads them only if `size`
+     * says the plugin has them. */
 } bh_plugin_t;
 
 /* The fixed exported symbol the host looks up. */
 #define BH_PLUGIN_SYMBOL "bh_plugin"
 
-/* Define the plugin's descriptor:
+/* Define the plugin's descriptor (C):
  *   BH_PLUGIN(.name = "echo", .version = "1.0", .service = "echo",
  *             .commands = commands);                                      */
-#define BH_PLUGIN(...)                                                    \
-    BH_EXPORT extern const bh_plugin_t bh_plugin;                         \
-    const bh_plugin_t bh_plugin = {.magic = BH_MAGIC,                     \
-                                   .abi_major = BH_ABI_MAJOR,             \
-                                   .abi_minor = BH_ABI_MINOR,             \
-                                   .size = (uint32_t)sizeof(bh_plugin_t), \
+#define BH_PLUGIN(...)                                                                   \
+    BH_EXPORT extern const bh_plugin_t bh_plugin;                                        \
+    const bh_plugin_t bh_plugin = {.magic = BH_MAGIC,                                    \
+                                   .abi_major = BH_ABI_MAJOR,                            \
+                                   .abi_minor = BH_ABI_MINOR,                            \
+                                   .size = (uint32_t)sizeof(bh_plugin_t),                \
+                                   .route_size = (uint16_t)sizeof(bh_route_t),           \
+                                   .config_key_size = (uint16_t)sizeof(bh_config_key_t), \
                                    __VA_ARGS__}
 
 #ifdef __cplusplus
 }
-#endif
+/* Define the plugin's descriptor (C++11 and later): the body sets the
+ * fields of `p`, whose identity and sizes are already filled and whose
+ * other fields are zero. It runs once, when the host loads the object.
+ *   BH_PLUGIN_CXX(p) {
+ *       p.name = "echo"; p.version = "1.0"; p.service = "echo";
+ *       p.commands = commands;
+ *   }                                                                     */
+#define BH_PLUGIN_CXX(p)                                                    \
+    static void bh__plugin_fill(bh_plugin_t &p);                            \
+    static bh_plugin_t bh__plugin_make()                                    \
+    {                                                                       \
+        bh_plugin_t d{};                                                    \
+        d.magic = BH_MAGIC;                                                 \
+        d.abi_major = BH_ABI_MAJOR;                                         \
+        d.abi_minor = BH_ABI_MINOR;                                         \
+        d.size = static_cast<uint32_t>(sizeof(bh_plugin_t));                \
+        d.route_size = static_cast<uint16_t>(sizeof(bh_route_t));           \
+        d.config_key_size = static_cast<uint16_t>(sizeof(bh_config_key_t)); \
+        bh__plugin_fill(d);                                                 \
+        return d;                                                           \
+    }                                                                       \
+    extern "C" BH_EXPORT const bh_plugin_t bh_plugin;                       \
+    const bh_plugin_t bh_plugin = bh__plugin_make();                        \
+    static void bh__plugin_fill(bh_plugin_t &p)
+#endif /* __cplusplus */
 #endif /* BUSHOST_H */

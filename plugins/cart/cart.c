@@ -4,6 +4,10 @@
  * (so guarded by a mutex), a config key with bounds, rejecting a malformed
  * event, and publishing an event in reaction: CartUpdated carries the
  * conversation id of the event that caused it (the host copies it). */
+/* strdup is POSIX (2008), not ISO C: ask for it whatever the compiler line. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -216,6 +220,7 @@ static bh_outcome_t on_item_removed(bh_ctx_t *ctx, const bh_msg_t *msg, void *st
 
 static void cart_fini(bh_ctx_t *ctx, void *state)
 {
+    (void)ctx;
     store_t *s = state;
 
     for (size_t i = 0; i < s->n; i++) {

@@ -93,7 +93,11 @@ static int echo_init(bh_ctx_t *ctx, void **state)
     return BH_OK;
 }
 
-static void echo_fini(bh_ctx_t *ctx, void *state) { free(state); }
+static void echo_fini(bh_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    free(state);
+}
 
 static const bh_route_t commands[] = {
     {"Echo", on_echo},

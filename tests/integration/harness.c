@@ -1005,12 +1005,16 @@ it_host_t *it_host_prepare(const it_host_opts_t *o)
     if (mkdir(plugins, 0755)) IT_FAIL("mkdir %s: %s", plugins, strerror(errno));
     list = it_strdup(o->plugins);
     for (tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        /* The test plugins live in the build folder, the examples in BH_PLUGINS. */
-        char *src = strcmp(tok, "testkit") == 0 ? it_strdup(it_env("BH_TESTKIT"))
+        /* A path (with a '/') names a plugin file, e.g. a fixture; the test
+         * plugins live in the build folder, the examples in BH_PLUGINS. */
+        const char *slash = strrchr(tok, '/');
+        char *src = slash                         ? it_strdup(tok)
+                    : strcmp(tok, "testkit") == 0 ? it_strdup(it_env("BH_TESTKIT"))
                     : strcmp(tok, "outside") == 0
                         ? it_strdup(it_env("BH_OUTSIDE"))
                         : it_asprintf("%s/%s.so", it_env("BH_PLUGINS"), tok);
-        char *dst = it_asprintf("%s/%s.so", plugins, tok);
+        char *dst = slash ? it_asprintf("%s/%s", plugins, slash + 1)
+                          : it_asprintf("%s/%s.so", plugins, tok);
         if (access(src, R_OK))
             IT_FAIL("plugin %s: %s: %s (build it first)", tok, src, strerror(errno));
         if (symlink(src, dst)) IT_FAIL("symlink %s: %s", dst, strerror(errno));

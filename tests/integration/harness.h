@@ -176,7 +176,8 @@ json_t *it_cbor_decode(const void *p, size_t len);
 /* bushost as a child process                                               */
 
 typedef struct it_host_opts {
-    const char *plugins;     /* space-separated: "echo", "testkit", "echo cart" */
+    const char *plugins;     /* space-separated: "echo", "testkit", "echo cart", or a
+                              * path to a .so (with a '/') */
     const char *host_keys;   /* extra [host] lines; healthcheck_interval = 0 unless given */
     const char *sections;    /* plugin sections, e.g. "[testkit]\nworkers = 2\n" */
     const char *broker_keys; /* extra [broker] lines (tls_ca = ...) */

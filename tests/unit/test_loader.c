@@ -16,7 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dispatch.h"
+#include "fake_log.h"
 #include "fixture_paths.h"
+#include "job_util.h"
 #include "loader.h"
 #include "sample_plugin.h"
 
@@ -105,6 +108,21 @@ static void check_puts_the_file_before_the_contract_reason(void **s)
     check_bad(&d, "plugin name 'host' is reserved", NULL);
 }
 
+/* A 1.1 plugin's "Done" and "<service>.Done" are one result key; a 1.0
+ * plugin's are two (taken as written). */
+static void check_refuses_two_result_keys_naming_one(void **s)
+{
+    bh_plugin_t d = valid();
+    bh_handler_fn h = d.commands[0].handler;
+    const bh_route_t twice[] = {{"Done", h}, {"Other", h}, {"p.Done", h}, {NULL, NULL}};
+    d.service = "p";
+    d.results = twice;
+    check_bad(&d, "result keys \"Done\" and \"p.Done\" (entries 0 and 2) both name \"p.Done\"",
+              "expected each key once");
+    d.abi_minor = 0;
+    check_ok(&d);
+}
+
 static void check_truncates_errors_to_the_buffer(void **s)
 {
     char small[12];
@@ -129,7 +147,14 @@ static void open_loads_a_good_plugin_and_its_descriptor_is_readable(void **s)
     if (bh__loader_open(path, &p, err, sizeof err)) fail_msg("%s", err);
     assert_string_equal(p.path, path);
     assert_non_null(p.dl);
-    assert_ptr_equal(p.desc, dlsym(p.dl, BH_PLUGIN_SYMBOL));
+    /* desc is the host's copy of the object's descriptor, in its layout. */
+    const bh_plugin_t *raw = dlsym(p.dl, BH_PLUGIN_SYMBOL);
+    assert_ptr_not_equal(p.desc, raw);
+    assert_ptr_equal(p.desc, p.own);
+    assert_ptr_equal(p.desc->name, raw->name);
+    assert_ptr_equal(p.desc->commands[0].handler, raw->commands[0].handler);
+    assert_int_equal(raw->route_size, sizeof(bh_route_t));
+    assert_int_equal(raw->config_key_size, sizeof(bh_config_key_t));
     assert_int_equal(p.desc->magic, BH_MAGIC);
     assert_int_equal(p.desc->size, sizeof(bh_plugin_t));
     assert_string_equal(p.desc->name, "good");
@@ -173,6 +198,78 @@ static void open_loads_an_abi_1_0_plugin(void **s)
     assert_int_equal(p.desc->abi_major, 1);
     assert_int_equal(p.desc->abi_minor, 0);
     bh__loader_close(&p);
+}
+
+/* The handler dispatch picks for a command to "layout.<name>" (NULL: none). */
+static bh_handler_fn routed(const bh_plugin_t *p, bh_kind_t kind, const char *key)
+{
+    static const bh__hdr_t hdrs[] = {{JU_STR("conversation_id", "c1")},
+                                     {JU_STR("status", "success")}};
+    ju_msg_t m = {.routing_key = key, .headers = hdrs, .n_headers = 1};
+    if (kind == BH_KIND_EVENT) m.exchange = "events";
+    else m.exchange = "commands", m.correlation_id = "k1";
+    if (kind == BH_KIND_COMMAND) m.reply_to = "x.Done";
+    if (kind == BH_KIND_RESULT) m.n_headers = 2;
+    bh__job_t *job = NULL;
+    bh__delivery_t *d = ju_delivery(&m);
+    if (bh__dispatch(p, "layout", NULL, fl_logger(), d, 1, &job) != BH__DISPATCH_JOB) {
+        free(d);
+        return NULL;
+    }
+    bh_handler_fn h = job->handler;
+    bh__job_free(job);
+    return h;
+}
+
+/* A hand-laid descriptor (tests/fixtures/layout.c) loads into this host's
+ * layout: every route keeps its own handler and every config key its
+ * fields, whatever the element size the plugin was built with. */
+static void check_layout(const char *fixture, unsigned minor)
+{
+    bh__loaded_t p;
+    if (bh__loader_open(fx(fixture), &p, err, sizeof err)) fail_msg("%s", err);
+    const bh_plugin_t *d = p.desc;
+    assert_int_equal(d->abi_minor, minor);
+    assert_int_equal(d->route_size, sizeof(bh_route_t));
+    assert_int_equal(d->config_key_size, sizeof(bh_config_key_t));
+    assert_string_equal(d->commands[0].key, "First");
+    assert_string_equal(d->commands[1].key, "Second");
+    assert_null(d->commands[2].key);
+    assert_string_equal(d->events[0].key, "audit.Logged");
+    assert_null(d->events[1].key);
+    assert_string_equal(d->results[0].key, "Done");
+    assert_string_equal(d->config[1].key, "limit");
+    assert_int_equal(d->config[1].type, BH_CONF_INT);
+    assert_string_equal(d->config[1].def, "3");
+    assert_int_equal(d->config[1].min, 1);
+    assert_int_equal(d->config[1].max, 10);
+    assert_null(d->config[2].key);
+    /* Four distinct handlers, each found by dispatch under its own key. */
+    bh_handler_fn first = d->commands[0].handler, second = d->commands[1].handler;
+    assert_true(first && second && first != second && d->events[0].handler != first);
+    assert_ptr_equal(routed(d, BH_KIND_COMMAND, "layout.First"), first);
+    assert_ptr_equal(routed(d, BH_KIND_COMMAND, "layout.Second"), second);
+    assert_ptr_equal(routed(d, BH_KIND_EVENT, "audit.Logged"), d->events[0].handler);
+    /* A 1.0 plugin's result keys are absolute; a 1.1 plugin's "Done" is
+     * relative to its service. */
+    assert_ptr_equal(routed(d, BH_KIND_RESULT, minor ? "layout.Done" : "Done"),
+                     d->results[0].handler);
+    assert_null(routed(d, BH_KIND_RESULT, minor ? "Done" : "layout.Done"));
+    bh__loader_close(&p);
+}
+
+static void open_strides_an_abi_1_0_layout(void **s) { check_layout("layout_1_0/layout.so", 0); }
+
+static void open_strides_grown_route_and_config_elements(void **s)
+{
+    check_layout("layout_wide/layout.so", BH_ABI_MINOR);
+}
+
+static void open_refuses_a_garbled_route_size(void **s)
+{
+    open_fails("layout_garbled/layout.so",
+               "route_size 12 bytes, expected a multiple of 8 of at least 16 (the ABI 1.0 size)",
+               "garbled");
 }
 
 static void open_refuses_a_newer_abi_minor(void **s)
@@ -502,10 +599,14 @@ int main(void)
         cmocka_unit_test(check_accepts_a_valid_descriptor),
         cmocka_unit_test(check_puts_the_file_before_the_contract_reason),
         cmocka_unit_test(check_truncates_errors_to_the_buffer),
+        cmocka_unit_test(check_refuses_two_result_keys_naming_one),
         cmocka_unit_test(open_loads_a_good_plugin_and_its_descriptor_is_readable),
         cmocka_unit_test(open_refuses_bad_magic),
         cmocka_unit_test(open_refuses_another_abi_major),
         cmocka_unit_test(open_loads_an_abi_1_0_plugin),
+        cmocka_unit_test(open_strides_an_abi_1_0_layout),
+        cmocka_unit_test(open_strides_grown_route_and_config_elements),
+        cmocka_unit_test(open_refuses_a_garbled_route_size),
         cmocka_unit_test(open_refuses_a_newer_abi_minor),
         cmocka_unit_test(open_refuses_a_garbled_size),
         cmocka_unit_test(open_refuses_an_object_without_the_symbol),
