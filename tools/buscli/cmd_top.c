@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "inifile.h"
+#include "config.h"
+#include "redact.h"
 #include "top_view.h"
 
 /* A /status document is a few KiB per service; anything past this is not one. */
@@ -74,29 +75,13 @@ static int fetch(CURL *curl, const char *url, json_t **doc, char *err, size_t er
     return 0;
 }
 
-typedef struct listen_ref {
-    char value[BH__INI_MAX_LINE + 1];
-    bool found;
-} listen_ref_t;
-
-static int on_item(void *ud, const bh__ini_item_t *it, char *why, size_t whylen)
-{
-    listen_ref_t *l = ud;
-    (void)why;
-    (void)whylen;
-    if (it->kind == BH__INI_KEY && strcmp(it->section, "host") == 0 &&
-        strcmp(it->key, "http_listen") == 0) {
-        snprintf(l->value, sizeof l->value, "%s", it->value);
-        l->found = true;
-    }
-    return 0;
-}
-
-/* The /status URL from --http, else from the ini's [host] http_listen. */
+/* The /status URL from --http, else from the ini's [host] http_listen, read
+ * by the host's own loader (a file the host takes is taken the same way). */
 static int status_url(const char *http, const char *config, char *url, size_t urlsize)
 {
-    listen_ref_t l = {.found = false};
-    char err[512];
+    bh__config_t cfg;
+    char err[1024], shown[1024];
+    int rc = 0;
 
     if (http && config) {
         bh__cli_error("give --http or --config, not both");
@@ -107,20 +92,23 @@ static int status_url(const char *http, const char *config, char *url, size_t ur
         return EX_USAGE;
     }
     if (config) {
-        int rc = bh__ini_read(config, on_item, &l, err, sizeof err);
-        if (rc) {
-            bh__cli_error("%s", err);
+        if ((rc = bh__config_load(config, &cfg, err, sizeof err))) {
+            bh__cli_error("%s", bh__redact(err, shown, sizeof shown));
             return rc == BH_ENOENT ? EX_NOINPUT : EX_DATAERR;
         }
-        if (!l.found || !*l.value) {
+        if (!cfg.http_listen) {
             bh__cli_error("%s: [host] http_listen is not set, so that host serves no /status",
                           config);
-            return EX_USAGE;
+            rc = EX_USAGE;
+        } else if (bh__top_url(cfg.http_listen, url, urlsize, err, sizeof err)) {
+            bh__cli_error("http_listen %s", err); /* the loader took it: cannot happen */
+            rc = EX_USAGE;
         }
-        http = l.value;
+        bh__config_free(&cfg);
+        return rc;
     }
     if (bh__top_url(http, url, urlsize, err, sizeof err)) {
-        bh__cli_error("%s %s", config ? "http_listen" : "--http", err);
+        bh__cli_error("--http %s", err);
         return EX_USAGE;
     }
     return 0;

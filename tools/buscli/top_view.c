@@ -1,11 +1,15 @@
 /* top_view.c -- see top_view.h. */
 #include "top_view.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "keyspec.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -20,8 +24,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 int bh__top_url(const char *listen, char *url, size_t urlsize, char *err, size_t errlen)
 {
-    const char *colon, *host, *port;
-    size_t hostlen;
+    struct sockaddr_storage ss;
+    char host[INET6_ADDRSTRLEN];
     int n;
 
     if (!listen || !*listen) return fail(err, errlen, "no address given");
@@ -31,36 +35,25 @@ int bh__top_url(const char *listen, char *url, size_t urlsize, char *err, size_t
                      path && path[1] ? ""
                      : path          ? "status"
                                      : "/status");
-        goto done;
-    }
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        if (!close || close[1] != ':')
-            return fail(err, errlen, "'%s': expected [ADDRESS]:PORT", listen);
-        host = listen + 1;
-        hostlen = (size_t)(close - host);
-        port = close + 2;
+    } else if (!bh__keyspec_listen(listen, &ss, NULL, NULL)) {
+        /* The host's own rule for http_listen: what it would refuse is no
+         * address of a host. */
+        return fail(err, errlen,
+                    "'%s': expected ADDRESS:PORT with a numeric IPv4 address, [IPv6] or "
+                    "localhost and a port from 1 to 65535, or a URL",
+                    listen);
+    } else if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&ss;
+        /* A wildcard listener is reached on the loopback. */
+        if (v4->sin_addr.s_addr == htonl(INADDR_ANY)) v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+        n = snprintf(url, urlsize, "http://%s:%u/status", host, (unsigned)ntohs(v4->sin_port));
     } else {
-        colon = strrchr(listen, ':');
-        if (!colon) return fail(err, errlen, "'%s': expected ADDRESS:PORT", listen);
-        if (memchr(listen, ':', (size_t)(colon - listen)))
-            return fail(err, errlen, "'%s': an IPv6 address goes in brackets: [ADDRESS]:PORT",
-                        listen);
-        host = listen;
-        hostlen = (size_t)(colon - listen);
-        port = colon + 1;
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&ss;
+        if (IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) v6->sin6_addr = in6addr_loopback;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+        n = snprintf(url, urlsize, "http://[%s]:%u/status", host, (unsigned)ntohs(v6->sin6_port));
     }
-    if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
-        atoi(port) < 1 || atoi(port) > 65535)
-        return fail(err, errlen, "'%s': the port must be a number from 1 to 65535", listen);
-    if (hostlen == 0 || (hostlen == 7 && memcmp(host, "0.0.0.0", 7) == 0))
-        n = snprintf(url, urlsize, "http://127.0.0.1:%s/status", port);
-    else if (hostlen == 2 && memcmp(host, "::", 2) == 0)
-        n = snprintf(url, urlsize, "http://[::1]:%s/status", port);
-    else if (memchr(host, ':', hostlen))
-        n = snprintf(url, urlsize, "http://[%.*s]:%s/status", (int)hostlen, host, port);
-    else n = snprintf(url, urlsize, "http://%.*s:%s/status", (int)hostlen, host, port);
-done:
     if (n < 0 || (size_t)n >= urlsize) return fail(err, errlen, "'%s': too long", listen);
     return 0;
 }

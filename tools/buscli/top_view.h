@@ -14,9 +14,10 @@
 
 #include <jansson.h>
 
-/* The /status URL for an `http_listen` value ADDR:PORT, [V6ADDR]:PORT or a
- * URL (http://...: "/status" is appended unless it has a path). A wildcard
- * address (0.0.0.0, ::, empty) is reached on the loopback. 0, or -1 with the
+/* The /status URL for an `http_listen` value, as the host takes it
+ * (bh__keyspec_listen: IPv4:PORT, [IPv6]:PORT, localhost:PORT), or a URL
+ * (http://...: "/status" is appended unless it has a path). A wildcard
+ * address (0.0.0.0, [::]) is reached on the loopback. 0, or -1 with the
  * reason in err. */
 int bh__top_url(const char *listen, char *url, size_t urlsize, char *err, size_t errlen);
 
