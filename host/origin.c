@@ -14,8 +14,7 @@ int bh__origins_init(bh__origins_t *o, const bh_plugin_t *desc, const bh__svc_co
     bh__ctx_init(&o->values, conf->service, conf->format, log, NULL, NULL);
     o->pub.values = &o->values.pub;
     if (max_message) o->pub.max_message = max_message;
-    bh__requests_init(&o->reqs, desc, log);
-    o->reqs.service = conf->service;
+    bh__requests_init(&o->reqs, desc, conf->service, log);
     o->conf = conf;
     o->live = NULL;
     o->ready = true;

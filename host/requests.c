@@ -11,16 +11,16 @@
 static bh_handler_fn result_route(const bh__requests_t *r, const char *reply_to)
 {
     for (const bh_route_t *f = r->desc->results; f && f->key; f++)
-        if (r->service ? bh__topology_result_is(r->desc, r->service, f->key, reply_to)
-                       : !strcmp(f->key, reply_to))
-            return f->handler;
+        if (bh__topology_result_is(r->desc, r->service, f->key, reply_to)) return f->handler;
     return NULL;
 }
 
-void bh__requests_init(bh__requests_t *r, const bh_plugin_t *desc, bh__logger_t *log)
+void bh__requests_init(bh__requests_t *r, const bh_plugin_t *desc, const char *service,
+                       bh__logger_t *log)
 {
     memset(r, 0, sizeof *r);
     r->desc = desc;
+    r->service = service;
     r->log = log;
     r->max = BH_REQUESTS_MAX;
     atomic_init(&r->n, 0);

@@ -36,7 +36,7 @@ typedef struct bh__req {
 
 typedef struct bh__requests {
     const bh_plugin_t *desc;
-    const char *service; /* the effective service, for the result key rule; NULL: keys as written */
+    const char *service; /* the effective service, for the result key rule */
     bh__logger_t *log;
     size_t max;             /* BH_REQUESTS_MAX */
     atomic_size_t n;        /* waiting requests */
@@ -51,7 +51,8 @@ typedef struct bh__requests {
     void *ud;
 } bh__requests_t;
 
-void bh__requests_init(bh__requests_t *r, const bh_plugin_t *desc, bh__logger_t *log);
+void bh__requests_init(bh__requests_t *r, const bh_plugin_t *desc, const char *service,
+                       bh__logger_t *log);
 /* Deadlines from now on fire on loop. */
 void bh__requests_start(bh__requests_t *r, uv_loop_t *loop, void (*fire)(void *, bh__job_t *),
                         void (*after)(void *), void *ud);

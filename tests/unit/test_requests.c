@@ -54,7 +54,7 @@ static int setup(void **state)
     memset(&T, 0, sizeof T);
     fl_reset();
     lu_init(&T.lu);
-    bh__requests_init(&T.r, &desc, fl_logger());
+    bh__requests_init(&T.r, &desc, desc.service, fl_logger());
     bh__requests_start(&T.r, &T.lu.loop, fire, after, NULL);
     T.t0 = uv_hrtime();
     return 0;
