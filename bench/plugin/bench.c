@@ -101,13 +101,13 @@ static void bench_fini(bh_ctx_t *ctx, void *state)
 }
 
 static const bh_route_t events[] = {
-    {"BenchEvent", on_event},
-    {NULL, NULL},
+    {.key = "BenchEvent", .handler = on_event},
+    {0},
 };
 
 static const bh_route_t commands[] = {
-    {"Run", on_run},
-    {NULL, NULL},
+    {.key = "Run", .handler = on_run},
+    {0},
 };
 
 static const bh_config_key_t config[] = {

@@ -47,8 +47,9 @@ int init(bh_ctx_t *ctx, void **state)
 
 void fini(bh_ctx_t *, void *state) { delete static_cast<State *>(state); }
 
-// Tables: every element spelled out, the terminator as {} (all zero).
-const bh_route_t commands[] = {{"Echo", on_echo}, {"Greet", on_greet}, {}};
+// Tables: routes through bh_route(), other elements spelled out, the
+// terminator as {} (all zero).
+const bh_route_t commands[] = {bh_route("Echo", on_echo), bh_route("Greet", on_greet), {}};
 const bh_config_key_t config[] = {
     {"greeting", BH_CONF_STR, "Hello", "word put before the name", 0, 0},
     {},

@@ -77,8 +77,8 @@ static void greeter_fini(bh_ctx_t *ctx, void *state)
 }
 
 static const bh_route_t commands[] = {
-    {"Greet", on_greet}, /* bound as "<service>.Greet" */
-    {NULL, NULL},
+    {.key = "Greet", .handler = on_greet}, /* bound as "<service>.Greet" */
+    {0},
 };
 
 static const bh_config_key_t config[] = {

@@ -255,9 +255,9 @@ static int cart_init(bh_ctx_t *ctx, void **state)
 }
 
 static const bh_route_t events[] = {
-    {"ItemSelected", on_item_selected},
-    {"ItemRemoved", on_item_removed},
-    {NULL, NULL},
+    {.key = "ItemSelected", .handler = on_item_selected},
+    {.key = "ItemRemoved", .handler = on_item_removed},
+    {0},
 };
 
 static const bh_config_key_t config[] = {

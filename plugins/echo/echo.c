@@ -100,9 +100,9 @@ static void echo_fini(bh_ctx_t *ctx, void *state)
 }
 
 static const bh_route_t commands[] = {
-    {"Echo", on_echo},
-    {"Divide", on_divide},
-    {NULL, NULL},
+    {.key = "Echo", .handler = on_echo},
+    {.key = "Divide", .handler = on_divide},
+    {0},
 };
 
 static const bh_config_key_t config[] = {

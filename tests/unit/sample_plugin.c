@@ -10,10 +10,11 @@ static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state) { r
 
 bh_plugin_t sample_plugin(void)
 {
-    static const bh_route_t ev[] = {
-        {"CartValidated", handler}, {"audit.Logged", handler}, {NULL, NULL}};
-    static const bh_route_t cmd[] = {{"Echo", handler}, {NULL, NULL}};
-    static const bh_route_t res[] = {{"svc.EchoReturn", handler}, {NULL, NULL}};
+    static const bh_route_t ev[] = {{.key = "CartValidated", .handler = handler},
+                                    {.key = "audit.Logged", .handler = handler},
+                                    {0}};
+    static const bh_route_t cmd[] = {{.key = "Echo", .handler = handler}, {0}};
+    static const bh_route_t res[] = {{.key = "svc.EchoReturn", .handler = handler}, {0}};
     static const bh_config_key_t cf[] = {{"greeting", BH_CONF_STR, "hi", "what to say", 0, 0},
                                          {"limit", BH_CONF_INT, "3", "how many", 1, 10},
                                          {NULL, 0, NULL, NULL, 0, 0}};

@@ -275,7 +275,7 @@ static void a_result_with_options_answers_the_command(void **state)
 
 /* -- reply_to and result keys ----------------------------------------------- */
 
-static const bh_route_t noop[] = {{NULL, NULL}};
+static const bh_route_t noop[] = {{0}};
 static const bh_plugin_t p11 = {
     .abi_major = 1, .abi_minor = 1, .service = "inventory", .results = noop};
 static const bh_plugin_t p10 = {

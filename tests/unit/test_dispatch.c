@@ -35,9 +35,9 @@ static bh_outcome_t on_echoed(bh_ctx_t *c, const bh_msg_t *m, void *s)
     return BH_REJECT;
 }
 
-static const bh_route_t events[] = {{"OrderPlaced", on_placed}, {NULL, NULL}};
-static const bh_route_t commands[] = {{"Echo", on_echo}, {NULL, NULL}};
-static const bh_route_t results[] = {{"ping.EchoReturn", on_echoed}, {NULL, NULL}};
+static const bh_route_t events[] = {{.key = "OrderPlaced", .handler = on_placed}, {0}};
+static const bh_route_t commands[] = {{.key = "Echo", .handler = on_echo}, {0}};
+static const bh_route_t results[] = {{.key = "ping.EchoReturn", .handler = on_echoed}, {0}};
 static const bh_plugin_t plugin = {
     .name = "ping", .service = "ping", .events = events, .commands = commands, .results = results};
 

@@ -114,7 +114,10 @@ static void check_refuses_two_result_keys_naming_one(void **s)
 {
     bh_plugin_t d = valid();
     bh_handler_fn h = d.commands[0].handler;
-    const bh_route_t twice[] = {{"Done", h}, {"Other", h}, {"p.Done", h}, {NULL, NULL}};
+    const bh_route_t twice[] = {{.key = "Done", .handler = h},
+                                {.key = "Other", .handler = h},
+                                {.key = "p.Done", .handler = h},
+                                {0}};
     d.service = "p";
     d.results = twice;
     check_bad(&d, "result keys \"Done\" and \"p.Done\" (entries 0 and 2) both name \"p.Done\"",

@@ -26,9 +26,10 @@ static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     return BH_DONE;
 }
 
-static const bh_route_t events[] = {{"cart.*", handler}, {"odd\"key\\with\nall", handler}, {0}};
-static const bh_route_t commands[] = {{"Echo", handler}, {0}};
-static const bh_route_t results[] = {{"stock.Reserve", handler}, {0}};
+static const bh_route_t events[] = {
+    {.key = "cart.*", .handler = handler}, {.key = "odd\"key\\with\nall", .handler = handler}, {0}};
+static const bh_route_t commands[] = {{.key = "Echo", .handler = handler}, {0}};
+static const bh_route_t results[] = {{.key = "stock.Reserve", .handler = handler}, {0}};
 static const bh_plugin_t plugin = {.events = events, .commands = commands, .results = results};
 static const char *const urls[] = {"amqp://guest:secret@127.0.0.1:5672/"};
 

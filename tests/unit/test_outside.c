@@ -78,7 +78,7 @@ static void p_fini(bh_ctx_t *ctx, void *state)
     fb_mark("fini");
 }
 
-static const bh_route_t events[] = {{"Plain", on_event}, {NULL, NULL}};
+static const bh_route_t events[] = {{.key = "Plain", .handler = on_event}, {0}};
 static const bh_plugin_t plugin = {
     .magic = BH_MAGIC,
     .abi_major = BH_ABI_MAJOR,

@@ -24,7 +24,7 @@ static bh_outcome_t on_answer(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     return BH_DONE;
 }
 
-static const bh_route_t results[] = {{"svc.Answer", on_answer}, {NULL, NULL}};
+static const bh_route_t results[] = {{.key = "svc.Answer", .handler = on_answer}, {0}};
 static const bh_plugin_t desc = {.name = "svc", .service = "svc", .results = results};
 
 static struct {

@@ -22,8 +22,8 @@ static bh_outcome_t on_any(bh_ctx_t *c, const bh_msg_t *m, void *s)
     return BH_RETRY;
 }
 
-static const bh_route_t events[] = {{"OrderPlaced", on_any}, {NULL, NULL}};
-static const bh_route_t commands[] = {{"Echo", on_any}, {NULL, NULL}};
+static const bh_route_t events[] = {{.key = "OrderPlaced", .handler = on_any}, {0}};
+static const bh_route_t commands[] = {{.key = "Echo", .handler = on_any}, {0}};
 static const bh_plugin_t plugin = {
     .name = "ping", .service = "ping", .events = events, .commands = commands};
 

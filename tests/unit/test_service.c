@@ -211,12 +211,18 @@ static void p_fini(bh_ctx_t *ctx, void *state)
 }
 
 static const bh_route_t events[] = {
-    {"TwoPublished", h_two},  {"ManyPublished", h_many}, {"Plain", h_plain},
-    {"Blocking", h_blocking}, {"Stuck", h_stuck},        {"Retry", h_retry},
-    {"Reject", h_reject},     {"Logging", h_logging},    {NULL, NULL},
+    {.key = "TwoPublished", .handler = h_two},
+    {.key = "ManyPublished", .handler = h_many},
+    {.key = "Plain", .handler = h_plain},
+    {.key = "Blocking", .handler = h_blocking},
+    {.key = "Stuck", .handler = h_stuck},
+    {.key = "Retry", .handler = h_retry},
+    {.key = "Reject", .handler = h_reject},
+    {.key = "Logging", .handler = h_logging},
+    {0},
 };
-static const bh_route_t commands[] = {{"Compute", h_compute}, {NULL, NULL}};
-static const bh_route_t results[] = {{"svc.Computed", h_computed}, {NULL, NULL}};
+static const bh_route_t commands[] = {{.key = "Compute", .handler = h_compute}, {0}};
+static const bh_route_t results[] = {{.key = "svc.Computed", .handler = h_computed}, {0}};
 
 static const bh_plugin_t plugin = {
     .magic = BH_MAGIC,

@@ -145,8 +145,8 @@ static bh_outcome_t on_answer(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 }
 
 static const bh_timer_t timers[] = {{"beat", 100, on_beat}, {NULL, 0, NULL}};
-static const bh_route_t commands[] = {{"Request", on_request}, {NULL, NULL}};
-static const bh_route_t results[] = {{"outside.Answer", on_answer}, {NULL, NULL}};
+static const bh_route_t commands[] = {{.key = "Request", .handler = on_request}, {0}};
+static const bh_route_t results[] = {{.key = "outside.Answer", .handler = on_answer}, {0}};
 static const bh_config_key_t config[] = {
     {"tick", BH_CONF_BOOL, "false", "publish Beat from the timer", 0, 0},
     {"tick_sleep_ms", BH_CONF_INT, "0", "how long each timer run takes", 0, 10000},

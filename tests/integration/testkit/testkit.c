@@ -144,13 +144,18 @@ static bh_outcome_t on_trace(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 }
 
 static const bh_route_t commands[] = {
-    {"Fail", on_fail},   {"Sleep", on_sleep}, {"Reject", on_reject}, {"Echo", on_echo},
-    {"Crash", on_crash}, {"Trace", on_trace}, {NULL, NULL},
+    {.key = "Fail", .handler = on_fail},
+    {.key = "Sleep", .handler = on_sleep},
+    {.key = "Reject", .handler = on_reject},
+    {.key = "Echo", .handler = on_echo},
+    {.key = "Crash", .handler = on_crash},
+    {.key = "Trace", .handler = on_trace},
+    {0},
 };
 
 static const bh_route_t events[] = {
-    {"Tick", on_tick},
-    {NULL, NULL},
+    {.key = "Tick", .handler = on_tick},
+    {0},
 };
 
 BH_PLUGIN(.name = "testkit", .version = "1.0.0", .service = "testkit", .events = events,
