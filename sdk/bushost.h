@@ -52,8 +52,6 @@
  *        "timeout", "unroutable" or "shutdown" when no answer came, and
  *        bh_request_ctx() hands the context back. BH_EFULL.
  *        bh_publisher_ctx(): a ctx for the plugin's own threads.
- *        bh_route_t.payload and .reply: declared payload fields
- *        (bh_schema_t, bh_field_t), checked before the handler runs.
  *        bh_api_t slots appended after span_id, in this order: header_get,
  *        publish_opts, publisher, publisher_event, send_command,
  *        request_ctx, publisher_ctx.
@@ -75,8 +73,6 @@
  *   - A size-prefixed argument struct (bh_publish_t) starts with `size_t
  *     size` = sizeof as the plugin built it; the host reads only what size
  *     covers, so a later minor appends fields to it.
- *   - bh_schema_t records its own size and that of bh_field_t (BH_SCHEMA
- *     fills both); both grow only at their end, read as for routes.
  *   - A field or slot is never reused for another meaning.
  */
 #ifndef BUSHOST_H
@@ -779,69 +775,9 @@ static inline int bh_config_bool(bh_ctx_t *ctx, const char *key, bool *out)
 /* Handler for one routing key. `state` is what init() stored. */
 typedef bh_outcome_t (*bh_handler_fn)(bh_ctx_t *ctx, const bh_msg_t *msg, void *state);
 
-/* ABI 1.1. Declared payload fields. A route may declare the fields of its
- * payload (a map); the host checks each message against them before the
- * handler runs. A command that does not match gets the error result
- *   {"error": "invalid payload", "field": "qty", "expected": "int >= 1"}
- * without its handler running; an event or result that does not match is
- * rejected (dead-lettered) with an ERROR naming the field. Fields the
- * schema does not name are accepted, so a sender may add fields first.
- * The same declarations are printed as JSON Schema by `bushost --describe`. */
-typedef enum bh_field_type {
-    BH_FIELD_STR = 1, /* UTF-8 string; min/max bound its length in characters */
-    BH_FIELD_INT,     /* integer; min/max bound its value */
-    BH_FIELD_NUMBER,  /* integer or float; min/max bound its value */
-    BH_FIELD_BOOL,
-    BH_FIELD_BYTES, /* CBOR byte string; min/max bound its length in bytes */
-    BH_FIELD_MAP,   /* its fields in `fields` (NULL: any map) */
-    BH_FIELD_ARRAY, /* its elements as `items` (NULL: any elements);
-                     * min/max bound its length */
-    BH_FIELD_ANY,   /* any value, null included */
-} bh_field_type_t;
-
-#define BH_FIELD_OPTIONAL 0x1u /* may be absent (required otherwise) */
-#define BH_FIELD_MIN 0x2u      /* `min` applies */
-#define BH_FIELD_MAX 0x4u      /* `max` applies */
-#define BH_FIELD_NULLABLE 0x8u /* null is accepted too */
-
-typedef struct bh_field {
-    const char *name; /* the map key; NULL ends a table (ignored in items) */
-    bh_field_type_t type;
-    uint32_t flags;                /* BH_FIELD_* */
-    int64_t min, max;              /* inclusive; used as the flags say */
-    const char *const *one_of;     /* BH_FIELD_STR: the allowed values, ended by NULL */
-    const struct bh_field *fields; /* BH_FIELD_MAP: its fields, ended by name NULL */
-    const struct bh_field *items;  /* BH_FIELD_ARRAY: one element's declaration */
-    const char *doc;               /* one line, for --describe; may be NULL */
-    /* Later minors append fields here; bh_schema_t.field_size says how
-     * long each element is. */
-} bh_field_t;
-
-typedef struct bh_schema {
-    uint32_t size;            /* sizeof(bh_schema_t) the plugin was built with */
-    uint32_t field_size;      /* sizeof(bh_field_t) the plugin was built with */
-    const bh_field_t *fields; /* the payload map's fields, ended by name NULL */
-    const char *doc;          /* one line, for --describe; may be NULL */
-} bh_schema_t;
-
-/* An initialiser for a bh_schema_t:
- *   static const bh_field_t add_fields[] = {
- *       {.name = "sku", .type = BH_FIELD_STR, .flags = BH_FIELD_MIN, .min = 1},
- *       {.name = "qty", .type = BH_FIELD_INT, .flags = BH_FIELD_MIN, .min = 1},
- *       {0}};
- *   static const bh_schema_t add_schema = BH_SCHEMA(.fields = add_fields);  */
-#define BH_SCHEMA(...)                                                                     \
-    {                                                                                      \
-        .size = (uint32_t)sizeof(bh_schema_t), .field_size = (uint32_t)sizeof(bh_field_t), \
-        __VA_ARGS__                                                                        \
-    }
-
 typedef struct bh_route {
     const char *key; /* event name, command VerbObject, or result key */
     bh_handler_fn handler;
-    /* ABI 1.1 */
-    const bh_schema_t *payload; /* what an incoming payload must hold; NULL: anything */
-    const bh_schema_t *reply;   /* commands: the ok result's payload, for --describe */
     /* Later minors append fields here (see ABI GROWTH RULES). */
 } bh_route_t;
 
@@ -917,11 +853,9 @@ typedef struct bh_plugin {
 }
 /* A route for a table (C++11 and later), warning-free under -Wextra however
  * bh_route_t grows: const bh_route_t commands[] = {bh_route("Echo", f), {}}; */
-constexpr bh_route_t bh_route(const char *key, bh_handler_fn handler,
-                              const bh_schema_t *payload = nullptr,
-                              const bh_schema_t *reply = nullptr)
+constexpr bh_route_t bh_route(const char *key, bh_handler_fn handler)
 {
-    return bh_route_t{key, handler, payload, reply};
+    return bh_route_t{key, handler};
 }
 /* Define the plugin's descriptor (C++11 and later): the body sets the
  * fields of `p`, whose identity and sizes are already filled and whose
