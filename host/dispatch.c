@@ -9,16 +9,16 @@
 #include "retry.h"
 #include "topology.h"
 
-/* The route's handler, and its index in its table in *at. */
-static bh_handler_fn find_route(const bh_route_t *r, const char *key, size_t *at)
+/* The route for key, and its index in its table in *at. */
+static const bh_route_t *find_route(const bh_route_t *r, const char *key, size_t *at)
 {
     for (const bh_route_t *f = r; f && f->key; f++)
-        if (!strcmp(f->key, key)) return *at = (size_t)(f - r), f->handler;
+        if (!strcmp(f->key, key)) return *at = (size_t)(f - r), f;
     return NULL;
 }
 
-static bh_handler_fn route(const bh_plugin_t *p, const char *service, bh_kind_t kind,
-                           const char *key, size_t *at)
+static const bh_route_t *route(const bh_plugin_t *p, const char *service, bh_kind_t kind,
+                               const char *key, size_t *at)
 {
     const char *name;
     switch (kind) {
@@ -30,7 +30,7 @@ static bh_handler_fn route(const bh_plugin_t *p, const char *service, bh_kind_t 
     case BH_KIND_RESULT:
         for (const bh_route_t *f = p->results; f && f->key; f++)
             if (bh__topology_result_is(p, service, f->key, key))
-                return *at = (size_t)(f - p->results), f->handler;
+                return *at = (size_t)(f - p->results), f;
         return NULL;
     default:
         return NULL;
@@ -65,7 +65,7 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
     unsigned attempt = bh__retry_restore(d);
     bh__envelope_t e = {d->exchange, d->conversation_id, d->reply_to, d->status};
     bh_kind_t kind = bh__envelope_classify(&e, why, sizeof why);
-    bh_handler_fn h = kind ? route(plugin, service, kind, d->routing_key, &at) : NULL;
+    const bh_route_t *h = kind ? route(plugin, service, kind, d->routing_key, &at) : NULL;
     if (!h) {
         if (kind)
             snprintf(why, sizeof why, "no handler for %s '%s'", bh__kind_name(kind),
@@ -74,12 +74,13 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
                 "%s: rejecting message from '%s' with key '%s'", why, d->exchange, d->routing_key);
         return invalid(m);
     }
-    if (!(*job = bh__job_new(d, kind, h, gen))) {
+    if (!(*job = bh__job_new(d, kind, h->handler, gen))) {
         bh__log(log, BH_CRITICAL, d->conversation_id, "out of memory; requeueing '%s'",
                 d->routing_key);
         return BH__DISPATCH_NOMEM;
     }
     (*job)->attempt = attempt;
+    (*job)->schema = h->payload;
     bh__metrics_received((*job)->mroute = m ? bh__metrics_route(m, kind, at) : NULL);
     (*job)->delivered_ns = uv_hrtime();
     return BH__DISPATCH_JOB;

@@ -159,6 +159,8 @@ typedef struct bh__job {
     bh__out_t *outs, **outs_tail;
     bool has_result;
     bool undecodable;          /* its payload did not decode */
+    bool invalid_payload;      /* it did not match its route's schema */
+    const bh_schema_t *schema; /* its route's declared payload; NULL: none */
     uint64_t start_ns, end_ns; /* uv_hrtime around decoding and the handler */
     /* I/O thread only: */
     struct bh__mroute *mroute; /* its route's metrics (metrics.h); NULL: none */

@@ -17,6 +17,7 @@
 
 #include "contract.h"
 #include "crash.h"
+#include "schema.h"
 #include "topology.h"
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) BH_PRINTF(4, 5);
@@ -104,6 +105,50 @@ static int stride_of(const char *path, const char *what, size_t given, size_t mi
     return BH_OK;
 }
 
+/* Replaces each route's declared payloads (pointers into the plugin) with
+ * checked copies in this host's layout (schema.h). After the first error
+ * (in *rc) the rest are only cleared, so that free_schemas frees copies
+ * alone. */
+static void own_schemas(const char *path, const char *what, bh_route_t *t, int *rc, char *err,
+                        size_t errlen)
+{
+    for (; t && t->key; t++) {
+        const bh_schema_t *want[2] = {t->payload, t->reply};
+        bh_schema_t *got[2] = {NULL, NULL};
+        char why[512];
+        t->payload = t->reply = NULL;
+        for (int k = 0; k < 2 && !*rc; k++) {
+            if (!want[k]) continue;
+            if (k && strcmp(what, "command"))
+                *rc = fail(err, errlen, path,
+                           "%s route \"%s\": a reply schema, but only commands are answered", what,
+                           t->key);
+            else if ((*rc = bh__schema_copy(want[k], &got[k], why, sizeof why)))
+                fail(err, errlen, path, "%s route \"%s\": %s schema: %s", what, t->key,
+                     k ? "reply" : "payload", why);
+        }
+        t->payload = got[0];
+        t->reply = got[1];
+    }
+}
+
+static void free_route_schemas(const bh_route_t *t)
+{
+    for (; t && t->key; t++) {
+        bh__schema_free((bh_schema_t *)t->payload);
+        bh__schema_free((bh_schema_t *)t->reply);
+    }
+}
+
+static void free_own(bh_plugin_t *own)
+{
+    if (!own) return;
+    free_route_schemas(own->events);
+    free_route_schemas(own->commands);
+    free_route_schemas(own->results);
+    free(own);
+}
+
 /* The plugin's descriptor as this host's bh_plugin_t, with its tables in
  * this host's bh_route_t and bh_config_key_t layout (ABI GROWTH RULES in
  * bushost.h): one allocation, in *out. Its identity is checked first. */
@@ -139,6 +184,14 @@ static int normalize(const char *path, const bh_plugin_t *raw, bh_plugin_t **out
     p->commands = table_copy(r + ne + 1, sizeof *r, d.commands, rs, nc);
     p->results = table_copy(r + ne + nc + 2, sizeof *r, d.results, rs, nr);
     p->config = table_copy(r + routes, sizeof(bh_config_key_t), d.config, ks, nk);
+    rc = BH_OK;
+    own_schemas(path, "event", r, &rc, err, errlen);
+    own_schemas(path, "command", r + ne + 1, &rc, err, errlen);
+    own_schemas(path, "result", r + ne + nc + 2, &rc, err, errlen);
+    if (rc) {
+        free_own(p);
+        return rc;
+    }
     *out = p;
     return BH_OK;
 }
@@ -180,12 +233,12 @@ int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errle
     }
     if ((rc = normalize(path, sym, &own, err, errlen)) ||
         (rc = bh__loader_check(path, own, err, errlen))) {
-        free(own);
+        free_own(own);
         dlclose(dl);
         return rc;
     }
     if (!(out->path = strdup(path))) {
-        free(own);
+        free_own(own);
         dlclose(dl);
         fail(err, errlen, path, "out of memory");
         return BH_ENOMEM;
@@ -380,7 +433,7 @@ void bh__loader_close(bh__loaded_t *p)
 {
     if (!p) return;
     if (p->dl) dlclose(p->dl);
-    free(p->own);
+    free_own(p->own);
     free(p->path);
     memset(p, 0, sizeof *p);
 }

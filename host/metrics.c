@@ -46,7 +46,8 @@ void bh__hist_read(const bh__hist_t *h, bh__hist_snap_t *out)
 const char *bh__verdict_name(bh__verdict_t v)
 {
     static const char *const names[BH__VERDICTS] = {
-        "done", "retry", "reject", "dead_lettered", "invalid_envelope", "undecodable"};
+        "done",        "retry",          "reject", "dead_lettered", "invalid_envelope",
+        "undecodable", "invalid_payload"};
     return v < BH__VERDICTS ? names[v] : "unknown";
 }
 

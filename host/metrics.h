@@ -50,6 +50,7 @@ typedef enum bh__verdict {
     BH__V_DEAD_LETTERED,    /* the host gave up: retries spent, crash_limit, unsendable */
     BH__V_INVALID_ENVELOPE, /* no valid envelope, no handler for its key, or too big */
     BH__V_UNDECODABLE,      /* the payload did not decode */
+    BH__V_INVALID_PAYLOAD,  /* it did not match its route's declared schema */
     BH__VERDICTS
 } bh__verdict_t;
 const char *bh__verdict_name(bh__verdict_t v);

@@ -6,6 +6,7 @@
 #include "api.h"
 #include "crash.h"
 #include "payload.h"
+#include "schema.h"
 #include "span.h"
 #include "value.h"
 
@@ -18,6 +19,48 @@ bh__run_t bh__run_make(const char *service, const bh__loaded_t *plugin, bh_forma
                        .log = log,
                        .guard = guard,
                        .otlp = otlp};
+}
+
+/* The payload against its route's declared schema. A command that does not
+ * match is answered with the standard error result (outcome BH_DONE); an
+ * event or a result is dead-lettered (outcome 0). Its handler never runs. */
+static bool invalid_payload(const bh__run_t *r, bh__ctx_t *ctx, bh__job_t *job)
+{
+    char field[256], expected[256];
+    const char *key = job->d->routing_key, *cid = job->msg.conversation_id;
+    if (!job->schema || !bh__schema_check(job->schema, job->payload, field, sizeof field, expected,
+                                          sizeof expected))
+        return false;
+    job->invalid_payload = true;
+    if (job->msg.kind != BH_KIND_COMMAND) {
+        bh__log(r->log, BH_ERROR, cid,
+                "%s '%s' has an invalid payload: field \"%s\": expected %s; dead-lettering it",
+                bh__kind_name(job->msg.kind), key, field, expected);
+        job->outcome = 0;
+        return true;
+    }
+    bh_ctx_t *c = &ctx->pub;
+    bh_value_t *m = bh_map_new(c);
+    int rc = m ? BH_OK : BH_ENOMEM;
+    if (!rc) rc = bh_map_set_str(c, m, "error", "invalid payload");
+    if (!rc) rc = bh_map_set_str(c, m, "field", field);
+    if (!rc) rc = bh_map_set_str(c, m, "expected", expected);
+    if (!rc) rc = bh_result_error(c, m);
+    bh_value_free(m);
+    if (rc) {
+        bh__log(r->log, BH_CRITICAL, cid,
+                "command '%s' has an invalid payload (field \"%s\"), and its error result "
+                "cannot be made: %s; requeueing it",
+                key, field, bh_strerror(rc));
+        job->outcome = BH_RETRY;
+        return true;
+    }
+    bh__log(r->log, BH_WARNING, cid,
+            "command '%s' has an invalid payload: field \"%s\": expected %s; answered with an "
+            "error result",
+            key, field, expected);
+    job->outcome = BH_DONE;
+    return true;
 }
 
 void bh__run_one(const bh__run_t *r, bh__job_t *job)
@@ -53,12 +96,21 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
                                       p ? p->path : NULL, d->routing_key, job->msg.conversation_id,
                                       d->tag, r->guard ? r->guard->crash_fd : -1});
     int o = BH_DONE;
-    if (job->tick) job->tick(&ctx.pub, r->state);
+    bool checked_out = !job->tick && invalid_payload(r, &ctx, job);
+    if (checked_out) o = job->outcome;
+    else if (job->tick) job->tick(&ctx.pub, r->state);
     else o = job->handler(&ctx.pub, &job->msg, r->state);
     job->end_ns = uv_hrtime();
     bh__metrics_running(m, -1);
     bh__crash_leave();
     bh__journal_end(jr);
+    if (checked_out) {
+        bh_value_free(job->payload);
+        job->payload = NULL;
+        job->msg.payload = NULL;
+        bh__span_end(job);
+        return;
+    }
     if (o != BH_DONE && o != BH_RETRY && o != BH_REJECT) {
         bh__log(r->log, BH_ALERT, job->msg.conversation_id,
                 "handler for %s '%s' returned %d, not a bh_outcome_t; treating it as BH_RETRY",

@@ -37,7 +37,7 @@ static void settle(bh__settle_t *st, bh__job_t *job)
     switch ((int)job->outcome) {
     case BH_DONE:
         bh__acker_done(st->acks, d->tag);
-        v = job->retried ? BH__V_RETRY : BH__V_DONE;
+        v = job->invalid_payload ? BH__V_INVALID_PAYLOAD : job->retried ? BH__V_RETRY : BH__V_DONE;
         break;
     case BH_REJECT:
         bh__log(st->log, BH_WARNING, job->msg.conversation_id,
@@ -64,9 +64,10 @@ static void settle(bh__settle_t *st, bh__job_t *job)
             return;
         }
         break;
-    default: /* undecodable, or what it published cannot be sent: logged already */
+    default: /* undecodable, invalid, or what it published cannot be sent: logged already */
         bh__acker_reject(st->acks, d->tag, false);
         if (job->undecodable) v = BH__V_UNDECODABLE;
+        if (job->invalid_payload) v = BH__V_INVALID_PAYLOAD;
         break;
     }
     bh__metrics_settled(job->mroute, v);
@@ -95,7 +96,7 @@ void bh__settle_complete(bh__settle_t *st, bh__job_t *job)
 {
     st->handled++;
     bh__metrics_ran(job->mroute, job->delivered_ns, job->start_ns, job->end_ns);
-    if (job->outcome == 0)
+    if (job->outcome == 0 && !job->invalid_payload) /* an invalid one is logged by run.c */
         bh__log(st->log, BH_EMERGENCY, job->msg.conversation_id,
                 "cannot decode payload of '%s' (content type '%s'): %s; rejecting it",
                 job->d->routing_key, job->d->content_type ? job->d->content_type : "", job->err);

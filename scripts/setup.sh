@@ -26,6 +26,7 @@ PACKAGES=(
     clang-14 libclang-rt-14-dev # scripts/fuzz.sh: clang and its libFuzzer runtime; tests/sdk: clang, clang++
     g++ # tests/sdk: the C++ example plugin
     dpkg-dev systemd man-db # the install tests: dpkg-shlibdeps, systemd-analyze verify, man --warnings
+    python3-jsonschema # bushost --describe: its output is checked against the AsyncAPI 3.0 JSON Schema
 )
 POLICY_RC=/usr/sbin/policy-rc.d
 POLICY_MARK='# bushost setup.sh: no service starts during install'

@@ -55,6 +55,8 @@
  *        bh_api_t slots appended after span_id, in this order: header_get,
  *        publish_opts, publisher, publisher_event, send_command,
  *        request_ctx, publisher_ctx.
+ *        bh_route_t.payload and .reply: declared payloads (bh_schema_t,
+ *        bh_field_t, BH_SCHEMA), checked by the host before the handler.
  *
  * ABI GROWTH RULES (how a 1.x minor may change this header):
  *   - The major changes only when something is removed or changes meaning:
@@ -73,6 +75,9 @@
  *   - A size-prefixed argument struct (bh_publish_t) starts with `size_t
  *     size` = sizeof as the plugin built it; the host reads only what size
  *     covers, so a later minor appends fields to it.
+ *   - bh_schema_t starts with its size and the size of its bh_field_t
+ *     (BH_SCHEMA and bh_schema() fill both); bh_field_t grows only at its
+ *     end, and the host strides field tables by field_size.
  *   - A field or slot is never reused for another meaning.
  */
 #ifndef BUSHOST_H
@@ -775,9 +780,65 @@ static inline int bh_config_bool(bh_ctx_t *ctx, const char *key, bool *out)
 /* Handler for one routing key. `state` is what init() stored. */
 typedef bh_outcome_t (*bh_handler_fn)(bh_ctx_t *ctx, const bh_msg_t *msg, void *state);
 
+/* ABI 1.1. Declared payloads. A route may say what its payload holds; the
+ * host then checks every message against it before the handler runs. A
+ * command that does not match is answered with the error result
+ *   {"error": "invalid payload", "field": "qty", "expected": "int ≥ 1"}
+ * and acked without its handler running; an event or result that does not
+ * match is dead-lettered with an ERROR naming the field. Keys the schema
+ * does not name are allowed (a newer sender may add fields). `bushost
+ * --describe` prints the schemas as JSON Schema in an AsyncAPI document. */
+typedef enum bh_field_type {
+    BH_FIELD_STR = 1, /* text */
+    BH_FIELD_INT,     /* an integer */
+    BH_FIELD_NUMBER,  /* an integer or a double */
+    BH_FIELD_BOOL,
+    BH_FIELD_BYTES, /* a byte string (CBOR) */
+    BH_FIELD_MAP,   /* a map; `fields` (optional) say what it holds */
+    BH_FIELD_ARRAY, /* an array; `items` (optional) says what each holds */
+    BH_FIELD_ANY,   /* any value */
+} bh_field_type_t;
+
+#define BH_FIELD_OPTIONAL 0x1u /* may be absent (present fields are checked) */
+#define BH_FIELD_MIN 0x2u      /* min applies: the value of an INT or NUMBER, */
+#define BH_FIELD_MAX 0x4u      /* the length of a STR (in characters), BYTES or ARRAY */
+#define BH_FIELD_NULLABLE 0x8u /* null is allowed as well */
+
+typedef struct bh_field {
+    const char *name; /* the map key; NULL ends a table (ignored for items) */
+    bh_field_type_t type;
+    uint32_t flags;                /* BH_FIELD_* */
+    int64_t min, max;              /* bounds, where flags say so */
+    const char *const *one_of;     /* STR: the allowed values, ended by NULL */
+    const struct bh_field *fields; /* MAP: its fields, ended by name NULL */
+    const struct bh_field *items;  /* ARRAY: what each element is */
+    const char *doc;               /* one line, for --describe */
+} bh_field_t;
+
+/* A payload: a map with these fields. Nested tables are strided by
+ * field_size, so a later minor may append fields to bh_field_t. */
+typedef struct bh_schema {
+    uint32_t size;            /* sizeof(bh_schema_t) as the plugin built it */
+    uint32_t field_size;      /* sizeof(bh_field_t) as the plugin built it */
+    const bh_field_t *fields; /* ended by name NULL */
+    const char *doc;          /* one line, for --describe */
+} bh_schema_t;
+
+/* A schema's initialiser (C):
+ *   static const bh_schema_t order = BH_SCHEMA(.fields = order_fields);   */
+#define BH_SCHEMA(...)                                                                     \
+    {                                                                                      \
+        .size = (uint32_t)sizeof(bh_schema_t), .field_size = (uint32_t)sizeof(bh_field_t), \
+        __VA_ARGS__                                                                        \
+    }
+
 typedef struct bh_route {
     const char *key; /* event name, command VerbObject, or result key */
     bh_handler_fn handler;
+    /* ABI 1.1: the declared payload (NULL: not checked), and for a command
+     * the payload of its success result (for --describe only). */
+    const bh_schema_t *payload;
+    const bh_schema_t *reply;
     /* Later minors append fields here (see ABI GROWTH RULES). */
 } bh_route_t;
 
@@ -853,9 +914,26 @@ typedef struct bh_plugin {
 }
 /* A route for a table (C++11 and later), warning-free under -Wextra however
  * bh_route_t grows: const bh_route_t commands[] = {bh_route("Echo", f), {}}; */
-constexpr bh_route_t bh_route(const char *key, bh_handler_fn handler)
+constexpr bh_route_t bh_route(const char *key, bh_handler_fn handler,
+                              const bh_schema_t *payload = nullptr,
+                              const bh_schema_t *reply = nullptr)
 {
-    return bh_route_t{key, handler};
+    return bh_route_t{key, handler, payload, reply};
+}
+/* A field (C++11 and later): bh_field("qty", BH_FIELD_INT, BH_FIELD_MIN, 1);
+ * end a table with bh_field(nullptr, BH_FIELD_ANY). */
+constexpr bh_field_t bh_field(const char *name, bh_field_type_t type, uint32_t flags = 0,
+                              int64_t min = 0, int64_t max = 0, const char *const *one_of = nullptr,
+                              const bh_field_t *fields = nullptr, const bh_field_t *items = nullptr,
+                              const char *doc = nullptr)
+{
+    return bh_field_t{name, type, flags, min, max, one_of, fields, items, doc};
+}
+/* A schema (C++11 and later): static const bh_schema_t s = bh_schema(fields); */
+constexpr bh_schema_t bh_schema(const bh_field_t *fields, const char *doc = nullptr)
+{
+    return bh_schema_t{static_cast<uint32_t>(sizeof(bh_schema_t)),
+                       static_cast<uint32_t>(sizeof(bh_field_t)), fields, doc};
 }
 /* Define the plugin's descriptor (C++11 and later): the body sets the
  * fields of `p`, whose identity and sizes are already filled and whose

@@ -324,6 +324,16 @@ static void open_refuses_a_duplicate_route(void **s)
                NULL);
 }
 
+/* The schemas before the bad one were copied: ASan sees them freed. */
+static void open_refuses_a_bad_payload_schema(void **s)
+{
+    open_fails("bad_schema/bad_schema.so",
+               "command route \"Order\": payload schema: field \"qty\": min 5 is above max 2",
+               NULL);
+    open_fails("bad_reply/bad_reply.so",
+               "event route \"audit.Noted\": a reply schema, but only commands are answered", NULL);
+}
+
 static void open_refuses_a_reserved_config_key(void **s)
 {
     open_fails("reserved_key/reserved_key.so",
@@ -551,6 +561,8 @@ static void open_dir_fails_on_each_broken_fixture_folder(void **s)
         {"unresolved", "unresolved"},
         {"bad_service", "bad_service"},
         {"dup_route", "dup_route"},
+        {"bad_schema", "bad_schema"},
+        {"bad_reply", "bad_reply"},
         {"reserved_key", "reserved_key"},
         {"dotted_key", "dotted_key"},
         {"host_name", "host"},
@@ -632,6 +644,7 @@ int main(void)
         cmocka_unit_test(open_dir_refuses_a_missing_folder),
         cmocka_unit_test(open_dir_refuses_a_file_given_as_folder),
         cmocka_unit_test(open_dir_fails_whole_when_one_plugin_is_broken),
+        cmocka_unit_test(open_refuses_a_bad_payload_schema),
         cmocka_unit_test(open_dir_fails_on_each_broken_fixture_folder),
         cmocka_unit_test(open_dir_refuses_two_plugins_with_one_name),
         cmocka_unit_test(open_dir_refuses_two_plugins_with_one_service),

@@ -205,7 +205,8 @@ static const bh__cli_usage_t top_usage = {
     .synopsis = "(-c FILE | --http ADDR) [--interval SEC] [-n FRAMES]",
     .about = "A live view of one bushost process: per service its state and readiness,\n"
              "deliveries received, handled (done) and failed (retry, reject, dead-lettered,\n"
-             "invalid, undecodable) per second, publishes per second, handlers in flight,\n"
+             "invalid, undecodable, invalid payload) per second, publishes per second, handlers in "
+             "flight,\n"
              "deliveries unacked, busy workers, handler time (p50, p99), queue wait (p99),\n"
              "confirm latency (p99) and reconnects. Rates and percentiles are over the\n"
              "last interval. It reads the host's /status (docs/observability.md): -c takes\n"

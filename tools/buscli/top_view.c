@@ -110,8 +110,8 @@ static double rate(const json_t *before, const json_t *now, const char *group, c
     return d < 0 ? 0 : d / seconds; /* a restart starts the counters over */
 }
 
-static const char *const failures[] = {"retry", "reject", "dead_lettered", "invalid_envelope",
-                                       "undecodable"};
+static const char *const failures[] = {
+    "retry", "reject", "dead_lettered", "invalid_envelope", "undecodable", "invalid_payload"};
 static const char *const kinds[] = {"event", "command", "result"};
 
 static void put_rate(FILE *out, double r)

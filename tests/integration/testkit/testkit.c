@@ -11,7 +11,10 @@
  *                   the payload has {"crash": true} (a poison message)
  *   event   Tick    {"n": int, "ms": int (optional)} sleeps ms, then publishes
  *                   Tocked {"n": n, "pid": getpid()}, so a test can tell which
- *                   host instance handled it */
+ *                   host instance handled it
+ *   command Order   a declared payload (order below), checked by the host:
+ *                   answers {"sku": sku, "qty": qty}
+ *   event   OrderNoted  the same declared payload: publishes OrderSeen {"sku"} */
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -143,7 +146,66 @@ static bh_outcome_t on_trace(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     return rc == BH_OK ? BH_DONE : BH_RETRY;
 }
 
+/* Order and OrderNoted: what the host checks before these handlers run. */
+static const char *const colours[] = {"red", "green", NULL};
+static const bh_field_t line_fields[] = {
+    {.name = "sku", .type = BH_FIELD_STR, .doc = "the article"},
+    {.name = "qty",
+     .type = BH_FIELD_INT,
+     .flags = BH_FIELD_MIN | BH_FIELD_MAX,
+     .min = 1,
+     .max = 99},
+    {0}};
+static const bh_field_t line = {.type = BH_FIELD_MAP, .fields = line_fields};
+static const bh_field_t order_fields[] = {
+    {.name = "sku",
+     .type = BH_FIELD_STR,
+     .flags = BH_FIELD_MIN | BH_FIELD_MAX,
+     .min = 1,
+     .max = 16},
+    {.name = "qty", .type = BH_FIELD_INT, .flags = BH_FIELD_MIN, .min = 1, .doc = "how many"},
+    {.name = "colour", .type = BH_FIELD_STR, .flags = BH_FIELD_OPTIONAL, .one_of = colours},
+    {.name = "note", .type = BH_FIELD_STR, .flags = BH_FIELD_OPTIONAL | BH_FIELD_NULLABLE},
+    {.name = "lines",
+     .type = BH_FIELD_ARRAY,
+     .flags = BH_FIELD_OPTIONAL | BH_FIELD_MIN,
+     .min = 1,
+     .items = &line},
+    {.name = "price", .type = BH_FIELD_NUMBER, .flags = BH_FIELD_OPTIONAL | BH_FIELD_MIN},
+    {.name = "gift", .type = BH_FIELD_BOOL, .flags = BH_FIELD_OPTIONAL},
+    {.name = "tag", .type = BH_FIELD_BYTES, .flags = BH_FIELD_OPTIONAL | BH_FIELD_MAX, .max = 8},
+    {.name = "meta", .type = BH_FIELD_ANY, .flags = BH_FIELD_OPTIONAL},
+    {0}};
+static const bh_schema_t order =
+    BH_SCHEMA(.fields = order_fields, .doc = "An order of one article");
+static const bh_field_t accepted_fields[] = {
+    {.name = "sku", .type = BH_FIELD_STR}, {.name = "qty", .type = BH_FIELD_INT}, {0}};
+static const bh_schema_t accepted = BH_SCHEMA(.fields = accepted_fields, .doc = "What was taken");
+
+/* The host has checked the payload: sku and qty are there and valid. */
+static bh_outcome_t on_order(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+{
+    int64_t qty = 0;
+    bh_value_t *p = bh_map_new(ctx);
+    int rc = p ? bh_get_int(msg->payload, "qty", &qty) : BH_ENOMEM;
+    if (rc == BH_OK) rc = bh_map_set_str(ctx, p, "sku", bh_get_str(msg->payload, "sku"));
+    if (rc == BH_OK) rc = bh_map_set_int(ctx, p, "qty", qty);
+    if (rc == BH_OK) rc = bh_result_success(ctx, p);
+    bh_value_free(p);
+    return rc == BH_OK ? BH_DONE : BH_RETRY;
+}
+
+static bh_outcome_t on_order_noted(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+{
+    bh_value_t *p = bh_map_new(ctx);
+    int rc = p ? bh_map_set_str(ctx, p, "sku", bh_get_str(msg->payload, "sku")) : BH_ENOMEM;
+    if (rc == BH_OK) rc = bh_publish_event(ctx, "OrderSeen", p);
+    bh_value_free(p);
+    return rc == BH_OK ? BH_DONE : BH_RETRY;
+}
+
 static const bh_route_t commands[] = {
+    {.key = "Order", .handler = on_order, .payload = &order, .reply = &accepted},
     {.key = "Fail", .handler = on_fail},
     {.key = "Sleep", .handler = on_sleep},
     {.key = "Reject", .handler = on_reject},
@@ -155,6 +217,7 @@ static const bh_route_t commands[] = {
 
 static const bh_route_t events[] = {
     {.key = "Tick", .handler = on_tick},
+    {.key = "OrderNoted", .handler = on_order_noted, .payload = &order},
     {0},
 };
 
