@@ -83,3 +83,23 @@ done:
     else *out = res;
     return rc;
 }
+
+int bh__broker_url_parts(const char *url, bh__broker_url_parts_t *out)
+{
+    struct amqp_connection_info ci;
+    char *copy;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = bh__broker_url_check(url))) return rc;
+    if (!(copy = strdup(url))) return BH_ENOMEM;
+    amqp_parse_url(copy, &ci); /* cannot fail: checked above */
+    /* The host and vhost only: user and password stay behind. */
+    snprintf(out->host, sizeof out->host, "%s", ci.host);
+    snprintf(out->vhost, sizeof out->vhost, "%s", ci.vhost);
+    out->port = ci.port;
+    out->tls = ci.ssl != 0;
+    explicit_bzero(copy, strlen(url));
+    free(copy);
+    return BH_OK;
+}

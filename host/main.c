@@ -4,6 +4,7 @@
  * init, one service per plugin), starts it and then only waits for signals:
  * the first SIGTERM/SIGINT/SIGHUP drains the host, a second exits at once.
  * Under systemd (NOTIFY_SOCKET) it also tells systemd how it goes (notify.h). */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <uv.h>
 
 #include "crash.h"
+#include "describe.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
@@ -32,11 +34,13 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "Usage: bushost -c FILE [--check]\n"
+        "Usage: bushost -c FILE [--check | --describe]\n"
         "Run the service plugins found in the config's plugins_dir on a RabbitMQ bus.\n\n"
         "  -c, --config FILE  the INI config (see docs/config.md)\n"
         "      --check        validate the config and load and init the plugins,\n"
         "                     without connecting; exit 0 when all is well\n"
+        "      --describe     as --check, then print the services as an AsyncAPI 3.0\n"
+        "                     document (JSON) on stdout\n"
         "  -h, --help         this text\n"
         "  -V, --version      the version and plugin ABI\n\n"
         "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space- or "
@@ -104,15 +108,31 @@ static int start_http(run_t *r, uv_loop_t *loop, char *err, size_t errlen)
     return bh__http_start(&r->http, listen_on, loop, err, errlen);
 }
 
+/* --describe: the document on stdout; logs stay on stderr. */
+static int print_description(bh__host_t *h)
+{
+    char err[256];
+    json_t *doc = bh__describe(h, err, sizeof err);
+    int rc =
+        doc && !json_dumpf(doc, stdout, JSON_INDENT(2)) && putchar('\n') != EOF && !fflush(stdout)
+            ? 0
+            : BH__EXIT_RUNTIME;
+    if (!doc) fprintf(stderr, "bushost: --describe: %s\n", err);
+    else if (rc)
+        fprintf(stderr, "bushost: --describe: cannot write the document: %s\n", strerror(errno));
+    json_decref(doc);
+    bh__host_free(h);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check", no_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"describe", no_argument, NULL, 'd'},     {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    bool check = false;
+    bool check = false, describe = false;
     int c;
     char err[1024];
     run_t r;
@@ -125,6 +145,9 @@ int main(int argc, char **argv)
         case 'k':
             check = true;
             break;
+        case 'd':
+            describe = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -135,6 +158,11 @@ int main(int argc, char **argv)
             usage(stderr);
             return BH__EXIT_CONFIG;
         }
+    }
+    if (check && describe) {
+        fprintf(stderr, "bushost: --check and --describe exclude each other\n");
+        usage(stderr);
+        return BH__EXIT_CONFIG;
     }
     if (!path || optind < argc) {
         fprintf(stderr, "bushost: %s\n", path ? "unexpected arguments" : "missing -c FILE");
@@ -150,6 +178,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bushost: %s\n", err);
         return rc;
     }
+    if (describe) return print_description(r.host);
     if (check) {
         for (size_t i = 0; i < bh__host_count(r.host); i++) {
             const bh__loaded_t *p = bh__host_plugin(r.host, i);
