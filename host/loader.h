@@ -18,17 +18,9 @@ typedef struct bh__loaded {
     bh_plugin_t *own; /* what desc points to when the loader made it, else NULL */
 } bh__loaded_t;
 
-/* Check a descriptor by the plugin contract (bh__contract_plugin: identity,
- * names, routes, config table). Pure: no dlopen. Messages start with the
- * file, e.g.
- *   "plugins/x.so: bad magic 0x00000000, expected 0x42555348 (not a bushost plugin, or garbled)"
- *   "plugins/x.so: ABI 2.0, this host speaks 1.0 (major must match): rebuild the plugin"
- *   "plugins/x.so: config key \"log.level\" is not a name: expected letters, digits, '_' or
- *    '-', found '.' at byte 3" */
-int bh__loader_check(const char *path, const bh_plugin_t *d, char *err, size_t errlen);
-
 /* dlopen(RTLD_NOW | RTLD_LOCAL) one file, look up BH_PLUGIN_SYMBOL, copy the
- * descriptor into this host's layout (desc above), check. */
+ * descriptor into this host's layout (desc above) and check it
+ * (descriptor.h). */
 int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errlen);
 
 /* Open every "*.so" in dir, in name order. Any failure fails the whole load

@@ -20,6 +20,7 @@
 #include "fake_log.h"
 #include "fixture_paths.h"
 #include "job_util.h"
+#include "descriptor.h"
 #include "loader.h"
 #include "sample_plugin.h"
 
@@ -69,7 +70,7 @@ static bh_plugin_t valid(void) { return sample_plugin(); }
 static void check_ok(const bh_plugin_t *d)
 {
     strcpy(err, "untouched");
-    if (bh__loader_check(CHECK_PATH, d, err, sizeof err) != 0)
+    if (bh__descriptor_check(CHECK_PATH, d, err, sizeof err) != 0)
         fail_msg("expected the descriptor to pass, got \"%s\"", err);
     assert_string_equal(err, "untouched");
 }
@@ -77,7 +78,7 @@ static void check_ok(const bh_plugin_t *d)
 static void check_bad(const bh_plugin_t *d, const char *needle1, const char *needle2)
 {
     err[0] = 0;
-    if (bh__loader_check(CHECK_PATH, d, err, sizeof err) != BH_EINVAL)
+    if (bh__descriptor_check(CHECK_PATH, d, err, sizeof err) != BH_EINVAL)
         fail_msg("expected the descriptor to fail with \"%s\"", needle1);
     assert_names_file(err, CHECK_PATH);
     assert_contains(err, needle1);
@@ -85,7 +86,7 @@ static void check_bad(const bh_plugin_t *d, const char *needle1, const char *nee
 }
 
 /* ------------------------------------------------------------------------ */
-/* bh__loader_check: the contract, with the file in front                   */
+/* bh__descriptor_check: the contract, with the file in front                   */
 
 static void check_accepts_a_valid_descriptor(void **s)
 {
@@ -132,12 +133,12 @@ static void check_truncates_errors_to_the_buffer(void **s)
     bh_plugin_t d = valid();
     d.magic = 0;
     memset(small, 'x', sizeof small);
-    assert_int_equal(bh__loader_check(CHECK_PATH, &d, small, sizeof small), BH_EINVAL);
+    assert_int_equal(bh__descriptor_check(CHECK_PATH, &d, small, sizeof small), BH_EINVAL);
     assert_string_equal(small, "plugins/p.s");
-    assert_int_equal(bh__loader_check("a-rather-long-path/p.so", &d, small, sizeof small),
+    assert_int_equal(bh__descriptor_check("a-rather-long-path/p.so", &d, small, sizeof small),
                      BH_EINVAL);
     assert_string_equal(small, "a-rather-lo");
-    assert_int_equal(bh__loader_check(CHECK_PATH, &d, NULL, 0), BH_EINVAL);
+    assert_int_equal(bh__descriptor_check(CHECK_PATH, &d, NULL, 0), BH_EINVAL);
 }
 
 /* ------------------------------------------------------------------------ */
