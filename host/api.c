@@ -327,34 +327,13 @@ static int api_header_get(bh_ctx_t *ctx, const char *name, bh_header_t *out)
     return BH_OK;
 }
 
-/* Headers the envelope and the trace own: a plugin's copy would be read
- * in their place by the next hop. */
-static bool reserved_header(const char *name)
-{
-    static const char *const names[] = {"conversation_id", "status", "traceparent", "tracestate"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcasecmp(name, names[i])) return true;
-    return !strncasecmp(name, "x-bushost-", 10);
-}
-
 /* The plugin's headers as the host carries them, in *out (malloc'd), or
  * BH_EINVAL with an ERROR log naming the header. */
 static int own_headers(bh__ctx_t *c, const bh_header_t *h, size_t n, bh__hdr_t **out)
 {
-    const char *why = NULL, *name = "";
+    const char *name = "", *why = bh__contract_headers(h, n, &name);
     *out = NULL;
     if (!n) return BH_OK;
-    if (!h) why = "headers is NULL with n_headers > 0";
-    for (size_t i = 0; i < n && !why; i++) {
-        name = h[i].name ? h[i].name : "";
-        if (!*name) why = "a header has no name";
-        else if (reserved_header(name)) why = "its name is reserved to the host";
-        else if (h[i].type < BH_HEADER_STRING || h[i].type > BH_HEADER_BOOL)
-            why = "its type is not a bh_header_type_t";
-        else if (h[i].type <= BH_HEADER_BYTES && !h[i].str && h[i].len) why = "its str is NULL";
-        for (size_t j = 0; j < i && !why; j++)
-            if (!strcmp(h[j].name, name)) why = "it is given twice";
-    }
     if (why) {
         bh__log(c->log, BH_ERROR, c->job->msg.conversation_id, "cannot publish header '%s': %s",
                 name, why);

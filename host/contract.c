@@ -458,3 +458,31 @@ int bh__contract_plugin(const bh_plugin_t *d, char *err, size_t errlen)
                     d->name);
     return bh__contract_config_table(d->config, NULL, err, errlen);
 }
+
+/* Headers the envelope and the trace own: a plugin's copy would be read
+ * in their place by the next hop. */
+static bool reserved_header(const char *name)
+{
+    static const char *const names[] = {"conversation_id", "status", "traceparent", "tracestate"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(name, names[i])) return true;
+    return !strncasecmp(name, "x-bushost-", 10);
+}
+
+const char *bh__contract_headers(const bh_header_t *h, size_t n, const char **name)
+{
+    const char *why = NULL;
+    *name = "";
+    if (n && !h) return "headers is NULL with n_headers > 0";
+    for (size_t i = 0; i < n && !why; i++) {
+        *name = h[i].name ? h[i].name : "";
+        if (!**name) why = "a header has no name";
+        else if (reserved_header(*name)) why = "its name is reserved to the host";
+        else if (h[i].type < BH_HEADER_STRING || h[i].type > BH_HEADER_BOOL)
+            why = "its type is not a bh_header_type_t";
+        else if (h[i].type <= BH_HEADER_BYTES && !h[i].str && h[i].len) why = "its str is NULL";
+        for (size_t j = 0; j < i && !why; j++)
+            if (!strcmp(h[j].name, *name)) why = "it is given twice";
+    }
+    return why;
+}

@@ -92,4 +92,12 @@ bool bh__contract_routing_key(const char *key);
  * BH_OK or BH_EINVAL. */
 int bh__contract_publish(int kind, const char *key, bh_format_t fmt, const char *reply_to);
 
+/* The custom headers of a publish (bh_publish_t.headers, n of them): NULL
+ * when the host can carry them, else why not, with the name of the header
+ * at fault in *name. Refused: a NULL table, a header without a name, one
+ * the host reserves (conversation_id, status, traceparent, tracestate,
+ * x-bushost-*, in any case), an unknown type, a NULL str with a length, a
+ * name given twice. */
+const char *bh__contract_headers(const bh_header_t *h, size_t n, const char **name);
+
 #endif

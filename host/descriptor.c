@@ -34,10 +34,11 @@ static int check_result_names(const char *path, const bh_plugin_t *d, char *err,
         if (!full) return bh__descriptor_fail(err, errlen, path, "out of memory");
         for (size_t j = 0; j < i; j++) {
             if (!bh__topology_result_is(d, d->service, d->results[j].key, full)) continue;
-            bh__descriptor_fail(err, errlen, path,
-                 "result keys \"%s\" and \"%s\" (entries %zu and %zu) both name \"%s\": "
-                 "expected each key once",
-                 d->results[j].key, d->results[i].key, j, i, full);
+            bh__descriptor_fail(
+                err, errlen, path,
+                "result keys \"%s\" and \"%s\" (entries %zu and %zu) both name \"%s\": "
+                "expected each key once",
+                d->results[j].key, d->results[i].key, j, i, full);
             free(full);
             return BH_EINVAL;
         }
@@ -51,7 +52,8 @@ int bh__descriptor_check(const char *path, const bh_plugin_t *d, char *err, size
     char why[1024];
     int rc = bh__contract_plugin(d, why, sizeof why);
 
-    return rc ? bh__descriptor_fail(err, errlen, path, "%s", why) : check_result_names(path, d, err, errlen);
+    return rc ? bh__descriptor_fail(err, errlen, path, "%s", why)
+              : check_result_names(path, d, err, errlen);
 }
 
 /* The ABI 1.0 element sizes: what a descriptor without route_size and
@@ -88,10 +90,11 @@ static int stride_of(const char *path, const char *what, size_t given, size_t mi
 {
     *out = given ? given : min;
     if (given && (given < min || given % sizeof(void *)))
-        return bh__descriptor_fail(err, errlen, path,
-                    "%s %zu bytes, expected a multiple of %zu of at least %zu (the ABI %d.0 "
-                    "size): garbled",
-                    what, given, sizeof(void *), min, BH_ABI_MAJOR);
+        return bh__descriptor_fail(
+            err, errlen, path,
+            "%s %zu bytes, expected a multiple of %zu of at least %zu (the ABI %d.0 "
+            "size): garbled",
+            what, given, sizeof(void *), min, BH_ABI_MAJOR);
     return BH_OK;
 }
 
@@ -110,12 +113,13 @@ static void own_schemas(const char *path, const char *what, bh_route_t *t, int *
         for (int k = 0; k < 2 && !*rc; k++) {
             if (!want[k]) continue;
             if (k && strcmp(what, "command"))
-                *rc = bh__descriptor_fail(err, errlen, path,
-                           "%s route \"%s\": a reply schema, but only commands are answered", what,
-                           t->key);
+                *rc = bh__descriptor_fail(
+                    err, errlen, path,
+                    "%s route \"%s\": a reply schema, but only commands are answered", what,
+                    t->key);
             else if ((*rc = bh__schema_copy(want[k], &got[k], why, sizeof why)))
-                bh__descriptor_fail(err, errlen, path, "%s route \"%s\": %s schema: %s", what, t->key,
-                     k ? "reply" : "payload", why);
+                bh__descriptor_fail(err, errlen, path, "%s route \"%s\": %s schema: %s", what,
+                                    t->key, k ? "reply" : "payload", why);
         }
         t->payload = got[0];
         t->reply = got[1];
@@ -150,7 +154,8 @@ int bh__descriptor_copy(const char *path, const bh_plugin_t *raw, bh_plugin_t **
     size_t rs, ks;
     int rc;
 
-    if (bh__contract_identity(raw, why, sizeof why)) return bh__descriptor_fail(err, errlen, path, "%s", why);
+    if (bh__contract_identity(raw, why, sizeof why))
+        return bh__descriptor_fail(err, errlen, path, "%s", why);
     memset(&d, 0, sizeof d);
     memcpy(&d, raw, raw->size);
     if ((rc = stride_of(path, "route_size", d.route_size, ROUTE_SIZE_1_0, &rs, err, errlen)) ||
@@ -185,4 +190,3 @@ int bh__descriptor_copy(const char *path, const bh_plugin_t *raw, bh_plugin_t **
     *out = p;
     return BH_OK;
 }
-

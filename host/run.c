@@ -39,14 +39,7 @@ static bool invalid_payload(const bh__run_t *r, bh__ctx_t *ctx, bh__job_t *job)
         job->outcome = 0;
         return true;
     }
-    bh_ctx_t *c = &ctx->pub;
-    bh_value_t *m = bh_map_new(c);
-    int rc = m ? BH_OK : BH_ENOMEM;
-    if (!rc) rc = bh_map_set_str(c, m, "error", "invalid payload");
-    if (!rc) rc = bh_map_set_str(c, m, "field", field);
-    if (!rc) rc = bh_map_set_str(c, m, "expected", expected);
-    if (!rc) rc = bh_result_error(c, m);
-    bh_value_free(m);
+    int rc = bh__schema_answer(&ctx->pub, field, expected);
     if (rc) {
         bh__log(r->log, BH_CRITICAL, cid,
                 "command '%s' has an invalid payload (field \"%s\"), and its error result "

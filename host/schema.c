@@ -356,3 +356,15 @@ int bh__schema_check(const bh_schema_t *s, const bh_value_t *payload, char *fiel
     if (rc && flen) snprintf(field, flen, "%s", path);
     return rc;
 }
+
+int bh__schema_answer(bh_ctx_t *ctx, const char *field, const char *expected)
+{
+    bh_value_t *m = bh_map_new(ctx);
+    int rc = m ? BH_OK : BH_ENOMEM;
+    if (!rc) rc = bh_map_set_str(ctx, m, "error", "invalid payload");
+    if (!rc) rc = bh_map_set_str(ctx, m, "field", field);
+    if (!rc) rc = bh_map_set_str(ctx, m, "expected", expected);
+    if (!rc) rc = bh_result_error(ctx, m);
+    bh_value_free(m);
+    return rc;
+}

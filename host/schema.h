@@ -30,6 +30,10 @@ void bh__schema_free(bh_schema_t *s);
 int bh__schema_check(const bh_schema_t *s, const bh_value_t *payload, char *field, size_t flen,
                      char *expected, size_t elen);
 
+/* Answer the command being handled (ctx) with the standard error result
+ * {"error": "invalid payload", "field": field, "expected": expected}. */
+int bh__schema_answer(bh_ctx_t *ctx, const char *field, const char *expected);
+
 /* What a value of field f must be, as bh__schema_check reports it. */
 void bh__schema_expected(const bh_field_t *f, char *out, size_t len);
 
