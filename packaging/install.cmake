@@ -23,6 +23,8 @@ set(out "${BH_I_BINARY_DIR}/packaging/install")
 
 configure_file("${BH_I_SOURCE_DIR}/packaging/bushost@.service.in" "${out}/bushost@.service" @ONLY)
 configure_file("${BH_I_SOURCE_DIR}/packaging/bushost.pc.in" "${out}/bushost.pc" @ONLY)
+configure_file("${BH_I_SOURCE_DIR}/packaging/bushost-testkit.pc.in" "${out}/bushost-testkit.pc"
+  @ONLY)
 
 # The example config is etc/service.ini with the installed paths: the
 # example plugins, a state folder of its own and a broker on this machine.
@@ -42,5 +44,6 @@ bh_edit("\nstate_dir = [^\n]*" "\nstate_dir = ${BH_STATE_DIR}/example")
 file(WRITE "${out}/example.ini" "${ini}")
 
 file(INSTALL DESTINATION "${BH_I_UNITS}" TYPE FILE FILES "${out}/bushost@.service")
-file(INSTALL DESTINATION "${BH_I_PREFIX}/lib/pkgconfig" TYPE FILE FILES "${out}/bushost.pc")
+file(INSTALL DESTINATION "${BH_I_PREFIX}/lib/pkgconfig" TYPE FILE FILES "${out}/bushost.pc"
+  "${out}/bushost-testkit.pc")
 file(INSTALL DESTINATION "${BH_CONF_DIR}" TYPE FILE FILES "${out}/example.ini")

@@ -10,6 +10,8 @@ GUIDE=$BH_SOURCE_DIR/docs/plugin-guide.md
 P=$T/prefix
 run install cmake --install "$BH_BUILD_DIR" --prefix "$P"
 for f in bin/bushost bin/buscli include/bushost/bushost.h lib/pkgconfig/bushost.pc \
+    include/bushost/bushost_test.h lib/libbushost-testkit.a lib/pkgconfig/bushost-testkit.pc \
+    share/doc/bushost/examples/plugin/test_greeter.c \
     lib/cmake/bushost/bushostConfig.cmake lib/cmake/bushost/bushostConfigVersion.cmake \
     lib/cmake/bushost/BushostPlugin.cmake share/man/man8/bushost.8.gz \
     share/man/man1/buscli.1.gz share/man/man5/bushost.ini.5.gz etc/bushost/example.ini \
@@ -19,6 +21,8 @@ for f in bin/bushost bin/buscli include/bushost/bushost.h lib/pkgconfig/bushost.
 done
 [[ -d $P/lib/bushost/plugins ]] || fail "not installed: the folder lib/bushost/plugins"
 cmp -s "$BH_SOURCE_DIR/sdk/bushost.h" "$P/include/bushost/bushost.h" || fail "installed header differs"
+cmp -s "$BH_SOURCE_DIR/sdk/bushost_test.h" "$P/include/bushost/bushost_test.h" ||
+    fail "installed test kit header differs"
 
 # The guide shows examples/plugin as it is: its greeter.c and CMakeLists.txt.
 EX=$P/share/doc/bushost/examples/plugin
@@ -49,7 +53,8 @@ has pluginsdir "$P/lib/bushost/plugins"
 
 mkdir -p "$T/pc" "$T/cm"
 cp "$EX/greeter.c" "$T/pc/"
-cp "$EX/greeter.c" "$EX/CMakeLists.txt" "$T/cm/"
+cp "$EX/greeter.c" "$EX/test_greeter.c" "$EX/CMakeLists.txt" "$T/cm/"
+cp "$EX/test_greeter.c" "$T/pc/"
 (cd "$T/pc" && bash -euc "$PC_LINE -Werror") >"$T/pc_build.out" 2>&1 || fail "the guide's pkg-config line failed"
 # Which header it compiled against: the installed one, never the tree's.
 (cd "$T/pc" && cc -M $(pkg-config --cflags bushost) greeter.c) >"$T/deps.out"
@@ -62,6 +67,19 @@ run cm_configure cmake -S "$T/cm" -B "$T/cm/build" -DCMAKE_PREFIX_PATH="$P" \
 grep -qx "bushost_DIR:PATH=$P/lib/cmake/bushost" "$T/cm/build/CMakeCache.txt" ||
     fail "find_package(bushost) found $(grep '^bushost_DIR' "$T/cm/build/CMakeCache.txt")"
 run cm_build cmake --build "$T/cm/build"
+# The plugin's unit test, on the installed test kit (bushost::testkit).
+run cm_test ctest --test-dir "$T/cm/build" --output-on-failure
+has cm_test "100% tests passed, 0 tests failed out of 1"
+# The same with pkg-config, as docs/testing-plugins.md writes it.
+TEST_LINE=$(awk '/^## Building a test/ { seen = 1 } seen && /^cc .*bushost-testkit/ { print; exit }' \
+    "$BH_SOURCE_DIR/docs/testing-plugins.md")
+[[ -n $TEST_LINE ]] || fail "no pkg-config line for the test kit in docs/testing-plugins.md"
+# libcbor and jansson come from the system's pkg-config folders; bushost's
+# from P alone (the tree has no .pc file on any of them).
+(cd "$T/pc" && env -u PKG_CONFIG_LIBDIR PKG_CONFIG_PATH="$P/lib/pkgconfig" \
+    bash -euc "$TEST_LINE -Werror" && ./test_greeter) >"$T/pc_test.out" 2>&1 ||
+    fail "the test kit's pkg-config line, or the test it built, failed: $(cat "$T/pc_test.out")"
+has pc_test "test_greeter: ok"
 cp "$T/cm/build/compile_commands.json" "$T/cm_commands.out"
 has cm_commands "-isystem $P/include/bushost"
 lacks cm_commands "$BH_SOURCE_DIR/sdk"
