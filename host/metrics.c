@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "topology.h"
 
 const double bh__hist_bounds[BH__HIST_BOUNDS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -57,6 +58,13 @@ const char *bh__pub_kind_name(bh__pub_kind_t k)
     return k < BH__PUBS ? names[k] : "unknown";
 }
 
+const char *bh__req_end_name(bh__req_end_t e)
+{
+    static const char *const names[BH__REQ_ENDS] = {"answered", "timeout", "unroutable", "shutdown",
+                                                    "late"};
+    return e < BH__REQ_ENDS ? names[e] : "unknown";
+}
+
 const char *bh__mstate_name(bh__mstate_t s)
 {
     static const char *const names[BH__MSTATES] = {"down", "up", "draining", "closed"};
@@ -83,6 +91,13 @@ int bh__metrics_init(bh__metrics_t *m, const char *service, const bh_plugin_t *p
     m->first_command = 1 + ne;
     m->first_result = 1 + ne + nc;
     if (!(m->routes = calloc(1 + ne + nc + nr, sizeof *m->routes))) return BH_ENOMEM;
+    const bh_timer_t *timers = bh__contract_timers(p);
+    while (timers && timers[m->n_timers].handler) m->n_timers++;
+    if (m->n_timers && !(m->timers = calloc(m->n_timers, sizeof *m->timers))) {
+        bh__metrics_free(m);
+        return BH_ENOMEM;
+    }
+    for (size_t i = 0; i < m->n_timers; i++) m->timers[i].name = timers[i].name;
     m->n_routes = 1 + ne + nc + nr;
     bool oom = !(m->routes[0].key = strdup(""));
     for (size_t i = 0; i < ne; i++) oom |= !(m->routes[1 + i].key = strdup(p->events[i].key));
@@ -103,8 +118,10 @@ void bh__metrics_free(bh__metrics_t *m)
 {
     for (size_t i = 0; i < m->n_routes; i++) free(m->routes[i].key);
     free(m->routes);
+    free(m->timers);
     m->routes = NULL;
-    m->n_routes = 0;
+    m->timers = NULL;
+    m->n_routes = m->n_timers = 0;
 }
 
 bh__mroute_t *bh__metrics_route(bh__metrics_t *m, bh_kind_t kind, size_t i)
@@ -322,6 +339,41 @@ static double v_busy(const bh__metrics_t *m, uint64_t now)
     return s;
 }
 
+static double v_waiting(const bh__metrics_t *m, uint64_t now)
+{
+    (void)now;
+    return m->requests_waiting
+               ? (double)atomic_load_explicit(m->requests_waiting, memory_order_relaxed)
+               : 0;
+}
+
+/* Timer runs and skips, and how requests ended. */
+static void origins(bh__text_t *t, const bh__metrics_t *const *ms, size_t n)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } tf[] = {{"timer_runs_total", "Runs of each timer.", offsetof(bh__mtimer_t, runs)},
+              {"timer_skips_total", "Ticks a timer skipped: its previous run was still going.",
+               offsetof(bh__mtimer_t, skips)}};
+    size_t timers = 0;
+    for (size_t i = 0; i < n; i++) timers += ms[i]->n_timers;
+    for (size_t f = 0; timers && f < 2; f++) { /* no family without a sample */
+        family(t, tf[f].name, "counter", tf[f].help);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < ms[i]->n_timers; j++)
+                sample(t, tf[f].name, ms[i], NULL, "timer", ms[i]->timers[j].name,
+                       (double)get(
+                           (const bh__counter_t *)((const char *)&ms[i]->timers[j] + tf[f].off)));
+    }
+    family(t, "requests_ended_total", "counter",
+           "Requests (commands sent with options) by how they ended.");
+    for (size_t i = 0; i < n; i++)
+        for (int e = 0; e < BH__REQ_ENDS; e++)
+            sample(t, "requests_ended_total", ms[i], NULL, "outcome", bh__req_end_name(e),
+                   (double)get(&ms[i]->requests[e]));
+}
+
 static void per_service(bh__text_t *t, const bh__metrics_t *const *ms, size_t n, uint64_t now,
                         const char *name, const char *type, const char *help, value_fn fn)
 {
@@ -371,4 +423,7 @@ void bh__metrics_render(bh__text_t *t, const bh__metrics_t *const *ms, size_t n,
     per_service(t, ms, n, now, "workers", "gauge", "Handler threads of the service.", v_workers);
     per_service(t, ms, n, now, "handler_busy_seconds_total", "counter",
                 "Seconds spent in handlers; divided by workers, the utilisation.", v_busy);
+    origins(t, ms, n);
+    per_service(t, ms, n, now, "requests_waiting", "gauge",
+                "Requests waiting for their result, timeout or return.", v_waiting);
 }

@@ -65,6 +65,25 @@ typedef enum bh__pub_kind {
 } bh__pub_kind_t;
 const char *bh__pub_kind_name(bh__pub_kind_t k);
 
+/* How a request (bh_send_command_opts) ended; LATE: a result that came
+ * after its request had timed out (acked, its handler not run). */
+typedef enum bh__req_end {
+    BH__REQ_ANSWERED,
+    BH__REQ_TIMEOUT,
+    BH__REQ_UNROUTABLE,
+    BH__REQ_SHUTDOWN,
+    BH__REQ_LATE,
+    BH__REQ_ENDS
+} bh__req_end_t;
+const char *bh__req_end_name(bh__req_end_t e);
+
+/* One timer of the plugin: its runs, and the ticks it skipped because the
+ * previous run was still going. */
+typedef struct bh__mtimer {
+    const char *name; /* borrowed from the descriptor */
+    bh__counter_t runs, skips;
+} bh__mtimer_t;
+
 /* One route of the plugin: the routing key it is bound by. */
 typedef struct bh__mroute {
     char *key; /* the event or result key, "<service>.<Name>" for a command; "" for none */
@@ -101,8 +120,12 @@ typedef struct bh__metrics {
     atomic_int state; /* bh__mstate_t */
     atomic_bool connected, consuming, blocked, ever_up;
     bh__counter_t reconnects, heartbeat_misses, blocked_ns, blocked_since_ns, url_index;
-    bh__counter_t tick_ns;        /* uv_hrtime of the last tick: the loop's progress */
-    bh__counter_t health_unix_ms; /* the last health check log, 0 before */
+    bh__counter_t tick_ns; /* uv_hrtime of the last tick: the loop's progress */
+    bh__mtimer_t *timers;  /* the descriptor's timers, in order */
+    size_t n_timers;
+    bh__counter_t requests[BH__REQ_ENDS];
+    const atomic_size_t *requests_waiting; /* the requests' own count; NULL: none */
+    bh__counter_t health_unix_ms;          /* the last health check log, 0 before */
 } bh__metrics_t;
 
 /* Build the route table from the plugin's descriptor (main thread). 0 or

@@ -71,6 +71,10 @@ void bh__origins_start(bh__origins_t *o, uv_loop_t *loop, uv_async_t *wake, bh__
     run->conf = o->conf;
     settle->origin_end = end;
     settle->origin_ud = o;
+    /* Their counts on /metrics: the settle's metrics are the service's. */
+    if ((o->reqs.m = settle->m)) settle->m->requests_waiting = &o->reqs.n;
+    for (size_t i = 0; settle->m && i < o->timers.n && i < settle->m->n_timers; i++)
+        o->timers.t[i].m = &settle->m->timers[i];
     bh__timers_start(&o->timers, loop, fire, after, o);
     bh__requests_start(&o->reqs, loop, fire, after, o);
     bh__publisher_attach(&o->pub, wake);
@@ -123,6 +127,7 @@ void bh__origins_end(bh__origins_t *o, const bh__run_t *run)
     for (bh__req_t *q = bh__requests_take(&o->reqs), *n; q; q = n) {
         n = q->next;
         bh__job_t *job = bh__requests_job(q, "shutdown");
+        if (o->reqs.m) bh__metrics_add(&o->reqs.m->requests[BH__REQ_SHUTDOWN], 1);
         if (job) {
             bh__run_one(&alone, job);
             bh__job_free(job);

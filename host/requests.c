@@ -59,6 +59,9 @@ static bh__req_t *find(bh__req_t *q, const char *corr)
 /* End q without an answer: its result handler runs with status. */
 static void end_unanswered(bh__requests_t *r, bh__req_t *q, const char *status)
 {
+    if (r->m)
+        bh__metrics_add(
+            &r->m->requests[!strcmp(status, "timeout") ? BH__REQ_TIMEOUT : BH__REQ_UNROUTABLE], 1);
     bh__job_t *job = bh__requests_job(q, status);
     if (job) r->fire(r->ud, job);
     else
@@ -169,11 +172,13 @@ bool bh__requests_match(bh__requests_t *r, bh__job_t *job)
         unlink_req(&r->head, &r->tail, q);
         atomic_fetch_sub(&r->n, 1);
         job->request_ctx = q->ctx;
+        if (r->m) bh__metrics_add(&r->m->requests[BH__REQ_ANSWERED], 1);
         free(q);
         arm(r);
         return false;
     }
     if (!*corr || !(q = find(r->gone, corr))) return false;
+    if (r->m) bh__metrics_add(&r->m->requests[BH__REQ_LATE], 1);
     bh__log(r->log, BH_WARNING, job->msg.conversation_id,
             "result '%s' for request '%s' came after its timeout: acked without running the "
             "handler",

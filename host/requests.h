@@ -23,6 +23,7 @@
 #include "bushost.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 
 enum { BH__REQUESTS_GONE = 1024 };
 
@@ -38,6 +39,7 @@ typedef struct bh__requests {
     const bh_plugin_t *desc;
     const char *service; /* the effective service, for the result key rule */
     bh__logger_t *log;
+    bh__metrics_t *m;       /* how requests end, on /metrics; NULL: not counted */
     size_t max;             /* BH_REQUESTS_MAX */
     atomic_size_t n;        /* waiting requests */
     bh__req_t *head, *tail; /* waiting, by deadline */

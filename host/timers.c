@@ -20,6 +20,7 @@ static void tick(bh__timer_t *t)
 {
     bh__timers_t *ts = t->ts;
     if (t->running) {
+        if (t->m) bh__metrics_add(&t->m->skips, 1);
         /* Logged on the first skip and then every 100th. */
         if (t->skipped++ % 100 == 0)
             bh__log(ts->log, BH_WARNING, NULL,
@@ -33,12 +34,14 @@ static void tick(bh__timer_t *t)
         bh__log(ts->log, BH_CRITICAL, NULL, "out of memory: timer '%s' skipped a tick",
                 t->def->name);
         t->skipped++;
+        if (t->m) bh__metrics_add(&t->m->skips, 1);
         return;
     }
     job->tick = t->def->handler;
     job->timer = t;
     t->running = true;
     t->runs++;
+    if (t->m) bh__metrics_add(&t->m->runs, 1);
     ts->fire(ts->ud, job);
 }
 

@@ -17,6 +17,7 @@
 #include "bushost.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef struct bh__timer {
     uv_timer_t h;
@@ -24,6 +25,7 @@ typedef struct bh__timer {
     struct bh__timers *ts;
     bool running;
     uint64_t runs, skipped;
+    bh__mtimer_t *m; /* its counts on /metrics; NULL: none */
 } bh__timer_t;
 
 typedef struct bh__timers {

@@ -1265,3 +1265,19 @@ int it_teardown(void **state)
         if (reg.conns[i]) it_close(reg.conns[i]);
     return 0;
 }
+
+double it_metric(const char *series)
+{
+    char *url = it_asprintf("http://127.0.0.1:%s/metrics", it_env("BH_HTTP_PORT"));
+    char *out = NULL;
+    double v = -1;
+    if (it_run((const char *[]){"/usr/bin/curl", "-fsS", "--max-time", "5", url, NULL}, NULL, 10000,
+               &out))
+        IT_FAIL("curl %s failed: %s", url, out ? out : "");
+    size_t n = strlen(series);
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, series, n) && p[n] == ' ') v = strtod(p + n + 1, NULL);
+    free(out);
+    free(url);
+    return v;
+}

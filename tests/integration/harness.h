@@ -210,6 +210,11 @@ int it_host_stop(it_host_t *h, int timeout_ms);
 char *it_host_output(const it_host_t *h);
 void it_host_dump(const it_host_t *h);
 
+/* The value of the sample `series` (exact, labels included) of the /metrics
+ * of the host listening on 127.0.0.1:$BH_HTTP_PORT (read with curl), -1 when
+ * it has no such sample. */
+double it_metric(const char *series);
+
 /* Start argv (argv[0] a path) with stdout and stderr appended to `log`,
  * stdin /dev/null, killed when the test process dies. Each entry of the
  * NULL-ended env (may be NULL) is "NAME=value" to add, or "NAME" to remove. */

@@ -17,8 +17,31 @@
 
 static it_host_t *start(it_conn_t *c, const char *sections)
 {
-    return it_host_ready(c, "outside.commands",
-                         &(it_host_opts_t){.plugins = "outside", .sections = sections});
+    char *keys = it_asprintf("http_listen = 127.0.0.1:%s\n", it_env("BH_HTTP_PORT"));
+    it_host_t *h = it_host_ready(
+        c, "outside.commands",
+        &(it_host_opts_t){.plugins = "outside", .sections = sections, .host_keys = keys});
+    free(keys);
+    return h;
+}
+
+/* /metrics of the host: a timer's runs or skips, or how many requests
+ * ended so. */
+static double timer_count(const char *what, const char *timer)
+{
+    char *s = it_asprintf("bushost_timer_%s_total{service=\"outside\",timer=\"%s\"}", what, timer);
+    double v = it_metric(s);
+    free(s);
+    return v;
+}
+
+static double requests_ended(const char *outcome)
+{
+    char *s =
+        it_asprintf("bushost_requests_ended_total{service=\"outside\",outcome=\"%s\"}", outcome);
+    double v = it_metric(s);
+    free(s);
+    return v;
 }
 
 static json_int_t int_of(const json_t *p, const char *key)
@@ -88,6 +111,11 @@ static void timer_never_overlaps(void **state)
         if (at[i] - at[i - 1] < 250)
             IT_FAIL("beats %d and %d came %lld ms apart: runs overlapped", i - 1, i,
                     (long long)(at[i] - at[i - 1]));
+    /* Both counted on /metrics: each run, and the ticks in between. */
+    double runs = timer_count("runs", "beat"), skips = timer_count("skips", "beat");
+    if (runs < 6 || skips < 5)
+        IT_FAIL("/metrics counts %g runs and %g skips of timer beat after 6 beats of 300 ms", runs,
+                skips);
     assert_int_equal(it_host_stop(h, 15000), 0);
     char *out = it_host_output(h);
     if (!strstr(out, "tick skipped")) IT_FAIL("no skipped tick was logged");
@@ -208,6 +236,9 @@ static void request_times_out(void **state)
     answer(c, cmd);
     if ((st = ended(ev, 7, 1500))) IT_FAIL("the request ended a second time: %s", st);
     it_msg_free(cmd);
+    assert_true(requests_ended("timeout") == 1);
+    assert_true(requests_ended("late") == 1);
+    assert_true(requests_ended("answered") == 0);
     assert_int_equal(it_host_stop(h, 15000), 0);
     char *out = it_host_output(h);
     if (!strstr(out, "came after its timeout")) IT_FAIL("the late answer was not logged");
@@ -227,6 +258,8 @@ static void request_unroutable(void **state)
     if (!st) IT_FAIL("the request did not end within 4 s");
     assert_string_equal(st, "unroutable");
     free(st);
+    assert_true(requests_ended("unroutable") == 1);
+    assert_true(it_metric("bushost_requests_waiting{service=\"outside\"}") == 0);
     assert_int_equal(it_host_stop(h, 15000), 0);
     it_pass();
 }

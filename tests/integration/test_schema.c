@@ -22,22 +22,12 @@
 #define RESULT_KEY "itest.OrderResult"
 #define SERIES "bushost_deliveries_handled_total{service=\"testkit\",key=\"%s\",outcome=\"%s\"}"
 
-/* The value of one sample of the host's /metrics, -1 when absent. */
+/* One sample of the host's /metrics. */
 static double metric(const char *key, const char *outcome)
 {
-    char *url = it_asprintf("http://127.0.0.1:%s/metrics", it_env("BH_HTTP_PORT"));
-    char series[300], *out = NULL;
-    double v = -1;
+    char series[300];
     snprintf(series, sizeof series, SERIES, key, outcome);
-    if (it_run((const char *[]){"/usr/bin/curl", "-fsS", "--max-time", "5", url, NULL}, NULL, 10000,
-               &out))
-        IT_FAIL("curl %s failed: %s", url, out ? out : "");
-    size_t n = strlen(series);
-    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, series, n) && p[n] == ' ') v = strtod(p + n + 1, NULL);
-    free(out);
-    free(url);
-    return v;
+    return it_metric(series);
 }
 
 typedef struct {

@@ -128,6 +128,49 @@ static void counters_are_totals_with_their_labels(void **state)
     }
 }
 
+static void on_tick(bh_ctx_t *ctx, void *state) { (void)ctx, (void)state; }
+
+/* Timers are counted per timer; requests by how they ended; a payload that
+ * fails its schema is an outcome of its own. */
+static void timers_requests_and_invalid_payloads(void **state)
+{
+    (void)state;
+    static const bh_timer_t timers[] = {{.name = "beat", .interval_ms = 10, .handler = on_tick},
+                                        {0}};
+    bh_plugin_t p = plugin;
+    p.magic = BH_MAGIC;
+    p.abi_major = BH_ABI_MAJOR;
+    p.abi_minor = BH_ABI_MINOR;
+    p.size = sizeof p;
+    p.timers = timers;
+    bh__metrics_t m;
+    atomic_size_t waiting = 2;
+    assert_int_equal(bh__metrics_init(&m, "clock", &p, 1, urls, 1), 0);
+    assert_int_equal(m.n_timers, 1);
+    m.requests_waiting = &waiting;
+    bh__metrics_add(&m.timers[0].runs, 5);
+    bh__metrics_add(&m.timers[0].skips, 2);
+    bh__metrics_add(&m.requests[BH__REQ_TIMEOUT], 3);
+    bh__metrics_add(&m.requests[BH__REQ_LATE], 1);
+    bh__metrics_settled(bh__metrics_route(&m, BH_KIND_COMMAND, 0), BH__V_INVALID_PAYLOAD);
+    const bh__metrics_t *ms[] = {&m, &svc.m};
+    text.len = 0;
+    bh__metrics_render(&text, ms, 2, 0);
+    bh__text_printf(&text, "%s", "");
+    assert_int_equal(num("bushost_timer_runs_total{service=\"clock\",timer=\"beat\"}"), 5);
+    assert_int_equal(num("bushost_timer_skips_total{service=\"clock\",timer=\"beat\"}"), 2);
+    assert_int_equal(num("bushost_requests_ended_total{service=\"clock\",outcome=\"timeout\"}"), 3);
+    assert_int_equal(num("bushost_requests_ended_total{service=\"clock\",outcome=\"late\"}"), 1);
+    assert_int_equal(num("bushost_requests_ended_total{service=\"echo\",outcome=\"answered\"}"), 0);
+    assert_int_equal(num("bushost_requests_waiting{service=\"clock\"}"), 2);
+    assert_int_equal(num("bushost_requests_waiting{service=\"echo\"}"), 0);
+    assert_int_equal(num("bushost_deliveries_handled_total{service=\"clock\",key=\"clock.Echo\","
+                         "outcome=\"invalid_payload\"}"),
+                     1);
+    assert_null(strstr(text.buf, "timer=\"\"")); /* echo has no timer */
+    bh__metrics_free(&m);
+}
+
 static void label_values_are_escaped(void **state)
 {
     (void)state;
@@ -368,6 +411,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(routes_follow_the_descriptor),
         T(counters_are_totals_with_their_labels),
+        T(timers_requests_and_invalid_payloads),
         T(label_values_are_escaped),
         T(histograms_are_cumulative_with_inf_sum_and_count),
         T(connection_gauges_and_blocked_time),

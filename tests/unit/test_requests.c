@@ -30,6 +30,7 @@ static const bh_plugin_t desc = {.name = "svc", .service = "svc", .results = res
 static struct {
     lu_t lu;
     bh__requests_t r;
+    bh__metrics_t m; /* only its request counts */
     bh__job_t *fired[MAX_FIRED];
     size_t n_fired, afters;
     uint64_t t0;
@@ -55,6 +56,7 @@ static int setup(void **state)
     fl_reset();
     lu_init(&T.lu);
     bh__requests_init(&T.r, &desc, desc.service, fl_logger());
+    T.r.m = &T.m;
     bh__requests_start(&T.r, &T.lu.loop, fire, after, NULL);
     T.t0 = uv_hrtime();
     return 0;
@@ -126,6 +128,8 @@ static void a_deadline_ends_it_once_with_timeout(void **state)
     assert_int_equal(atomic_load(&T.r.n), 0);
     lu_run_for(&T.lu, 60);
     assert_int_equal(T.n_fired, 1);
+    assert_int_equal(atomic_load(&T.m.requests[BH__REQ_TIMEOUT]), 1);
+    assert_int_equal(atomic_load(&T.m.requests[BH__REQ_ANSWERED]), 0);
 }
 
 static void deadlines_fire_in_order(void **state)
@@ -151,6 +155,7 @@ static void an_answer_in_time_ends_it(void **state)
     bh__job_t *j = result("c2");
     assert_false(bh__requests_match(&T.r, j));
     assert_ptr_equal(j->request_ctx, &marker);
+    assert_int_equal(atomic_load(&T.m.requests[BH__REQ_ANSWERED]), 1);
     bh__job_free(j);
     lu_run_for(&T.lu, 80);
     assert_int_equal(T.n_fired, 0); /* the deadline is gone with it */
@@ -168,6 +173,7 @@ static void a_late_answer_is_acked_unseen_once(void **state)
     bh__job_t *j = result("c3");
     assert_true(bh__requests_match(&T.r, j));
     assert_non_null(fl_find(BH_WARNING, "came after its timeout"));
+    assert_int_equal(atomic_load(&T.m.requests[BH__REQ_LATE]), 1);
     bh__job_free(j);
     j = result("c3"); /* remembered once only */
     assert_false(bh__requests_match(&T.r, j));
@@ -196,6 +202,7 @@ static void a_return_ends_it_with_unroutable(void **state)
     assert_string_equal(T.fired[0]->msg.status, "unroutable");
     assert_ptr_equal(T.fired[0]->request_ctx, &marker);
     bh__requests_unroutable(&T.r, "c4"); /* ended already */
+    assert_int_equal(atomic_load(&T.m.requests[BH__REQ_UNROUTABLE]), 1);
     assert_int_equal(T.n_fired, 1);
     assert_int_equal(atomic_load(&T.r.n), 0);
 }

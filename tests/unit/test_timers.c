@@ -26,6 +26,7 @@ static const bh_timer_t defs[] = {{"fast", 10, on_fast}, {"slow", 40, on_slow}, 
 static struct {
     lu_t lu;
     bh__timers_t ts;
+    bh__mtimer_t m[2]; /* their counts on /metrics */
     bh__job_t *fired[MAX_FIRED];
     size_t n_fired, afters;
     bool end_at_once; /* end each run as soon as it fires */
@@ -60,6 +61,8 @@ static int setup(void **state)
     lu_init(&T.lu);
     assert_int_equal(bh__timers_init(&T.ts, defs, fl_logger()), BH_OK);
     assert_int_equal(T.ts.n, 2);
+    T.ts.t[0].m = &T.m[0];
+    T.ts.t[1].m = &T.m[1];
     bh__timers_start(&T.ts, &T.lu.loop, fire, after, NULL);
     return 0;
 }
@@ -104,6 +107,8 @@ static void a_tick_never_overlaps_its_run(void **state)
     lu_run_for(&T.lu, 100);
     assert_int_equal(fired_of(on_fast), 1);
     assert_true(run->timer->skipped >= 3);
+    assert_int_equal(atomic_load(&T.m[0].skips), run->timer->skipped);
+    assert_int_equal(atomic_load(&T.m[0].runs), 1);
     assert_int_equal(fl_count_match(BH_WARNING, "timer 'fast' is still running"), 1);
     bh__timers_ended(run->timer);
     LU_UNTIL(&T.lu, 2000, fired_of(on_fast) == 2);
