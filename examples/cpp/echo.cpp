@@ -1,6 +1,7 @@
 // echo.cpp -- the echo service written in C++: command Echo answers with
 // the very bytes it was given, command Greet with {"greeting": "<word>,
-// <name>"}, the word read from config. The descriptor is made with
+// <name>"}, the word read from config; Greet declares its payload, so the
+// host answers one without a string "name" before the handler runs. The descriptor is made with
 // BH_PLUGIN_CXX, which needs no designated initialisers; it builds without
 // a warning under g++ and clang++, -std=c++17 and -std=c++20, -Wall
 // -Wextra -Werror (docs/plugin-guide.md, "C++").
@@ -23,9 +24,8 @@ bh_outcome_t on_echo(bh_ctx_t *ctx, const bh_msg_t *msg, void *)
 
 bh_outcome_t on_greet(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 {
-    const char *name = bh_get_str(msg->payload, "name");
-    if (!name)
-        return bh_result_errorf(ctx, "expected a string field \"name\"") ? BH_RETRY : BH_DONE;
+    const char *name = bh_get_str(msg->payload, "name"); // a string: the host checked
+    if (!*name) return bh_result_errorf(ctx, "name is empty") ? BH_RETRY : BH_DONE;
     const std::string text = static_cast<State *>(state)->greeting + ", " + name;
     bh_value_t *out = bh_map_new(ctx);
     int rc = bh_map_set_str(ctx, out, "greeting", text.c_str());
@@ -49,7 +49,11 @@ void fini(bh_ctx_t *, void *state) { delete static_cast<State *>(state); }
 
 // Tables: routes through bh_route(), other elements spelled out, the
 // terminator as {} (all zero).
-const bh_route_t commands[] = {bh_route("Echo", on_echo), bh_route("Greet", on_greet), {}};
+const bh_field_t greet_fields[] = {
+    bh_field("name", BH_FIELD_STR, 0, 0, 0, nullptr, nullptr, nullptr, "who is greeted"),
+    bh_field(nullptr, BH_FIELD_ANY)};
+const bh_schema_t greet = bh_schema(greet_fields, "whom to greet");
+const bh_route_t commands[] = {bh_route("Echo", on_echo), bh_route("Greet", on_greet, &greet), {}};
 const bh_config_key_t config[] = {
     {"greeting", BH_CONF_STR, "Hello", "word put before the name", 0, 0},
     {},

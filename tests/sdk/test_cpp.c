@@ -1,7 +1,8 @@
 /* test_cpp.c -- the C++ example plugin (examples/cpp/echo.cpp), as the
  * guide's C++ recipe built it (tests/sdk/recipes.sh), run by bushost on
  * the real broker: Greet answers from its config, Echo with the same
- * bytes, a bad Greet with the error result bh_result_errorf made. */
+ * bytes, a Greet without a name with the host's invalid payload result
+ * (its declared schema), an empty name with bh_result_errorf's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,8 +55,17 @@ static void test_cpp_plugin_answers_its_commands(void **state)
     r = call(c, l, "echo_cpp.Greet", "{}");
     assert_string_equal(r->status, "error");
     p = it_payload(r);
-    assert_string_equal(json_string_value(json_object_get(p, "error")),
-                        "expected a string field \"name\"");
+    json_t *want = json_pack("{s:s, s:s, s:s}", "error", "invalid payload", "field", "name",
+                             "expected", "string");
+    assert_true(json_equal(p, want));
+    json_decref(want);
+    json_decref(p);
+    it_msg_free(r);
+
+    r = call(c, l, "echo_cpp.Greet", "{\"name\": \"\"}");
+    assert_string_equal(r->status, "error");
+    p = it_payload(r);
+    assert_string_equal(json_string_value(json_object_get(p, "error")), "name is empty");
     json_decref(p);
     it_msg_free(r);
 
