@@ -1,7 +1,10 @@
 /* retry.c -- requeue once, or delayed retry through retry queues. */
 #include "retry.h"
 
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "span.h"
 
@@ -24,13 +27,30 @@ uint64_t bh__retry_copy_id(const bh__hdr_t *h, size_t n)
     return x && x->kind == BH__HDR_INT && x->num > 0 ? (uint64_t)x->num : 0;
 }
 
-/* The message as it was, for retry queue `queue`, with the host's headers. */
+/* A header of the delivery that its copy carries as it is: not the
+ * envelope's (given apart), not the host's own or the trace's (set anew),
+ * not one the broker adds when it dead-letters or redelivers. */
+static bool carried(const char *key)
+{
+    static const char *const apart[] = {"conversation_id", "status",         "x-delivery-count",
+                                        BH__H_TRACEPARENT, BH__H_TRACESTATE, BH__H_MT_ACTIVITY,
+                                        BH__H_DIAGNOSTIC};
+    for (size_t i = 0; i < sizeof apart / sizeof *apart; i++)
+        if (!strcasecmp(key, apart[i])) return false;
+    return strncasecmp(key, "x-bushost-", 10) && strncasecmp(key, "x-death", 7) &&
+           strncasecmp(key, "x-first-death-", 14) && strncasecmp(key, "x-last-death-", 13);
+}
+
+/* The message as it was, for retry queue `queue`, with the host's headers
+ * and the sender's own. */
 static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queue)
 {
     const bh__delivery_t *d = job->d;
     const char *first = !strcmp(d->exchange, "events") ? "events" : "commands";
     uint64_t id = ++r->last_id;
-    bh__hdr_t h[8] = {
+    bh__hdr_t *h = calloc(8 + d->n_headers, sizeof *h);
+    if (!h) return NULL;
+    bh__hdr_t own[4] = {
         {.key = BH__H_ATTEMPT, .kind = BH__HDR_INT, .num = job->attempt + 1},
         {.key = BH__H_EXCHANGE, .kind = BH__HDR_STRING, .str = first, .len = strlen(first)},
         {.key = BH__H_ROUTING_KEY,
@@ -39,11 +59,15 @@ static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queu
          .len = strlen(d->routing_key)},
         {.key = BH__H_COPY, .kind = BH__HDR_INT, .num = (int64_t)(id & INT64_MAX)},
     };
+    memcpy(h, own, sizeof own);
     /* The copy is the same message again: it keeps its trace context. */
     size_t n = 4 + bh__span_keep(d, h + 4);
+    for (size_t i = 0; i < d->n_headers; i++)
+        if (carried(d->headers[i].key)) h[n++] = d->headers[i];
     bh__out_t *o =
         bh__out_make(BH__EX_DEFAULT, queue, d->content_type, d->conversation_hdr, d->reply_to,
                      d->correlation_id, d->status_hdr, h, n, d->body, d->body_len);
+    free(h);
     if (!o) return NULL;
     o->id = id;
     o->mandatory = true; /* a missing retry queue must be noticed, not dropped silently */

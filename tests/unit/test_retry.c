@@ -190,6 +190,52 @@ static void event_copy_goes_to_the_events_retry_queue(void **state)
     bh__job_free(job);
 }
 
+/* The sender's own headers travel with the copy, so a retried handler reads
+ * what the first one read; the broker's and the host's are set anew. */
+static void copy_carries_the_senders_headers(void **state)
+{
+    (void)state;
+    static const bh__hdr_t hdrs[] = {
+        {JU_STR("conversation_id", "c1")},
+        {JU_STR("x-tenant", "acme")},
+        {JU_INT("priority-hint", 7)},
+        {JU_STR("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
+        {JU_INT("x-delivery-count", 3)},
+        {JU_STR("x-first-death-queue", "ping.commands")},
+        {JU_INT(BH__H_ATTEMPT, 1)},
+    };
+    ju_msg_t m = {.tag = 1,
+                  .exchange = "commands",
+                  .routing_key = "ping.Echo",
+                  .reply_to = "caller.Back",
+                  .correlation_id = "k1",
+                  .body = "{}",
+                  .headers = hdrs,
+                  .n_headers = sizeof hdrs / sizeof *hdrs,
+                  .conversation_id = "c1"};
+    bh__job_t *job = ju_job(&m, BH_KIND_COMMAND, on_any, 1);
+    job->attempt = 1;
+    bh__retry_t r = delayed();
+    bh__out_t *copy;
+    assert_int_equal(bh__retry_decide(&r, job, &copy), BH__RETRY_COPY);
+    assert_str_hdr(copy, "x-tenant", "acme");
+    assert_int_hdr(copy, "priority-hint", 7);
+    assert_int_hdr(copy, BH__H_ATTEMPT, 2);
+    size_t traces = 0, counts = 0, deaths = 0, attempts = 0;
+    for (size_t i = 0; i < copy->n_headers; i++) {
+        traces += !strcmp(copy->headers[i].key, "traceparent");
+        counts += !strcmp(copy->headers[i].key, "x-delivery-count");
+        deaths += !strcmp(copy->headers[i].key, "x-first-death-queue");
+        attempts += !strcmp(copy->headers[i].key, BH__H_ATTEMPT);
+    }
+    assert_int_equal(traces, 1);
+    assert_int_equal(counts, 0);
+    assert_int_equal(deaths, 0);
+    assert_int_equal(attempts, 1);
+    free(copy);
+    bh__job_free(job);
+}
+
 /* The copy is the message as it was: a bytes-typed conversation_id with a
  * NUL, and the status of a result, keep every byte and their kind. */
 static void copy_keeps_envelope_headers_byte_for_byte(void **state)
@@ -354,6 +400,7 @@ int main(void)
         T(copy_goes_to_the_retry_queue_of_the_attempt),
         T(event_copy_goes_to_the_events_retry_queue),
         T(copy_ids_are_unique),
+        T(copy_carries_the_senders_headers),
         T(copy_keeps_envelope_headers_byte_for_byte),
         T(given_up_after_the_last_delay),
         T(copy_restored_as_the_original),
