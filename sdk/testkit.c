@@ -628,10 +628,11 @@ static request_t *take_request(bht_t *t, const char *corr)
 {
     request_t *found = NULL;
     pthread_mutex_lock(&t->lock);
-    for (request_t **q = &t->requests; corr && *q && !found; q = &(*q)->next) {
+    for (request_t **q = &t->requests; corr && *q; q = &(*q)->next) {
         if (strcmp((*q)->corr, corr)) continue;
         found = *q;
         *q = found->next;
+        break;
     }
     pthread_mutex_unlock(&t->lock);
     return found;
