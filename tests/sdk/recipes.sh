@@ -9,7 +9,8 @@
 # with cc and with clang; OUT_DIR/plugins gets the cc build (the
 # integration tests run those too: itest_*_recipe). The C++ recipe (the line
 # starting "c++ -std=") builds examples/cpp/echo.cpp with g++ and clang++,
-# -std=c++17 and -std=c++20. `$(pkg-config --cflags bushost)` becomes
+# -std=c++17 and -std=c++20, and checks that bushost_test.h compiles so
+# too. `$(pkg-config --cflags bushost)` becomes
 # -I SDK_DIR (the uninstalled SDK). Each folder is then loaded and its
 # plugins' init run by `bushost --check`.
 set -euo pipefail
@@ -73,6 +74,9 @@ for cxx in "$(find_tool g++)" "$(find_tool clang++ clang++-14)"; do
         mkdir -p "$dir"
         build "$cxx_recipe" "$cxx" "$std" "$dir/echo_cpp.so" "$ROOT/examples/cpp/echo.cpp"
         check "$dir"
+        # A C++ test may include the test kit's header too.
+        "$cxx" -std="$std" -Wall -Wextra -Werror -fsyntax-only -x c++ -I"$sdk" "$sdk/bushost_test.h" ||
+            { echo "recipes.sh: bushost_test.h does not compile as $std with $cxx" >&2; exit 1; }
     done
 done
 echo "recipes.sh: OK"
