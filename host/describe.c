@@ -98,12 +98,41 @@ typedef struct doc {
     int rc; /* nonzero once anything failed (out of memory) */
 } doc_t;
 
+/* s as a JSON Pointer token (RFC 6901: ~ as ~0, / as ~1), appended. */
+static void token(char *out, size_t len, const char *s)
+{
+    size_t at = strlen(out);
+    for (; *s && at + 3 < len; s++) {
+        if (*s == '~' || *s == '/') {
+            out[at++] = '~';
+            out[at++] = *s == '~' ? '0' : '1';
+        } else {
+            out[at++] = *s;
+        }
+    }
+    out[at] = '\0';
+}
+
 /* {"$ref": "#/<where>/<id>"}, or with mid "#/<where>/<id>/messages/<mid>". */
 static json_t *ref(const char *where, const char *id, const char *mid)
 {
-    char path[600];
-    snprintf(path, sizeof path, "#/%s/%s%s%s", where, id, mid ? "/messages/" : "", mid ? mid : "");
+    char path[1200];
+    snprintf(path, sizeof path, "#/%s/", where);
+    token(path, sizeof path, id);
+    if (mid) {
+        snprintf(path + strlen(path), sizeof path - strlen(path), "/messages/");
+        token(path, sizeof path, mid);
+    }
     return json_pack("{s:s}", "$ref", path);
+}
+
+/* A result's payload: what the route declares on success, an error map
+ * on error. */
+static json_t *result_payload(const bh_schema_t *success)
+{
+    json_t *err = json_pack("{s:s, s:{s:{s:s}}, s:[s]}", "type", "object", "properties", "error",
+                            "type", "string", "required", "error");
+    return json_pack("{s:[o,o]}", "anyOf", bh__describe_schema(success), err);
 }
 
 /* The headers every message has; results add status. */
@@ -170,7 +199,8 @@ static void operation(doc_t *d, const char *oid, const char *action, const char 
                        ? json_pack("{s:b, s:s}", "ack", 1, "bindingVersion", BINDING_VERSION)
                        : json_pack("{s:i, s:s}", "deliveryMode", delivery_mode, "bindingVersion",
                                    BINDING_VERSION);
-    int rc = o ? json_object_set_new(o, "bindings", json_pack("{s:o}", "amqp", amqp)) : -1;
+    int rc = o ? json_object_set_new(o, "bindings", json_pack("{s:o}", "amqp", amqp))
+               : (json_decref(amqp), -1);
     if (!rc && queue) rc = json_object_set_new(o, "x-bushost-queue", json_string(queue));
     if (!rc && reply) rc = json_object_set_new(o, "reply", reply), reply = NULL;
     json_decref(reply);
@@ -191,10 +221,8 @@ static void command_binding(doc_t *d, const char *svc, const bh_plugin_t *p, con
                 "a command: reply_to (an AMQP property) names the result key, "
                 "correlation_id the caller's reference",
                 false, bh__describe_schema(r->payload));
-        json_t *err = json_pack("{s:s, s:{s:{s:s}}, s:[s]}", "type", "object", "properties",
-                                "error", "type", "string", "required", "error");
         message(d, rmid, name, "its result: status success with the reply payload, or error", true,
-                json_pack("{s:[o,o]}", "anyOf", bh__describe_schema(r->reply), err));
+                result_payload(r->reply));
         channel(d, ch, b->key, "commands", "commands a service answers", mid);
         channel(d, "replies", NULL, "commands",
                 "results, each sent to the key its command's reply_to named", rmid);
@@ -210,7 +238,7 @@ static void command_binding(doc_t *d, const char *svc, const bh_plugin_t *p, con
         if (!bh__topology_result_is(p, svc, r->key, b->key)) continue;
         snprintf(mid, sizeof mid, "%s.result.%s", svc, b->key);
         message(d, mid, b->key, "a result of a command this service sent", true,
-                bh__describe_schema(r->payload));
+                result_payload(r->payload));
         channel(d, ch, b->key, "commands", "results of the commands a service sends", mid);
         snprintf(oid, sizeof oid, "%s.receive.result.%s", svc, b->key);
         operation(d, oid, "receive", ch, mid, b->queue, 0, NULL);
@@ -329,7 +357,9 @@ json_t *bh__describe(const bh__host_t *h, char *err, size_t errlen)
         "x-bushost", "abi", abi, "plugins", plugins);
     if (!d.root || d.rc) {
         json_decref(d.root);
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen,
+                 "cannot build the document (out of memory, or a name, version or doc that is "
+                 "not UTF-8)");
         return NULL;
     }
     return d.root;

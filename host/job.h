@@ -175,6 +175,7 @@ typedef struct bh__job {
     void *done_ud;
     struct bh__job *oprev, *onext; /* on the list of live origin jobs */
     void *request_ctx;             /* a result of a request: bh_request_ctx */
+    bool ends_request;             /* it is that result: its handler must run */
 } bh__job_t;
 
 /* A job for delivery d (taken), run by handler. NULL when out of memory. */

@@ -172,6 +172,7 @@ bool bh__requests_match(bh__requests_t *r, bh__job_t *job)
         unlink_req(&r->head, &r->tail, q);
         atomic_fetch_sub(&r->n, 1);
         job->request_ctx = q->ctx;
+        job->ends_request = true;
         if (r->m) bh__metrics_add(&r->m->requests[BH__REQ_ANSWERED], 1);
         free(q);
         arm(r);

@@ -53,8 +53,23 @@ static bool has_length(bh_field_type_t t)
     return t == BH_FIELD_STR || t == BH_FIELD_BYTES || t == BH_FIELD_ARRAY;
 }
 
+/* s, cut to at most len - 1 bytes, without a partial UTF-8 character at
+ * its end (a text cut at a byte would no longer be valid UTF-8, and the
+ * error result that carries it could not be made). */
+static void utf8_cut(char *s, size_t len)
+{
+    size_t n = strlen(s);
+    if (n < len - 1 || !n) return;
+    size_t start = n;
+    while (start > 0 && ((unsigned char)s[start - 1] & 0xC0) == 0x80) start--;
+    if (!start) return;
+    unsigned char lead = (unsigned char)s[start - 1];
+    size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (start - 1) < need) s[start - 1] = '\0';
+}
+
 /* A bounded text being written piece by piece; a piece that does not fit
- * is cut, and the rest are dropped. */
+ * is cut (at a character), and the rest are dropped. */
 typedef struct {
     char *p;
     size_t len, at;
@@ -69,6 +84,7 @@ static void put(text_t *b, const char *fmt, ...)
     int n = vsnprintf(b->p + b->at, b->len - b->at, fmt, ap);
     va_end(ap);
     if (n > 0) b->at += (size_t)n;
+    if (b->at >= b->len) utf8_cut(b->p, b->len);
 }
 
 void bh__schema_expected(const bh_field_t *f, char *out, size_t len)
@@ -147,6 +163,16 @@ static int check_decl(const bh_field_t *f, const char *path, int depth, char *er
         return bad(err, errlen, path, "one_of on a %s: only strings have it", type_name(f->type));
     if (f->one_of && !f->one_of[0])
         return bad(err, errlen, path, "one_of is empty: expected at least one value");
+    for (size_t i = 0; f->one_of && f->one_of[i]; i++) {
+        if (i == MAX_FIELDS)
+            return bad(err, errlen, path,
+                       "one_of has more than %d values: expected a table ended by NULL",
+                       MAX_FIELDS);
+        if (!bh__utf8_valid((const unsigned char *)f->one_of[i], strlen(f->one_of[i])))
+            return bad(err, errlen, path, "one_of value %zu is not UTF-8", i);
+    }
+    if (f->doc && !bh__utf8_valid((const unsigned char *)f->doc, strlen(f->doc)))
+        return bad(err, errlen, path, "doc is not UTF-8");
     if (f->fields && f->type != BH_FIELD_MAP)
         return bad(err, errlen, path, "fields on a %s: only maps have them", type_name(f->type));
     if (f->items && f->type != BH_FIELD_ARRAY)
@@ -219,6 +245,10 @@ int bh__schema_copy(const bh_schema_t *in, bh_schema_t **out, char *err, size_t 
     bh_schema_t *s = calloc(1, sizeof *s);
     if (!s) return bad(err, errlen, "", "out of memory"), BH_ENOMEM;
     memcpy(s, in, in->size < sizeof *s ? in->size : sizeof *s);
+    if (s->doc && !bh__utf8_valid((const unsigned char *)s->doc, strlen(s->doc))) {
+        free(s);
+        return bad(err, errlen, "", "doc is not UTF-8");
+    }
     /* The payload itself is a map whose fields are the schema's. */
     bh_field_t root = {.type = BH_FIELD_MAP, .fields = s->fields};
     bh_field_t copy;
@@ -262,17 +292,27 @@ static bool length_ok(const bh_field_t *f, size_t n)
     return n <= INT64_MAX && in_bounds(f, (int64_t)n);
 }
 
-/* An integer or a double against the bounds. Integers beyond int64 (and
- * doubles) are compared as doubles; NaN is within no bound. */
+/* An integer or a double against the bounds, exactly: integers beyond
+ * int64 are above any max or below any min, and a double is compared with
+ * the bound itself, not with the bound rounded to a double. NaN is within
+ * no bound. */
 static bool number_ok(const bh_field_t *f, const bh_value_t *v)
 {
+    const double two63 = 9223372036854775808.0;
+    bool lo = f->flags & BH_FIELD_MIN, hi = f->flags & BH_FIELD_MAX;
     int64_t i;
     double d;
-    if (!(f->flags & (BH_FIELD_MIN | BH_FIELD_MAX))) return true;
+    if (!lo && !hi) return true;
     if (!bh_as_int(v, &i)) return in_bounds(f, i);
     if (bh_as_double(v, &d) || isnan(d)) return false;
-    return !((f->flags & BH_FIELD_MIN) && d < (double)f->min) &&
-           !((f->flags & BH_FIELD_MAX) && d > (double)f->max);
+    /* An integer without an int64 form lies beyond every int64 bound. */
+    if (bh_type(v) == BH_T_INT) return d > 0 ? !hi : !lo;
+    if (d >= two63) return !hi;
+    if (d < -two63) return !lo;
+    double down = floor(d), up = ceil(d);
+    if (hi && ((int64_t)down > f->max || ((int64_t)down == f->max && d != down))) return false;
+    if (lo && ((int64_t)up < f->min || ((int64_t)up == f->min && d != up))) return false;
+    return true;
 }
 
 static bool one_of_ok(const bh_field_t *f, const char *s, size_t len)
@@ -321,7 +361,8 @@ static int check(const bh_field_t *f, const bh_value_t *v, char *path, size_t pl
             if (!(ok = t == BH_T_ARRAY && length_ok(f, bh_len(v))) || !f->items) break;
             for (size_t i = 0, n = bh_len(v); i < n; i++) {
                 int w = snprintf(path + at, plen - at, "[%zu]", i);
-                size_t end = w < 0 ? at : at + (size_t)w < plen ? at + (size_t)w : plen - 1;
+                utf8_cut(path, plen);
+                size_t end = w < 0 ? at : strlen(path);
                 if (check(f->items, bh_array_at(v, i), path, plen, end, exp, elen))
                     return BH_EINVAL;
                 path[at] = '\0';
@@ -331,7 +372,8 @@ static int check(const bh_field_t *f, const bh_value_t *v, char *path, size_t pl
             if (!(ok = t == BH_T_MAP) || !f->fields) break;
             for (const bh_field_t *c = f->fields; c->name; c++) {
                 int w = snprintf(path + at, plen - at, "%s%s", at ? "." : "", c->name);
-                size_t end = w < 0 ? at : at + (size_t)w < plen ? at + (size_t)w : plen - 1;
+                utf8_cut(path, plen);
+                size_t end = w < 0 ? at : strlen(path);
                 const bh_value_t *cv = bh_map_get(v, c->name);
                 if (!cv && (c->flags & BH_FIELD_OPTIONAL)) {
                     path[at] = '\0';

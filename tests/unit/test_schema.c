@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "schema.h"
+#include "value.h"
 #include "value_util.h"
 
 static const char *const colours[] = {"red", "green", NULL};
@@ -246,6 +247,66 @@ static void bad_declarations_are_refused_naming_the_field(void **state)
     assert_null(s);
 }
 
+/* Bounds at the ends of int64 hold exactly: no rounding through double. */
+static void bounds_at_the_ends_of_int64_are_exact(void **state)
+{
+    (void)state;
+    char out[400];
+    static const bh_field_t f[] = {
+        {.name = "i",
+         .type = BH_FIELD_INT,
+         .flags = BH_FIELD_MIN | BH_FIELD_MAX,
+         .min = INT64_MIN,
+         .max = INT64_MAX},
+        {.name = "n", .type = BH_FIELD_NUMBER, .flags = BH_FIELD_MAX, .max = INT64_MAX},
+        {.name = "m",
+         .type = BH_FIELD_NUMBER,
+         .flags = BH_FIELD_MIN | BH_FIELD_MAX,
+         .min = 1,
+         .max = 2},
+        {0}};
+    bh_schema_t in = BH_SCHEMA(.fields = f), *s = copy_ok(&in);
+    assert_null(verdict(s, "{\"i\": 9223372036854775807, \"n\": 1, \"m\": 1.5}", out, sizeof out));
+    assert_null(verdict(s, "{\"i\": -9223372036854775808, \"n\": 1, \"m\": 2}", out, sizeof out));
+    assert_non_null(
+        verdict(s, "{\"i\": 9223372036854775808, \"n\": 1, \"m\": 1}", out, sizeof out));
+    assert_non_null(
+        verdict(s, "{\"i\": -9223372036854775809, \"n\": 1, \"m\": 1}", out, sizeof out));
+    assert_non_null(
+        verdict(s, "{\"i\": 1, \"n\": 9223372036854775808.0, \"m\": 1}", out, sizeof out));
+    assert_non_null(verdict(s, "{\"i\": 1, \"n\": 1, \"m\": 2.000001}", out, sizeof out));
+    assert_non_null(verdict(s, "{\"i\": 1, \"n\": 1, \"m\": 0.999999}", out, sizeof out));
+    bh__schema_free(s);
+}
+
+/* What is too long for its buffer is cut at a character, so it stays UTF-8
+ * and the error result that carries it can be made. */
+static void long_texts_are_cut_at_a_character(void **state)
+{
+    (void)state;
+    static const char *const words[] = {"ééééééééééééééééééééééééééééééééééééééééééééééééééé",
+                                        "ééééééééééééééééééééééééééééééééééééééééééééééééééé",
+                                        "ééééééééééééééééééééééééééééééééééééééééééééééééééé",
+                                        NULL};
+    static const bh_field_t f[] = {{.name = "w", .type = BH_FIELD_STR, .one_of = words}, {0}};
+    bh_schema_t in = BH_SCHEMA(.fields = f), *s = copy_ok(&in);
+    for (size_t len = 40; len < 60; len++) {
+        char field[64], expected[300];
+        bh_value_t *v = json("{\"w\": \"x\"}");
+        assert_int_equal(bh__schema_check(s, v, field, sizeof field, expected, len), BH_EINVAL);
+        assert_true(strlen(expected) < len);
+        assert_true(bh__utf8_valid((const unsigned char *)expected, strlen(expected)));
+        bh_value_free(v);
+    }
+    bh__schema_free(s);
+    static const char *const bad[] = {"ok", "\xff", NULL};
+    static const bh_field_t g[] = {{.name = "w", .type = BH_FIELD_STR, .one_of = bad}, {0}};
+    bh_schema_t in2 = BH_SCHEMA(.fields = g), *t = NULL;
+    char err[300];
+    assert_int_equal(bh__schema_copy(&in2, &t, err, sizeof err), BH_EINVAL);
+    assert_non_null(strstr(err, "one_of value 1 is not UTF-8"));
+}
+
 static void empty_schema_takes_any_map(void **state)
 {
     (void)state;
@@ -263,6 +324,8 @@ int main(void)
         cmocka_unit_test(invalid_payloads_name_the_field_and_what_it_should_be),
         cmocka_unit_test(grown_fields_are_strided_by_field_size),
         cmocka_unit_test(bad_declarations_are_refused_naming_the_field),
+        cmocka_unit_test(bounds_at_the_ends_of_int64_are_exact),
+        cmocka_unit_test(long_texts_are_cut_at_a_character),
         cmocka_unit_test(empty_schema_takes_any_map),
     };
     return cmocka_run_group_tests(tests, value_setup, NULL);
