@@ -37,9 +37,10 @@ typedef struct kctx {
     where_t where;
     const bh_msg_t *msg; /* IN_HANDLER */
     const bht_msg_t *in; /* IN_HANDLER: its headers */
-    char conv[48];       /* the conversation of what it publishes */
+    char conv[1024];     /* the conversation of what it publishes */
     int results;
     void *request_ctx;
+    bool quiet; /* a request ended at shutdown: nothing can be published */
 } kctx_t;
 
 typedef struct request {
@@ -48,6 +49,13 @@ typedef struct request {
     uint64_t deadline; /* 0: none */
     struct request *next;
 } request_t;
+
+/* The id of a request that timed out: a late answer is acked unseen. */
+typedef struct gone {
+    char *corr;
+    struct gone *next;
+} gone_t;
+enum { KIT_GONE_MAX = 1024 }; /* as many as the host remembers */
 
 typedef struct confirm {
     bh_pub_done_fn done;
@@ -69,7 +77,7 @@ struct bht {
     char *service;
     bh_format_t format;
     void *state;
-    bool inited, finished;
+    bool init_ran, inited, finished;
     uint64_t now;
     unsigned long seq;
     char **conf; /* per declared key: the value, or NULL */
@@ -78,9 +86,11 @@ struct bht {
     ktimer_t *timers;
     size_t n_timers;
     request_t *requests;
-    pthread_mutex_t lock; /* guards the records, violations and confirms */
+    gone_t *gone;
+    size_t n_gone;
+    pthread_mutex_t lock; /* guards the records, violations, confirms and requests */
     pthread_cond_t grown;
-    bht_rec_t *recs;
+    bht_rec_t **recs; /* each record on its own: pointers to them stay valid */
     size_t n, cap;
     int violations;
     confirm_t *confirms, **confirms_tail;
@@ -138,12 +148,14 @@ static void violation(bht_t *t, const char *fmt, ...)
 
 static void record(bht_t *t, const bht_rec_t *r)
 {
+    bht_rec_t *own = must(malloc(sizeof *own));
+    *own = *r;
     pthread_mutex_lock(&t->lock);
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 64;
         t->recs = must(realloc(t->recs, t->cap * sizeof *t->recs));
     }
-    t->recs[t->n++] = *r;
+    t->recs[t->n++] = own;
     pthread_cond_broadcast(&t->grown);
     pthread_mutex_unlock(&t->lock);
 }
@@ -183,9 +195,8 @@ static int capture(bht_t *t, bht_rec_t *r, const bh_value_t *payload, bh_format_
     unsigned char *out = NULL;
     size_t n = 0;
     bh_value_t *decoded = NULL;
-
     if (fmt == BH_FORMAT_DEFAULT) fmt = t->format;
-    if (payload) {
+    if (payload || !body) { /* the host's rule: without a body, the payload is encoded */
         int rc = bh__payload_encode(payload, fmt, &out, &n, err, sizeof err);
         if (rc) {
             fprintf(stderr, "bushost test kit: payload cannot be encoded: %s\n", err);
@@ -195,8 +206,8 @@ static int capture(bht_t *t, bht_rec_t *r, const bh_value_t *payload, bh_format_
     } else {
         out = must(malloc(len + 1));
         if (len) memcpy(out, body, len);
-        n = len;
-        r->content_type = dup0(content_type ? content_type : "");
+        n = len; /* A missing content type means JSON, and the host says so. */
+        r->content_type = dup0(content_type && *content_type ? content_type : BH__CT_JSON);
     }
     unsigned char *b = must(realloc(out, n + 1));
     b[n] = '\0';
@@ -250,7 +261,24 @@ static void copy_headers(bht_rec_t *r, const bh_header_t *h, size_t n)
     r->n_headers = n;
 }
 
-static bool may_publish(kctx_t *c) { return c->where == IN_HANDLER || c->where == IN_TIMER; }
+static bool may_publish(kctx_t *c)
+{
+    return (c->where == IN_HANDLER || c->where == IN_TIMER) && !c->quiet;
+}
+
+static const bh_route_t *find(const bht_t *t, bh_kind_t kind, const char *key)
+{
+    const bh_route_t *r = kind == BH_KIND_EVENT     ? t->own->events
+                          : kind == BH_KIND_COMMAND ? t->own->commands
+                                                    : t->own->results;
+    const char *name = kind == BH_KIND_COMMAND ? bh__topology_command_name(t->service, key) : key;
+    for (; name && r && r->key; r++) {
+        if (kind == BH_KIND_RESULT ? bh__topology_result_is(t->own, t->service, r->key, key)
+                                   : !strcmp(r->key, name))
+            return r;
+    }
+    return NULL;
+}
 
 /* An event or a command, by the host's rules; a command sent through the
  * send_command slot (req) becomes a request the kit tracks. */
@@ -259,7 +287,7 @@ static int publish(kctx_t *c, const bh_publish_t *o, const bh_command_opts_t *re
     bht_t *t = c->t;
     const char *name = "";
     const char *why = bh__contract_headers(o->headers, o->n_headers, &name);
-    char corr[48];
+    char corr[256];
     int rc;
 
     if (!may_publish(c)) {
@@ -288,10 +316,17 @@ static int publish(kctx_t *c, const bh_publish_t *o, const bh_command_opts_t *re
     r.key = dup0(o->key);
     r.conversation_id = dup0(c->conv);
     if (o->kind == BH_KIND_COMMAND) {
-        if (o->correlation_id) snprintf(corr, sizeof corr, "%s", o->correlation_id);
+        if (o->correlation_id && *o->correlation_id)
+            snprintf(corr, sizeof corr, "%s", o->correlation_id);
         else next_id(t, corr, sizeof corr, "corr");
         r.correlation_id = dup0(corr);
         r.reply_to = must(bh__topology_result_key(t->own, t->service, o->reply_to));
+        if (tracked && !find(t, BH_KIND_RESULT, r.reply_to)) {
+            violation(t, "a request answered on '%s', which is not one of the plugin's result keys",
+                      r.reply_to);
+            free_rec(&r);
+            return BH_EINVAL;
+        }
     }
     copy_headers(&r, o->headers, o->n_headers);
     if (tracked) {
@@ -389,14 +424,17 @@ static int api_send_command(bh_ctx_t *ctx, const char *key, const bh_value_t *pa
                             const bh_command_opts_t *given)
 {
     bh_command_opts_t opts = {0};
+    if (given && given->size < sizeof given->size) return BH_EINVAL;
     if (given) memcpy(&opts, given, given->size < sizeof opts ? given->size : sizeof opts);
-    bh_publish_t o = {.size = sizeof o,
-                      .kind = BH_KIND_COMMAND,
-                      .key = key,
-                      .payload = payload,
-                      .reply_to = reply_to,
-                      .correlation_id = correlation_id};
-    return publish(K(ctx), &o, &opts, true);
+    bh_publish_t o = {
+        .size = sizeof o,
+        .kind = BH_KIND_COMMAND,
+        .key = key,
+        .payload = payload,
+        .reply_to = reply_to,
+        .correlation_id =
+            correlation_id}; /* Without options it is a plain command, as the host sends it. */
+    return publish(K(ctx), &o, given ? &opts : NULL, given != NULL);
 }
 
 static void api_vlog(bh_ctx_t *ctx, bh_level_t level, const char *fmt, va_list ap) BH_PRINTF(3, 0);
@@ -469,7 +507,10 @@ static int api_publisher_event(bh_publisher_t *pub, const char *name, const bh_v
 {
     bht_t *t = of_pub(pub);
     kctx_t c = {.base.api = &t->api, .t = t, .where = IN_HANDLER};
-    if (t->finished) return BH_ESTATE;
+    pthread_mutex_lock(&t->lock);
+    bool finished = t->finished;
+    pthread_mutex_unlock(&t->lock);
+    if (finished) return BH_ESTATE;
     next_id(t, c.conv, sizeof c.conv, "conv");
     bh_publish_t o = {.size = sizeof o, .kind = BH_KIND_EVENT, .key = name, .payload = payload};
     int rc = publish(&c, &o, NULL, false);
@@ -478,9 +519,14 @@ static int api_publisher_event(bh_publisher_t *pub, const char *name, const bh_v
     f->done = done;
     f->ud = ud;
     pthread_mutex_lock(&t->lock);
-    *t->confirms_tail = f;
-    t->confirms_tail = &f->next;
+    if ((finished = t->finished)) {
+        free(f); /* fini began meanwhile: it is told at once */
+    } else {
+        *t->confirms_tail = f;
+        t->confirms_tail = &f->next;
+    }
     pthread_mutex_unlock(&t->lock);
+    if (finished) done(ud, BH_PUB_SHUTDOWN);
     return BH_OK;
 }
 
@@ -595,8 +641,11 @@ int bht_init(bht_t *t)
 {
     kctx_t c = {.base.api = &t->api, .t = t, .where = IN_INIT};
     const bh_timer_t *timers = bh__contract_timers(t->own);
+    if (t->inited || t->init_ran) return BH_ESTATE; /* once, as the host does */
+    t->init_ran = true;
     int rc = t->own->init ? t->own->init(&c.base, &t->state) : BH_OK;
-    t->inited = true;
+    t->inited = rc == BH_OK; /* a failed init gets no timers and no fini */
+    if (!t->inited) return rc;
     for (const bh_timer_t *d = timers; d && d->handler; d++) t->n_timers++;
     t->timers = must(calloc(t->n_timers + 1, sizeof *t->timers));
     for (size_t i = 0; i < t->n_timers; i++)
@@ -609,20 +658,6 @@ void *bht_state(const bht_t *t) { return t->state; }
 uint64_t bht_now_ms(const bht_t *t) { return t->now; }
 
 /* ---- Deliveries ---------------------------------------------------------- */
-
-static const bh_route_t *find(const bht_t *t, bh_kind_t kind, const char *key)
-{
-    const bh_route_t *r = kind == BH_KIND_EVENT     ? t->own->events
-                          : kind == BH_KIND_COMMAND ? t->own->commands
-                                                    : t->own->results;
-    const char *name = kind == BH_KIND_COMMAND ? bh__topology_command_name(t->service, key) : key;
-    for (; name && r && r->key; r++) {
-        if (kind == BH_KIND_RESULT ? bh__topology_result_is(t->own, t->service, r->key, key)
-                                   : !strcmp(r->key, name))
-            return r;
-    }
-    return NULL;
-}
 
 static request_t *take_request(bht_t *t, const char *corr)
 {
@@ -652,11 +687,51 @@ static const char *kind_name(bh_kind_t k)
     return k == BH_KIND_EVENT ? "event" : k == BH_KIND_COMMAND ? "command" : "result";
 }
 
-/* The payload against the route's declaration, as run.c checks it. */
-static bool invalid(bht_t *t, kctx_t *c, const bh_route_t *r)
+/* A timed-out request's id, remembered (the last KIT_GONE_MAX). */
+static void keep_gone(bht_t *t, const char *corr)
+{
+    gone_t *g = must(calloc(1, sizeof *g));
+    g->corr = dup0(corr);
+    pthread_mutex_lock(&t->lock);
+    g->next = t->gone;
+    t->gone = g;
+    if (++t->n_gone > KIT_GONE_MAX) {
+        gone_t **last = &t->gone;
+        while ((*last)->next) last = &(*last)->next;
+        free((*last)->corr);
+        free(*last);
+        *last = NULL;
+        t->n_gone--;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Was corr a request that timed out? Forgets it (one late answer). */
+static bool take_gone(bht_t *t, const char *corr)
+{
+    bool found = false;
+    pthread_mutex_lock(&t->lock);
+    for (gone_t **g = &t->gone; *corr && *g; g = &(*g)->next) {
+        if (strcmp((*g)->corr, corr)) continue;
+        gone_t *x = *g;
+        *g = x->next;
+        free(x->corr);
+        free(x);
+        t->n_gone--;
+        found = true;
+        break;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return found;
+}
+
+/* The payload against the route's declaration, as run.c checks it: a
+ * result only with status "success", and not when it ends a request. */
+static bool invalid(bht_t *t, kctx_t *c, const bh_route_t *r, bool ends_request)
 {
     char field[256], expected[256];
     const bh_msg_t *m = c->msg;
+    if (m->kind == BH_KIND_RESULT && (ends_request || strcmp(m->status, "success"))) return false;
     if (!r->payload ||
         !bh__schema_check(r->payload, m->payload, field, sizeof field, expected, sizeof expected))
         return false;
@@ -666,7 +741,6 @@ static bool invalid(bht_t *t, kctx_t *c, const bh_route_t *r)
                  kind_name(m->kind), m->routing_key, field, expected);
         return true;
     }
-    c->where = IN_HANDLER;
     bh__schema_answer(&c->base, field, expected);
     host_log(t, m->conversation_id, BH_WARNING,
              "command '%s' has an invalid payload: field \"%s\": expected %s; answered with an "
@@ -675,14 +749,18 @@ static bool invalid(bht_t *t, kctx_t *c, const bh_route_t *r)
     return true;
 }
 
-static bht_outcome_t run(bht_t *t, bh_msg_t *m, const bht_msg_t *in, void *request_ctx)
+/* Run the route of m. ends: it ends a request (its context is ctx); quiet:
+ * it ended at shutdown, and nothing it publishes can go out. */
+static bht_outcome_t run(bht_t *t, bh_msg_t *m, const bht_msg_t *in, bool ends, void *ctx,
+                         bool quiet)
 {
     kctx_t c = {.base.api = &t->api,
                 .t = t,
                 .where = IN_HANDLER,
                 .msg = m,
                 .in = in,
-                .request_ctx = request_ctx};
+                .request_ctx = ctx,
+                .quiet = quiet};
     const bh_route_t *r = find(t, m->kind, m->routing_key);
     snprintf(c.conv, sizeof c.conv, "%s", m->conversation_id);
     if (!r) {
@@ -690,7 +768,7 @@ static bht_outcome_t run(bht_t *t, bh_msg_t *m, const bht_msg_t *in, void *reque
                  kind_name(m->kind), m->routing_key);
         return BHT_NO_HANDLER;
     }
-    if (invalid(t, &c, r)) return BHT_INVALID_PAYLOAD;
+    if (invalid(t, &c, r, ends)) return BHT_INVALID_PAYLOAD;
     int o = r->handler(&c.base, m, t->state);
     if (o < BH_DONE || o > BH_REJECT) {
         violation(t,
@@ -699,6 +777,9 @@ static bht_outcome_t run(bht_t *t, bh_msg_t *m, const bht_msg_t *in, void *reque
                   m->routing_key, o);
         return BH_RETRY;
     }
+    if (o == BH_DONE && m->kind == BH_KIND_COMMAND && !c.results)
+        host_log(t, m->conversation_id, BH_WARNING, "command '%s' was handled without a result",
+                 m->routing_key);
     return o;
 }
 
@@ -706,19 +787,21 @@ bht_outcome_t bht_deliver(bht_t *t, bh_kind_t kind, const char *key, const bht_m
 {
     static const bht_msg_t none;
     const bht_msg_t *in = given ? given : &none;
-    char conv[48], corr[48], full[512], err[200];
+    char conv[1024], corr[256], full[512], err[200];
     const char *ct = in->json ? BH__CT_JSON : in->content_type ? in->content_type : "";
     const void *body = in->json ? in->json : in->body;
-    size_t len = in->json ? strlen(in->json) : in->len;
+    size_t len = in->json ? strlen(in->json) : body ? in->len : 0;
     bh_value_t *payload = NULL;
 
     if (kind == BH_KIND_COMMAND && !bh__topology_command_name(t->service, key)) {
         snprintf(full, sizeof full, "%s.%s", t->service, key);
         key = full;
     }
-    if (in->conversation_id) snprintf(conv, sizeof conv, "%s", in->conversation_id);
+    if (in->conversation_id && *in->conversation_id)
+        snprintf(conv, sizeof conv, "%s", in->conversation_id);
     else next_id(t, conv, sizeof conv, "conv");
-    if (in->correlation_id) snprintf(corr, sizeof corr, "%s", in->correlation_id);
+    if (in->correlation_id && *in->correlation_id)
+        snprintf(corr, sizeof corr, "%s", in->correlation_id);
     else if (kind == BH_KIND_COMMAND) next_id(t, corr, sizeof corr, "corr");
     else corr[0] = '\0';
     if (bh__payload_decode(&t->api, ct, body, len, &payload, err, sizeof err)) {
@@ -735,12 +818,21 @@ bht_outcome_t bht_deliver(bht_t *t, bh_kind_t kind, const char *key, const bht_m
                       kind == BH_KIND_COMMAND ? (in->reply_to ? in->reply_to : "test.Reply") : "",
                   .status = kind == BH_KIND_RESULT ? (in->status ? in->status : "success") : "",
                   .content_type = ct,
-                  .body = body,
+                  .body = body ? body : "",
                   .body_len = len,
                   .payload = payload,
                   .redelivered = in->redelivered};
     request_t *q = kind == BH_KIND_RESULT ? take_request(t, corr) : NULL;
-    bht_outcome_t o = run(t, &m, in, q ? q->ctx : NULL);
+    bht_outcome_t o;
+    if (!q && kind == BH_KIND_RESULT && take_gone(t, corr)) {
+        host_log(t, conv, BH_WARNING,
+                 "result '%s' for request '%s' came after its timeout: acked without running the "
+                 "handler",
+                 key, corr);
+        o = BH_DONE;
+    } else {
+        o = run(t, &m, in, q != NULL, q ? q->ctx : NULL, false);
+    }
     free_request(q);
     bh_value_free(payload);
     return o;
@@ -766,7 +858,9 @@ bht_outcome_t bht_result(bht_t *t, const char *key, const char *correlation_id, 
 
 /* ---- The clock, timers and requests -------------------------------------- */
 
-/* A request that got no answer: its result handler runs with `status`. */
+/* A request that got no answer: its result handler runs with `status`
+ * (at shutdown, unable to publish). A timed-out id is remembered, so that
+ * a late answer is acked unseen. */
 static void end_request(bht_t *t, request_t *q, const char *status)
 {
     bh_msg_t m = {.kind = BH_KIND_RESULT,
@@ -777,7 +871,8 @@ static void end_request(bht_t *t, request_t *q, const char *status)
                   .status = status,
                   .content_type = "",
                   .body = ""};
-    run(t, &m, NULL, q->ctx);
+    run(t, &m, NULL, true, q->ctx, !strcmp(status, "shutdown"));
+    if (!strcmp(status, "timeout")) keep_gone(t, q->corr);
     free_request(q);
 }
 
@@ -849,7 +944,9 @@ void bht_fini(bht_t *t)
 {
     if (!t->inited || t->finished) return;
     while (t->requests) end_request(t, take_request(t, t->requests->corr), "shutdown");
+    pthread_mutex_lock(&t->lock);
     t->finished = true; /* timers stop; outside publishes are refused */
+    pthread_mutex_unlock(&t->lock);
     report(t, BH_PUB_SHUTDOWN);
     kctx_t c = {.base.api = &t->api, .t = t, .where = IN_FINI};
     if (t->own->fini) t->own->fini(&c.base, t->state);
@@ -861,6 +958,19 @@ void bht_free(bht_t *t)
     bht_fini(t);
     bht_clear(t);
     free(t->recs);
+    for (request_t *q = t->requests, *n; q; q = n) { /* sent before an init that failed */
+        n = q->next;
+        free_request(q);
+    }
+    for (gone_t *g = t->gone, *n; g; g = n) {
+        n = g->next;
+        free(g->corr);
+        free(g);
+    }
+    for (confirm_t *f = t->confirms, *n; f; f = n) {
+        n = f->next;
+        free(f);
+    }
     for (size_t i = 0; i < t->n_conf; i++) free(t->conf[i]);
     free(t->conf);
     free(t->conf_reads);
@@ -879,7 +989,7 @@ size_t bht_count(const bht_t *t, bht_rec_type_t type)
 {
     size_t n = 0;
     pthread_mutex_lock((pthread_mutex_t *)&t->lock);
-    for (size_t i = 0; i < t->n; i++) n += t->recs[i].type == type;
+    for (size_t i = 0; i < t->n; i++) n += t->recs[i]->type == type;
     pthread_mutex_unlock((pthread_mutex_t *)&t->lock);
     return n;
 }
@@ -889,7 +999,7 @@ const bht_rec_t *bht_rec(const bht_t *t, bht_rec_type_t type, size_t i)
     const bht_rec_t *r = NULL;
     pthread_mutex_lock((pthread_mutex_t *)&t->lock);
     for (size_t j = 0; j < t->n && !r; j++)
-        if (t->recs[j].type == type && i-- == 0) r = &t->recs[j];
+        if (t->recs[j]->type == type && i-- == 0) r = t->recs[j];
     pthread_mutex_unlock((pthread_mutex_t *)&t->lock);
     return r;
 }
@@ -899,9 +1009,9 @@ const bht_rec_t *bht_find_log(const bht_t *t, bh_level_t level, const char *text
     const bht_rec_t *r = NULL;
     pthread_mutex_lock((pthread_mutex_t *)&t->lock);
     for (size_t j = 0; j < t->n && !r; j++)
-        if (t->recs[j].type == BHT_LOG && t->recs[j].level == level &&
-            strstr(t->recs[j].text, text ? text : ""))
-            r = &t->recs[j];
+        if (t->recs[j]->type == BHT_LOG && t->recs[j]->level == level &&
+            strstr(t->recs[j]->text, text ? text : ""))
+            r = t->recs[j];
     pthread_mutex_unlock((pthread_mutex_t *)&t->lock);
     return r;
 }
@@ -909,28 +1019,30 @@ const bht_rec_t *bht_find_log(const bht_t *t, bh_level_t level, const char *text
 bool bht_wait(bht_t *t, bht_rec_type_t type, size_t n, int timeout_ms)
 {
     struct timespec until;
+    if (timeout_ms < 0) timeout_ms = 0;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
     until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    bool enough = false;
     pthread_mutex_lock(&t->lock);
     for (;;) {
         size_t have = 0;
-        for (size_t i = 0; i < t->n; i++) have += t->recs[i].type == type;
-        if (have >= n) break;
-        if (pthread_cond_timedwait(&t->grown, &t->lock, &until) == ETIMEDOUT) {
-            pthread_mutex_unlock(&t->lock);
-            return false;
-        }
+        for (size_t i = 0; i < t->n; i++) have += t->recs[i]->type == type;
+        if ((enough = have >= n)) break;
+        if (pthread_cond_timedwait(&t->grown, &t->lock, &until)) break; /* timed out */
     }
     pthread_mutex_unlock(&t->lock);
-    return true;
+    return enough;
 }
 
 void bht_clear(bht_t *t)
 {
     pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < t->n; i++) free_rec(&t->recs[i]);
+    for (size_t i = 0; i < t->n; i++) {
+        free_rec(t->recs[i]);
+        free(t->recs[i]);
+    }
     t->n = 0;
     pthread_mutex_unlock(&t->lock);
 }

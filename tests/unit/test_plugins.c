@@ -211,7 +211,9 @@ static void echo_returns_any_valid_payload_byte_for_byte(void **state)
     }
 }
 
-static void echo_passes_empty_content_type_through_as_empty(void **state)
+/* A message without a content type is JSON (the wire contract): the bytes
+ * come back as sent, and the host names them application/json. */
+static void echo_answers_no_content_type_as_json(void **state)
 {
     fixture_t *f = *state;
     /* Odd spacing: the bytes come back as sent, not re-encoded JSON. */
@@ -223,7 +225,7 @@ static void echo_passes_empty_content_type_through_as_empty(void **state)
     r = the_result(f);
     assert_string_equal(r->status, "success");
     assert_non_null(r->content_type);
-    assert_string_equal(r->content_type, "");
+    assert_string_equal(r->content_type, "application/json");
     assert_int_equal(r->len, strlen(body));
     assert_memory_equal(r->body, body, strlen(body));
 }
@@ -838,7 +840,7 @@ int main(void)
         cmocka_unit_test(echo_descriptor_names_plugin_service_and_commands),
         ECHO(echo_returns_cbor_bytes_and_content_type_unchanged),
         ECHO(echo_returns_any_valid_payload_byte_for_byte),
-        ECHO(echo_passes_empty_content_type_through_as_empty),
+        ECHO(echo_answers_no_content_type_as_json),
         ECHO(echo_answers_an_empty_body_with_an_empty_body),
         ECHO(divide_7_by_2_gives_q_3_5),
         ECHO(divide_of_integers_gives_a_double),

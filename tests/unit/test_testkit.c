@@ -267,6 +267,81 @@ static void contract_breaches_are_counted(void **s)
     bht_free(t);
 }
 
+/* Found in review: each of these once went wrong. */
+static int fini_runs;
+static int init_fails(bh_ctx_t *ctx, void **state)
+{
+    (void)ctx, (void)state;
+    return BH_EINVAL;
+}
+static void count_fini(bh_ctx_t *ctx, void *state)
+{
+    (void)ctx, (void)state;
+    fini_runs++;
+}
+static bh_outcome_t on_plain(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
+{
+    (void)msg, (void)state;
+    /* Untracked (no options), and a request answered on a key it lacks. */
+    int rc = bh_send_command_opts(ctx, "stock.Check", NULL, "Checked", NULL, NULL);
+    bh_command_opts_t o = BH_COMMAND_OPTS(.timeout_ms = 10);
+    int bad = bh_send_command_opts(ctx, "stock.Check", NULL, "Nowhere", NULL, &o);
+    return !rc && bad == BH_EINVAL ? BH_DONE : BH_RETRY;
+}
+static const bh_field_t checked_fields[] = {{.name = "ok", .type = BH_FIELD_BOOL}, {0}};
+static const bh_schema_t checked = BH_SCHEMA(.fields = checked_fields);
+
+static void edges_the_host_handles_so_too(void **s)
+{
+    (void)s;
+    /* A failed init: no timers, no fini; init runs once. */
+    bh_plugin_t p = plugin;
+    p.init = init_fails;
+    p.fini = count_fini;
+    fini_runs = ticks = 0;
+    bht_t *t = bht_new(&p, NULL);
+    assert_int_equal(bht_init(t), BH_EINVAL);
+    assert_int_equal(bht_init(t), BH_ESTATE);
+    bht_advance(t, 1000);
+    assert_int_equal(ticks, 0);
+    bht_free(t);
+    assert_int_equal(fini_runs, 0);
+
+    /* Records stay where they are as more come; the result route's schema
+     * is not applied to a request's end, nor to an error result; a late
+     * answer is acked unseen; a plain command is no request. */
+    static const bh_route_t cmds[] = {
+        {.key = "Ask", .handler = on_ask}, {.key = "Plain", .handler = on_plain}, {0}};
+    static const bh_route_t res[] = {{.key = "Checked", .handler = on_checked, .payload = &checked},
+                                     {0}};
+    p = plugin;
+    p.commands = cmds;
+    p.results = res;
+    t = bht_new(&p, NULL);
+    assert_int_equal(bht_init(t), BH_OK);
+    const bht_rec_t *first = bht_rec(t, BHT_PUBLISH, 0);
+    ended = 0;
+    for (int i = 0; i < 100; i++) assert_int_equal(bht_command(t, "Ask", "{\"qty\": 1}"), BH_DONE);
+    assert_ptr_equal(bht_rec(t, BHT_PUBLISH, 0), first);
+    assert_string_equal(first->key, "Started");
+    bht_advance(t, 500);
+    assert_int_equal(ended, 100);
+    assert_string_equal(last_status, "timeout");
+    const char *corr = bht_rec(t, BHT_PUBLISH, 1)->correlation_id;
+    assert_int_equal(bht_result(t, "kitted.Checked", corr, "success", "{}"), BH_DONE);
+    assert_int_equal(ended, 100); /* late: its handler did not run */
+    assert_non_null(bht_find_log(t, BH_WARNING, "came after its timeout"));
+    assert_int_equal(bht_result(t, "kitted.Checked", "other", "error", "{\"error\": \"x\"}"),
+                     BH_DONE);
+    assert_int_equal(bht_result(t, "kitted.Checked", "other", "success", "{}"),
+                     BHT_INVALID_PAYLOAD);
+    assert_int_equal(bht_command(t, "Plain", NULL), BH_DONE);
+    assert_int_equal(bht_pending_requests(t), 0);
+    assert_int_equal(bht_violations(t), 1); /* the request answered on "Nowhere" */
+    assert_non_null(bht_find_log(t, BH_WARNING, "was handled without a result"));
+    bht_free(t);
+}
+
 static void refused_plugins_and_files_say_why(void **s)
 {
     (void)s;
@@ -295,6 +370,7 @@ int main(void)
         cmocka_unit_test(requests_end_by_answer_timeout_unroutable_or_shutdown),
         cmocka_unit_test(the_host_decides_before_a_handler_runs),
         cmocka_unit_test(contract_breaches_are_counted),
+        cmocka_unit_test(edges_the_host_handles_so_too),
         cmocka_unit_test(refused_plugins_and_files_say_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
