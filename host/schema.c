@@ -8,7 +8,6 @@
 #include "schema.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -304,14 +303,18 @@ static bool number_ok(const bh_field_t *f, const bh_value_t *v)
     double d;
     if (!lo && !hi) return true;
     if (!bh_as_int(v, &i)) return in_bounds(f, i);
-    if (bh_as_double(v, &d) || isnan(d)) return false;
+    if (bh_as_double(v, &d) || d != d) return false; /* NaN */
     /* An integer without an int64 form lies beyond every int64 bound. */
     if (bh_type(v) == BH_T_INT) return d > 0 ? !hi : !lo;
     if (d >= two63) return !hi;
     if (d < -two63) return !lo;
-    double down = floor(d), up = ceil(d);
-    if (hi && ((int64_t)down > f->max || ((int64_t)down == f->max && d != down))) return false;
-    if (lo && ((int64_t)up < f->min || ((int64_t)up == f->min && d != up))) return false;
+    /* d is within int64: truncation is exact (a double beyond 2^53 is
+     * integral), and the fraction tells floor and ceiling apart. */
+    int64_t whole = (int64_t)d;
+    bool frac = (double)whole != d;
+    int64_t down = whole - (frac && d < 0), up = whole + (frac && d > 0);
+    if (hi && (down > f->max || (down == f->max && frac))) return false;
+    if (lo && (up < f->min || (up == f->min && frac))) return false;
     return true;
 }
 
