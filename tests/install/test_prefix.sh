@@ -62,8 +62,16 @@ has deps "$P/include/bushost/bushost.h"
 lacks deps "$BH_SOURCE_DIR/sdk"
 lacks deps "$BH_SOURCE_DIR/host"
 
+# The test kit is a static library built as the tree was: under a sanitizer
+# a test that links it links that sanitizer's runtime too.
+case ${BH_SANITIZE:-} in
+address) SAN=-fsanitize=address,undefined ;;
+thread) SAN=-fsanitize=thread ;;
+*) SAN= ;;
+esac
 run cm_configure cmake -S "$T/cm" -B "$T/cm/build" -DCMAKE_PREFIX_PATH="$P" \
-    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DCMAKE_C_FLAGS=-Werror
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DCMAKE_C_FLAGS=-Werror \
+    -DCMAKE_EXE_LINKER_FLAGS="$SAN"
 grep -qx "bushost_DIR:PATH=$P/lib/cmake/bushost" "$T/cm/build/CMakeCache.txt" ||
     fail "find_package(bushost) found $(grep '^bushost_DIR' "$T/cm/build/CMakeCache.txt")"
 run cm_build cmake --build "$T/cm/build"
@@ -77,7 +85,7 @@ TEST_LINE=$(awk '/^## Building a test/ { seen = 1 } seen && /^cc .*bushost-testk
 # libcbor and jansson come from the system's pkg-config folders; bushost's
 # from P alone (the tree has no .pc file on any of them).
 (cd "$T/pc" && env -u PKG_CONFIG_LIBDIR PKG_CONFIG_PATH="$P/lib/pkgconfig" \
-    bash -euc "$TEST_LINE -Werror" && ./test_greeter) >"$T/pc_test.out" 2>&1 ||
+    bash -euc "$TEST_LINE -Werror $SAN" && ./test_greeter) >"$T/pc_test.out" 2>&1 ||
     fail "the test kit's pkg-config line, or the test it built, failed: $(cat "$T/pc_test.out")"
 has pc_test "test_greeter: ok"
 cp "$T/cm/build/compile_commands.json" "$T/cm_commands.out"
