@@ -1,7 +1,6 @@
 /* run.c -- handler calls, the hand-over to the workers, inline mode. */
 #include "run.h"
 
-#include <string.h>
 #include <uv.h>
 
 #include "api.h"
@@ -23,18 +22,13 @@ bh__run_t bh__run_make(const char *service, const bh__loaded_t *plugin, bh_forma
 }
 
 /* The payload against its route's declared schema. A command that does not
- * match is answered with the standard error result (outcome BH_DONE); an
- * event or a result is dead-lettered (outcome 0). Its handler never runs.
- * A result is checked only with status "success" (an error result is an
- * error map), and not when it ends a request: that handler runs exactly
- * once, whatever came. */
+ * match is answered with the standard error result (outcome BH_DONE); an * event or a result is dead-lettered (outcome 0). Its handler never runs.
+ * Which messages are checked: bh__schema_applies. */
 static bool invalid_payload(const bh__run_t *r, bh__ctx_t *ctx, bh__job_t *job)
 {
     char field[256], expected[256];
     const char *key = job->d->routing_key, *cid = job->msg.conversation_id;
-    if (job->msg.kind == BH_KIND_RESULT &&
-        (job->ends_request || !job->msg.status || strcmp(job->msg.status, "success")))
-        return false;
+    if (!bh__schema_applies(job->msg.kind, job->msg.status, job->ends_request)) return false;
     if (!job->schema || !bh__schema_check(job->schema, job->payload, field, sizeof field, expected,
                                           sizeof expected))
         return false;

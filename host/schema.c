@@ -413,3 +413,8 @@ int bh__schema_answer(bh_ctx_t *ctx, const char *field, const char *expected)
     bh_value_free(m);
     return rc;
 }
+
+bool bh__schema_applies(bh_kind_t kind, const char *status, bool ends_request)
+{
+    return kind != BH_KIND_RESULT || (!ends_request && status && !strcmp(status, "success"));
+}

@@ -3,6 +3,7 @@
 #ifndef BH_SCHEMA_H
 #define BH_SCHEMA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bushost.h"
@@ -29,6 +30,13 @@ void bh__schema_free(bh_schema_t *s);
  * should be in expected ("int ≥ 1", "string, one of \"a\", \"b\""). */
 int bh__schema_check(const bh_schema_t *s, const bh_value_t *payload, char *field, size_t flen,
                      char *expected, size_t elen);
+
+/* Whether a message is checked against its route's schema at all: commands
+ * and events are; a result only with status "success" (an error result is
+ * an error map), and not when it ends a request (bh_send_command_opts),
+ * whose handler runs exactly once, whatever came. The host and the test kit
+ * share this rule. */
+bool bh__schema_applies(bh_kind_t kind, const char *status, bool ends_request);
 
 /* Answer the command being handled (ctx) with the standard error result
  * {"error": "invalid payload", "field": field, "expected": expected}. */

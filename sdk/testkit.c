@@ -725,13 +725,13 @@ static bool take_gone(bht_t *t, const char *corr)
     return found;
 }
 
-/* The payload against the route's declaration, as run.c checks it: a
- * result only with status "success", and not when it ends a request. */
+/* The payload against the route's declaration, as run.c checks it (which
+ * messages: bh__schema_applies). */
 static bool invalid(bht_t *t, kctx_t *c, const bh_route_t *r, bool ends_request)
 {
     char field[256], expected[256];
     const bh_msg_t *m = c->msg;
-    if (m->kind == BH_KIND_RESULT && (ends_request || strcmp(m->status, "success"))) return false;
+    if (!bh__schema_applies(m->kind, m->status, ends_request)) return false;
     if (!r->payload ||
         !bh__schema_check(r->payload, m->payload, field, sizeof field, expected, sizeof expected))
         return false;
