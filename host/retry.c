@@ -41,9 +41,10 @@ static bool carried(const char *key)
            strncasecmp(key, "x-first-death-", 14) && strncasecmp(key, "x-last-death-", 13);
 }
 
-/* The message as it was, for retry queue `queue`, with the host's headers
- * and the sender's own. */
-static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queue)
+/* The message as it was, published on `exchange` with `key` (a retry
+ * queue, through the default exchange), with the host's headers and the
+ * sender's own. */
+static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, int exchange, const char *key)
 {
     const bh__delivery_t *d = job->d;
     const char *first = !strcmp(d->exchange, "events") ? "events" : "commands";
@@ -64,9 +65,8 @@ static bh__out_t *copy_of(bh__retry_t *r, const bh__job_t *job, const char *queu
     size_t n = 4 + bh__span_keep(d, h + 4);
     for (size_t i = 0; i < d->n_headers; i++)
         if (carried(d->headers[i].key)) h[n++] = d->headers[i];
-    bh__out_t *o =
-        bh__out_make(BH__EX_DEFAULT, queue, d->content_type, d->conversation_hdr, d->reply_to,
-                     d->correlation_id, d->status_hdr, h, n, d->body, d->body_len);
+    bh__out_t *o = bh__out_make(exchange, key, d->content_type, d->conversation_hdr, d->reply_to,
+                                d->correlation_id, d->status_hdr, h, n, d->body, d->body_len);
     free(h);
     if (!o) return NULL;
     o->id = id;
@@ -78,21 +78,36 @@ bh__retry_action_t bh__retry_decide(bh__retry_t *r, const bh__job_t *job, bh__ou
 {
     const bh__delivery_t *d = job->d;
     const char *conv = job->msg.conversation_id, *kind = bh__kind_name(job->msg.kind);
+    bool event = !strcmp(d->exchange, "events");
+    const char *src = event ? r->topo->events_queue : r->topo->commands_queue;
     *copy = NULL;
     if (!r->n_delays) {
-        if (!d->redelivered) {
+        /* Requeue once, counting failures, not redeliveries: a message that
+         * a drain, a restart or a lost connection gave back comes
+         * redelivered, yet failed nowhere. So the once is a copy that says
+         * so (BH__H_ATTEMPT), back on the queue, and the original is acked:
+         * a command or result through its own exchange and key, which only
+         * this service's queue binds; an event straight to the queue (its
+         * key would reach every service that subscribes to it). */
+        if (job->attempt == 0 &&
+            (*copy = event ? copy_of(r, job, BH__EX_DEFAULT, src)
+                           : copy_of(r, job, BH__EX_COMMANDS, d->routing_key))) {
             bh__log(r->log, BH_ALERT, conv, "handler failed on %s '%s'; requeueing it once", kind,
                     d->routing_key);
-            return BH__RETRY_REQUEUE;
+            return BH__RETRY_COPY;
+        }
+        if (job->attempt == 0) {
+            bh__log(r->log, BH_CRITICAL, conv,
+                    "out of memory making the retry copy of %s '%s': requeueing it as it is", kind,
+                    d->routing_key);
+            return d->redelivered ? BH__RETRY_GIVE_UP : BH__RETRY_REQUEUE;
         }
         bh__log(r->log, BH_EMERGENCY, conv, "Giving up on %s", d->routing_key);
         return BH__RETRY_GIVE_UP;
     }
-    const char *src =
-        !strcmp(d->exchange, "events") ? r->topo->events_queue : r->topo->commands_queue;
     const char *q =
         job->attempt < r->n_delays ? bh__topology_retry_queue(r->topo, src, job->attempt) : NULL;
-    if (!q || !(*copy = copy_of(r, job, q))) {
+    if (!q || !(*copy = copy_of(r, job, BH__EX_DEFAULT, q))) {
         bh__log(r->log, BH_EMERGENCY, conv, "Giving up on %s", d->routing_key);
         if (q) bh__log(r->log, BH_CRITICAL, conv, "(out of memory making its retry copy)");
         return BH__RETRY_GIVE_UP;

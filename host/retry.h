@@ -1,7 +1,10 @@
-/* retry.h -- what BH_RETRY does, and the delayed-retry header protocol.
+/* retry.h -- what BH_RETRY does, and the retry header protocol.
  *
  * Without retry_delays a failed message is requeued once and dead-lettered
- * when it fails again as a redelivery. With them, a copy of the message is
+ * when it fails again: the requeue is a copy back on the service's queue
+ * whose BH__H_ATTEMPT counts the failure, so that a redelivery (after a
+ * drain, a restart, a lost connection) does not count as one. With
+ * retry_delays, a copy of the message is
  * published (through the default exchange) to the retry queue of the
  * attempt, whose TTL dead-letters it back to the service's queue; the
  * host's own headers say how many retries it has had and where it was

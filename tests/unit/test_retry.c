@@ -86,36 +86,7 @@ static bh__job_t *event(unsigned attempt)
     return job;
 }
 
-/* -- without retry_delays ----------------------------------------------------- */
-
-static void requeued_once_on_first_delivery(void **state)
-{
-    (void)state;
-    bh__retry_t r = requeue_once();
-    bh__job_t *job = command(false, 0);
-    bh__out_t *copy = (bh__out_t *)1;
-    assert_int_equal(bh__retry_decide(&r, job, &copy), BH__RETRY_REQUEUE);
-    assert_null(copy);
-    assert_int_equal(fl_count(), 1);
-    assert_non_null(fl_find(BH_ALERT, "handler failed on command 'ping.Echo'; requeueing it once"));
-    assert_string_equal(fl_nth(0)->conv, "c1");
-    bh__job_free(job);
-}
-
-static void given_up_when_redelivered(void **state)
-{
-    (void)state;
-    bh__retry_t r = requeue_once();
-    bh__job_t *job = command(true, 0);
-    bh__out_t *copy;
-    assert_int_equal(bh__retry_decide(&r, job, &copy), BH__RETRY_GIVE_UP);
-    assert_null(copy);
-    assert_int_equal(fl_count(), 1);
-    assert_non_null(fl_find(BH_EMERGENCY, "Giving up on ping.Echo"));
-    bh__job_free(job);
-}
-
-/* -- delayed retry ------------------------------------------------------------ */
+/* -- the copies' headers ------------------------------------------------------ */
 
 static void assert_int_hdr(const bh__out_t *o, const char *key, int64_t want)
 {
@@ -133,6 +104,69 @@ static void assert_str_hdr(const bh__out_t *o, const char *key, const char *want
     assert_string_equal(h->str, want);
     assert_int_equal(h->len, strlen(want));
 }
+
+/* -- without retry_delays ----------------------------------------------------- */
+
+/* A command's copy goes back through `commands` with its own key (only
+ * this service binds it), counting the failure; redelivered or not. */
+static void a_first_failure_copies_a_command_back_through_its_exchange(void **state)
+{
+    (void)state;
+    for (int redelivered = 0; redelivered < 2; redelivered++) {
+        bh__retry_t r = requeue_once();
+        bh__job_t *job = command(redelivered, 0);
+        bh__out_t *copy = NULL;
+        fl_reset();
+        assert_int_equal(bh__retry_decide(&r, job, &copy), BH__RETRY_COPY);
+        assert_non_null(copy);
+        assert_int_equal(copy->exchange, BH__EX_COMMANDS);
+        assert_string_equal(copy->routing_key, "ping.Echo");
+        assert_string_equal(copy->reply_to, "caller.Back");
+        assert_string_equal(copy->correlation_id, "k1");
+        assert_true(copy->mandatory);
+        assert_int_hdr(copy, BH__H_ATTEMPT, 1);
+        assert_int_equal(fl_count(), 1);
+        assert_non_null(
+            fl_find(BH_ALERT, "handler failed on command 'ping.Echo'; requeueing it once"));
+        assert_string_equal(fl_nth(0)->conv, "c1");
+        free(copy);
+        bh__job_free(job);
+    }
+}
+
+/* An event's copy goes straight to the service's events queue: its key
+ * would reach every subscriber. */
+static void a_first_failure_copies_an_event_to_the_queue(void **state)
+{
+    (void)state;
+    bh__retry_t r = requeue_once();
+    bh__job_t *job = event(0);
+    bh__out_t *copy = NULL;
+    assert_int_equal(bh__retry_decide(&r, job, &copy), BH__RETRY_COPY);
+    assert_non_null(copy);
+    assert_int_equal(copy->exchange, BH__EX_DEFAULT);
+    assert_string_equal(copy->routing_key, "ping.events");
+    assert_int_hdr(copy, BH__H_ATTEMPT, 1);
+    assert_str_hdr(copy, BH__H_EXCHANGE, "events");
+    assert_str_hdr(copy, BH__H_ROUTING_KEY, "OrderPlaced");
+    free(copy);
+    bh__job_free(job);
+}
+
+static void given_up_when_the_copy_fails(void **state)
+{
+    (void)state;
+    bh__retry_t r = requeue_once();
+    bh__job_t *job = command(false, 1);
+    bh__out_t *copy;
+    assert_int_equal(bh__retry_decide(&r, job, &copy), BH__RETRY_GIVE_UP);
+    assert_null(copy);
+    assert_int_equal(fl_count(), 1);
+    assert_non_null(fl_find(BH_EMERGENCY, "Giving up on ping.Echo"));
+    bh__job_free(job);
+}
+
+/* -- delayed retry ------------------------------------------------------------ */
 
 static void copy_goes_to_the_retry_queue_of_the_attempt(void **state)
 {
@@ -395,8 +429,9 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(requeued_once_on_first_delivery),
-        T(given_up_when_redelivered),
+        T(a_first_failure_copies_a_command_back_through_its_exchange),
+        T(a_first_failure_copies_an_event_to_the_queue),
+        T(given_up_when_the_copy_fails),
         T(copy_goes_to_the_retry_queue_of_the_attempt),
         T(event_copy_goes_to_the_events_retry_queue),
         T(copy_ids_are_unique),

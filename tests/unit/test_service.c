@@ -906,30 +906,63 @@ static void socket_room_is_measured_again_after_reconnect(void **state)
 /* ========================================================================= */
 /* 7. outcomes and bad input                                                 */
 
-static void retry_on_first_delivery_requeues_it(void **state)
+/* Requeue once, counting failures: the first failure of an event puts a
+ * copy with x-bushost-attempt 1 straight back on the service's queue and
+ * acks the original once the copy is confirmed; the copy failing again is
+ * dead-lettered. */
+static void retry_copies_the_message_back_once_then_gives_up(void **state)
 {
     (void)state;
     start(4, 5000);
     uint64_t tag = deliver_event("Retry", "conv-7a", "{}");
-    assert_true(fb_wait_tag(conn1, tag, FB_TAG_REQUEUED, WAIT_MS));
-    assert_int_equal(fb_count(FB_ACK, 0), 0);
+    assert_true(fb_wait_count(FB_PUBLISH, conn1, 1, WAIT_MS));
+    const fb_rec_t *p = fb_nth(FB_PUBLISH, conn1, 0);
+    assert_int_equal(p->exchange, BH__EX_DEFAULT);
+    assert_string_equal(p->key, "svc.events");
+    assert_int_equal(p->attempt, 1);
+    assert_string_equal(p->first_exchange, "events");
+    assert_string_equal(p->first_routing_key, "Retry");
+    assert_true(fb_settle(WAIT_MS));
+    assert_int_equal(fb_tag(conn1, tag), FB_TAG_UNACKED); /* the copy is not safe yet */
+    assert_true(fb_confirm(1, false, true));
+    assert_true(fb_wait_tag(conn1, tag, FB_TAG_ACKED, WAIT_MS));
     json_t *g = wait_gelf("svc.ALERT", "requeueing it once");
     assert_json_str(g, "_conversation_id", "conv-7a");
     json_decref(g);
+
+    fb_msg_t back = {.exchange = "",
+                     .routing_key = "svc.events",
+                     .content_type = "application/json",
+                     .conversation_id = "conv-7a",
+                     .reply_to = "",
+                     .correlation_id = "",
+                     .body = "{}",
+                     .attempt = 1,
+                     .first_exchange = "events",
+                     .first_routing_key = "Retry"};
+    uint64_t t2 = fb_deliver(&back);
+    assert_true(fb_wait_tag(conn1, t2, FB_TAG_DEAD, WAIT_MS));
+    g = wait_gelf("svc.EMERGENCY", "Giving up on");
+    assert_json_str(g, "short_message", "Giving up on Retry");
+    assert_json_str(g, "_conversation_id", "conv-7a");
+    assert_int_equal(json_integer_value(json_object_get(g, "level")), 0);
+    json_decref(g);
+    assert_int_equal(fb_count(FB_PUBLISH, 0), 1);
     stop_ok();
 }
 
-static void retry_on_redelivery_gives_up_with_an_emergency_log(void **state)
+/* Redelivered is no failure (a drain, a restart, a lost connection gave it
+ * back): the message still gets its one retry. */
+static void retry_of_a_redelivery_that_never_failed_still_copies_it_back(void **state)
 {
     (void)state;
     start(4, 5000);
     uint64_t tag = deliver("events", "Retry", "conv-7b", "", "", NULL, "{}", true);
-    assert_true(fb_wait_tag(conn1, tag, FB_TAG_DEAD, WAIT_MS));
-    json_t *g = wait_gelf("svc.EMERGENCY", "Giving up on");
-    assert_json_str(g, "short_message", "Giving up on Retry");
-    assert_json_str(g, "_conversation_id", "conv-7b");
-    assert_int_equal(json_integer_value(json_object_get(g, "level")), 0);
-    json_decref(g);
+    assert_true(fb_wait_count(FB_PUBLISH, conn1, 1, WAIT_MS));
+    assert_int_equal(fb_nth(FB_PUBLISH, conn1, 0)->attempt, 1);
+    assert_true(fb_confirm(1, false, true));
+    assert_true(fb_wait_tag(conn1, tag, FB_TAG_ACKED, WAIT_MS));
+    assert_true(fb_wait_log("svc.ALERT", "requeueing it once", WAIT_MS));
     stop_ok();
 }
 
@@ -1413,8 +1446,8 @@ int main(void)
         T(publishes_and_logs_are_held_while_blocked_and_sent_after),
         T(publishes_wait_for_room_in_the_socket),
         T(socket_room_is_measured_again_after_reconnect),
-        T(retry_on_first_delivery_requeues_it),
-        T(retry_on_redelivery_gives_up_with_an_emergency_log),
+        T(retry_copies_the_message_back_once_then_gives_up),
+        T(retry_of_a_redelivery_that_never_failed_still_copies_it_back),
         T(delayed_retry_parks_a_copy_then_gives_up_after_the_last_delay),
         T(delayed_retry_copy_is_dispatched_as_the_original),
         T(returned_retry_copy_does_not_ack_the_original),
