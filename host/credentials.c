@@ -3,7 +3,6 @@
 #include "credentials.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,17 +20,32 @@ static void wipe_free(char *s, size_t n)
     free(s);
 }
 
-/* The environment's password, taken out of the environment: NULL when
- * unset or empty. *pw is malloc'd. */
+/* The environment's password, taken out of the environment on the first
+ * call and kept for the later ones (a reload reads the config again, and
+ * the process has one environment): NULL when unset or empty. *pw is
+ * malloc'd. */
+static char *kept; /* the process's, as its environment was */
+
+void bh__credentials_forget(void)
+{
+    if (kept) wipe_free(kept, strlen(kept));
+    kept = NULL;
+}
+
 static int from_env(char **pw)
 {
     char *v = getenv(BH__PASSWORD_ENV);
     size_t n;
 
     *pw = NULL;
-    if (!v) return BH_OK;
+    if (!v) return kept && !(*pw = strdup(kept)) ? BH_ENOMEM : BH_OK;
     n = strlen(v);
-    if (n && !(*pw = strdup(v))) return BH_ENOMEM;
+    bh__credentials_forget();
+    if (n && (!(*pw = strdup(v)) || !(kept = strdup(v)))) {
+        free(*pw);
+        *pw = NULL;
+        return BH_ENOMEM;
+    }
     unsetenv(BH__PASSWORD_ENV);
     /* The text outlives unsetenv (in the process's first stack, which
      * /proc/PID/environ shows, or in setenv's copy, which glibc never

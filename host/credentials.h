@@ -28,4 +28,9 @@ enum { BH__PASSWORD_MAX = 4096 };
 int bh__credentials_apply(char **urls, size_t n, const char *password_file, char *err,
                           size_t errlen);
 
+/* Wipe the kept BUSHOST_PASSWORD (taken out of the environment by the
+ * first load and used by the later ones, for the process has one
+ * environment): at exit, and between unit tests. */
+void bh__credentials_forget(void);
+
 #endif

@@ -85,3 +85,13 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
     (*job)->delivered_ns = uv_hrtime();
     return BH__DISPATCH_JOB;
 }
+
+bool bh__dispatch_rebind(const bh_plugin_t *plugin, const char *service, bh__job_t *job)
+{
+    size_t at = 0;
+    const bh_route_t *h = route(plugin, service, job->msg.kind, job->d->routing_key, &at);
+    if (!h) return false;
+    job->handler = h->handler;
+    job->schema = h->payload;
+    return true;
+}

@@ -28,4 +28,8 @@ typedef enum bh__dispatch_rc {
 bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, bh__metrics_t *m,
                                bh__logger_t *log, bh__delivery_t *d, uint64_t gen, bh__job_t **job);
 
+/* Point a job no handler has started at plugin's route for its kind and
+ * routing key (a new version took over: service_swap.h). False: plugin has none. */
+bool bh__dispatch_rebind(const bh_plugin_t *plugin, const char *service, bh__job_t *job);
+
 #endif

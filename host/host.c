@@ -1,6 +1,7 @@
 /* host.c -- one generation: config, plugins and services, from set-up to
  * teardown. Everything lives in the bh__host_t; nothing is static. */
 #include "host.h"
+#include "host_impl.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,24 +12,6 @@
 #include "log.h"
 #include "otlp.h"
 #include "value.h"
-
-struct bh__host {
-    bh__config_t cfg;
-    bh__loaded_t *plugins;
-    size_t n_plugins;
-    bh__service_t **svcs; /* svcs[i] runs plugins[i] */
-    size_t n_svcs;        /* created so far */
-    size_t n_started;
-    atomic_bool draining;
-    bool started, joined;
-    /* The I/O threads still running, plus one while bh__host_start runs:
-     * whoever takes it to 0 wakes `exited`, whose close delivers on_stopped. */
-    atomic_size_t running;
-    uv_async_t exited;
-    uv_timer_t none; /* stands in for `exited` when loop cannot take it */
-    void (*on_stopped)(void *ud);
-    void *ud;
-};
 
 static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
 {
@@ -46,6 +29,7 @@ static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
     bh__trust_mode_t trust = h->cfg.plugin_trust_relaxed ? BH__TRUST_RELAXED : BH__TRUST_STRICT;
     if (bh__loader_open_dir(h->cfg.plugins_dir, trust, &h->plugins, &h->n_plugins, err, errlen))
         return BH__EXIT_CONFIG;
+    if (bh__reload_init(h)) return snprintf(err, errlen, "out of memory"), BH__EXIT_RUNTIME;
     const char **names = calloc(h->n_plugins, sizeof *names);
     h->svcs = calloc(h->n_plugins, sizeof *h->svcs);
     if (!names || !h->svcs) {
@@ -97,7 +81,10 @@ int bh__host_new(bh__host_t **out, const char *config_path, char *err, size_t er
 
 size_t bh__host_count(const bh__host_t *h) { return h->n_svcs; }
 
-const bh__loaded_t *bh__host_plugin(const bh__host_t *h, size_t i) { return &h->plugins[i]; }
+const bh__loaded_t *bh__host_plugin(const bh__host_t *h, size_t i)
+{
+    return bh__service_plugin(h->svcs[i]);
+}
 
 const bh__service_t *bh__host_service(const bh__host_t *h, size_t i) { return h->svcs[i]; }
 
@@ -114,7 +101,14 @@ static void on_closed(uv_handle_t *handle)
     h->on_stopped(h->ud); /* last: it may free h */
 }
 
-static void on_exited(uv_async_t *a) { uv_close((uv_handle_t *)a, on_closed); }
+static void close_exited(void *ud)
+{
+    bh__host_t *h = ud;
+    uv_close((uv_handle_t *)&h->exited, on_closed);
+}
+
+/* The reload watch closes first, then `exited`, whose close ends it all. */
+static void on_exited(uv_async_t *a) { bh__reload_close(a->data, close_exited); }
 
 static void release(bh__host_t *h)
 {
@@ -147,6 +141,10 @@ int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud),
         return BH_ENOMEM;
     }
     h->exited.data = h;
+    if ((uerr = bh__reload_start(h, loop))) {
+        /* Serving goes on without it: a reload is then refused, and says so. */
+        bh__log(NULL, BH_ERROR, NULL, "cannot watch reloads: %s", uv_strerror(uerr));
+    }
     atomic_store(&h->running, 1);
     int rc = bh__otlp_run(h->cfg.otlp, err, errlen);
     for (size_t i = 0; !rc && i < h->n_svcs && !atomic_load(&h->draining); i++) {
@@ -178,9 +176,11 @@ void bh__host_free(bh__host_t *h)
     if (!h) return;
     if (!h->joined) bh__host_join(h);
     bool unload = true;
+    bh__reload_settle(h);
     for (size_t i = 0; i < h->n_svcs; i++) unload &= bh__service_free(h->svcs[i]);
     free(h->svcs);
     /* A handler stuck past the deadline still runs plugin code: keep it mapped. */
+    bh__reload_free(h, unload);
     if (unload) bh__loader_close_all(h->plugins, h->n_plugins);
     bh__otlp_stop(h->cfg.otlp); /* after the services: their last spans go too */
     bh__config_free(&h->cfg);

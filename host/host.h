@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "loader.h"
+#include "host_reload.h"
 #include "service.h"
 
 /* bushost's exit status classes, which bh__host_new returns. */
@@ -30,7 +31,8 @@ typedef struct bh__host bh__host_t;
  * NULL and everything is undone (fini for each init that ran). */
 int bh__host_new(bh__host_t **out, const char *config_path, char *err, size_t errlen);
 
-/* The plugins, in load (name) order, and the service each one runs as. */
+/* The plugins, in load (name) order (the version each runs now), and the
+ * service each one runs as. */
 size_t bh__host_count(const bh__host_t *h);
 const bh__loaded_t *bh__host_plugin(const bh__host_t *h, size_t i);
 const bh__service_t *bh__host_service(const bh__host_t *h, size_t i);
@@ -56,6 +58,14 @@ void bh__host_drain(bh__host_t *h);
 /* Wait for the services' threads (call after on_stopped, or it blocks until
  * they end). True when every service stopped cleanly. */
 bool bh__host_join(bh__host_t *h);
+
+/* Reload the config and the plugins in place (host_reload.h). done(ud, ok, note)
+ * runs on the loop once it ended, at once when it failed before any swap
+ * (note: "" or "reload failed: <why>"). One asked for while another runs
+ * follows it; during a drain it is refused. Main thread, once started. */
+void bh__host_reload(bh__host_t *h, bh__reload_done_fn done, void *ud);
+/* The last reload's note, for the HTTP endpoint. */
+bh__reload_note_t *bh__host_reload_note(bh__host_t *h);
 
 /* Join if that was not done, run fini, unload the plugins (kept mapped while
  * a handler is stuck past the deadline) and free. h may be NULL. */

@@ -123,6 +123,10 @@ static void readyz(bh__http_t *h, bh__http_reply_t *r)
         bh__text_printf(&r->body, "%s: %s\n", h->ms[i]->service, *why ? why : "ready");
     }
     if (!h->n) bh__text_printf(&r->body, "ok\n");
+    /* The running versions serve on: a failed reload is said, not unready. */
+    char note[BH__RELOAD_NOTE_MAX];
+    if (h->reload) bh__reload_note_get(h->reload, note, sizeof note);
+    if (h->reload && *note) bh__text_printf(&r->body, "%s\n", note);
 }
 
 static void startupz(bh__http_t *h, bh__http_reply_t *r)
@@ -226,9 +230,12 @@ static void status(bh__http_t *h, bh__http_reply_t *r)
     snprintf(abi, sizeof abi, "%d.%d", BH_ABI_MAJOR, BH_ABI_MINOR);
     json_t *svcs = json_array();
     for (size_t i = 0; i < h->n; i++) json_array_append_new(svcs, svc_json(h->ms[i], now));
-    json_t *doc = json_pack("{s:s,s:s,s:b,s:b,s:f,s:o}", "version", BH_VERSION, "abi", abi,
+    char note[BH__RELOAD_NOTE_MAX] = "";
+    if (h->reload) bh__reload_note_get(h->reload, note, sizeof note);
+    json_t *doc = json_pack("{s:s,s:s,s:b,s:b,s:f,s:o,s:s?}", "version", BH_VERSION, "abi", abi,
                             "started", all_started(h), "ready", all_ready(h), "uptime_seconds",
-                            (double)(now - h->started_ns) / 1e9, "services", svcs);
+                            (double)(now - h->started_ns) / 1e9, "services", svcs, "reload",
+                            *note ? note : NULL);
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (!text) {

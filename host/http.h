@@ -19,6 +19,7 @@
 
 #include "metrics.h"
 #include "notify.h"
+#include "host_reload.h"
 
 /* Longer than anything a healthy loop blocks for: a connect attempt (5 s
  * TCP, 10 s login, 10 s for a stuck RPC) or a name lookup. */
@@ -29,6 +30,7 @@ typedef struct bh__http {
     const bh__metrics_t **ms;
     size_t n;
     struct bh__otlp *otlp;        /* the span exporter, for its counts; NULL: none (borrowed) */
+    bh__reload_note_t *reload;    /* how the last reload ended; NULL: none (borrowed) */
     uint64_t started_ns;          /* uv_hrtime at bh__http_init */
     atomic_uint_fast64_t main_ns; /* the main loop's last stamp */
     uint64_t stale_ns;            /* BH__HTTP_STALE_MS, in ns (tests shorten it) */

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,38 +20,136 @@
 #include "crash.h"
 #include "descriptor.h"
 
+/* FNV-1a, 64 bits: tells a changed file from an unchanged one. */
+static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
+#define FNV_OFFSET 0xcbf29ce484222325u
+
+/* Read in to its end, hashing, and write each block to out (-1: nowhere). */
+static int pass_file(int in, int out, uint64_t *hash, uint64_t *size)
+{
+    unsigned char buf[1 << 16];
+    uint64_t h = FNV_OFFSET, total = 0;
+    for (;;) {
+        ssize_t got = read(in, buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return -1;
+        if (got == 0) break;
+        h = fnv1a(h, buf, (size_t)got);
+        total += (uint64_t)got;
+        for (ssize_t done = 0; out >= 0 && done < got;) {
+            ssize_t put = write(out, buf + done, (size_t)(got - done));
+            if (put < 0 && errno == EINTR) continue;
+            if (put < 0) return -1;
+            done += put;
+        }
+    }
+    *hash = h;
+    *size = total;
+    return 0;
+}
+
+int bh__loader_identify(const char *path, uint64_t *hash, uint64_t *size, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || pass_file(fd, -1, hash, size)) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return bh__descriptor_fail(err, errlen, path, "cannot read plugin: %s", strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* The private folder and file of a copy go once the copy is loaded. */
+static void drop_copy(char *copy)
+{
+    unlink(copy);
+    char *slash = strrchr(copy, '/');
+    *slash = '\0';
+    rmdir(copy);
+    *slash = '/';
+}
+
+/* path copied to <tmp>/bushost-XXXXXX/<its name>, in *copy (malloc'd). */
+static int private_copy(const char *path, char **copy, uint64_t *hash, uint64_t *size, char *err,
+                        size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR"), *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!tmp || !*tmp) tmp = "/tmp";
+    size_t len = strlen(tmp) + strlen(base) + 17;
+    char *c = malloc(len);
+    if (!c) return bh__descriptor_fail(err, errlen, path, "out of memory"), BH_ENOMEM;
+    snprintf(c, len, "%s/bushost-XXXXXX", tmp);
+    if (!mkdtemp(c)) {
+        int e = errno;
+        bh__descriptor_fail(err, errlen, path,
+                            "cannot make a folder for its private copy in %s: %s", tmp,
+                            strerror(e));
+        free(c);
+        return BH_EINVAL;
+    }
+    size_t dir = strlen(c);
+    snprintf(c + dir, len - dir, "/%s", base);
+    int in = open(path, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    if (in >= 0) out = open(c, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+    if (out >= 0) rc = pass_file(in, out, hash, size);
+    int e = errno;
+    if (out >= 0 && close(out) && !rc) rc = -1, e = errno;
+    if (in >= 0) close(in);
+    if (rc) {
+        bh__descriptor_fail(err, errlen, path, "cannot %s: %s",
+                            in < 0 ? "read plugin" : "copy it to a private file", strerror(e));
+        drop_copy(c);
+        free(c);
+        return BH_EINVAL;
+    }
+    *copy = c;
+    return 0;
+}
+
 int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errlen)
 {
     bh_plugin_t *own = NULL;
-    char *file;
+    char *copy = NULL;
     const char *e;
     void *dl, *sym;
+    Dl_info info;
+    uint64_t hash, size;
     int rc;
 
     memset(out, 0, sizeof *out);
-    /* Without a '/' dlopen would search the library path; we mean the file. */
-    if (strchr(path, '/')) {
-        file = strdup(path);
-    } else if ((file = malloc(strlen(path) + 3))) {
-        strcpy(file, "./");
-        strcat(file, path);
-    }
-    if (!file) {
-        bh__descriptor_fail(err, errlen, path, "out of memory");
-        return BH_ENOMEM;
-    }
-    dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-    free(file);
+    if ((rc = private_copy(path, &copy, &hash, &size, err, errlen))) return rc;
+    dl = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+    drop_copy(copy);
     if (!dl) {
         e = dlerror();
-        return bh__descriptor_fail(err, errlen, path,
-                                   "cannot load: %s (check its dependencies with: ldd %s)",
-                                   e ? e : "unknown dlopen error", path);
+        /* dlerror names the copy: say the file's name instead. */
+        const char *tail = e ? strstr(e, copy) : NULL;
+        const char *why = tail ? tail + strlen(copy) + (tail[strlen(copy)] == ':' ? 2 : 0)
+                          : e  ? e
+                               : "unknown dlopen error";
+        rc = strstr(why, "failed to map segment")
+                 ? bh__descriptor_fail(err, errlen, path,
+                                       "cannot load its private copy %s: %s (is that folder on a "
+                                       "noexec mount? set TMPDIR to one that is not)",
+                                       copy, why)
+                 : bh__descriptor_fail(err, errlen, path,
+                                       "cannot load: %s (check its dependencies with: ldd %s)", why,
+                                       path);
+        free(copy);
+        return rc;
     }
     dlerror(); /* clear, so a NULL below is told apart from an error */
     sym = dlsym(dl, BH_PLUGIN_SYMBOL);
     if (!sym) {
         dlclose(dl);
+        free(copy);
         return bh__descriptor_fail(
             err, errlen, path,
             "no symbol '%s': not a bushost plugin (define it with BH_PLUGIN(...))",
@@ -60,16 +159,22 @@ int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errle
         (rc = bh__descriptor_check(path, own, err, errlen))) {
         bh__descriptor_free(own);
         dlclose(dl);
+        free(copy);
         return rc;
     }
     if (!(out->path = strdup(path))) {
         bh__descriptor_free(own);
         dlclose(dl);
+        free(copy);
         bh__descriptor_fail(err, errlen, path, "out of memory");
         return BH_ENOMEM;
     }
     out->dl = dl;
     out->desc = out->own = own;
+    out->copy = copy;
+    out->base = dladdr(sym, &info) ? info.dli_fbase : NULL;
+    out->hash = hash;
+    out->size = size;
     return 0;
 }
 
@@ -177,7 +282,7 @@ nomem:
 
 /* Two plugins with one name would share a config section; with one service,
  * a queue. Either is a mistake of the operator's. */
-static int check_unique(const bh__loaded_t *v, size_t n, char *err, size_t errlen)
+int bh__loader_check_unique(const bh__loaded_t *v, size_t n, char *err, size_t errlen)
 {
     size_t i, j;
     for (i = 0; i < n; i++) {
@@ -198,6 +303,25 @@ static int check_unique(const bh__loaded_t *v, size_t n, char *err, size_t errle
     return 0;
 }
 
+void bh__loader_free_list(char **names, size_t n) { free_names(names, n); }
+
+int bh__loader_list(const char *dir, bh__trust_mode_t trust, char ***names, size_t *n, char *err,
+                    size_t errlen)
+{
+    int rc = list_plugins(dir, names, n, err, errlen);
+    if (rc) return rc;
+    /* Before any dlopen: a constructor in a planted file would run at once. */
+    rc = bh__trust_dir(dir, trust, err, errlen);
+    for (size_t i = 0; i < *n && !rc; i++)
+        rc = bh__trust_file((*names)[i], dir, trust, err, errlen);
+    if (rc) {
+        free_names(*names, *n);
+        *names = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 int bh__loader_open_dir(const char *dir, bh__trust_mode_t trust, bh__loaded_t **out, size_t *n,
                         char *err, size_t errlen)
 {
@@ -208,14 +332,7 @@ int bh__loader_open_dir(const char *dir, bh__trust_mode_t trust, bh__loaded_t **
 
     *out = NULL;
     *n = 0;
-    if ((rc = list_plugins(dir, &names, &count, err, errlen))) return rc;
-    /* Before any dlopen: a constructor in a planted file would run at once. */
-    rc = bh__trust_dir(dir, trust, err, errlen);
-    for (i = 0; i < count && !rc; i++) rc = bh__trust_file(names[i], dir, trust, err, errlen);
-    if (rc) {
-        free_names(names, count);
-        return rc;
-    }
+    if ((rc = bh__loader_list(dir, trust, &names, &count, err, errlen))) return rc;
     if (!(v = calloc(count, sizeof *v))) {
         free_names(names, count);
         bh__descriptor_fail(err, errlen, dir, "out of memory");
@@ -224,7 +341,7 @@ int bh__loader_open_dir(const char *dir, bh__trust_mode_t trust, bh__loaded_t **
     for (i = 0; i < count; i++)
         if ((rc = bh__loader_open(names[i], &v[i], err, errlen))) break;
     free_names(names, count);
-    if (!rc) rc = check_unique(v, count, err, errlen);
+    if (!rc) rc = bh__loader_check_unique(v, count, err, errlen);
     if (rc) {
         bh__loader_close_all(v, i);
         return rc;
@@ -260,13 +377,24 @@ void bh__loader_fini(const bh__loaded_t *p, bh_ctx_t *ctx, void *state)
     bh__crash_leave();
 }
 
-void bh__loader_close(bh__loaded_t *p)
+bool bh__loader_close(bh__loaded_t *p)
 {
-    if (!p) return;
-    if (p->dl) dlclose(p->dl);
+    bool gone = true;
+    if (!p) return true;
+    if (p->dl) {
+        dlclose(p->dl);
+        /* Still found by its (removed) copy's name: it stayed mapped. */
+        void *again = p->copy ? dlopen(p->copy, RTLD_NOW | RTLD_NOLOAD) : NULL;
+        if (again) {
+            gone = false;
+            dlclose(again);
+        }
+    }
     bh__descriptor_free(p->own);
     free(p->path);
+    free(p->copy);
     memset(p, 0, sizeof *p);
+    return gone;
 }
 
 /* Closes n entries and frees the array itself (as made by open_dir). */

@@ -2,7 +2,8 @@
  *
  * The main thread makes one host generation (host.c: config, plugins, their
  * init, one service per plugin), starts it and then only waits for signals:
- * the first SIGTERM/SIGINT/SIGHUP drains the host, a second exits at once.
+ * the first SIGTERM/SIGINT drains the host, a second exits at once; SIGHUP
+ * reloads the plugins in place (host_reload.h).
  * Under systemd (NOTIFY_SOCKET) it also tells systemd how it goes (notify.h). */
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "credentials.h"
 #include "crash.h"
 #include "describe.h"
 #include "host.h"
@@ -46,8 +48,10 @@ static void usage(FILE *f)
         "Environment: BUSHOST_URL replaces the [broker] url(s) (several: space- or "
         "comma-separated);\n"
         "BUSHOST_PASSWORD sets the password of every URL (before [broker] password_file).\n"
-        "Under systemd (NOTIFY_SOCKET set) it sends READY, STATUS, STOPPING and, with\n"
-        "WATCHDOG_USEC, watchdog pings (docs/deployment.md).\n"
+        "SIGTERM or SIGINT stops gracefully; SIGHUP reloads the config and the plugins\n"
+        "in place (docs/reload.md).\n"
+        "Under systemd (NOTIFY_SOCKET set) it sends READY, STATUS, STOPPING, RELOADING and,\n"
+        "with WATCHDOG_USEC, watchdog pings (docs/deployment.md).\n"
         "Exit status: 0 clean stop, 1 runtime failure or unclean stop, 2 bad usage or config.\n");
 }
 
@@ -59,9 +63,21 @@ static void on_stopped(void *ud)
     bh__http_close(&r->http);
 }
 
+static void on_reloaded(void *ud, bool ok, const char *note)
+{
+    run_t *r = ud;
+    (void)ok;
+    bh__notify_reloaded(&r->notify, note);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     run_t *r = sig->data;
+    if (signum == SIGHUP && !r->signals) {
+        bh__notify_reloading(&r->notify);
+        bh__host_reload(r->host, on_reloaded, r);
+        return;
+    }
     if (r->signals++) {
         static const char msg[] = "bushost: second signal, exiting now\n";
         if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing more to do */
@@ -104,6 +120,7 @@ static int start_http(run_t *r, uv_loop_t *loop, char *err, size_t errlen)
     int rc = bh__http_init(&r->http, svcs, n);
     free(svcs);
     r->http.otlp = bh__host_config(r->host)->otlp;
+    r->http.reload = bh__host_reload_note(r->host);
     if (rc) return snprintf(err, errlen, "out of memory"), -1;
     return bh__http_start(&r->http, listen_on, loop, err, errlen);
 }
@@ -223,5 +240,6 @@ int main(int argc, char **argv)
     bh__log(NULL, rc ? BH_ERROR : BH_NOTICE, NULL, "bushost stopped%s",
             rc ? " (not cleanly: see above)" : "");
     bh__host_free(r.host);
+    bh__credentials_forget();
     return rc;
 }

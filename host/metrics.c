@@ -97,7 +97,12 @@ int bh__metrics_init(bh__metrics_t *m, const char *service, const bh_plugin_t *p
         bh__metrics_free(m);
         return BH_ENOMEM;
     }
-    for (size_t i = 0; i < m->n_timers; i++) m->timers[i].name = timers[i].name;
+    /* Copied: a new version of the plugin (service_service_swap.h) brings its own tables. */
+    for (size_t i = 0; i < m->n_timers; i++)
+        if (!(m->timers[i].name = strdup(timers[i].name))) {
+            bh__metrics_free(m);
+            return BH_ENOMEM;
+        }
     m->n_routes = 1 + ne + nc + nr;
     bool oom = !(m->routes[0].key = strdup(""));
     for (size_t i = 0; i < ne; i++) oom |= !(m->routes[1 + i].key = strdup(p->events[i].key));
@@ -117,6 +122,7 @@ int bh__metrics_init(bh__metrics_t *m, const char *service, const bh_plugin_t *p
 void bh__metrics_free(bh__metrics_t *m)
 {
     for (size_t i = 0; i < m->n_routes; i++) free(m->routes[i].key);
+    for (size_t i = 0; i < m->n_timers; i++) free(m->timers[i].name);
     free(m->routes);
     free(m->timers);
     m->routes = NULL;

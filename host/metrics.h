@@ -80,7 +80,7 @@ const char *bh__req_end_name(bh__req_end_t e);
 /* One timer of the plugin: its runs, and the ticks it skipped because the
  * previous run was still going. */
 typedef struct bh__mtimer {
-    const char *name; /* borrowed from the descriptor */
+    char *name; /* a copy (a new version brings its own descriptor) */
     bh__counter_t runs, skips;
 } bh__mtimer_t;
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -150,6 +151,7 @@ static void format_status(const bh__notify_t *n, char *buf, size_t len)
                          atomic_load_explicit(&v->handled, memory_order_relaxed));
         at += (size_t)w;
     }
+    if (*n->note && at < len) at += (size_t)snprintf(buf + at, len - at, "; %s", n->note);
     if (at >= len) memcpy(buf + len - 4, "...", 4);
 }
 
@@ -216,6 +218,26 @@ void bh__notify_stopping(bh__notify_t *n)
     if (!n->active || n->stopping) return;
     n->stopping = true;
     emit(n, "STOPPING=1");
+}
+
+void bh__notify_reloading(bh__notify_t *n)
+{
+    struct timespec ts;
+    char text[64];
+    if (!n->active || n->stopping) return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(text, sizeof text, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000u + (unsigned long long)ts.tv_nsec / 1000u);
+    emit(n, text);
+}
+
+void bh__notify_reloaded(bh__notify_t *n, const char *note)
+{
+    if (!n->active || n->stopping) return;
+    snprintf(n->note, sizeof n->note, "%s", note);
+    format_status(n, n->status, sizeof n->status);
+    emit(n, n->status);
+    emit(n, "READY=1");
 }
 
 static void on_poll(uv_timer_t *t) { bh__notify_poll(t->data, uv_now(t->loop)); }

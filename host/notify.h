@@ -102,6 +102,7 @@ typedef struct bh__notify {
     bool ready, stopping, stuck;
     uint64_t status_at; /* loop ms of the last STATUS */
     char status[BH__NOTIFY_STATUS_MAX];
+    char note[BH__NOTIFY_STATUS_MAX / 2]; /* the last reload's, appended to STATUS */
     uv_timer_t poll, dog;
     bool timers;
 } bh__notify_t;
@@ -121,6 +122,11 @@ bool bh__notify_watchdog(bh__notify_t *n);
 
 /* The drain starts: STOPPING=1 (once), and no READY from now on. */
 void bh__notify_stopping(bh__notify_t *n);
+/* A reload began (Type=notify-reload): RELOADING=1 with MONOTONIC_USEC. */
+void bh__notify_reloading(bh__notify_t *n);
+/* It ended: STATUS, with note ("" or "reload failed: ...") appended until
+ * the next reload, then READY=1. */
+void bh__notify_reloaded(bh__notify_t *n, const char *note);
 /* Close the timers (main thread, on the loop they run on). */
 void bh__notify_close(bh__notify_t *n);
 /* After the loop has let the timers go. */

@@ -15,6 +15,12 @@ static bh_handler_fn result_route(const bh__requests_t *r, const char *reply_to)
     return NULL;
 }
 
+void bh__requests_rebind(bh__requests_t *r, const bh_plugin_t *desc)
+{
+    r->desc = desc;
+    for (bh__req_t *q = r->head; q; q = q->next) q->handler = result_route(r, q->reply_to);
+}
+
 void bh__requests_init(bh__requests_t *r, const bh_plugin_t *desc, const char *service,
                        bh__logger_t *log)
 {

@@ -55,6 +55,9 @@ typedef struct bh__requests {
 
 void bh__requests_init(bh__requests_t *r, const bh_plugin_t *desc, const char *service,
                        bh__logger_t *log);
+/* A new version of the plugin (same result routes) took over: the waiting
+ * requests end in its handlers. I/O thread. */
+void bh__requests_rebind(bh__requests_t *r, const bh_plugin_t *desc);
 /* Deadlines from now on fire on loop. */
 void bh__requests_start(bh__requests_t *r, uv_loop_t *loop, void (*fire)(void *, bh__job_t *),
                         void (*after)(void *), void *ud);

@@ -188,7 +188,7 @@ void bh__run_flush(bh__run_t *r)
 {
     bh__job_t *batch = r->batch, **tail = r->batch_tail;
     size_t n = r->batch_n;
-    if (!batch) return;
+    if (!batch || r->hold) return;
     r->batch = NULL;
     r->batch_tail = &r->batch;
     r->batch_n = 0;
@@ -200,9 +200,27 @@ void bh__run_flush(bh__run_t *r)
     bh__workers_push_list(r->workers, batch, tail, n);
 }
 
+void bh__run_hold(bh__run_t *r)
+{
+    bh__job_t *taken = bh__workers_take_queued(r->workers), **end = &taken;
+    size_t n = 0;
+    for (; *end; end = &(*end)->next) n++;
+    if (!(*end = r->batch)) r->batch_tail = end;
+    r->batch = taken;
+    r->batch_n += n;
+    r->hold = true;
+}
+
 void bh__run_give_back(bh__run_t *r, bool requeue)
 {
-    for (bh__job_t *j = bh__workers_take_queued(r->workers), *n; j; j = n) {
+    bool held = r->hold;
+    bh__run_hold(r); /* the held ones go back too */
+    bh__job_t *all = r->batch;
+    r->batch = NULL;
+    r->batch_tail = &r->batch;
+    r->batch_n = 0;
+    r->hold = held;
+    for (bh__job_t *j = all, *n; j; j = n) {
         n = j->next;
         if (requeue && j->gen == r->settle->conn->gen)
             bh__acker_reject(r->settle->acks, j->d->tag, true);

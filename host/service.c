@@ -3,6 +3,7 @@
  * the notify block) on the service's own I/O loop, whose every callback ends
  * in tick(). docs/architecture.md says what each module owns. */
 #include "service.h"
+#include "service_impl.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,42 +27,6 @@
 #include "settle.h"
 #include "topology.h"
 #include "workers.h"
-
-struct bh__service {
-    const bh__config_t *cfg;
-    const bh__loaded_t *plugin;
-    bh__svc_conf_t conf;
-    size_t half_prefetch; /* finished messages worth an ack (and a wake-up) at once */
-    void *state;
-    bool inited;
-    bh__logger_t *log;
-    bh__topology_t topo;
-    char conn_name[256];
-
-    uv_thread_t io;
-    bool io_started, loop_ready;
-    bh__workers_t *workers;
-    uv_loop_t loop;
-    uv_async_t wake; /* workers, loggers and bh__service_stop */
-    uv_timer_t health, deadline;
-
-    /* I/O thread only (cq excepted: see cq.h). */
-    bh__conn_t conn;
-    bh__outbox_t out;
-    bh__acker_t acks;
-    bh__cq_t cq;
-    bh__retry_t retry;
-    bh__settle_t settle;
-    bh__run_t run;
-    bh__guard_t guard;       /* the crash journal, crash_limit, consumer timeouts */
-    bh__notify_svc_t notify; /* what systemd is told (notify.h) */
-    bh__origins_t orig;      /* timers, outside publishes, requests */
-
-    atomic_bool stop_requested;
-    atomic_bool clean;
-    void (*on_exit)(void *ud);
-    void *on_exit_ud;
-};
 
 /* -- set-up, on the main thread ------------------------------------------ */
 
@@ -99,10 +64,7 @@ bh__notify_svc_t *bh__service_notify(bh__service_t *s) { return &s->notify; }
 
 int bh__service_init(bh__service_t *s, char *err, size_t errlen)
 {
-    bh__ctx_t ctx;
-    bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, &s->conf);
-    ctx.publisher = &s->orig.pub;
-    int rc = bh__loader_init(s->plugin, &ctx.pub, &s->state, err, errlen);
+    int rc = bh__service_prepare(s, s->plugin, &s->state, err, errlen);
     s->inited = rc == 0;
     s->run.state = s->state;
     return rc;
@@ -167,6 +129,7 @@ static void finish(bh__service_t *s)
     bh__outbox_close(&s->out);
     bh__acker_close(&s->acks);
     bh__guard_close(&s->guard);
+    bh__swap_close(s);
     uv_close((uv_handle_t *)&s->wake, NULL);
     uv_close((uv_handle_t *)&s->health, NULL);
     uv_close((uv_handle_t *)&s->deadline, NULL);
@@ -179,6 +142,7 @@ static void tick(bh__service_t *s, bool pump)
 {
     bh__origins_take(&s->orig);
     bh__run_collect(&s->run, false); /* awake anyway: take what finished */
+    bh__swap_tick(s);
     for (int round = 0; round < 16; round++) {
         bh__conn_poll(&s->conn, pump);
         bh__run_flush(&s->run);
@@ -257,6 +221,7 @@ static void on_wake(uv_async_t *a)
         bh__conn_drain(&s->conn);
         bh__cq_eager(&s->cq);
         bh__origins_drain(&s->orig);
+        bh__swap_cancel(s);
         bh__run_give_back(&s->run, true);
         bh__workers_stop(s->workers);
         uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->cfg->shutdown_timeout, 0);
@@ -379,8 +344,7 @@ bool bh__service_free(bh__service_t *s)
      * safe. The process is about to exit anyway. */
     if (s->workers) return false;
     bh__origins_end(&s->orig, &s->run);
-    /* fini gets a ctx bound to no message, as the plugin's threads have. */
-    if (s->inited) bh__loader_fini(s->plugin, &s->orig.values.pub, s->state);
+    if (s->inited) bh__service_fini_version(s, s->plugin, s->state);
     bh__origins_free(&s->orig); /* its threads may publish until fini returns */
     if (s->loop_ready) {
         bh__outbox_free(&s->out);

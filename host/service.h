@@ -20,6 +20,10 @@ typedef struct bh__service bh__service_t;
 int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__loaded_t *plugin,
                     char *err, size_t errlen);
 const char *bh__service_name(const bh__service_t *s);
+/* The plugin version it runs and its validated section (main thread, while
+ * no swap runs: service_swap.h). */
+const bh__loaded_t *bh__service_plugin(const bh__service_t *s);
+const bh__svc_conf_t *bh__service_conf(const bh__service_t *s);
 /* What the service reports for systemd (notify.h). */
 bh__notify_svc_t *bh__service_notify(bh__service_t *s);
 /* Run the plugin's init (main thread). */

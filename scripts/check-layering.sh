@@ -12,7 +12,8 @@
 #     without a cycle.
 # (c) The include graph between modules has no cycle. A module is a .c/.h
 #     pair by basename (broker_impl.h and broker_io.c belong to broker,
-#     config_keys.[ch] to config); A
+#     config_keys.[ch] to config, host_impl.h and host_reload.[ch] to host,
+#     service_impl.h and service_swap.[ch] to service); A
 #     depends on B when A.c or A.h includes "B.h".
 # (d) No static function is declared before its definition (a forward
 #     declaration hides a call cycle within a file), except a declaration
@@ -85,6 +86,8 @@ module_of() {
     case $b in
     broker_impl | broker_io) b=broker ;;
     config_keys) b=config ;;
+    host_impl | host_reload) b=host ;;
+    service_impl | service_swap) b=service ;;
     esac
     printf '%s' "$b"
 }

@@ -21,7 +21,9 @@
  *     returns. Copy what you keep. A plugin never frees host memory.
  *
  * THREADS:
- *   - init() and fini() run on the host's main thread, once.
+ *   - init() and fini() run on the host's main thread, once per loaded
+ *     version: a hot reload (docs/reload.md) runs the new version's init
+ *     while the old one still serves, and the old one's fini after.
  *   - Handlers run on the plugin's worker threads, several AT THE SAME TIME
  *     (`workers` in the config). State shared between handlers must be
  *     protected by the plugin (see plugins/cart/cart.c for a mutex example).
@@ -57,6 +59,7 @@
  *        request_ctx, publisher_ctx.
  *        bh_route_t.payload and .reply: declared payloads (bh_schema_t,
  *        bh_field_t, BH_SCHEMA), checked by the host before the handler.
+ *        bh_plugin_t.upgrade: the state hand-over of a hot reload.
  *
  * ABI GROWTH RULES (how a 1.x minor may change this header):
  *   - The major changes only when something is removed or changes meaning:
@@ -890,6 +893,15 @@ typedef struct bh_plugin {
     uint16_t route_size;
     uint16_t config_key_size;
     const bh_timer_t *timers; /* ABI 1.1: periodic tasks; ended by handler NULL */
+    /* ABI 1.1, hot reload (docs/reload.md): called on the new version when it
+     * replaces a running one, after its own init, at the moment no handler,
+     * timer or init of the old version runs and none of the new has started
+     * yet. *state holds what the new init stored; old_state and old_version
+     * are the old version's. Return 0 when the new version took old_state
+     * over (it may set *state to it; the old fini then gets NULL), non-zero
+     * to leave old_state to the old fini. NULL: every version starts from
+     * its own init. Thread: the service's I/O thread. */
+    int (*upgrade)(bh_ctx_t *ctx, void **state, void *old_state, const char *old_version);
     /* Later minors append fields here; the host reads them only if `size`
      * says the plugin has them. */
 } bh_plugin_t;

@@ -3,7 +3,8 @@
  * Shows: state made in init and shared by handlers running at the same time
  * (so guarded by a mutex), a config key with bounds, rejecting a malformed
  * event, and publishing an event in reaction: CartUpdated carries the
- * conversation id of the event that caused it (the host copies it). */
+ * conversation id of the event that caused it (the host copies it); and a
+ * hot reload that keeps the carts (cart_upgrade). */
 /* strdup is POSIX (2008), not ISO C: ask for it whatever the compiler line. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -223,6 +224,7 @@ static void cart_fini(bh_ctx_t *ctx, void *state)
     (void)ctx;
     store_t *s = state;
 
+    if (!s) return; /* a newer version took the carts over (cart_upgrade) */
     for (size_t i = 0; i < s->n; i++) {
         free(s->lines[i].cart);
         free(s->lines[i].item);
@@ -254,6 +256,23 @@ static int cart_init(bh_ctx_t *ctx, void **state)
     return BH_OK;
 }
 
+/* A hot reload (docs/reload.md): the new version keeps the old one's carts.
+ * The store's layout is this file's, so a version that changes it converts
+ * here, by old_version. The store the new init made gives way; its
+ * max_items, read from the config as it is now, wins. No handler of either
+ * version runs meanwhile. */
+static int cart_upgrade(bh_ctx_t *ctx, void **state, void *old_state, const char *old_version)
+{
+    store_t *mine = *state, *old = old_state;
+
+    if (!old) return BH_EINVAL;
+    old->max_items = mine->max_items;
+    cart_fini(ctx, mine);
+    *state = old;
+    bh_log(ctx, BH_INFO, "kept %zu cart line(s) from version %s", old->n, old_version);
+    return BH_OK;
+}
+
 static const bh_route_t events[] = {
     {.key = "ItemSelected", .handler = on_item_selected},
     {.key = "ItemRemoved", .handler = on_item_removed},
@@ -271,4 +290,4 @@ static const bh_config_key_t config[] = {
 };
 
 BH_PLUGIN(.name = "cart", .version = "1.0.0", .service = "cart", .events = events, .config = config,
-          .init = cart_init, .fini = cart_fini);
+          .init = cart_init, .fini = cart_fini, .upgrade = cart_upgrade);

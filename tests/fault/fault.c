@@ -425,6 +425,7 @@ static void tally_add(fault_tally_t *t, const amqp_message_t *m)
         return;
     }
     i = (int64_t)json_integer_value(id) - t->base;
+    if (i >= 0 && (size_t)i < t->n && t->each) t->each(t->each_ud, i, v);
     json_decref(v);
     if (i < 0 || (size_t)i >= t->n) {
         t->foreign++;

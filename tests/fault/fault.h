@@ -120,6 +120,10 @@ typedef struct fault_tally {
     int64_t excluded; /* an id expected to have no output (-1: none) */
     int pad;          /* commands ask Echo for results this many bytes larger */
     size_t sent, handled, results, foreign;
+    /* Called with each output of this run as it is read, in queue order
+     * (NULL: none). */
+    void (*each)(void *ud, int64_t i, const json_t *payload);
+    void *each_ud;
     struct {
         long pid;
         size_t n;

@@ -1281,3 +1281,32 @@ double it_metric(const char *series)
     free(url);
     return v;
 }
+
+char *it_http_get(const char *path)
+{
+    char *url = it_asprintf("http://127.0.0.1:%s%s", it_env("BH_HTTP_PORT"), path);
+    char *out = NULL;
+    if (it_run((const char *[]){"/usr/bin/curl", "-sS", "--max-time", "5", url, NULL}, NULL, 10000,
+               &out))
+        IT_FAIL("curl %s failed: %s", url, out ? out : "");
+    free(url);
+    return out;
+}
+
+void it_plugin_replace(const it_host_t *h, const char *name, const char *src, const char *append)
+{
+    char *part = it_asprintf("%s/plugins/.%s.part", h->dir, name);
+    char *dst = it_asprintf("%s/plugins/%s", h->dir, name);
+    FILE *in = fopen(src, "rb"), *out = fopen(part, "wb");
+    char buf[65536];
+    size_t n;
+    if (!in || !out) IT_FAIL("copy %s to %s: %s", src, part, strerror(errno));
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) IT_FAIL("write %s: %s", part, strerror(errno));
+    if (append && fputs(append, out) == EOF) IT_FAIL("write %s: %s", part, strerror(errno));
+    fclose(in);
+    if (fclose(out) || chmod(part, 0644) || rename(part, dst))
+        IT_FAIL("replace %s: %s", dst, strerror(errno));
+    free(part);
+    free(dst);
+}

@@ -215,6 +215,16 @@ void it_host_dump(const it_host_t *h);
  * it has no such sample. */
 double it_metric(const char *series);
 
+/* The body of GET <path> of the host's HTTP endpoint (127.0.0.1:$BH_HTTP_PORT),
+ * whatever its status (malloc'd). */
+char *it_http_get(const char *path);
+
+/* Put a copy of src (with the text `append` after its bytes, when not
+ * NULL: a changed file of the same code) in the host's plugins_dir as
+ * `name`, atomically (written aside, then renamed over), as a deployment
+ * does. */
+void it_plugin_replace(const it_host_t *h, const char *name, const char *src, const char *append);
+
 /* Start argv (argv[0] a path) with stdout and stderr appended to `log`,
  * stdin /dev/null, killed when the test process dies. Each entry of the
  * NULL-ended env (may be NULL) is "NAME=value" to add, or "NAME" to remove. */

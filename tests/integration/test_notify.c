@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -420,11 +421,67 @@ static void test_an_io_thread_stuck_in_a_handler_holds_the_watchdog_pings_back(v
     it_pass();
 }
 
+/* systemctl reload (Type=notify-reload): SIGHUP gives RELOADING=1 with
+ * MONOTONIC_USEC, then READY=1 once the reload ended; one that fails says
+ * so in STATUS, and the host serves on. */
+static void test_a_reload_says_reloading_then_ready_and_a_failed_one_says_why(void **state)
+{
+    static const it_host_opts_t opts = {.plugins = "testkit"};
+    it_conn_t *c = it_connect();
+    (void)state;
+
+    it_purge(c, "testkit.commands");
+    sd_open();
+    it_host_t *h = start_under_systemd(&opts, NULL);
+    if (sd_wait(0, "READY=1", NULL, 20000) < 0) IT_FAIL("no READY=1 within 20 s");
+    sd_read(300);
+
+    size_t mark = sd.n;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned long long before = (unsigned long long)now.tv_sec * 1000000u + now.tv_nsec / 1000u;
+    kill(h->pid, SIGHUP);
+    long reloading = sd_wait(mark, "RELOADING=1", NULL, 10000);
+    if (reloading < 0) IT_FAIL("no RELOADING=1 within 10 s of SIGHUP");
+    /* One datagram, read as its lines: MONOTONIC_USEC comes with it. */
+    long line = sd_find((size_t)reloading, "MONOTONIC_USEC=", NULL);
+    if (line != reloading + 1) IT_FAIL("RELOADING=1 without MONOTONIC_USEC in its datagram");
+    const char *usec = sd.text[line];
+    unsigned long long at = strtoull(usec + strlen("MONOTONIC_USEC="), NULL, 10);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned long long after = (unsigned long long)now.tv_sec * 1000000u + now.tv_nsec / 1000u;
+    if (at < before || at > after)
+        IT_FAIL("MONOTONIC_USEC=%llu is not the time of the reload (%llu..%llu)", at, before,
+                after);
+    if (sd_wait((size_t)reloading + 1, "READY=1", NULL, 10000) < 0)
+        IT_FAIL("no READY=1 after RELOADING=1");
+
+    /* A section no plugin has: the reload fails, and STATUS says why. */
+    char *ini = it_read_file(h->ini);
+    char *bad = it_asprintf("%s\n[nosuchplugin]\nx = 1\n", ini);
+    it_write_file(h->ini, bad);
+    mark = sd.n;
+    kill(h->pid, SIGHUP);
+    if (sd_wait(mark, "RELOADING=1", NULL, 10000) < 0) IT_FAIL("no RELOADING=1 the second time");
+    if (sd_wait(mark, "STATUS=", "reload failed", 10000) < 0)
+        IT_FAIL("no STATUS saying 'reload failed' after a reload with a bad config");
+    if (sd_wait(mark, "READY=1", NULL, 10000) < 0) IT_FAIL("no READY=1 after the failed reload");
+    assert_true(it_host_alive(h));
+    it_write_file(h->ini, ini);
+    free(ini);
+    free(bad);
+    stop_under_systemd(h, sd.n);
+    sd_close();
+    it_close(c);
+    it_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         IT_TEST(test_ready_only_once_consuming_with_status_pings_and_stopping),
         IT_TEST(test_an_io_thread_stuck_in_a_handler_holds_the_watchdog_pings_back),
+        IT_TEST(test_a_reload_says_reloading_then_ready_and_a_failed_one_says_why),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     relay_close();

@@ -10,7 +10,8 @@
  * call's result survives the next ones in an expression. */
 const char *fx(const char *rel);
 
-/* Whether the file at path is still mapped in this process. */
+/* Whether the file at path, or a private copy of a file of its name
+ * (loader.h), is still mapped in this process. */
 bool fx_loaded(const char *path);
 
 #endif

@@ -55,6 +55,7 @@ static int setup(void **state)
 {
     (void)state;
     unsetenv(BH__PASSWORD_ENV);
+    bh__credentials_forget(); /* what an earlier test took */
     unsetenv("BUSHOST_URL");
     urls[0] = strdup("amqp://app:old@h1/");
     urls[1] = strdup("amqp://h2:5673/v");

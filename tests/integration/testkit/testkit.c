@@ -5,8 +5,9 @@
  *   command Sleep   {"ms": int} sleeps that long, then answers {"slept": ms}
  *   command Reject  BH_REJECT (dead-letter at once)
  *   command Echo    {"id": int, "ms": int, "pad": int (both optional)} sleeps ms,
- *                   then answers {"id": id, "pid": getpid()}, plus a "pad"
- *                   string of that many bytes (the fault tests count these)
+ *                   then answers {"id": id, "pid": getpid(), "version": the
+ *                   plugin's, "redelivered": the flag}, plus a "pad" string
+ *                   of that many bytes (the fault tests count these)
  *   command Crash   like Echo, but crashes the whole process with SIGSEGV when
  *                   the payload has {"crash": true} (a poison message)
  *   event   Tick    {"n": int, "ms": int (optional)} sleeps ms, then publishes
@@ -24,6 +25,13 @@
 #include <unistd.h>
 
 #include "bushost.h"
+
+/* Builds of this file for the reload tests (tests/integration/CMakeLists.txt):
+ * TESTKIT_VERSION another version; TESTKIT_INIT_FAILS an init that fails;
+ * TESTKIT_ABI_MAJOR a descriptor of another ABI major. */
+#ifndef TESTKIT_VERSION
+#define TESTKIT_VERSION "1.0.0"
+#endif
 
 static void sleep_ms(int64_t ms)
 {
@@ -86,6 +94,8 @@ static bh_outcome_t on_echo(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     p = bh_map_new(ctx);
     rc = p ? bh_map_set(p, "id", bh_int_new(ctx, id)) : BH_ENOMEM;
     if (rc == BH_OK) rc = bh_map_set(p, "pid", bh_int_new(ctx, (int64_t)getpid()));
+    if (rc == BH_OK) rc = bh_map_set_str(ctx, p, "version", TESTKIT_VERSION);
+    if (rc == BH_OK) rc = bh_map_set_bool(ctx, p, "redelivered", msg->redelivered);
     if (rc == BH_OK && pad > 0) {
         char *text = malloc((size_t)pad);
         if (text) memset(text, 'x', (size_t)pad);
@@ -221,5 +231,31 @@ static const bh_route_t events[] = {
     {0},
 };
 
-BH_PLUGIN(.name = "testkit", .version = "1.0.0", .service = "testkit", .events = events,
-          .commands = commands);
+static int init(bh_ctx_t *ctx, void **state)
+{
+    (void)state;
+#ifdef TESTKIT_INIT_FAILS
+    bh_log(ctx, BH_ERROR, "testkit " TESTKIT_VERSION ": this build's init fails on purpose");
+    return BH_EINVAL;
+#else
+    bh_log(ctx, BH_INFO, "testkit " TESTKIT_VERSION " ready");
+    return BH_OK;
+#endif
+}
+
+#ifdef TESTKIT_ABI_MAJOR
+BH_EXPORT extern const bh_plugin_t bh_plugin;
+const bh_plugin_t bh_plugin = {.magic = BH_MAGIC,
+                               .abi_major = TESTKIT_ABI_MAJOR,
+                               .abi_minor = 0,
+                               .size = (uint32_t)sizeof(bh_plugin_t),
+                               .name = "testkit",
+                               .version = TESTKIT_VERSION,
+                               .service = "testkit",
+                               .events = events,
+                               .commands = commands,
+                               .init = init};
+#else
+BH_PLUGIN(.name = "testkit", .version = TESTKIT_VERSION, .service = "testkit", .events = events,
+          .commands = commands, .init = init);
+#endif
