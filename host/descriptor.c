@@ -190,3 +190,27 @@ int bh__descriptor_copy(const char *path, const bh_plugin_t *raw, bh_plugin_t **
     *out = p;
     return BH_OK;
 }
+
+static bool same_keys(const bh_route_t *a, const bh_route_t *b)
+{
+    for (; a && a->key && b && b->key; a++, b++)
+        if (strcmp(a->key, b->key)) return false;
+    return !(a && a->key) && !(b && b->key);
+}
+
+const char *bh__descriptor_shape_change(const bh_plugin_t *a, const bh_plugin_t *b)
+{
+    if (strcmp(a->service, b->service)) return "its built-in service";
+    if (!same_keys(a->events, b->events)) return "its events";
+    if (!same_keys(a->commands, b->commands)) return "its commands";
+    if (!same_keys(a->results, b->results)) return "its results";
+    const bh_config_key_t *k = a->config, *l = b->config;
+    for (; k && k->key && l && l->key; k++, l++)
+        if (strcmp(k->key, l->key)) return "its config keys";
+    if ((k && k->key) || (l && l->key)) return "its config keys";
+    const bh_timer_t *x = bh__contract_timers(a), *y = bh__contract_timers(b);
+    for (; x && x->handler && y && y->handler; x++, y++)
+        if (strcmp(x->name, y->name) || x->interval_ms != y->interval_ms) return "its timers";
+    if ((x && x->handler) || (y && y->handler)) return "its timers";
+    return NULL;
+}

@@ -31,4 +31,9 @@ int bh__descriptor_copy(const char *path, const bh_plugin_t *raw, bh_plugin_t **
 /* Free what bh__descriptor_copy made (NULL: nothing). */
 void bh__descriptor_free(bh_plugin_t *own);
 
+/* Why version b cannot take over from version a in place (a hot reload:
+ * another built-in service, other events, commands, results, timers or
+ * config keys), as "its events" and the like, or NULL. */
+const char *bh__descriptor_shape_change(const bh_plugin_t *a, const bh_plugin_t *b);
+
 #endif

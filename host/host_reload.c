@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "contract.h"
+#include "descriptor.h"
 #include "host_impl.h"
 #include "log.h"
 #include "service_swap.h"
@@ -66,31 +66,6 @@ static bool same_conf(const bh__svc_conf_t *a, const bh__svc_conf_t *b)
     for (size_t i = 0; i < a->n; i++)
         if (strcmp(a->keys[i], b->keys[i]) || !same_str(a->values[i], b->values[i])) return false;
     return true;
-}
-
-static bool same_keys(const bh_route_t *a, const bh_route_t *b)
-{
-    for (; a && a->key && b && b->key; a++, b++)
-        if (strcmp(a->key, b->key)) return false;
-    return !(a && a->key) && !(b && b->key);
-}
-
-/* Why version b cannot take over from a in place, or NULL. */
-static const char *shape_change(const bh_plugin_t *a, const bh_plugin_t *b)
-{
-    if (strcmp(a->service, b->service)) return "its built-in service";
-    if (!same_keys(a->events, b->events)) return "its events";
-    if (!same_keys(a->commands, b->commands)) return "its commands";
-    if (!same_keys(a->results, b->results)) return "its results";
-    const bh_config_key_t *k = a->config, *l = b->config;
-    for (; k && k->key && l && l->key; k++, l++)
-        if (strcmp(k->key, l->key)) return "its config keys";
-    if ((k && k->key) || (l && l->key)) return "its config keys";
-    const bh_timer_t *x = bh__contract_timers(a), *y = bh__contract_timers(b);
-    for (; x && x->handler && y && y->handler; x++, y++)
-        if (strcmp(x->name, y->name) || x->interval_ms != y->interval_ms) return "its timers";
-    if ((x && x->handler) || (y && y->handler)) return "its timers";
-    return NULL;
 }
 
 /* -- the plan: everything checked and inited before any swap ------------- */
@@ -206,7 +181,7 @@ static int plan_check(bh__host_t *h, plan_t *p)
     for (size_t i = 0; !rc && i < h->n_svcs; i++) {
         const bh__loaded_t *cur = bh__service_plugin(h->svcs[i]), *nv = p->next[i];
         const bh_plugin_t *d = nv ? nv->desc : cur->desc;
-        const char *why = nv ? shape_change(cur->desc, nv->desc) : NULL;
+        const char *why = nv ? bh__descriptor_shape_change(cur->desc, nv->desc) : NULL;
         bh__svc_conf_t sc;
         if (why) {
             rc = fail(p,

@@ -77,6 +77,14 @@ int bht_init(bht_t *t);
 void bht_fini(bht_t *t);
 /* What init stored. */
 void *bht_state(const bht_t *t);
+/* A hot reload as the host does it (docs/reload.md): `next` (another build's
+ * descriptor, or the same one) takes over an inited kit. Its init runs with
+ * the kit's config, its upgrade hook gets the running state (the old fini
+ * then gets NULL when the hook took it), then the old fini runs; from then
+ * on the kit runs `next`. 0, the failing init's error (the old version goes
+ * on), BH_ESTATE before bht_init or after bht_fini, or BH_EINVAL when the
+ * host would not reload `next` in place (bht_error says why). */
+int bht_upgrade(bht_t *t, const bh_plugin_t *next);
 
 /* ---- Deliveries ---------------------------------------------------------- */
 

@@ -653,6 +653,44 @@ int bht_init(bht_t *t)
     return rc;
 }
 
+int bht_upgrade(bht_t *t, const bh_plugin_t *next)
+{
+    char err[1024];
+    bh_plugin_t *own = NULL, *old = t->own;
+    const char *why = NULL;
+    if (!t->inited || t->finished) return BH_ESTATE;
+    err[0] = '\0';
+    if (!next) snprintf(err, sizeof err, "no plugin given");
+    else if (!bh__descriptor_copy("the new version", next, &own, err, sizeof err) &&
+             !bh__descriptor_check("the new version", own, err, sizeof err) &&
+             (why = bh__descriptor_shape_change(old, own)))
+        snprintf(err, sizeof err,
+                 "the new version changes %s: the host reloads only handler code in place", why);
+    if (*err) {
+        snprintf(last_error, sizeof last_error, "%s", err);
+        fprintf(stderr, "bushost test kit: %s\n", err);
+        bh__descriptor_free(own);
+        return BH_EINVAL;
+    }
+    kctx_t c = {.base.api = &t->api, .t = t, .where = IN_INIT};
+    void *state = NULL;
+    t->own = own; /* its init reads the config through its own key table */
+    int rc = own->init ? own->init(&c.base, &state) : BH_OK;
+    if (rc != BH_OK) {
+        t->own = old;
+        bh__descriptor_free(own);
+        return rc;
+    }
+    bool taken = own->upgrade && own->upgrade(&c.base, &state, t->state, old->version) == 0;
+    kctx_t f = {.base.api = &t->api, .t = t, .where = IN_FINI};
+    if (old->fini) old->fini(&f.base, taken ? NULL : t->state);
+    t->state = state;
+    const bh_timer_t *timers = bh__contract_timers(own);
+    for (size_t i = 0; i < t->n_timers; i++) t->timers[i].def = &timers[i];
+    bh__descriptor_free(old);
+    return BH_OK;
+}
+
 void *bht_state(const bht_t *t) { return t->state; }
 
 uint64_t bht_now_ms(const bht_t *t) { return t->now; }

@@ -504,6 +504,26 @@ static void cart_keeps_carts_apart(void **state)
         bht_json_equal(update_json(f, 3), "{\"cart\":\"c2\",\"items\":{\"pear\":1,\"fig\":3}}"));
 }
 
+/* A hot reload (bht_upgrade, as the host does it): cart_upgrade keeps the
+ * carts, so the next update holds the items chosen before. The echo
+ * plugin's descriptor cannot take over: other routes. */
+static void cart_keeps_its_carts_across_a_reload(void **state)
+{
+    fixture_t *f = *state;
+
+    start(f);
+    assert_int_equal(select_item(f, "c1", "apple", 2), BH_DONE);
+    void *before = bht_state(f->h);
+    assert_int_equal(bht_upgrade(f->h, echo_plugin), BH_EINVAL);
+    assert_non_null(strstr(bht_error(), "changes its built-in service"));
+    assert_int_equal(bht_upgrade(f->h, cart_plugin), BH_OK);
+    assert_ptr_equal(bht_state(f->h), before); /* the old store, taken over */
+    assert_non_null(bht_find_log(f->h, BH_INFO, "kept 1 cart line(s) from version 1.0.0"));
+    assert_int_equal(select_item(f, "c1", "pear", 1), BH_DONE);
+    assert_true(
+        bht_json_equal(update_json(f, 1), "{\"cart\":\"c1\",\"items\":{\"apple\":2,\"pear\":1}}"));
+}
+
 static void cart_remove_drops_the_item(void **state)
 {
     fixture_t *f = *state;
@@ -856,6 +876,7 @@ int main(void)
         CART(cart_select_two_apples_and_a_pear_publishes_the_cart),
         CART(cart_repeated_selection_adds_up),
         CART(cart_keeps_carts_apart),
+        CART(cart_keeps_its_carts_across_a_reload),
         CART(cart_remove_drops_the_item),
         CART(cart_removing_an_unknown_item_still_publishes),
         CART(cart_rejects_malformed_ItemSelected_with_an_error_log),
