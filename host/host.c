@@ -115,13 +115,33 @@ static void release(bh__host_t *h)
     if (atomic_fetch_sub(&h->running, 1) == 1) uv_async_send(&h->exited);
 }
 
-/* A service's I/O thread is about to end (runs on it). */
-static void service_exited(void *ud) { release(ud); }
+/* A service's I/O thread is about to end (runs on it). A reload that
+ * removes it waits for that; the watch is open until every service ended,
+ * and this comes before the last release. */
+static void service_exited(void *ud)
+{
+    bh__host_t *h = ud;
+    if (atomic_load(&h->reload.notify_ready)) uv_async_send(&h->reload.notify);
+    release(h);
+}
+
+void bh__host_hold(bh__host_t *h) { atomic_fetch_add(&h->running, 1); }
+
+void bh__host_release(bh__host_t *h) { release(h); }
+
+int bh__host_start_one(bh__host_t *h, bh__service_t *s, char *err, size_t errlen)
+{
+    atomic_fetch_add(&h->running, 1);
+    int rc = bh__service_start(s, service_exited, h, err, errlen);
+    if (rc) atomic_fetch_sub(&h->running, 1);
+    return rc;
+}
 
 void bh__host_drain(bh__host_t *h)
 {
     atomic_store(&h->draining, true);
-    for (size_t i = 0; i < h->n_svcs; i++) bh__service_stop(h->svcs[i]);
+    for (size_t i = 0; i < h->n_svcs; i++)
+        if (h->svcs[i]) bh__service_stop(h->svcs[i]);
 }
 
 int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud), void *ud,
@@ -148,9 +168,7 @@ int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud),
     atomic_store(&h->running, 1);
     int rc = bh__otlp_run(h->cfg.otlp, err, errlen);
     for (size_t i = 0; !rc && i < h->n_svcs && !atomic_load(&h->draining); i++) {
-        atomic_fetch_add(&h->running, 1);
-        if ((rc = bh__service_start(h->svcs[i], service_exited, h, err, errlen))) {
-            atomic_fetch_sub(&h->running, 1);
+        if ((rc = bh__host_start_one(h, h->svcs[i], err, errlen))) {
             /* Stop what started; on_stopped then waits for them. */
             for (size_t j = 0; j < i; j++) bh__service_stop(h->svcs[j]);
             break;
@@ -166,7 +184,9 @@ int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud),
 bool bh__host_join(bh__host_t *h)
 {
     bool clean = true;
-    for (size_t i = 0; i < h->n_started; i++) clean &= bh__service_join(h->svcs[i]);
+    /* A service not started joins at once (a reload may have added some). */
+    for (size_t i = 0; i < h->n_svcs; i++)
+        if (h->svcs[i]) clean &= bh__service_join(h->svcs[i]);
     h->joined = true;
     return clean;
 }

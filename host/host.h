@@ -66,6 +66,10 @@ bool bh__host_join(bh__host_t *h);
 void bh__host_reload(bh__host_t *h, bh__reload_done_fn done, void *ud);
 /* The last reload's note, for the HTTP endpoint. */
 bh__reload_note_t *bh__host_reload_note(bh__host_t *h);
+/* Tell added(ud, svc) of each service a reload starts, and removed(ud, svc)
+ * of each it stops, before that one is freed (main thread). */
+void bh__host_watch(bh__host_t *h, void (*added)(void *ud, bh__notify_svc_t *svc),
+                    void (*removed)(void *ud, bh__notify_svc_t *svc), void *ud);
 
 /* Join if that was not done, run fini, unload the plugins (kept mapped while
  * a handler is stuck past the deadline) and free. h may be NULL. */

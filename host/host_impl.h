@@ -32,4 +32,18 @@ struct bh__host {
     void *ud;
 };
 
+/* Count one more user of the generation, so that it does not end while a
+ * reload replaces its only service; release ends what hold began. */
+void bh__host_hold(bh__host_t *h);
+void bh__host_release(bh__host_t *h);
+/* Start one more service of h (a reload's), counted among those running. */
+int bh__host_start_one(bh__host_t *h, bh__service_t *s, char *err, size_t errlen);
+
+/* host_reload_run.c, for host_reload.c: set the note; end the reload (the
+ * done callback, then a reload asked for meanwhile); start a service a
+ * reload made (inited) in a slot of its own, its plugin the reload's. */
+void bh__reload_note_set(bh__reload_note_t *n, const char *text);
+void bh__reload_finish(bh__host_t *h, bool ok, const char *note);
+void bh__reload_launch(bh__host_t *h, bh__service_t *s);
+
 #endif

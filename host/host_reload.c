@@ -1,5 +1,7 @@
 /* host_reload.c -- new plugin versions into a running generation: check
- * everything first, then swap each changed service in place (service_service_swap.h). */
+ * everything and init every new version first, then swap each changed
+ * service in place (service_swap.h), stop the removed ones and those whose
+ * section changed, and start the new ones (host_reload_run.c). */
 #include "host_reload.h"
 
 #include <stdarg.h>
@@ -12,14 +14,15 @@
 #include "log.h"
 #include "service_swap.h"
 
-static void note_set(bh__reload_note_t *n, const char *text)
-{
-    uv_mutex_lock(&n->mu);
-    snprintf(n->text, sizeof n->text, "%s", text);
-    uv_mutex_unlock(&n->mu);
-}
-
 bh__reload_note_t *bh__host_reload_note(bh__host_t *h) { return &h->reload.note; }
+
+void bh__host_watch(bh__host_t *h, void (*added)(void *ud, bh__notify_svc_t *svc),
+                    void (*removed)(void *ud, bh__notify_svc_t *svc), void *ud)
+{
+    h->reload.watch.added = added;
+    h->reload.watch.removed = removed;
+    h->reload.watch.ud = ud;
+}
 
 /* -- what may change in place ------------------------------------------- */
 
@@ -68,14 +71,21 @@ static bool same_conf(const bh__svc_conf_t *a, const bh__svc_conf_t *b)
     return true;
 }
 
-/* -- the plan: everything checked and inited before any swap ------------- */
+/* -- the plan: everything checked and inited before anything changes ---- */
 
 typedef struct plan {
     bh__config_t cfg;
-    bool loaded;
-    bh__loaded_t **next; /* per service: its new version, NULL: unchanged */
-    void **state;        /* what the new version's init made */
-    bool *inited;
+    bool loaded, swapped;  /* cfg read; its sections are the host's now */
+    size_t n;              /* the host's slots */
+    bh__loaded_t **next;   /* per slot: its new version, or a new copy to restart */
+    void **state;          /* what the new version's init made (in place) */
+    bool *inited;          /* that init ran */
+    bool *gone;            /* per slot: removed from plugins_dir */
+    bool *restart;         /* per slot: drained, then started anew */
+    bh__service_t **fresh; /* per slot: the service that replaces it (a restart) */
+    bh__loaded_t **new_p;  /* plugins not running yet */
+    bh__service_t **added; /* their services, made and inited */
+    size_t n_new;
     char err[BH__RELOAD_NOTE_MAX - 32];
 } plan_t;
 
@@ -88,35 +98,82 @@ static int fail(plan_t *p, const char *fmt, ...)
     return -1;
 }
 
+static void drop_loaded(bh__loaded_t *v)
+{
+    bh__loader_close(v);
+    free(v);
+}
+
+/* What the plan made and did not hand over, undone (a service's fini runs
+ * with its free). */
 static void plan_free(bh__host_t *h, plan_t *p)
 {
-    for (size_t i = 0; p->next && i < h->n_svcs; i++) {
-        if (!p->next[i]) continue;
-        if (p->inited[i]) bh__service_fini_version(h->svcs[i], p->next[i], p->state[i]);
-        bh__loader_close(p->next[i]);
-        free(p->next[i]);
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->fresh && p->fresh[i]) bh__service_free(p->fresh[i]);
+        else if (p->inited && p->inited[i])
+            bh__service_fini_version(h->svcs[i], p->next[i], p->state[i]);
+        if (p->next && p->next[i]) drop_loaded(p->next[i]);
+    }
+    for (size_t k = 0; k < p->n_new; k++) {
+        if (p->added[k]) bh__service_free(p->added[k]);
+        drop_loaded(p->new_p[k]);
+    }
+    if (p->swapped) { /* the host keeps the sections it had */
+        bh__section_t *t = h->cfg.sections;
+        h->cfg.sections = p->cfg.sections;
+        p->cfg.sections = t;
     }
     free(p->next);
     free(p->state);
     free(p->inited);
+    free(p->gone);
+    free(p->restart);
+    free(p->fresh);
+    free(p->new_p);
+    free(p->added);
     if (p->loaded) bh__config_free(&p->cfg);
 }
 
 static long by_name(const bh__host_t *h, const char *name)
 {
     for (size_t i = 0; i < h->n_svcs; i++)
-        if (!strcmp(bh__service_plugin(h->svcs[i])->desc->name, name)) return (long)i;
+        if (h->svcs[i] && !strcmp(bh__service_plugin(h->svcs[i])->desc->name, name)) return (long)i;
     return -1;
 }
 
-/* One "*.so" of the folder: unchanged, or a new version of a loaded plugin. */
+/* A plugin that is not running yet: its name is new. */
+static int take_new(plan_t *p, bh__loaded_t *nv)
+{
+    for (size_t k = 0; k < p->n_new; k++)
+        if (!strcmp(p->new_p[k]->desc->name, nv->desc->name) ||
+            !strcmp(p->new_p[k]->desc->service, nv->desc->service)) {
+            fail(p, "%s: plugin '%s' (service '%s') clashes with %s: expected each plugin once",
+                 nv->path, nv->desc->name, nv->desc->service, p->new_p[k]->path);
+            drop_loaded(nv);
+            return -1;
+        }
+    bh__loaded_t **v = realloc(p->new_p, (p->n_new + 1) * sizeof *v);
+    bh__service_t **s = v ? realloc(p->added, (p->n_new + 1) * sizeof *s) : NULL;
+    if (v) p->new_p = v;
+    if (s) p->added = s;
+    if (!s) {
+        drop_loaded(nv);
+        return fail(p, "out of memory");
+    }
+    p->new_p[p->n_new] = nv;
+    p->added[p->n_new++] = NULL;
+    return 0;
+}
+
+/* One "*.so" of the folder: unchanged, a new version of a running plugin,
+ * or a new plugin. */
 static int take_file(bh__host_t *h, plan_t *p, const char *path, bool *seen)
 {
     char err[512];
-    for (size_t i = 0; i < h->n_svcs; i++) {
-        const bh__loaded_t *cur = bh__service_plugin(h->svcs[i]);
+    for (size_t i = 0; i < p->n; i++) {
+        const bh__loaded_t *cur = h->svcs[i] ? bh__service_plugin(h->svcs[i]) : NULL;
         uint64_t hash, size;
-        if (strcmp(cur->path, path)) continue;
+        if (!cur || strcmp(cur->path, path)) continue;
         if (bh__loader_identify(path, &hash, &size, err, sizeof err)) return fail(p, "%s", err);
         if (hash == cur->hash && size == cur->size) return seen[i] = true, 0;
     }
@@ -127,28 +184,26 @@ static int take_file(bh__host_t *h, plan_t *p, const char *path, bool *seen)
         return fail(p, "%s", err);
     }
     long at = by_name(h, nv->desc->name);
-    if (at < 0 || p->next[at]) {
-        int rc = at < 0 ? fail(p, "%s: plugin '%s' is not running: adding a plugin takes a restart",
-                               path, nv->desc->name)
-                        : fail(p, "%s: plugin '%s' is also in %s: expected each plugin once", path,
-                               nv->desc->name, p->next[at]->path);
-        bh__loader_close(nv);
-        free(nv);
-        return rc;
+    if (at < 0) return take_new(p, nv);
+    if (p->next[at]) {
+        fail(p, "%s: plugin '%s' is also in %s: expected each plugin once", path, nv->desc->name,
+             p->next[at]->path);
+        drop_loaded(nv);
+        return -1;
     }
     p->next[at] = nv;
     seen[at] = true;
     return 0;
 }
 
-/* Load the new config and every new or changed file; check both. */
+/* Load the new config and every new or changed file. */
 static int plan_load(bh__host_t *h, plan_t *p)
 {
     char **names = NULL;
     size_t n = 0;
     int rc = 0;
     const char *what;
-    bool *seen = calloc(h->n_svcs ? h->n_svcs : 1, sizeof *seen);
+    bool *seen = calloc(p->n ? p->n : 1, sizeof *seen);
     if (!seen) return fail(p, "out of memory");
     if (bh__config_load(h->cfg.path, &p->cfg, p->err, sizeof p->err)) rc = -1;
     else if ((p->loaded = true, what = host_change(&h->cfg, &p->cfg)))
@@ -158,184 +213,150 @@ static int plan_load(bh__host_t *h, plan_t *p)
                              &names, &n, p->err, sizeof p->err))
         rc = -1;
     for (size_t i = 0; !rc && i < n; i++) rc = take_file(h, p, names[i], seen);
-    for (size_t i = 0; !rc && i < h->n_svcs; i++)
-        if (!seen[i]) {
-            const bh__loaded_t *cur = bh__service_plugin(h->svcs[i]);
-            rc = fail(p, "%s: plugin '%s' is gone: removing a plugin takes a restart", cur->path,
-                      cur->desc->name);
-        }
+    for (size_t i = 0; !rc && i < p->n; i++) p->gone[i] = h->svcs[i] && !seen[i];
     bh__loader_free_list(names, n);
     free(seen);
     return rc;
 }
 
-/* Every plugin section valid for the version that will read it, and each
- * service's unchanged: a section that changed takes a restart. */
+/* The plugin slot i runs on after the reload (NULL: none). */
+static const bh__loaded_t *after(const bh__host_t *h, const plan_t *p, size_t i)
+{
+    if (!h->svcs[i] || p->gone[i]) return NULL;
+    return p->next[i] ? p->next[i] : bh__service_plugin(h->svcs[i]);
+}
+
+/* Every section names a plugin that runs after the reload; a service whose
+ * section or shape changed is restarted, from a copy of its own. */
 static int plan_check(bh__host_t *h, plan_t *p)
 {
-    const char **names = calloc(h->n_svcs ? h->n_svcs : 1, sizeof *names);
+    const char **names = calloc(p->n + p->n_new + 1, sizeof *names);
+    size_t n = 0;
     if (!names) return fail(p, "out of memory");
-    for (size_t i = 0; i < h->n_svcs; i++) names[i] = bh__service_plugin(h->svcs[i])->desc->name;
-    int rc = bh__config_check_sections(&p->cfg, names, h->n_svcs, p->err, sizeof p->err);
+    for (size_t i = 0; i < p->n; i++)
+        if (after(h, p, i)) names[n++] = after(h, p, i)->desc->name;
+    for (size_t k = 0; k < p->n_new; k++) names[n++] = p->new_p[k]->desc->name;
+    int rc = bh__config_check_sections(&p->cfg, names, n, p->err, sizeof p->err);
     free(names);
-    for (size_t i = 0; !rc && i < h->n_svcs; i++) {
-        const bh__loaded_t *cur = bh__service_plugin(h->svcs[i]), *nv = p->next[i];
-        const bh_plugin_t *d = nv ? nv->desc : cur->desc;
-        const char *why = nv ? bh__descriptor_shape_change(cur->desc, nv->desc) : NULL;
+    for (size_t i = 0; !rc && i < p->n; i++) {
+        const bh__loaded_t *a = after(h, p, i);
         bh__svc_conf_t sc;
-        if (why) {
-            rc = fail(p,
-                      "%s: plugin '%s' %s changes %s: only handler code swaps in place, that "
-                      "takes a restart",
-                      nv->path, d->name, d->version, why);
-            break;
-        }
-        if (bh__config_service(&p->cfg, d->name, d->service, d->config, &sc, p->err,
-                               sizeof p->err)) {
-            rc = -1;
-            break;
-        }
-        if (!same_conf(&sc, bh__service_conf(h->svcs[i])))
-            rc = fail(p, "%s: section [%s] changed: that takes a restart", h->cfg.path, d->name);
+        if (!a) continue;
+        const char *why =
+            bh__descriptor_shape_change(bh__service_plugin(h->svcs[i])->desc, a->desc);
+        if (bh__config_service(&p->cfg, a->desc->name, a->desc->service, a->desc->config, &sc,
+                               p->err, sizeof p->err))
+            return -1;
+        bool restart = why || !same_conf(&sc, bh__service_conf(h->svcs[i]));
         bh__svc_conf_free(&sc);
+        if (!restart) continue;
+        p->restart[i] = true;
+        if (p->next[i]) continue;
+        char err[512];
+        bh__loaded_t *copy = calloc(1, sizeof *copy);
+        if (!copy) return fail(p, "out of memory");
+        if (bh__loader_open(a->path, copy, err, sizeof err)) {
+            free(copy);
+            return fail(p, "%s", err);
+        }
+        p->next[i] = copy;
     }
     return rc;
 }
 
-/* The new versions' init, while the old ones serve. */
+/* A service of p's for plugin v: made and inited, its name unique among
+ * those that run after the reload. */
+static int make(bh__host_t *h, plan_t *p, bh__loaded_t *v, bh__service_t **out)
+{
+    if (bh__service_new(out, &h->cfg, v, p->err, sizeof p->err)) return -1;
+    const char *name = bh__service_name(*out), *other = NULL;
+    for (size_t i = 0; i < p->n && !other; i++) {
+        const bh__service_t *s = after(h, p, i) && !p->restart[i] ? h->svcs[i] : p->fresh[i];
+        if (s && s != *out && !strcmp(bh__service_name(s), name))
+            other = bh__service_plugin(s)->desc->name;
+    }
+    for (size_t k = 0; k < p->n_new && !other; k++)
+        if (p->added[k] && p->added[k] != *out && !strcmp(bh__service_name(p->added[k]), name))
+            other = p->new_p[k]->desc->name;
+    if (other)
+        return fail(p, "%s: plugin '%s' would run as service '%s', as plugin '%s' does", v->path,
+                    v->desc->name, name, other);
+    return bh__service_init(*out, p->err, sizeof p->err);
+}
+
+/* The new versions' init, while the old ones serve; the new services made
+ * with the new sections. */
 static int plan_init(bh__host_t *h, plan_t *p)
 {
-    for (size_t i = 0; i < h->n_svcs; i++) {
+    bh__section_t *t = h->cfg.sections;
+    h->cfg.sections = p->cfg.sections; /* read on the main thread only */
+    p->cfg.sections = t;
+    p->swapped = true;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->restart[i]) {
+            if (make(h, p, p->next[i], &p->fresh[i])) return -1;
+            continue;
+        }
         if (!p->next[i]) continue;
         if (bh__service_prepare(h->svcs[i], p->next[i], &p->state[i], p->err, sizeof p->err))
             return -1;
         p->inited[i] = true;
     }
+    for (size_t k = 0; k < p->n_new; k++)
+        if (make(h, p, p->new_p[k], &p->added[k])) return -1;
     return 0;
 }
 
-static size_t plan_count(const bh__host_t *h, const plan_t *p)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < h->n_svcs; i++) n += p->next[i] != NULL;
-    return n;
-}
-
-/* -- the swaps ----------------------------------------------------------- */
-
-static void finish(bh__host_t *h, bool ok, const char *note)
+/* Hand everything over: the swaps begin, the services to stop are asked
+ * to, the new ones start. */
+static void plan_commit(bh__host_t *h, plan_t *p)
 {
     bh__reload_t *r = &h->reload;
-    r->busy = false;
-    r->reloads++;
-    note_set(&r->note, note);
-    if (r->done) r->done(r->done_ud, ok, note);
-    if (r->again && !atomic_load(&h->draining)) {
-        r->again = false;
-        bh__host_reload(h, r->done, r->done_ud);
-    }
-}
-
-/* The old version is gone: log how, and forget it. */
-static void retired(bh__host_t *h, size_t i, const bh__loaded_t *old)
-{
-    char name[160];
-    snprintf(name, sizeof name, "%s %s", old->desc->name, old->desc->version);
-    bh__loaded_t *own = (bh__loaded_t *)old;
-    bool gone = bh__loader_close(own);
-    if (own != &h->plugins[i]) free(own);
-    bh__log(NULL, gone ? BH_INFO : BH_NOTICE, NULL,
-            gone ? "plugin %s retired and unloaded"
-                 : "plugin %s retired but resident: its object stays mapped (a NODELETE object: "
-                   "C++ thread_local destructors or STB_GNU_UNIQUE symbols)",
-            name);
-}
-
-/* The old version of service i switched out: its fini (NULL state when
- * the new version took it). */
-static void fini_old(bh__host_t *h, size_t i)
-{
-    const bh__loaded_t *old;
-    void *state;
-    bool taken;
-    bh__service_swap_old(h->svcs[i], &old, &state, &taken);
-    bh__service_fini_version(h->svcs[i], old, taken ? NULL : state);
-}
-
-/* The old version of service i, once switched out. */
-static bh__loaded_t *old_of(bh__host_t *h, size_t i)
-{
-    const bh__loaded_t *old;
-    void *state;
-    bool taken;
-    bh__service_swap_old(h->svcs[i], &old, &state, &taken);
-    return (bh__loaded_t *)old;
-}
-
-/* The version that was to swap into service i never did: undo its init. */
-static void drop_next(bh__host_t *h, size_t i)
-{
-    bh__reload_t *r = &h->reload;
-    bh__service_fini_version(h->svcs[i], r->next[i], bh__service_swap_next_state(h->svcs[i]));
-    bh__loader_close(r->next[i]);
-    free(r->next[i]);
-    r->next[i] = NULL;
-    bh__service_swap_reset(h->svcs[i]);
-}
-
-/* The swap of service i ended with the new version in: it is the one the
- * service runs now. */
-static void swapped_in(bh__host_t *h, size_t i)
-{
-    bh__reload_t *r = &h->reload;
-    r->owned[i] = r->next[i];
-    r->next[i] = NULL;
-    bh__service_swap_reset(h->svcs[i]);
-}
-
-static void on_progress(uv_async_t *a)
-{
-    bh__host_t *h = a->data;
-    bh__reload_t *r = &h->reload;
-    for (size_t i = 0; i < h->n_svcs; i++) {
-        if (!r->next[i]) continue;
-        switch (bh__service_swap_phase(h->svcs[i])) {
-        case BH__SWAP_SWITCHED:
-            fini_old(h, i);
-            bh__service_swap_retire(h->svcs[i]);
-            break;
-        case BH__SWAP_RETIRED:
-            retired(h, i, old_of(h, i));
-            swapped_in(h, i);
-            r->pending--;
-            break;
-        case BH__SWAP_CANCELLED:
-            drop_next(h, i);
-            r->pending--;
-            r->ok = false;
-            break;
-        default:
-            break;
+    for (size_t i = 0; i < p->n; i++) {
+        bh__service_t *s = h->svcs[i];
+        if (p->restart[i] || p->gone[i]) {
+            if (!r->held) bh__host_hold(h); /* a restart of the only service is no end */
+            r->held = true;
+            bh__log(NULL, BH_NOTICE, NULL, "service '%s' %s: draining it", bh__service_name(s),
+                    p->gone[i] ? "is removed (its plugin left plugins_dir)"
+                               : "restarts (its section, routes, timers or config keys changed)");
+            r->fresh[i] = p->fresh[i];
+            r->stopping[i] = true;
+            r->pending++;
+            bh__service_stop(s);
+            p->fresh[i] = NULL;
+            p->next[i] = NULL; /* the fresh service's */
+            continue;
         }
+        if (!p->next[i]) continue;
+        const bh__loaded_t *cur = bh__service_plugin(s);
+        bh__log(NULL, BH_NOTICE, NULL, "%s: plugin %s %s takes over from %s", p->next[i]->path,
+                p->next[i]->desc->name, p->next[i]->desc->version, cur->desc->version);
+        r->next[i] = p->next[i];
+        r->pending++;
+        bh__service_swap(s, p->next[i], p->state[i], &r->notify);
+        p->next[i] = NULL; /* the swap's now */
+        p->inited[i] = false;
     }
-    if (!r->busy || r->pending) return;
-    bh__log(NULL, r->ok ? BH_NOTICE : BH_WARNING, NULL,
-            r->ok ? "reload complete" : "reload cut short: the host is stopping");
-    finish(h, r->ok, r->ok ? "" : "reload failed: the host is stopping");
+    for (size_t k = 0; k < p->n_new; k++) {
+        bh__reload_launch(h, p->added[k]); /* the plugin goes with the service */
+        p->added[k] = NULL;
+    }
+    p->n_new = 0;
 }
 
 void bh__host_reload(bh__host_t *h, bh__reload_done_fn done, void *ud)
 {
     bh__reload_t *r = &h->reload;
     char note[BH__RELOAD_NOTE_MAX];
-    plan_t p = {0};
+    plan_t p = {.n = h->n_svcs};
     r->done = done;
     r->done_ud = ud;
     if (atomic_load(&h->draining)) {
         bh__log(NULL, BH_WARNING, NULL, "reload refused: the host is stopping");
         return;
     }
-    if (!r->notify_ready) {
+    if (!atomic_load(&r->notify_ready)) {
         bh__log(NULL, BH_WARNING, NULL, "reload refused: the host has not started yet");
         return;
     }
@@ -345,11 +366,16 @@ void bh__host_reload(bh__host_t *h, bh__reload_done_fn done, void *ud)
         return;
     }
     bh__log(NULL, BH_NOTICE, NULL, "reloading %s", h->cfg.path);
-    size_t n = h->n_svcs ? h->n_svcs : 1;
+    size_t n = p.n ? p.n : 1;
     p.next = calloc(n, sizeof *p.next);
     p.state = calloc(n, sizeof *p.state);
     p.inited = calloc(n, sizeof *p.inited);
-    int rc = !p.next || !p.state || !p.inited ? fail(&p, "out of memory") : 0;
+    p.gone = calloc(n, sizeof *p.gone);
+    p.restart = calloc(n, sizeof *p.restart);
+    p.fresh = calloc(n, sizeof *p.fresh);
+    int rc = !p.next || !p.state || !p.inited || !p.gone || !p.restart || !p.fresh
+                 ? fail(&p, "out of memory")
+                 : 0;
     if (!rc) rc = plan_load(h, &p);
     if (!rc) rc = plan_check(h, &p);
     if (!rc) rc = plan_init(h, &p);
@@ -358,106 +384,22 @@ void bh__host_reload(bh__host_t *h, bh__reload_done_fn done, void *ud)
         snprintf(note, sizeof note, "reload failed: %s", p.err);
         plan_free(h, &p);
         r->reloads++;
-        note_set(&r->note, note);
+        bh__reload_note_set(&r->note, note);
         if (done) done(ud, false, note);
         return;
     }
     bh__log_set_stderr_level(p.cfg.log_level);
     r->busy = true;
     r->ok = true;
-    r->pending = plan_count(h, &p);
-    for (size_t i = 0; i < h->n_svcs; i++) {
-        if (!p.next[i]) continue;
-        const bh__loaded_t *cur = bh__service_plugin(h->svcs[i]);
-        bh__log(NULL, BH_NOTICE, NULL, "%s: plugin %s %s takes over from %s", p.next[i]->path,
-                p.next[i]->desc->name, p.next[i]->desc->version, cur->desc->version);
-        r->next[i] = p.next[i];
-        bh__service_swap(h->svcs[i], p.next[i], p.state[i], &r->notify);
-        p.next[i] = NULL; /* the swap has it now */
-    }
+    p.swapped = false; /* the host keeps the new sections */
+    bool started = p.n_new > 0;
+    plan_commit(h, &p);
     plan_free(h, &p);
     if (!r->pending) {
-        bh__log(NULL, BH_NOTICE, NULL, "reload complete: no plugin changed");
-        finish(h, true, "");
+        bh__log(NULL, BH_NOTICE, NULL, "reload complete%s",
+                !r->ok     ? ", but a new service could not start (see above)"
+                : !started ? ": no plugin changed"
+                           : "");
+        bh__reload_finish(h, r->ok, r->ok ? "" : "reload failed: a new service could not start");
     }
-}
-
-/* -- set-up and teardown ------------------------------------------------- */
-
-int bh__reload_init(bh__host_t *h)
-{
-    bh__reload_t *r = &h->reload;
-    size_t n = h->n_plugins ? h->n_plugins : 1;
-    r->owned = calloc(n, sizeof *r->owned);
-    r->next = calloc(n, sizeof *r->next);
-    r->old = calloc(n, sizeof *r->old);
-    if (!r->owned || !r->next || !r->old || uv_mutex_init(&r->note.mu)) return BH_ENOMEM;
-    r->note.ready = true;
-    return 0;
-}
-
-int bh__reload_start(bh__host_t *h, uv_loop_t *loop)
-{
-    int rc = uv_async_init(loop, &h->reload.notify, on_progress);
-    if (rc) return rc;
-    h->reload.notify.data = h;
-    h->reload.notify_ready = true;
-    return 0;
-}
-
-static void on_notify_closed(uv_handle_t *handle)
-{
-    bh__host_t *h = handle->data;
-    h->reload.closed(h);
-}
-
-void bh__reload_close(bh__host_t *h, void (*closed)(void *h))
-{
-    if (!h->reload.notify_ready) {
-        closed(h);
-        return;
-    }
-    h->reload.notify_ready = false;
-    h->reload.closed = closed;
-    uv_close((uv_handle_t *)&h->reload.notify, on_notify_closed);
-}
-
-void bh__reload_settle(bh__host_t *h)
-{
-    bh__reload_t *r = &h->reload;
-    for (size_t i = 0; r->next && i < h->n_svcs; i++) {
-        if (!r->next[i]) continue;
-        switch (bh__service_swap_phase(h->svcs[i])) {
-        case BH__SWAP_SWITCHED:
-            fini_old(h, i);
-            /* fall through */
-        case BH__SWAP_RETIRING:
-        case BH__SWAP_RETIRED:
-            /* Closed after the services: a callback of it may still run. */
-            r->old[i] = old_of(h, i);
-            swapped_in(h, i);
-            break;
-        default: /* never switched */
-            drop_next(h, i);
-            break;
-        }
-    }
-}
-
-void bh__reload_free(bh__host_t *h, bool unload)
-{
-    bh__reload_t *r = &h->reload;
-    for (size_t i = 0; unload && r->owned && i < h->n_plugins; i++) {
-        bh__loaded_t *v[2] = {r->owned[i], r->old[i]};
-        for (int k = 0; k < 2; k++) {
-            if (!v[k]) continue;
-            bh__loader_close(v[k]);
-            if (v[k] != &h->plugins[i]) free(v[k]);
-        }
-    }
-    free(r->owned);
-    free(r->next);
-    free(r->old);
-    if (r->note.ready) uv_mutex_destroy(&r->note.mu);
-    memset(r, 0, sizeof *r);
 }

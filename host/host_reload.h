@@ -1,18 +1,20 @@
-/* host_reload.h -- a running host generation taking new plugin versions in place
- * (SIGHUP, systemctl reload; docs/reload.md).
+/* host_reload.h -- a running host generation taking new plugin versions in
+ * place (SIGHUP, systemctl reload; docs/reload.md).
  *
  * The new config and every new or changed plugin file are loaded and
  * checked first, and each new version's init runs, while the old versions
  * serve on. Any failure leaves the generation as it was, with the cause
  * logged and kept as the reload note (/readyz, /status, systemd STATUS).
- * Then each changed service swaps its plugin in place (service_service_swap.h), and the
- * old versions are retired: fini, then dlclose. What cannot be swapped in
- * place (another service's routes or timers, a changed section, a changed
- * [broker] or [host], a plugin added or removed) fails the reload, naming
- * what takes a restart. Main thread. */
+ * Then each changed service swaps its plugin in place (service_swap.h) and
+ * the old versions are retired: fini, then dlclose. A plugin added starts
+ * as at boot, one removed drains as on SIGTERM, and a service whose section
+ * or routes changed restarts (drained, then started anew; its replacement
+ * is made and inited first). A changed [broker] or [host] fails the
+ * reload, naming what takes a restart. Main thread. */
 #ifndef BH_RELOAD_H
 #define BH_RELOAD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,17 +44,28 @@ static inline void bh__reload_note_get(bh__reload_note_t *n, char *buf, size_t l
     uv_mutex_unlock(&n->mu);
 }
 
+struct bh__notify_svc;
+struct bh__service;
+
 typedef void (*bh__reload_done_fn)(void *ud, bool ok, const char *note);
 
 typedef struct bh__reload {
-    bool busy;         /* swaps under way */
-    bool again;        /* another reload was asked for meanwhile */
-    bool ok;           /* none of this one's swaps was cancelled */
-    uv_async_t notify; /* the services' I/O threads: a swap moved on */
-    bool notify_ready;
-    bh__loaded_t **owned; /* per service: the version it runs, when the reload loaded it */
-    bh__loaded_t **next;  /* per service: the version swapping in */
-    bh__loaded_t **old;   /* per service: a version to close at the end */
+    bool busy;                  /* swaps under way */
+    bool again;                 /* another reload was asked for meanwhile */
+    bool ok;                    /* none of this one's swaps was cancelled */
+    bool held;                  /* it holds the generation up while services it stopped end */
+    uv_async_t notify;          /* the services' I/O threads: a swap moved on */
+    atomic_bool notify_ready;   /* read by the I/O threads as they end */
+    bh__loaded_t **owned;       /* per service: the version it runs, when the reload loaded it */
+    bh__loaded_t **next;        /* per service: the version swapping in */
+    bh__loaded_t **old;         /* per service: a version to close at the end */
+    struct bh__service **fresh; /* per service: what replaces it once it stopped */
+    bool *stopping;             /* per service: a reload stops it (removed, or restarted) */
+    struct {
+        void (*added)(void *ud, struct bh__notify_svc *svc);   /* started by a reload */
+        void (*removed)(void *ud, struct bh__notify_svc *svc); /* before it is freed */
+        void *ud;
+    } watch; /* main.c's: the HTTP endpoint's and systemd's lists */
     size_t pending;
     uint64_t reloads; /* done so far */
     void (*closed)(void *h);

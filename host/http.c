@@ -46,6 +46,12 @@ int bh__http_init(bh__http_t *h, bh__notify_svc_t *const *svcs, size_t n)
         h->ms[i] = &svcs[i]->m;
     }
     h->n = n;
+    if (uv_mutex_init(&h->mu)) {
+        free(h->svcs);
+        free(h->ms);
+        return BH_ENOMEM;
+    }
+    h->mu_ready = true;
     h->started_ns = uv_hrtime();
     atomic_init(&h->main_ns, h->started_ns);
     h->stale_ns = (uint64_t)BH__HTTP_STALE_MS * 1000000u;
@@ -263,13 +269,27 @@ static void otlp_render(bh__text_t *t, bh__otlp_t *x)
                     (unsigned long long)bh__otlp_sent(x), (unsigned long long)bh__otlp_dropped(x));
 }
 
+static const struct {
+    const char *path;
+    void (*fn)(bh__http_t *h, bh__http_reply_t *r);
+} routes[] = {{"/livez", livez}, {"/readyz", readyz}, {"/startupz", startupz}, {"/status", status}};
+
+/* The answer to GET path, with the lists held. */
+static void answer(bh__http_t *h, const char *path, bh__http_reply_t *r)
+{
+    if (!strcmp(path, "/metrics")) {
+        r->status = 200;
+        r->type = PROM_TYPE;
+        bh__metrics_render(&r->body, h->ms, h->n, uv_hrtime());
+        if (h->otlp) otlp_render(&r->body, h->otlp);
+        return;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (!strcmp(path, routes[i].path)) routes[i].fn(h, r);
+}
+
 void bh__http_answer(bh__http_t *h, const char *method, const char *path, bh__http_reply_t *r)
 {
-    static const struct {
-        const char *path;
-        void (*fn)(bh__http_t *h, bh__http_reply_t *r);
-    } routes[] = {
-        {"/livez", livez}, {"/readyz", readyz}, {"/startupz", startupz}, {"/status", status}};
     r->type = TEXT_TYPE;
     r->status = 404;
     bool known = !strcmp(path, "/metrics");
@@ -284,15 +304,37 @@ void bh__http_answer(bh__http_t *h, const char *method, const char *path, bh__ht
         bh__text_printf(&r->body, "method not allowed: GET or HEAD\n");
         return;
     }
-    if (!strcmp(path, "/metrics")) {
-        r->status = 200;
-        r->type = PROM_TYPE;
-        bh__metrics_render(&r->body, h->ms, h->n, uv_hrtime());
-        if (h->otlp) otlp_render(&r->body, h->otlp);
-        return;
+    uv_mutex_lock(&h->mu);
+    answer(h, path, r);
+    uv_mutex_unlock(&h->mu);
+}
+
+int bh__http_add(bh__http_t *h, bh__notify_svc_t *svc)
+{
+    uv_mutex_lock(&h->mu);
+    bh__notify_svc_t **s = realloc(h->svcs, (h->n + 1) * sizeof *s);
+    if (s) h->svcs = s;
+    const bh__metrics_t **m = s ? realloc(h->ms, (h->n + 1) * sizeof *m) : NULL;
+    if (m) {
+        h->ms = m;
+        h->svcs[h->n] = svc;
+        h->ms[h->n++] = &svc->m;
     }
-    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
-        if (!strcmp(path, routes[i].path)) routes[i].fn(h, r);
+    uv_mutex_unlock(&h->mu);
+    return m ? 0 : BH_ENOMEM;
+}
+
+void bh__http_remove(bh__http_t *h, const bh__notify_svc_t *svc)
+{
+    uv_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->n; i++)
+        if (h->svcs[i] == svc) {
+            memmove(&h->svcs[i], &h->svcs[i + 1], (h->n - i - 1) * sizeof *h->svcs);
+            memmove(&h->ms[i], &h->ms[i + 1], (h->n - i - 1) * sizeof *h->ms);
+            h->n--;
+            break;
+        }
+    uv_mutex_unlock(&h->mu);
 }
 
 /* -- libmicrohttpd -------------------------------------------------------- */
@@ -400,5 +442,6 @@ void bh__http_free(bh__http_t *h)
     if (h->daemon) MHD_stop_daemon(h->daemon); /* the socket is closed with it */
     free(h->svcs);
     free(h->ms);
+    if (h->mu_ready) uv_mutex_destroy(&h->mu);
     memset(h, 0, sizeof *h);
 }

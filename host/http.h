@@ -34,7 +34,9 @@ typedef struct bh__http {
     uint64_t started_ns;          /* uv_hrtime at bh__http_init */
     atomic_uint_fast64_t main_ns; /* the main loop's last stamp */
     uint64_t stale_ns;            /* BH__HTTP_STALE_MS, in ns (tests shorten it) */
-    void *daemon;                 /* struct MHD_Daemon */
+    uv_mutex_t mu;                /* the lists above, which a reload changes; held by each answer */
+    bool mu_ready;
+    void *daemon; /* struct MHD_Daemon */
     uv_timer_t stamp;
     bool timer;
 } bh__http_t;
@@ -55,6 +57,10 @@ void bh__http_answer(bh__http_t *h, const char *method, const char *path, bh__ht
  * serve; start the stamp timer on loop (the main one). 0, or BH_EIO with
  * err naming the address and why (port in use, ...). */
 int bh__http_start(bh__http_t *h, const char *listen, uv_loop_t *loop, char *err, size_t errlen);
+/* A reload added or removed a service (main thread; remove before the
+ * block is freed). Add: BH_ENOMEM. */
+int bh__http_add(bh__http_t *h, bh__notify_svc_t *svc);
+void bh__http_remove(bh__http_t *h, const bh__notify_svc_t *svc);
 /* Close the timer (main thread, on its loop). */
 void bh__http_close(bh__http_t *h);
 /* Stop serving (joins the server's thread) and free; before the services

@@ -70,6 +70,23 @@ static void on_reloaded(void *ud, bool ok, const char *note)
     bh__notify_reloaded(&r->notify, note);
 }
 
+/* A reload started or stopped a service: the endpoint and systemd follow. */
+static void on_service_added(void *ud, bh__notify_svc_t *svc)
+{
+    run_t *r = ud;
+    if (r->http.mu_ready && bh__http_add(&r->http, svc))
+        bh__log(NULL, BH_ERROR, NULL, "out of memory: /metrics does not show service '%s'",
+                svc->name);
+    bh__notify_add(&r->notify, svc);
+}
+
+static void on_service_removed(void *ud, bh__notify_svc_t *svc)
+{
+    run_t *r = ud;
+    if (r->http.mu_ready) bh__http_remove(&r->http, svc);
+    bh__notify_remove(&r->notify, svc);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     run_t *r = sig->data;
@@ -232,6 +249,7 @@ int main(int argc, char **argv)
         rc = BH__EXIT_RUNTIME;
     }
     start_notify(&r, loop);
+    bh__host_watch(r.host, on_service_added, on_service_removed, &r);
     uv_run(loop, UV_RUN_DEFAULT);
     if (!bh__host_join(r.host) && !rc) rc = BH__EXIT_RUNTIME;
     bh__http_free(&r.http); /* before the services it reads go */

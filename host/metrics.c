@@ -97,7 +97,7 @@ int bh__metrics_init(bh__metrics_t *m, const char *service, const bh_plugin_t *p
         bh__metrics_free(m);
         return BH_ENOMEM;
     }
-    /* Copied: a new version of the plugin (service_service_swap.h) brings its own tables. */
+    /* Copied: a new version of the plugin (service_swap.h) brings its own tables. */
     for (size_t i = 0; i < m->n_timers; i++)
         if (!(m->timers[i].name = strdup(timers[i].name))) {
             bh__metrics_free(m);

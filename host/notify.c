@@ -130,8 +130,24 @@ int bh__notify_init(bh__notify_t *n, const bh__notify_sink_t *sink, size_t n_svc
 
 void bh__notify_add(bh__notify_t *n, bh__notify_svc_t *v)
 {
-    if (!n->active || n->n == n->cap) return;
+    if (!n->active) return;
+    if (n->n == n->cap) { /* a reload added a service */
+        bh__notify_seen_t *grown = realloc(n->seen, (n->cap + 4) * sizeof *grown);
+        if (!grown) return;
+        n->seen = grown;
+        n->cap += 4;
+    }
     n->seen[n->n++] = (bh__notify_seen_t){.svc = v, .state = -1};
+}
+
+void bh__notify_remove(bh__notify_t *n, const bh__notify_svc_t *v)
+{
+    for (size_t i = 0; n->active && i < n->n; i++)
+        if (n->seen[i].svc == v) {
+            memmove(&n->seen[i], &n->seen[i + 1], (n->n - i - 1) * sizeof *n->seen);
+            n->n--;
+            return;
+        }
 }
 
 static void emit(bh__notify_t *n, const char *text) { n->sink.send(n->sink.ud, text); }

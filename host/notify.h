@@ -111,6 +111,8 @@ typedef struct bh__notify {
 int bh__notify_init(bh__notify_t *n, const bh__notify_sink_t *sink, size_t n_svcs);
 /* Watch one more service (up to n_svcs). */
 void bh__notify_add(bh__notify_t *n, bh__notify_svc_t *v);
+/* A reload removed the service (before its block is freed). Main thread. */
+void bh__notify_remove(bh__notify_t *n, const bh__notify_svc_t *v);
 /* Start the timers on loop (the main one) and send a first STATUS and ping. */
 void bh__notify_start(bh__notify_t *n, uv_loop_t *loop);
 

@@ -45,7 +45,7 @@ typedef struct bh__run {
     bh__settle_t *settle;
     bh__job_t *batch, **batch_tail;
     size_t batch_n;
-    bool hold; /* a new version is taking over (service_service_swap.h): the batch waits */
+    bool hold; /* a new version is taking over (service_swap.h): the batch waits */
 } bh__run_t;
 
 /* The set-up part of a bh__run_t (the I/O thread's fields are zero). */
@@ -67,7 +67,7 @@ void bh__run_add(bh__run_t *r, bh__job_t *job);
 void bh__run_submit(bh__run_t *r, bh__job_t *job);
 /* Hand this poll's jobs over (or run them inline). */
 void bh__run_flush(bh__run_t *r);
-/* Hold every job no handler has started (service_service_swap.h): what the workers have
+/* Hold every job no handler has started (service_swap.h): what the workers have
  * not taken comes back in front of this poll's, and nothing is handed over
  * until hold is cleared and the batch flushed. */
 void bh__run_hold(bh__run_t *r);

@@ -38,6 +38,7 @@ int bh__service_new(bh__service_t **out, const bh__config_t *cfg, const bh__load
     if (!s) return snprintf(err, errlen, "out of memory"), BH_ENOMEM;
     atomic_init(&s->stop_requested, false);
     atomic_init(&s->clean, true);
+    atomic_init(&s->exited, false);
     s->cfg = cfg;
     s->plugin = plugin;
     if (bh__config_service(cfg, plugin->desc->name, plugin->desc->service, plugin->desc->config,
@@ -270,6 +271,7 @@ static void io_main(void *arg)
     bh__service_t *s = arg;
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
+    atomic_store(&s->exited, true);
     if (s->on_exit) s->on_exit(s->on_exit_ud);
 }
 

@@ -32,6 +32,8 @@ int bh__service_init(bh__service_t *s, char *err, size_t errlen);
  * it is about to end. */
 int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, char *err,
                       size_t errlen);
+/* Its I/O thread ended (or is ending): bh__service_join returns soon. */
+bool bh__service_exited(const bh__service_t *s);
 /* Ask for a graceful stop. Thread: any. */
 void bh__service_stop(bh__service_t *s);
 /* Join the I/O thread, then the workers (up to the shutdown deadline that is

@@ -52,10 +52,11 @@ struct bh__service {
     bh__notify_svc_t notify; /* what systemd is told (notify.h) */
     bh__origins_t orig;      /* timers, outside publishes, requests */
 
-    bh__swap_t swap; /* a new version taking over (service_service_swap.h) */
+    bh__swap_t swap; /* a new version taking over (service_swap.h) */
 
     atomic_bool stop_requested;
     atomic_bool clean;
+    atomic_bool exited; /* its I/O thread is ending: a join will not wait */
     void (*on_exit)(void *ud);
     void *on_exit_ud;
 };

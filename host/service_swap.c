@@ -28,6 +28,8 @@ const bh__loaded_t *bh__service_plugin(const bh__service_t *s) { return s->plugi
 
 const bh__svc_conf_t *bh__service_conf(const bh__service_t *s) { return &s->conf; }
 
+bool bh__service_exited(const bh__service_t *s) { return atomic_load(&s->exited); }
+
 void bh__service_swap_old(bh__service_t *s, const bh__loaded_t **old, void **state, bool *taken)
 {
     *old = s->swap.old;

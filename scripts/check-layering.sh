@@ -86,7 +86,7 @@ module_of() {
     case $b in
     broker_impl | broker_io) b=broker ;;
     config_keys) b=config ;;
-    host_impl | host_reload) b=host ;;
+    host_impl | host_reload | host_reload_run) b=host ;;
     service_impl | service_swap) b=service ;;
     esac
     printf '%s' "$b"
