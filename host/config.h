@@ -47,6 +47,7 @@ typedef struct bh__config {
     char *state_dir;           /* crash journals (journal.h); NULL: in memory */
     int crash_limit;           /* crashes or consumer timeouts before dead-lettering, default 3 */
     bool plugin_trust_relaxed; /* plugin_trust = relaxed: trust findings warn (trust.h) */
+    bool watch_plugins;        /* a changed *.so in plugins_dir reloads (docs/reload.md) */
     char *http_listen;         /* ADDR:PORT of the HTTP endpoint (http.h); NULL: none */
     char *otlp_endpoint;       /* OTLP/HTTP traces URL (otlp.h); NULL: no export */
     struct bh__otlp *otlp;     /* its exporter, started by the host generation; NULL: none */

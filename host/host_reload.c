@@ -51,6 +51,7 @@ static const char *host_change(const bh__config_t *a, const bh__config_t *b)
     if (!same_str(a->state_dir, b->state_dir)) return "[host] state_dir";
     if (a->crash_limit != b->crash_limit) return "[host] crash_limit";
     if (a->plugin_trust_relaxed != b->plugin_trust_relaxed) return "[host] plugin_trust";
+    if (a->watch_plugins != b->watch_plugins) return "[host] watch_plugins";
     if (!same_str(a->http_listen, b->http_listen)) return "[host] http_listen";
     if (!same_str(a->otlp_endpoint, b->otlp_endpoint)) return "[host] otlp_endpoint";
     return NULL;

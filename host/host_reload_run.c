@@ -217,8 +217,7 @@ int bh__reload_init(bh__host_t *h)
     r->old = calloc(n, sizeof *r->old);
     r->fresh = calloc(n, sizeof *r->fresh);
     r->stopping = calloc(n, sizeof *r->stopping);
-    if (!r->owned || !r->next || !r->old || !r->fresh || !r->stopping ||
-        uv_mutex_init(&r->note.mu))
+    if (!r->owned || !r->next || !r->old || !r->fresh || !r->stopping || uv_mutex_init(&r->note.mu))
         return BH_ENOMEM;
     r->note.ready = true;
     return 0;

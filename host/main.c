@@ -30,7 +30,13 @@ typedef struct run {
     bh__http_t http;     /* zeroed without [host] http_listen */
     uv_signal_t sig[3];
     int signals;
+    uv_fs_event_t watch; /* [host] watch_plugins: plugins_dir */
+    uv_timer_t settle;   /* a burst of changes (a copy, a rename) reloads once */
+    bool watching;
 } run_t;
+
+/* How long plugins_dir must stay quiet before watch_plugins reloads. */
+enum { BH__WATCH_SETTLE_MS = 300 };
 
 static void usage(FILE *f)
 {
@@ -59,6 +65,10 @@ static void on_stopped(void *ud)
 {
     run_t *r = ud;
     for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)&r->sig[i], NULL);
+    if (r->watching) {
+        uv_close((uv_handle_t *)&r->watch, NULL);
+        uv_close((uv_handle_t *)&r->settle, NULL);
+    }
     bh__notify_close(&r->notify);
     bh__http_close(&r->http);
 }
@@ -87,12 +97,48 @@ static void on_service_removed(void *ud, bh__notify_svc_t *svc)
     bh__notify_remove(&r->notify, svc);
 }
 
+static void reload(run_t *r)
+{
+    bh__notify_reloading(&r->notify);
+    bh__host_reload(r->host, on_reloaded, r);
+}
+
+static void on_settled(uv_timer_t *t)
+{
+    bh__log(NULL, BH_NOTICE, NULL, "plugins_dir changed (watch_plugins): reloading");
+    reload(t->data);
+}
+
+static void on_dir_event(uv_fs_event_t *w, const char *name, int events, int status)
+{
+    run_t *r = w->data;
+    size_t len = name ? strlen(name) : 0;
+    (void)events;
+    if (status < 0) bh__log(NULL, BH_WARNING, NULL, "watch_plugins: %s", uv_strerror(status));
+    else if (r->signals == 0 && len > 3 && !strcmp(name + len - 3, ".so"))
+        uv_timer_start(&r->settle, on_settled, BH__WATCH_SETTLE_MS, 0); /* again: later */
+}
+
+/* [host] watch_plugins: a *.so changed in plugins_dir reloads. */
+static void start_watch(run_t *r, uv_loop_t *loop)
+{
+    const char *dir = bh__host_config(r->host)->plugins_dir;
+    if (!bh__host_config(r->host)->watch_plugins) return;
+    uv_fs_event_init(loop, &r->watch);
+    uv_timer_init(loop, &r->settle);
+    r->watch.data = r->settle.data = r;
+    r->watching = true;
+    int rc = uv_fs_event_start(&r->watch, on_dir_event, dir, 0);
+    if (rc)
+        bh__log(NULL, BH_ERROR, NULL, "watch_plugins: cannot watch %s: %s", dir, uv_strerror(rc));
+    else bh__log(NULL, BH_NOTICE, NULL, "watching %s: a changed *.so reloads (watch_plugins)", dir);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     run_t *r = sig->data;
     if (signum == SIGHUP && !r->signals) {
-        bh__notify_reloading(&r->notify);
-        bh__host_reload(r->host, on_reloaded, r);
+        reload(r);
         return;
     }
     if (r->signals++) {
@@ -250,6 +296,7 @@ int main(int argc, char **argv)
     }
     start_notify(&r, loop);
     bh__host_watch(r.host, on_service_added, on_service_removed, &r);
+    start_watch(&r, loop);
     uv_run(loop, UV_RUN_DEFAULT);
     if (!bh__host_join(r.host) && !rc) rc = BH__EXIT_RUNTIME;
     bh__http_free(&r.http); /* before the services it reads go */

@@ -52,10 +52,9 @@ static void expect_version(it_conn_t *c, it_listener_t *l, const char *want)
     free(got);
 }
 
-/* SIGHUP, then wait for the n-th line holding `text`. */
-static void reload(it_host_t *h, const char *text, size_t n)
+/* Wait (15 s at most) for the n-th line holding `text`. */
+static void wait_output(it_host_t *h, const char *text, size_t n)
 {
-    assert_int_equal(kill(h->pid, SIGHUP), 0);
     int64_t end = it_now_ms() + 15000;
     for (;;) {
         char *out = it_host_output(h);
@@ -65,10 +64,17 @@ static void reload(it_host_t *h, const char *text, size_t n)
         if (k >= n) return;
         if (!it_host_alive(h) || it_now_ms() > end) {
             it_host_dump(h);
-            IT_FAIL("no \"%s\" (#%zu) within 15 s of SIGHUP", text, n);
+            IT_FAIL("no \"%s\" (#%zu) within 15 s", text, n);
         }
         it_sleep_ms(20);
     }
+}
+
+/* SIGHUP, then wait_output. */
+static void reload(it_host_t *h, const char *text, size_t n)
+{
+    assert_int_equal(kill(h->pid, SIGHUP), 0);
+    wait_output(h, text, n);
 }
 
 static void expect_output(it_host_t *h, const char *text)
@@ -355,6 +361,32 @@ static void test_a_hundred_reloads_keep_memory_bounded(void **state)
     it_pass();
 }
 
+/* watch_plugins: a new build put in plugins_dir reloads by itself, once
+ * for the burst of changes a copy and a rename make. */
+static void test_watch_plugins_reloads_a_changed_file_by_itself(void **state)
+{
+    it_host_opts_t o = {.plugins = "testkit", .host_keys = "watch_plugins = true\n"};
+    it_conn_t *c = it_connect();
+    it_listener_t *l = it_listen("commands", (const char *[]){REPLY, NULL});
+    it_host_t *h = it_host_ready(c, "testkit.commands", &o);
+    char *v2 = sibling("testkit_v2.so");
+    (void)state;
+
+    expect_output(h, "a changed *.so reloads (watch_plugins)");
+    it_plugin_replace(h, "testkit.so", v2, NULL);
+    wait_output(h, "retired and unloaded", 1);
+    expect_version(c, l, "2.0.0");
+    it_sleep_ms(500);
+    char *out = it_host_output(h);
+    size_t k = 0;
+    for (const char *p = out; (p = strstr(p, "plugins_dir changed (watch_plugins)")); p++) k++;
+    free(out);
+    assert_int_equal(k, 1);
+    assert_int_equal(it_host_stop(h, 15000), 0);
+    free(v2);
+    it_pass();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +394,7 @@ int main(void)
         IT_TEST(test_plugins_come_and_go_and_a_changed_section_restarts_its_service),
         IT_TEST(test_the_cart_keeps_its_carts_across_a_reload),
         IT_TEST(test_a_hundred_reloads_keep_memory_bounded),
+        IT_TEST(test_watch_plugins_reloads_a_changed_file_by_itself),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -444,14 +444,14 @@ static void otlp_endpoint_takes_http_and_https(void **state)
 static void unknown_host_key_lists_known_keys(void **state)
 {
     (void)state;
-    assert_load_error(
-        "[broker]\n"
-        "[host]\n"
-        "plugin_dir = x\n",
-        "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
-        "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
-        "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, plugin_trust, "
-        "http_listen, otlp_endpoint)");
+    assert_load_error("[broker]\n"
+                      "[host]\n"
+                      "plugin_dir = x\n",
+                      "etc/x.ini:3: [host] unknown key 'plugin_dir' (known: plugins_dir, "
+                      "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
+                      "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, "
+                      "plugin_trust, watch_plugins, "
+                      "http_listen, otlp_endpoint)");
     assert_load_error("[broker]\nurls = amqp://x/\n",
                       "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat, "
                       "password_file, tls_ca, tls_cert, tls_key, tls_verify, tls_server_name, "
