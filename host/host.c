@@ -142,6 +142,7 @@ void bh__host_drain(bh__host_t *h)
     atomic_store(&h->draining, true);
     for (size_t i = 0; i < h->n_svcs; i++)
         if (h->svcs[i]) bh__service_stop(h->svcs[i]);
+    bh__reload_unhold(h);
 }
 
 int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud), void *ud,

@@ -51,8 +51,8 @@ int bh__host_start(bh__host_t *h, uv_loop_t *loop, void (*on_stopped)(void *ud),
                    char *err, size_t errlen);
 
 /* Ask every service for a graceful stop (bounded by shutdown_timeout). Before
- * bh__host_start, start then starts nothing. Thread: any; more calls are
- * harmless. */
+ * bh__host_start, start then starts nothing. Thread: the loop's (a reload
+ * changes the list of services there); more calls are harmless. */
 void bh__host_drain(bh__host_t *h);
 
 /* Wait for the services' threads (call after on_stopped, or it blocks until

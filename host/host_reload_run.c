@@ -19,15 +19,19 @@ void bh__reload_note_set(bh__reload_note_t *n, const char *text)
 
 /* -- the swaps ----------------------------------------------------------- */
 
+void bh__reload_unhold(bh__host_t *h)
+{
+    if (!h->reload.held) return;
+    h->reload.held = false;
+    bh__host_release(h); /* the generation may end once this returns */
+}
+
 void bh__reload_finish(bh__host_t *h, bool ok, const char *note)
 {
     bh__reload_t *r = &h->reload;
     r->busy = false;
     r->reloads++;
-    if (r->held) {
-        r->held = false;
-        bh__host_release(h); /* the generation may end once this returns */
-    }
+    bh__reload_unhold(h);
     bh__reload_note_set(&r->note, note);
     if (r->done) r->done(r->done_ud, ok, note);
     if (r->again && !atomic_load(&h->draining)) {
