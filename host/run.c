@@ -202,12 +202,15 @@ void bh__run_flush(bh__run_t *r)
 
 void bh__run_hold(bh__run_t *r)
 {
-    bh__job_t *taken = bh__workers_take_queued(r->workers), **end = &taken;
-    size_t n = 0;
-    for (; *end; end = &(*end)->next) n++;
-    if (!(*end = r->batch)) r->batch_tail = end;
-    r->batch = taken;
-    r->batch_n += n;
+    bh__job_t *taken = bh__workers_take_queued(r->workers);
+    if (taken) { /* in front of the batch; the tail moves only if it was empty */
+        bh__job_t **end = &taken;
+        size_t n = 0;
+        for (; *end; end = &(*end)->next) n++;
+        if (!(*end = r->batch)) r->batch_tail = end;
+        r->batch = taken;
+        r->batch_n += n;
+    }
     r->hold = true;
 }
 

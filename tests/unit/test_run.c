@@ -445,6 +445,48 @@ static void give_back_requeues_only_this_generations_jobs(void **state)
     assert_int_equal(H.calls, 0);
 }
 
+/* A hold (a swap) takes back what no worker started, in front of this
+ * poll's jobs, and hands nothing over until it is lifted; with nothing
+ * queued and nothing batched, jobs added meanwhile still make one list. */
+static void hold_keeps_every_unstarted_job_in_order_until_lifted(void **state)
+{
+    (void)state;
+    bh__run_hold(&run); /* nothing queued, nothing batched */
+    bh__job_t *a = event(1), *b = event(2);
+    bh__run_add(&run, a);
+    bh__run_add(&run, b);
+    bh__run_flush(&run);
+    assert_int_equal(fio_count(FIO_WORKERS_PUSH), 0);
+    run.hold = false;
+    bh__run_flush(&run);
+    assert_int_equal(fio_count(FIO_WORKERS_PUSH), 1);
+    assert_ptr_equal(fio_nth(FIO_WORKERS_PUSH, 0)->ptr, a);
+    assert_int_equal(fio_nth(FIO_WORKERS_PUSH, 0)->n, 2);
+    assert_string_equal(fio_nth(FIO_WORKERS_PUSH, 0)->text, "list ok");
+
+    /* Taken back from the workers, ahead of a job of this poll. */
+    bh__job_t *c = event(3);
+    fio.queued = a; /* a, b: still queued, not started */
+    bh__run_add(&run, c);
+    bh__run_hold(&run);
+    assert_ptr_equal(run.batch, a);
+    assert_ptr_equal(b->next, c);
+    assert_int_equal(run.batch_n, 3);
+    bh__job_t *d = event(4);
+    bh__run_add(&run, d);
+    assert_ptr_equal(c->next, d);
+    run.hold = false;
+    bh__run_flush(&run);
+    assert_ptr_equal(fio_nth(FIO_WORKERS_PUSH, 1)->ptr, a);
+    assert_int_equal(fio_nth(FIO_WORKERS_PUSH, 1)->n, 4);
+    assert_string_equal(fio_nth(FIO_WORKERS_PUSH, 1)->text, "list ok");
+    for (bh__job_t *j = a, *n; j; j = n) {
+        n = j->next;
+        bh__settle_drop(&st, j);
+    }
+    assert_int_equal(st.inflight, 0);
+}
+
 /* The connection is gone: the broker redelivers them by itself. */
 static void give_back_without_requeue_only_drops(void **state)
 {
@@ -525,6 +567,7 @@ int main(void)
         T(collect_settles_each_finished_job_in_order),
         T(inline_runs_each_handler_then_settles_it_in_order),
         T(slow_inline_handler_is_logged),
+        T(hold_keeps_every_unstarted_job_in_order_until_lifted),
         T(give_back_requeues_only_this_generations_jobs),
         T(give_back_without_requeue_only_drops),
         T(the_handler_runs_in_the_journal_and_leaves_it_when_done),
