@@ -476,6 +476,28 @@ void bh__svc_conf_free(bh__svc_conf_t *sc)
     memset(sc, 0, sizeof *sc);
 }
 
+const bh__keyspec_t *bh__config_host_diff(const bh__config_t *a, const bh__config_t *b)
+{
+    for (size_t i = 0; i < BH__CONFIG_N_HOST_KEYS; i++) {
+        const bh__keyspec_t *k = &bh__config_host_keys[i];
+        if (k->kind != BH__K_LEVEL && !bh__keyspec_equal(k, a, b)) return k;
+    }
+    return NULL;
+}
+
+bool bh__svc_conf_equal(const bh__svc_conf_t *a, const bh__svc_conf_t *b)
+{
+    for (size_t i = 0; i < BH__CONFIG_N_SERVICE_KEYS; i++)
+        if (!bh__keyspec_equal(&bh__config_service_keys[i], a, b)) return false;
+    if (a->n != b->n) return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->keys[i], b->keys[i]) ||
+            (a->values[i] != b->values[i] &&
+             (!a->values[i] || !b->values[i] || strcmp(a->values[i], b->values[i]))))
+            return false;
+    return true;
+}
+
 const char *bh__svc_conf_get(const bh__svc_conf_t *sc, const char *key)
 {
     size_t i;

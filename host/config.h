@@ -106,6 +106,15 @@ const char *bh__svc_conf_get(const bh__svc_conf_t *sc, const char *key);
 
 /* Refuse sections that name no loaded plugin ("file:line: section [x] names no
  * plugin; loaded: echo, cart"). */
+struct bh__keyspec;
+
+/* A reload's comparisons. The first [broker] or [host] key (log_level
+ * aside) whose value differs between a and b, or NULL; whether two
+ * validated sections hold the same values, the host's keys and the
+ * plugin's. */
+const struct bh__keyspec *bh__config_host_diff(const bh__config_t *a, const bh__config_t *b);
+bool bh__svc_conf_equal(const bh__svc_conf_t *a, const bh__svc_conf_t *b);
+
 int bh__config_check_sections(const bh__config_t *cfg, const char *const *plugin_names, size_t n,
                               char *err, size_t errlen);
 

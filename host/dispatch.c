@@ -86,12 +86,11 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
     return BH__DISPATCH_JOB;
 }
 
-bool bh__dispatch_rebind(const bh_plugin_t *plugin, const char *service, bh__job_t *job)
+void bh__dispatch_rebind(const bh_plugin_t *plugin, const char *service, bh__job_t *job)
 {
     size_t at = 0;
     const bh_route_t *h = route(plugin, service, job->msg.kind, job->d->routing_key, &at);
-    if (!h) return false;
+    if (!h) return; /* cannot be: the routes are the same */
     job->handler = h->handler;
     job->schema = h->payload;
-    return true;
 }

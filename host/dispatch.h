@@ -29,7 +29,8 @@ bh__dispatch_rc_t bh__dispatch(const bh_plugin_t *plugin, const char *service, b
                                bh__logger_t *log, bh__delivery_t *d, uint64_t gen, bh__job_t **job);
 
 /* Point a job no handler has started at plugin's route for its kind and
- * routing key (a new version took over: service_swap.h). False: plugin has none. */
-bool bh__dispatch_rebind(const bh_plugin_t *plugin, const char *service, bh__job_t *job);
+ * routing key: a new version with the same routes took over
+ * (service_swap.h). */
+void bh__dispatch_rebind(const bh_plugin_t *plugin, const char *service, bh__job_t *job);
 
 #endif

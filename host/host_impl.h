@@ -45,6 +45,9 @@ int bh__host_start_one(bh__host_t *h, bh__service_t *s, char *err, size_t errlen
 void bh__reload_note_set(bh__reload_note_t *n, const char *text);
 void bh__reload_finish(bh__host_t *h, bool ok, const char *note);
 void bh__reload_launch(bh__host_t *h, bh__service_t *s);
+/* Close p, loaded at start-up (in h->plugins) or by a reload (then freed
+ * too). False: it stayed mapped (loader.h). */
+bool bh__reload_close_plugin(bh__host_t *h, bh__loaded_t *p);
 /* The generation is stopping: a reload under way no longer holds it up
  * (what is left of it is settled when the generation is freed). */
 void bh__reload_unhold(bh__host_t *h);

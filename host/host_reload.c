@@ -11,6 +11,7 @@
 
 #include "descriptor.h"
 #include "host_impl.h"
+#include "keyspec.h"
 #include "log.h"
 #include "service_swap.h"
 
@@ -22,54 +23,6 @@ void bh__host_watch(bh__host_t *h, void (*added)(void *ud, bh__notify_svc_t *svc
     h->reload.watch.added = added;
     h->reload.watch.removed = removed;
     h->reload.watch.ud = ud;
-}
-
-/* -- what may change in place ------------------------------------------- */
-
-static bool same_str(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
-
-/* The first [broker] or [host] key that differs, or NULL. log_level is
- * taken at once, so it is not among them. */
-static const char *host_change(const bh__config_t *a, const bh__config_t *b)
-{
-    bool urls = a->n_urls == b->n_urls;
-    for (size_t i = 0; urls && i < a->n_urls; i++) urls = !strcmp(a->urls[i], b->urls[i]);
-    const bh__broker_tls_t *x = &a->tls, *y = &b->tls;
-    if (!urls) return "[broker] url";
-    if (a->heartbeat != b->heartbeat) return "[broker] heartbeat";
-    if (!same_str(x->ca, y->ca) || !same_str(x->cert, y->cert) || !same_str(x->key, y->key) ||
-        !same_str(x->server_name, y->server_name) || x->no_verify != y->no_verify ||
-        x->external != y->external)
-        return "[broker] tls_*";
-    if (!same_str(a->plugins_dir, b->plugins_dir)) return "[host] plugins_dir";
-    if (a->healthcheck_interval != b->healthcheck_interval) return "[host] healthcheck_interval";
-    if (a->shutdown_timeout != b->shutdown_timeout) return "[host] shutdown_timeout";
-    if (a->max_message_size != b->max_message_size) return "[host] max_message_size";
-    if (a->max_depth != b->max_depth || a->max_map_entries != b->max_map_entries ||
-        a->max_nodes != b->max_nodes)
-        return "[host] max_depth, max_map_entries or max_nodes";
-    if (!same_str(a->state_dir, b->state_dir)) return "[host] state_dir";
-    if (a->crash_limit != b->crash_limit) return "[host] crash_limit";
-    if (a->plugin_trust_relaxed != b->plugin_trust_relaxed) return "[host] plugin_trust";
-    if (a->watch_plugins != b->watch_plugins) return "[host] watch_plugins";
-    if (!same_str(a->http_listen, b->http_listen)) return "[host] http_listen";
-    if (!same_str(a->otlp_endpoint, b->otlp_endpoint)) return "[host] otlp_endpoint";
-    return NULL;
-}
-
-static bool same_conf(const bh__svc_conf_t *a, const bh__svc_conf_t *b)
-{
-    if (strcmp(a->service, b->service) || a->workers != b->workers || a->prefetch != b->prefetch ||
-        a->sched_batch != b->sched_batch || a->format != b->format || a->quorum != b->quorum ||
-        a->delivery_limit != b->delivery_limit ||
-        !same_str(a->dead_letter_exchange, b->dead_letter_exchange) ||
-        a->n_retry_delays != b->n_retry_delays ||
-        memcmp(a->retry_delays, b->retry_delays, sizeof a->retry_delays) ||
-        a->handler_timeout_ms != b->handler_timeout_ms || a->n != b->n)
-        return false;
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->keys[i], b->keys[i]) || !same_str(a->values[i], b->values[i])) return false;
-    return true;
 }
 
 /* -- the plan: everything checked and inited before anything changes ---- */
@@ -99,12 +52,6 @@ static int fail(plan_t *p, const char *fmt, ...)
     return -1;
 }
 
-static void drop_loaded(bh__loaded_t *v)
-{
-    bh__loader_close(v);
-    free(v);
-}
-
 /* What the plan made and did not hand over, undone (a service's fini runs
  * with its free). */
 static void plan_free(bh__host_t *h, plan_t *p)
@@ -113,11 +60,11 @@ static void plan_free(bh__host_t *h, plan_t *p)
         if (p->fresh && p->fresh[i]) bh__service_free(p->fresh[i]);
         else if (p->inited && p->inited[i])
             bh__service_fini_version(h->svcs[i], p->next[i], p->state[i]);
-        if (p->next && p->next[i]) drop_loaded(p->next[i]);
+        if (p->next && p->next[i]) bh__reload_close_plugin(h, p->next[i]);
     }
     for (size_t k = 0; k < p->n_new; k++) {
         if (p->added[k]) bh__service_free(p->added[k]);
-        drop_loaded(p->new_p[k]);
+        bh__reload_close_plugin(h, p->new_p[k]);
     }
     if (p->swapped) { /* the host keeps the sections it had */
         bh__section_t *t = h->cfg.sections;
@@ -143,14 +90,14 @@ static long by_name(const bh__host_t *h, const char *name)
 }
 
 /* A plugin that is not running yet: its name is new. */
-static int take_new(plan_t *p, bh__loaded_t *nv)
+static int take_new(bh__host_t *h, plan_t *p, bh__loaded_t *nv)
 {
     for (size_t k = 0; k < p->n_new; k++)
         if (!strcmp(p->new_p[k]->desc->name, nv->desc->name) ||
             !strcmp(p->new_p[k]->desc->service, nv->desc->service)) {
             fail(p, "%s: plugin '%s' (service '%s') clashes with %s: expected each plugin once",
                  nv->path, nv->desc->name, nv->desc->service, p->new_p[k]->path);
-            drop_loaded(nv);
+            bh__reload_close_plugin(h, nv);
             return -1;
         }
     bh__loaded_t **v = realloc(p->new_p, (p->n_new + 1) * sizeof *v);
@@ -158,7 +105,7 @@ static int take_new(plan_t *p, bh__loaded_t *nv)
     if (v) p->new_p = v;
     if (s) p->added = s;
     if (!s) {
-        drop_loaded(nv);
+        bh__reload_close_plugin(h, nv);
         return fail(p, "out of memory");
     }
     p->new_p[p->n_new] = nv;
@@ -185,11 +132,11 @@ static int take_file(bh__host_t *h, plan_t *p, const char *path, bool *seen)
         return fail(p, "%s", err);
     }
     long at = by_name(h, nv->desc->name);
-    if (at < 0) return take_new(p, nv);
+    if (at < 0) return take_new(h, p, nv);
     if (p->next[at]) {
         fail(p, "%s: plugin '%s' is also in %s: expected each plugin once", path, nv->desc->name,
              p->next[at]->path);
-        drop_loaded(nv);
+        bh__reload_close_plugin(h, nv);
         return -1;
     }
     p->next[at] = nv;
@@ -203,12 +150,13 @@ static int plan_load(bh__host_t *h, plan_t *p)
     char **names = NULL;
     size_t n = 0;
     int rc = 0;
-    const char *what;
+    const bh__keyspec_t *what;
     bool *seen = calloc(p->n ? p->n : 1, sizeof *seen);
     if (!seen) return fail(p, "out of memory");
     if (bh__config_load(h->cfg.path, &p->cfg, p->err, sizeof p->err)) rc = -1;
-    else if ((p->loaded = true, what = host_change(&h->cfg, &p->cfg)))
-        rc = fail(p, "%s: %s changed: that takes a restart", h->cfg.path, what);
+    else if ((p->loaded = true, what = bh__config_host_diff(&h->cfg, &p->cfg)))
+        rc = fail(p, "%s: [%s] %s changed: that takes a restart", h->cfg.path, what->section,
+                  what->key);
     else if (bh__loader_list(p->cfg.plugins_dir,
                              p->cfg.plugin_trust_relaxed ? BH__TRUST_RELAXED : BH__TRUST_STRICT,
                              &names, &n, p->err, sizeof p->err))
@@ -248,7 +196,7 @@ static int plan_check(bh__host_t *h, plan_t *p)
         if (bh__config_service(&p->cfg, a->desc->name, a->desc->service, a->desc->config, &sc,
                                p->err, sizeof p->err))
             return -1;
-        bool restart = why || !same_conf(&sc, bh__service_conf(h->svcs[i]));
+        bool restart = why || !bh__svc_conf_equal(&sc, bh__service_conf(h->svcs[i]));
         bh__svc_conf_free(&sc);
         if (!restart) continue;
         p->restart[i] = true;
@@ -321,8 +269,8 @@ static void plan_commit(bh__host_t *h, plan_t *p)
             bh__log(NULL, BH_NOTICE, NULL, "service '%s' %s: draining it", bh__service_name(s),
                     p->gone[i] ? "is removed (its plugin left plugins_dir)"
                                : "restarts (its section, routes, timers or config keys changed)");
-            r->fresh[i] = p->fresh[i];
-            r->stopping[i] = true;
+            r->slot[i].fresh = p->fresh[i];
+            r->slot[i].stopping = true;
             r->pending++;
             bh__service_stop(s);
             p->fresh[i] = NULL;
@@ -333,7 +281,7 @@ static void plan_commit(bh__host_t *h, plan_t *p)
         const bh__loaded_t *cur = bh__service_plugin(s);
         bh__log(NULL, BH_NOTICE, NULL, "%s: plugin %s %s takes over from %s", p->next[i]->path,
                 p->next[i]->desc->name, p->next[i]->desc->version, cur->desc->version);
-        r->next[i] = p->next[i];
+        r->slot[i].next = p->next[i];
         r->pending++;
         bh__service_swap(s, p->next[i], p->state[i], &r->notify);
         p->next[i] = NULL; /* the swap's now */
@@ -384,7 +332,6 @@ void bh__host_reload(bh__host_t *h, bh__reload_done_fn done, void *ud)
         bh__log(NULL, BH_ERROR, NULL, "reload failed: %s; the running versions serve on", p.err);
         snprintf(note, sizeof note, "reload failed: %s", p.err);
         plan_free(h, &p);
-        r->reloads++;
         bh__reload_note_set(&r->note, note);
         if (done) done(ud, false, note);
         return;

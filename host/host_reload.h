@@ -49,25 +49,29 @@ struct bh__service;
 
 typedef void (*bh__reload_done_fn)(void *ud, bool ok, const char *note);
 
+/* What a reload keeps of one service of the generation. */
+typedef struct bh__reload_slot {
+    bh__loaded_t *owned;       /* the version it runs, when a reload loaded it */
+    bh__loaded_t *next;        /* the version swapping in */
+    bh__loaded_t *old;         /* a version to close at the end */
+    struct bh__service *fresh; /* what replaces it once it stopped */
+    bool stopping;             /* a reload stops it (removed, or restarted) */
+} bh__reload_slot_t;
+
 typedef struct bh__reload {
-    bool busy;                  /* swaps under way */
-    bool again;                 /* another reload was asked for meanwhile */
-    bool ok;                    /* none of this one's swaps was cancelled */
-    bool held;                  /* it holds the generation up while services it stopped end */
-    uv_async_t notify;          /* the services' I/O threads: a swap moved on */
-    atomic_bool notify_ready;   /* read by the I/O threads as they end */
-    bh__loaded_t **owned;       /* per service: the version it runs, when the reload loaded it */
-    bh__loaded_t **next;        /* per service: the version swapping in */
-    bh__loaded_t **old;         /* per service: a version to close at the end */
-    struct bh__service **fresh; /* per service: what replaces it once it stopped */
-    bool *stopping;             /* per service: a reload stops it (removed, or restarted) */
+    bool busy;                /* swaps under way */
+    bool again;               /* another reload was asked for meanwhile */
+    bool ok;                  /* none of this one's swaps was cancelled */
+    bool held;                /* it holds the generation up while services it stopped end */
+    uv_async_t notify;        /* the services' I/O threads: a swap moved on */
+    atomic_bool notify_ready; /* read by the I/O threads as they end */
+    bh__reload_slot_t *slot;  /* per service (h->svcs[i]), as many */
     struct {
         void (*added)(void *ud, struct bh__notify_svc *svc);   /* started by a reload */
         void (*removed)(void *ud, struct bh__notify_svc *svc); /* before it is freed */
         void *ud;
     } watch; /* main.c's: the HTTP endpoint's and systemd's lists */
     size_t pending;
-    uint64_t reloads; /* done so far */
     void (*closed)(void *h);
     bh__reload_done_fn done;
     void *done_ud;

@@ -30,7 +30,6 @@ void bh__reload_finish(bh__host_t *h, bool ok, const char *note)
 {
     bh__reload_t *r = &h->reload;
     r->busy = false;
-    r->reloads++;
     bh__reload_unhold(h);
     bh__reload_note_set(&r->note, note);
     if (r->done) r->done(r->done_ud, ok, note);
@@ -40,9 +39,7 @@ void bh__reload_finish(bh__host_t *h, bool ok, const char *note)
     }
 }
 
-/* Close p, loaded at start-up (in h->plugins) or by a reload. False: it
- * stayed mapped (loader.h). */
-static bool close_plugin(bh__host_t *h, bh__loaded_t *p)
+bool bh__reload_close_plugin(bh__host_t *h, bh__loaded_t *p)
 {
     bool in_place = p >= h->plugins && p < h->plugins + h->n_plugins;
     bool gone = bh__loader_close(p);
@@ -55,7 +52,7 @@ static void retired(bh__host_t *h, const bh__loaded_t *old)
 {
     char name[160];
     snprintf(name, sizeof name, "%s %s", old->desc->name, old->desc->version);
-    bool gone = close_plugin(h, (bh__loaded_t *)old);
+    bool gone = bh__reload_close_plugin(h, (bh__loaded_t *)old);
     bh__log(NULL, gone ? BH_INFO : BH_NOTICE, NULL,
             gone ? "plugin %s retired and unloaded"
                  : "plugin %s retired but resident: its object stays mapped (a NODELETE object: "
@@ -63,35 +60,21 @@ static void retired(bh__host_t *h, const bh__loaded_t *old)
             name);
 }
 
-/* The old version of service i switched out: its fini (NULL state when
- * the new version took it). */
+/* The old version of service i switched out: its fini. */
 static void fini_old(bh__host_t *h, size_t i)
 {
-    const bh__loaded_t *old;
     void *state;
-    bool taken;
-    bh__service_swap_old(h->svcs[i], &old, &state, &taken);
-    bh__service_fini_version(h->svcs[i], old, taken ? NULL : state);
-}
-
-/* The old version of service i, once switched out. */
-static bh__loaded_t *old_of(bh__host_t *h, size_t i)
-{
-    const bh__loaded_t *old;
-    void *state;
-    bool taken;
-    bh__service_swap_old(h->svcs[i], &old, &state, &taken);
-    return (bh__loaded_t *)old;
+    const bh__loaded_t *old = bh__service_swap_old(h->svcs[i], &state);
+    bh__service_fini_version(h->svcs[i], old, state);
 }
 
 /* The version that was to swap into service i never did: undo its init. */
 static void drop_next(bh__host_t *h, size_t i)
 {
     bh__reload_t *r = &h->reload;
-    bh__service_fini_version(h->svcs[i], r->next[i], bh__service_swap_next_state(h->svcs[i]));
-    bh__loader_close(r->next[i]);
-    free(r->next[i]);
-    r->next[i] = NULL;
+    bh__service_fini_version(h->svcs[i], r->slot[i].next, bh__service_swap_next_state(h->svcs[i]));
+    bh__reload_close_plugin(h, r->slot[i].next);
+    r->slot[i].next = NULL;
     bh__service_swap_reset(h->svcs[i]);
 }
 
@@ -100,8 +83,8 @@ static void drop_next(bh__host_t *h, size_t i)
 static void swapped_in(bh__host_t *h, size_t i)
 {
     bh__reload_t *r = &h->reload;
-    r->owned[i] = r->next[i];
-    r->next[i] = NULL;
+    r->slot[i].owned = r->slot[i].next;
+    r->slot[i].next = NULL;
     bh__service_swap_reset(h->svcs[i]);
 }
 
@@ -113,22 +96,11 @@ static long add_slot(bh__host_t *h, bh__service_t *s, bh__loaded_t *p)
     size_t n = h->n_svcs + 1;
     bh__service_t **svcs = realloc(h->svcs, n * sizeof *svcs);
     if (svcs) h->svcs = svcs;
-    bh__loaded_t **owned = svcs ? realloc(r->owned, n * sizeof *owned) : NULL;
-    if (owned) r->owned = owned;
-    bh__loaded_t **next = owned ? realloc(r->next, n * sizeof *next) : NULL;
-    if (next) r->next = next;
-    bh__loaded_t **old = next ? realloc(r->old, n * sizeof *old) : NULL;
-    if (old) r->old = old;
-    bh__service_t **fresh = old ? realloc(r->fresh, n * sizeof *fresh) : NULL;
-    if (fresh) r->fresh = fresh;
-    bool *stopping = fresh ? realloc(r->stopping, n * sizeof *stopping) : NULL;
-    if (!stopping) return -1;
-    r->stopping = stopping;
+    bh__reload_slot_t *slot = svcs ? realloc(r->slot, n * sizeof *slot) : NULL;
+    if (!slot) return -1;
+    r->slot = slot;
     h->svcs[n - 1] = s;
-    r->owned[n - 1] = p;
-    r->next[n - 1] = r->old[n - 1] = NULL;
-    r->fresh[n - 1] = NULL;
-    r->stopping[n - 1] = false;
+    r->slot[n - 1] = (bh__reload_slot_t){.owned = p};
     h->n_svcs = n;
     return (long)(n - 1);
 }
@@ -143,9 +115,9 @@ void bh__reload_launch(bh__host_t *h, bh__service_t *s)
         bh__log(NULL, BH_ERROR, NULL, "cannot start service '%s' of plugin %s %s: %s",
                 bh__service_name(s), p->desc->name, p->desc->version,
                 i < 0 ? "the host is stopping" : err);
-        if (i >= 0) h->svcs[i] = NULL, h->reload.owned[i] = NULL;
+        if (i >= 0) h->svcs[i] = NULL, h->reload.slot[i].owned = NULL;
         bh__service_free(s);
-        close_plugin(h, p);
+        bh__reload_close_plugin(h, p);
         h->reload.ok = false;
         return;
     }
@@ -159,7 +131,7 @@ void bh__reload_launch(bh__host_t *h, bh__service_t *s)
 static void removed(bh__host_t *h, size_t i)
 {
     bh__reload_t *r = &h->reload;
-    bh__service_t *s = h->svcs[i], *fresh = r->fresh[i];
+    bh__service_t *s = h->svcs[i], *fresh = r->slot[i].fresh;
     bh__loaded_t *p = (bh__loaded_t *)bh__service_plugin(s);
     char name[128];
     snprintf(name, sizeof name, "%s", bh__service_name(s));
@@ -167,10 +139,10 @@ static void removed(bh__host_t *h, size_t i)
     if (r->watch.removed) r->watch.removed(r->watch.ud, bh__service_notify(s));
     bool unload = bh__service_free(s); /* its fini */
     h->svcs[i] = NULL;
-    r->stopping[i] = false;
-    r->fresh[i] = NULL;
-    r->owned[i] = NULL;
-    if (unload) close_plugin(h, p); /* else a handler still runs its code: it stays */
+    r->slot[i].stopping = false;
+    r->slot[i].fresh = NULL;
+    r->slot[i].owned = NULL;
+    if (unload) bh__reload_close_plugin(h, p); /* else a handler still runs its code: it stays */
     bh__log(NULL, clean ? BH_NOTICE : BH_WARNING, NULL, "service '%s' stopped%s", name,
             clean ? "" : " (not cleanly: see above)");
     r->pending--;
@@ -182,16 +154,16 @@ static void on_progress(uv_async_t *a)
     bh__host_t *h = a->data;
     bh__reload_t *r = &h->reload;
     for (size_t i = 0; i < h->n_svcs; i++)
-        if (r->stopping[i] && bh__service_exited(h->svcs[i])) removed(h, i);
+        if (r->slot[i].stopping && bh__service_exited(h->svcs[i])) removed(h, i);
     for (size_t i = 0; i < h->n_svcs; i++) {
-        if (!r->next[i]) continue;
+        if (!r->slot[i].next) continue;
         switch (bh__service_swap_phase(h->svcs[i])) {
         case BH__SWAP_SWITCHED:
             fini_old(h, i);
             bh__service_swap_retire(h->svcs[i]);
             break;
         case BH__SWAP_RETIRED:
-            retired(h, old_of(h, i));
+            retired(h, (bh__loaded_t *)bh__service_swap_old(h->svcs[i], NULL));
             swapped_in(h, i);
             r->pending--;
             break;
@@ -216,13 +188,8 @@ int bh__reload_init(bh__host_t *h)
 {
     bh__reload_t *r = &h->reload;
     size_t n = h->n_plugins ? h->n_plugins : 1;
-    r->owned = calloc(n, sizeof *r->owned);
-    r->next = calloc(n, sizeof *r->next);
-    r->old = calloc(n, sizeof *r->old);
-    r->fresh = calloc(n, sizeof *r->fresh);
-    r->stopping = calloc(n, sizeof *r->stopping);
-    if (!r->owned || !r->next || !r->old || !r->fresh || !r->stopping || uv_mutex_init(&r->note.mu))
-        return BH_ENOMEM;
+    r->slot = calloc(n, sizeof *r->slot);
+    if (!r->slot || uv_mutex_init(&r->note.mu)) return BH_ENOMEM;
     r->note.ready = true;
     return 0;
 }
@@ -256,15 +223,15 @@ void bh__reload_close(bh__host_t *h, void (*closed)(void *h))
 void bh__reload_settle(bh__host_t *h)
 {
     bh__reload_t *r = &h->reload;
-    for (size_t i = 0; r->fresh && i < h->n_svcs; i++) {
-        if (!r->fresh[i]) continue; /* made to replace a service, never started */
-        bh__loaded_t *p = (bh__loaded_t *)bh__service_plugin(r->fresh[i]);
-        bh__service_free(r->fresh[i]);
-        close_plugin(h, p);
-        r->fresh[i] = NULL;
+    for (size_t i = 0; r->slot && i < h->n_svcs; i++) {
+        if (!r->slot[i].fresh) continue; /* made to replace a service, never started */
+        bh__loaded_t *p = (bh__loaded_t *)bh__service_plugin(r->slot[i].fresh);
+        bh__service_free(r->slot[i].fresh);
+        bh__reload_close_plugin(h, p);
+        r->slot[i].fresh = NULL;
     }
-    for (size_t i = 0; r->next && i < h->n_svcs; i++) {
-        if (!r->next[i]) continue;
+    for (size_t i = 0; r->slot && i < h->n_svcs; i++) {
+        if (!r->slot[i].next) continue;
         switch (bh__service_swap_phase(h->svcs[i])) {
         case BH__SWAP_SWITCHED:
             fini_old(h, i);
@@ -272,7 +239,7 @@ void bh__reload_settle(bh__host_t *h)
         case BH__SWAP_RETIRING:
         case BH__SWAP_RETIRED:
             /* Closed after the services: a callback of it may still run. */
-            r->old[i] = old_of(h, i);
+            r->slot[i].old = (bh__loaded_t *)bh__service_swap_old(h->svcs[i], NULL);
             swapped_in(h, i);
             break;
         default: /* never switched */
@@ -285,16 +252,12 @@ void bh__reload_settle(bh__host_t *h)
 void bh__reload_free(bh__host_t *h, bool unload)
 {
     bh__reload_t *r = &h->reload;
-    for (size_t i = 0; unload && r->owned && i < h->n_svcs; i++) {
-        bh__loaded_t *v[2] = {r->owned[i], r->old[i]};
+    for (size_t i = 0; unload && r->slot && i < h->n_svcs; i++) {
+        bh__loaded_t *v[2] = {r->slot[i].owned, r->slot[i].old};
         for (int k = 0; k < 2; k++)
-            if (v[k]) close_plugin(h, v[k]);
+            if (v[k]) bh__reload_close_plugin(h, v[k]);
     }
-    free(r->owned);
-    free(r->next);
-    free(r->old);
-    free(r->fresh);
-    free(r->stopping);
+    free(r->slot);
     if (r->note.ready) uv_mutex_destroy(&r->note.mu);
     memset(r, 0, sizeof *r);
 }

@@ -222,6 +222,44 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
     return BH_EINVAL;
 }
 
+static bool same_str(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+
+bool bh__keyspec_equal(const bh__keyspec_t *k, const void *a, const void *b)
+{
+    const char *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+    bool counted = k->kind == BH__K_URL || k->kind == BH__K_DELAYS;
+    size_t nx = counted ? *(const size_t *)(const void *)((const char *)a + k->n) : 0,
+           ny = counted ? *(const size_t *)(const void *)((const char *)b + k->n) : 0;
+    switch (k->kind) {
+    case BH__K_URL:
+        for (size_t i = 0; nx == ny && i < nx; i++)
+            if (strcmp((*(char *const *const *)(const void *)x)[i],
+                       (*(char *const *const *)(const void *)y)[i]))
+                return false;
+        return nx == ny;
+    case BH__K_INT:
+        return *(const int *)(const void *)x == *(const int *)(const void *)y;
+    case BH__K_LEVEL:
+        return *(const bh_level_t *)(const void *)x == *(const bh_level_t *)(const void *)y;
+    case BH__K_FORMAT:
+        return *(const bh_format_t *)(const void *)x == *(const bh_format_t *)(const void *)y;
+    case BH__K_CHOICE:
+        return *(const bool *)(const void *)x == *(const bool *)(const void *)y;
+    case BH__K_DELAYS:
+        return nx == ny && !memcmp(x, y, nx * sizeof(unsigned));
+    case BH__K_DIR:
+    case BH__K_NAME:
+    case BH__K_EXCHANGE:
+    case BH__K_FILE:
+    case BH__K_HOSTNAME:
+    case BH__K_LISTEN:
+    case BH__K_HTTP_URL:
+        return same_str(*(const char *const *)(const void *)x,
+                        *(const char *const *)(const void *)y);
+    }
+    return false;
+}
+
 void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n)
 {
     switch (k->kind) {

@@ -48,6 +48,9 @@ int bh__keyspec_set(const bh__keyspec_t *k, void *base, const char *s, const cha
  * one. false when s is none of these. */
 bool bh__keyspec_listen(const char *s, struct sockaddr_storage *addr, socklen_t *len,
                         bool *loopback);
+/* Whether the field k describes holds the same value in a and b (two
+ * structs the table filled: a config read again by a reload). */
+bool bh__keyspec_equal(const bh__keyspec_t *k, const void *a, const void *b);
 /* What k expects, for "expected ..." messages. */
 void bh__keyspec_expect(const bh__keyspec_t *k, char *buf, size_t n);
 

@@ -183,7 +183,7 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool ends_with_so(const char *name)
+bool bh__loader_is_plugin_name(const char *name)
 {
     size_t len = strlen(name);
     return len > 3 && !strcmp(name + len - 3, ".so");
@@ -243,7 +243,7 @@ static int list_plugins(const char *dir, char ***names_out, size_t *n_out, char 
             }
             break;
         }
-        if (!ends_with_so(de->d_name)) continue;
+        if (!bh__loader_is_plugin_name(de->d_name)) continue;
         if (!(full = malloc(strlen(dir) + strlen(de->d_name) + 2))) goto nomem;
         sprintf(full, "%s%s%s", dir, slash ? "" : "/", de->d_name);
         if ((rc = check_entry(full, err, errlen)) != 0) {

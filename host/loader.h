@@ -35,6 +35,9 @@ typedef struct bh__loaded {
  * (descriptor.h). */
 int bh__loader_open(const char *path, bh__loaded_t *out, char *err, size_t errlen);
 
+/* Whether a file of this name is taken for a plugin: "*.so". */
+bool bh__loader_is_plugin_name(const char *name);
+
 /* The identity of the file at path now (the hash a load records). */
 int bh__loader_identify(const char *path, uint64_t *hash, uint64_t *size, char *err, size_t errlen);
 

@@ -19,6 +19,7 @@
 #include "describe.h"
 #include "host.h"
 #include "http.h"
+#include "loader.h"
 #include "log.h"
 #include "notify.h"
 #include "redact.h"
@@ -112,10 +113,9 @@ static void on_settled(uv_timer_t *t)
 static void on_dir_event(uv_fs_event_t *w, const char *name, int events, int status)
 {
     run_t *r = w->data;
-    size_t len = name ? strlen(name) : 0;
     (void)events;
     if (status < 0) bh__log(NULL, BH_WARNING, NULL, "watch_plugins: %s", uv_strerror(status));
-    else if (r->signals == 0 && len > 3 && !strcmp(name + len - 3, ".so"))
+    else if (r->signals == 0 && name && bh__loader_is_plugin_name(name))
         uv_timer_start(&r->settle, on_settled, BH__WATCH_SETTLE_MS, 0); /* again: later */
 }
 

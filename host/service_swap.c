@@ -9,12 +9,19 @@
 #include "dispatch.h"
 #include "service_impl.h"
 
+/* The ctx of init and upgrade: no message, the section readable, the
+ * service's publisher. */
+static void plugin_ctx(bh__service_t *s, bh__ctx_t *ctx)
+{
+    bh__ctx_init(ctx, s->conf.service, s->conf.format, s->log, NULL, &s->conf);
+    ctx->publisher = &s->orig.pub;
+}
+
 int bh__service_prepare(bh__service_t *s, const bh__loaded_t *p, void **state, char *err,
                         size_t errlen)
 {
     bh__ctx_t ctx;
-    bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, &s->conf);
-    ctx.publisher = &s->orig.pub;
+    plugin_ctx(s, &ctx);
     return bh__loader_init(p, &ctx.pub, state, err, errlen);
 }
 
@@ -30,11 +37,10 @@ const bh__svc_conf_t *bh__service_conf(const bh__service_t *s) { return &s->conf
 
 bool bh__service_exited(const bh__service_t *s) { return atomic_load(&s->exited); }
 
-void bh__service_swap_old(bh__service_t *s, const bh__loaded_t **old, void **state, bool *taken)
+const bh__loaded_t *bh__service_swap_old(bh__service_t *s, void **fini_state)
 {
-    *old = s->swap.old;
-    *state = s->swap.old_state;
-    *taken = s->swap.taken;
+    if (fini_state) *fini_state = s->swap.taken ? NULL : s->swap.old_state;
+    return s->swap.old;
 }
 
 void *bh__service_swap_next_state(bh__service_t *s) { return s->swap.next_state; }
@@ -104,37 +110,15 @@ static bool calls_into(const bh__service_t *s, const bh__loaded_t *old)
     return false;
 }
 
-/* A held job whose key the new version has no route for: as dispatch
- * treats one (an unknown key), for the new version has the last word. */
-static void unroutable(bh__service_t *s, bh__job_t *j)
-{
-    bh__log(s->log, BH_EMERGENCY, j->msg.conversation_id,
-            "no handler for %s '%s' in plugin %s %s: rejecting message from '%s' with key '%s'",
-            bh__kind_name(j->msg.kind), j->d->routing_key, s->plugin->desc->name,
-            s->plugin->desc->version, j->d->exchange, j->d->routing_key);
-    bh__metrics_settled(j->mroute, BH__V_INVALID_ENVELOPE);
-    if (!j->origin && j->gen == s->conn.gen) bh__acker_reject(&s->acks, j->d->tag, false);
-    bh__settle_drop(&s->settle, j);
-}
-
-/* Point every held job at the new version's code. */
+/* Point every held job at the new version's code. The routes are the
+ * same (a swap is asked for only then: bh__descriptor_shape_change). */
 static size_t rebind_held(bh__service_t *s)
 {
     size_t n = 0;
-    bh__job_t **at = &s->run.batch;
-    while (*at) {
-        bh__job_t *j = *at;
-        n++;
+    for (bh__job_t *j = s->run.batch; j; j = j->next, n++) {
         if (j->tick) j->tick = j->timer->def->handler;
-        else if (j->handler && !bh__dispatch_rebind(s->plugin->desc, s->conf.service, j)) {
-            *at = j->next;
-            s->run.batch_n--;
-            unroutable(s, j);
-            continue;
-        }
-        at = &j->next;
+        else if (j->handler) bh__dispatch_rebind(s->plugin->desc, s->conf.service, j);
     }
-    s->run.batch_tail = at;
     return n;
 }
 
@@ -146,8 +130,7 @@ static void switch_now(bh__service_t *s)
     bool taken = false;
     if (next->desc->upgrade) {
         bh__ctx_t ctx;
-        bh__ctx_init(&ctx, s->conf.service, s->conf.format, s->log, NULL, &s->conf);
-        ctx.publisher = &s->orig.pub;
+        plugin_ctx(s, &ctx);
         bh__crash_enter(&(bh__crash_at_t){BH__CRASH_INIT, s->conf.service, next->desc->name,
                                           next->path, NULL, NULL, 0, -1});
         taken = next->desc->upgrade(&ctx.pub, &state, s->state, old->desc->version) == 0;

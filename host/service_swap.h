@@ -67,9 +67,9 @@ bh__swap_phase_t bh__service_swap_phase(struct bh__service *s);
 void bh__service_swap_retire(struct bh__service *s);
 /* RETIRED or CANCELLED: forget the swap (main thread). */
 void bh__service_swap_reset(struct bh__service *s);
-/* SWITCHED: the old version, its state and whether the new one took it. */
-void bh__service_swap_old(struct bh__service *s, const bh__loaded_t **old, void **state,
-                          bool *taken);
+/* SWITCHED and after: the old version, and in *fini_state (unless NULL)
+ * what its fini gets: its state, or NULL when the new version took it. */
+const bh__loaded_t *bh__service_swap_old(struct bh__service *s, void **fini_state);
 /* CANCELLED: what the new version's init made. */
 void *bh__service_swap_next_state(struct bh__service *s);
 /* Run p's fini with state, as the service's (main thread). */
