@@ -619,7 +619,7 @@ it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host
     it_wait_consumers(c, queue, consumers, 30000, h);
     it_close(c);
     /* A TLS variant that ran over plain AMQP would prove nothing. */
-    if (fault_tls_port() && !fault_wait_log(h, "connected to amqps://", 1, 5000)) {
+    if (fault_tls_port() && !it_wait_log(h, "connected to amqps://", 1, 5000)) {
         it_host_dump(h);
         IT_FAIL("the host did not say it connected to amqps://");
     }
@@ -631,40 +631,4 @@ void fault_host_respawn(it_host_t *h)
     if (it_host_alive(h))
         IT_FAIL("fault_host_respawn: the host (pid %ld) still runs", (long)h->pid);
     spawn_host(h);
-}
-
-size_t fault_log_count(const it_host_t *h, const char *text)
-{
-    char *out = it_host_output(h);
-    size_t n = 0;
-
-    for (const char *p = out; (p = strstr(p, text)); p += strlen(text)) n++;
-    free(out);
-    return n;
-}
-
-bool fault_wait_log(const it_host_t *h, const char *text, size_t n, int timeout_ms)
-{
-    int64_t deadline = it_now_ms() + timeout_ms;
-
-    for (;;) {
-        if (fault_log_count(h, text) >= n) return true;
-        if (it_now_ms() > deadline) return false;
-        it_sleep_ms(50);
-    }
-}
-
-char *fault_log_line(const it_host_t *h, const char *text, size_t n)
-{
-    char *out = it_host_output(h), *p = out, *line = NULL;
-
-    for (size_t k = 0; (p = strstr(p, text)); p += strlen(text))
-        if (++k == n) {
-            char *start = p, *end = strchr(p, '\n');
-            while (start > out && start[-1] != '\n') start--;
-            line = end ? strndup(start, (size_t)(end - start)) : it_strdup(start);
-            break;
-        }
-    free(out);
-    return line;
 }

@@ -183,12 +183,5 @@ it_host_t *fault_host_ready(const char *queue, uint32_t consumers, const it_host
                             const fault_host_opts_t *f);
 /* Start the same config again once the host has exited (output appended). */
 void fault_host_respawn(it_host_t *h);
-/* Occurrences of `text` in the host's output so far. */
-size_t fault_log_count(const it_host_t *h, const char *text);
-/* Wait until the output holds `text` at least n times; false on timeout. */
-bool fault_wait_log(const it_host_t *h, const char *text, size_t n, int timeout_ms);
-/* The line of the host's output holding the n-th (1-based) occurrence of
- * text, malloc'd, or NULL. */
-char *fault_log_line(const it_host_t *h, const char *text, size_t n);
 
 #endif

@@ -37,7 +37,7 @@ static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(voi
     printf("memory alarm after %ld results, %ld commands still queued\n", done, queued);
     if (queued <= 0) IT_FAIL("the alarm came after the stream ended: the test proves nothing");
     fault_broker_ok(port, 30000, "ctl", "-q", "set_vm_memory_high_watermark", WATERMARK_LOW, NULL);
-    if (!fault_wait_log(h, "broker blocked publishing", 1, 30000))
+    if (!it_wait_log(h, "broker blocked publishing", 1, 30000))
         IT_FAIL("the host did not report that the broker blocked publishing");
     /* Blocked: the results stop coming (a few may have been on the way). */
     at_block = fault_depth(port, FAULT_OBSERVE);
@@ -47,13 +47,13 @@ static void test_memory_alarm_mid_stream_pauses_publishing_and_loses_nothing(voi
     assert_true(it_host_alive(h));
     fault_broker_ok(port, 30000, "ctl", "-q", "set_vm_memory_high_watermark", WATERMARK_NORMAL,
                     NULL);
-    if (!fault_wait_log(h, "broker unblocked publishing", 1, 30000))
+    if (!it_wait_log(h, "broker unblocked publishing", 1, 30000))
         IT_FAIL("the host did not resume after the alarm cleared");
 
     fault_collect(t, port, 1500, 120000);
     {
-        char *b = fault_log_line(h, "broker blocked publishing", 1);
-        char *u = fault_log_line(h, "broker unblocked publishing", 1);
+        char *b = it_log_line(h, "broker blocked publishing", 1);
+        char *u = it_log_line(h, "broker unblocked publishing", 1);
         printf("  %s\n  %s\n", b ? b : "", u ? u : "");
         free(b);
         free(u);

@@ -38,15 +38,15 @@ static void test_broker_restart_mid_stream_every_command_answered_by_the_same_ho
         IT_FAIL("the fault must strike mid-stream: %ld results, %ld queued", done, queued);
 
     fault_broker_ok(port, 120000, "stop", NULL);
-    if (!fault_wait_log(h, "connection lost", 1, 10000))
+    if (!it_wait_log(h, "connection lost", 1, 10000))
         IT_FAIL("the host did not notice the broker stopping");
     fault_broker_ok(port, 120000, "start", NULL);
-    if (!fault_wait_log(h, "reconnected to", 1, 60000))
+    if (!it_wait_log(h, "reconnected to", 1, 60000))
         IT_FAIL("the host did not reconnect within 60 s of the broker's restart");
 
     fault_collect(t, port, 1500, 120000);
     {
-        char *line = fault_log_line(h, "reconnected to", 1);
+        char *line = it_log_line(h, "reconnected to", 1);
         printf("  %s\n", line ? line : "");
         free(line);
     }
@@ -54,7 +54,7 @@ static void test_broker_restart_mid_stream_every_command_answered_by_the_same_ho
     /* The host needed no restart: one process, started once, still there. */
     assert_true(it_host_alive(h));
     assert_int_equal(h->pid, pid);
-    assert_int_equal(fault_log_count(h, "starting service"), 1);
+    assert_int_equal(it_log_count(h, "starting service"), 1);
     assert_int_equal(it_host_stop(h, 30000), 0);
     fault_tally_free(t);
     it_pass();

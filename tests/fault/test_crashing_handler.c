@@ -138,15 +138,15 @@ static void test_poison_message_on_a_classic_queue_is_dead_lettered_after_crash_
     /* Exactly crash_limit crashes, each seen by the journal, and the start
      * after the last one gave up on the message. */
     assert_int_equal(crashes, CRASH_LIMIT);
-    assert_int_equal(fault_log_count(h, "the last process died while a handler ran"), CRASH_LIMIT);
-    line = fault_log_line(h, "Giving up on crashclassic.Crash", 1);
+    assert_int_equal(it_log_count(h, "the last process died while a handler ran"), CRASH_LIMIT);
+    line = it_log_line(h, "Giving up on crashclassic.Crash", 1);
     assert_non_null(line);
     printf("  %s\n", line);
     assert_non_null(strstr(line, "EMERGENCY"));
     assert_non_null(strstr(line, "crashed the host " STR(CRASH_LIMIT) " time(s)"));
     assert_non_null(strstr(line, "message "));
     free(line);
-    assert_int_equal(fault_log_count(h, "Giving up on crashclassic.Crash"), 1);
+    assert_int_equal(it_log_count(h, "Giving up on crashclassic.Crash"), 1);
     /* The loop stopped: the host keeps running. */
     it_sleep_ms(1000);
     assert_true(it_host_alive(h));

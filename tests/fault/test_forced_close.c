@@ -40,13 +40,13 @@ static void test_three_forced_closes_mid_stream_lose_no_command(void **state)
         closed = fault_close_host_connections(port, "fault test: forced close");
         if (closed != 1) IT_FAIL("close #%d closed %d host connections, expected 1", k, closed);
         snprintf(reconnect, sizeof reconnect, "(reconnect #%d)", k);
-        if (!fault_wait_log(h, reconnect, 1, 30000))
+        if (!it_wait_log(h, reconnect, 1, 30000))
             IT_FAIL("the host did not reconnect after forced close #%d", k);
     }
 
     fault_collect(t, port, 1500, 120000);
     assert_int_equal(fault_lost(t), 0);
-    assert_int_equal(fault_log_count(h, "CONNECTION_FORCED"), CLOSES);
+    assert_int_equal(it_log_count(h, "CONNECTION_FORCED"), CLOSES);
     assert_true(it_host_alive(h));
     assert_int_equal(it_host_stop(h, 30000), 0);
     fault_tally_free(t);

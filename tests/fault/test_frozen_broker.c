@@ -26,14 +26,14 @@ static void freeze_until_noticed(it_host_t *h, int port)
     pid_t freezer = fault_freeze(port, FREEZE_MS);
     char *line;
 
-    if (!fault_wait_log(h, "connection lost", 1, FREEZE_MS)) {
+    if (!it_wait_log(h, "connection lost", 1, FREEZE_MS)) {
         fault_freeze_wait(freezer);
         IT_FAIL("the host did not notice a broker frozen for %d ms (heartbeat %d s)", FREEZE_MS,
                 HEARTBEAT);
     }
     noticed = it_now_ms() - t0;
     fault_freeze_wait(freezer);
-    line = fault_log_line(h, "connection lost", 1);
+    line = it_log_line(h, "connection lost", 1);
     printf("the host noticed after %lld ms (heartbeat %d s): %s\n", (long long)noticed, HEARTBEAT,
            line ? line : "");
     free(line);
@@ -41,7 +41,7 @@ static void freeze_until_noticed(it_host_t *h, int port)
         IT_FAIL("the host took %lld ms to notice the frozen broker, more than twice the "
                 "heartbeat (%d s) plus 2 s",
                 (long long)noticed, HEARTBEAT);
-    if (!fault_wait_log(h, "reconnected to", 1, 60000))
+    if (!it_wait_log(h, "reconnected to", 1, 60000))
         IT_FAIL("the host did not reconnect within 60 s of the thaw");
 }
 

@@ -38,7 +38,7 @@ static void test_stopping_the_hosts_node_fails_over_to_another_url_and_loses_not
     h = fault_host_ready("nodekit.commands", 1, &opts, &fopts);
     /* The host tries its URLs in order: it is on the first node. */
     snprintf(first, sizeof first, "127.0.0.1:%d/", ports[0]);
-    line = fault_log_line(h, "connected to", 1);
+    line = it_log_line(h, "connected to", 1);
     if (!line || !strstr(line, first))
         IT_FAIL("the host should be connected to the first node (%s): %s", first,
                 line ? line : "(no 'connected to' line)");
@@ -51,9 +51,9 @@ static void test_stopping_the_hosts_node_fails_over_to_another_url_and_loses_not
            done, queued);
     if (queued <= 0) IT_FAIL("the node stopped after the stream ended: the test proves nothing");
     fault_broker_ok(ports[0], 120000, "stop", NULL);
-    if (!fault_wait_log(h, "reconnected to", 1, 60000))
+    if (!it_wait_log(h, "reconnected to", 1, 60000))
         IT_FAIL("the host did not fail over within 60 s");
-    line = fault_log_line(h, "reconnected to", 1);
+    line = it_log_line(h, "reconnected to", 1);
     printf("  %s\n", line);
     snprintf(lost_url, sizeof lost_url, "127.0.0.1:%d/", ports[0]);
     if (strstr(line, lost_url))

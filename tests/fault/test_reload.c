@@ -87,16 +87,16 @@ static void test_five_reloads_mid_stream_lose_duplicate_and_redeliver_nothing(vo
         it_plugin_replace(h, "testkit.so", r % 2 ? v1 : v2, NULL);
         int64_t t0 = it_now_ms();
         assert_int_equal(kill(h->pid, SIGHUP), 0);
-        if (!fault_wait_log(h, "took over from", (size_t)r + 1, DRAIN_MS)) {
+        if (!it_wait_log(h, "took over from", (size_t)r + 1, DRAIN_MS)) {
             it_host_dump(h);
             IT_FAIL("reload %d: no switch within the drain time (%d ms)", r + 1, DRAIN_MS);
         }
         switch_ms[r] = it_now_ms() - t0;
-        if (!fault_wait_log(h, "retired and unloaded", (size_t)r + 1, DRAIN_MS)) {
+        if (!it_wait_log(h, "retired and unloaded", (size_t)r + 1, DRAIN_MS)) {
             it_host_dump(h);
             IT_FAIL("reload %d: the old version was not unloaded", r + 1);
         }
-        char *line = fault_log_line(h, "took over from", (size_t)r + 1);
+        char *line = it_log_line(h, "took over from", (size_t)r + 1);
         const char *held = line ? strstr(line, "; ") : NULL;
         printf("reload %d (to %s) after %ld results: switched within %lld ms of SIGHUP%s\n", r + 1,
                r % 2 ? "1.0.0" : "2.0.0", at, (long long)switch_ms[r], held ? held : "");
@@ -118,8 +118,8 @@ static void test_five_reloads_mid_stream_lose_duplicate_and_redeliver_nothing(vo
     assert_int_equal(s.runs_long, RELOADS + 1);
     assert_in_range(s.in_short, 0, (size_t)RELOADS * WORKERS);
     assert_string_equal(versions[n_versions - 1], "2.0.0");
-    assert_int_equal(fault_log_count(h, "reload failed"), 0);
-    assert_int_equal(fault_log_count(h, "Shutting down"), 0);
+    assert_int_equal(it_log_count(h, "reload failed"), 0);
+    assert_int_equal(it_log_count(h, "Shutting down"), 0);
     assert_int_equal(it_host_stop(h, 30000), 0);
     for (size_t i = 0; i < n_versions; i++) free(versions[i]);
     free(versions);

@@ -51,7 +51,7 @@ static void test_sigterm_mid_stream_stops_within_deadline_and_handles_nothing_tw
     if (took > SHUTDOWN_TIMEOUT_MS)
         IT_FAIL("the host took %lld ms to stop, more than shutdown_timeout (%d ms)",
                 (long long)took, SHUTDOWN_TIMEOUT_MS);
-    assert_int_equal(fault_log_count(h, "shutdown deadline reached"), 0);
+    assert_int_equal(it_log_count(h, "shutdown deadline reached"), 0);
     if (queued <= 0) IT_FAIL("no command left after the stop: the test proves nothing");
     /* Nothing stays unacked with the stopped host: all went back. */
     {

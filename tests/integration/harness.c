@@ -1310,3 +1310,39 @@ void it_plugin_replace(const it_host_t *h, const char *name, const char *src, co
     free(part);
     free(dst);
 }
+
+size_t it_log_count(const it_host_t *h, const char *text)
+{
+    char *out = it_host_output(h);
+    size_t n = 0;
+
+    for (const char *p = out; (p = strstr(p, text)); p += strlen(text)) n++;
+    free(out);
+    return n;
+}
+
+bool it_wait_log(const it_host_t *h, const char *text, size_t n, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+
+    for (;;) {
+        if (it_log_count(h, text) >= n) return true;
+        if (it_now_ms() > deadline) return false;
+        it_sleep_ms(50);
+    }
+}
+
+char *it_log_line(const it_host_t *h, const char *text, size_t n)
+{
+    char *out = it_host_output(h), *p = out, *line = NULL;
+
+    for (size_t k = 0; (p = strstr(p, text)); p += strlen(text))
+        if (++k == n) {
+            char *start = p, *end = strchr(p, '\n');
+            while (start > out && start[-1] != '\n') start--;
+            line = end ? strndup(start, (size_t)(end - start)) : it_strdup(start);
+            break;
+        }
+    free(out);
+    return line;
+}

@@ -210,6 +210,14 @@ int it_host_stop(it_host_t *h, int timeout_ms);
 char *it_host_output(const it_host_t *h);
 void it_host_dump(const it_host_t *h);
 
+/* Occurrences of `text` in the host's output so far. */
+size_t it_log_count(const it_host_t *h, const char *text);
+/* Wait until the output holds `text` at least n times; false on timeout. */
+bool it_wait_log(const it_host_t *h, const char *text, size_t n, int timeout_ms);
+/* The line of the host's output holding the n-th (1-based) occurrence of
+ * text, malloc'd, or NULL. */
+char *it_log_line(const it_host_t *h, const char *text, size_t n);
+
 /* The value of the sample `series` (exact, labels included) of the /metrics
  * of the host listening on 127.0.0.1:$BH_HTTP_PORT (read with curl), -1 when
  * it has no such sample. */

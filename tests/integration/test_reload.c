@@ -52,21 +52,12 @@ static void expect_version(it_conn_t *c, it_listener_t *l, const char *want)
     free(got);
 }
 
-/* Wait (15 s at most) for the n-th line holding `text`. */
+/* Wait (15 s at most) for the n-th occurrence of `text` in the output. */
 static void wait_output(it_host_t *h, const char *text, size_t n)
 {
-    int64_t end = it_now_ms() + 15000;
-    for (;;) {
-        char *out = it_host_output(h);
-        size_t k = 0;
-        for (const char *p = out; (p = strstr(p, text)); p++) k++;
-        free(out);
-        if (k >= n) return;
-        if (!it_host_alive(h) || it_now_ms() > end) {
-            it_host_dump(h);
-            IT_FAIL("no \"%s\" (#%zu) within 15 s", text, n);
-        }
-        it_sleep_ms(20);
+    if (!it_wait_log(h, text, n, 15000)) {
+        it_host_dump(h);
+        IT_FAIL("no \"%s\" (#%zu) within 15 s", text, n);
     }
 }
 
@@ -77,16 +68,7 @@ static void reload(it_host_t *h, const char *text, size_t n)
     wait_output(h, text, n);
 }
 
-static void expect_output(it_host_t *h, const char *text)
-{
-    char *out = it_host_output(h);
-    bool found = strstr(out, text) != NULL;
-    free(out);
-    if (!found) {
-        it_host_dump(h);
-        IT_FAIL("the host's output lacks \"%s\"", text);
-    }
-}
+static void expect_output(it_host_t *h, const char *text) { wait_output(h, text, 1); }
 
 static void expect_http(const char *path, const char *text, bool present)
 {
@@ -121,14 +103,12 @@ static void test_a_bad_version_leaves_the_old_one_serving_and_a_good_one_takes_o
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         it_plugin_replace(h, "testkit.so", bad[i].file, NULL);
         reload(h, "reload failed:", i + 1);
-        char *out = it_host_output(h), *line = strstr(out, "reload failed:");
-        for (size_t k = 0; k < i; k++) line = strstr(line + 1, "reload failed:");
-        char *eol = strchr(line, '\n');
-        if (eol) *eol = '\0';
+        char *line = it_log_line(h, "reload failed:", i + 1);
+        assert_non_null(line);
         print_message("%s\n", line);
         if (!strstr(line, bad[i].why) || !strstr(line, "testkit.so"))
             IT_FAIL("the reload error does not name the file and \"%s\": %s", bad[i].why, line);
-        free(out);
+        free(line);
         assert_true(it_host_alive(h));
         expect_version(c, l, "1.0.0");
         expect_http("/readyz", "reload failed:", true);
@@ -377,11 +357,7 @@ static void test_watch_plugins_reloads_a_changed_file_by_itself(void **state)
     wait_output(h, "retired and unloaded", 1);
     expect_version(c, l, "2.0.0");
     it_sleep_ms(500);
-    char *out = it_host_output(h);
-    size_t k = 0;
-    for (const char *p = out; (p = strstr(p, "plugins_dir changed (watch_plugins)")); p++) k++;
-    free(out);
-    assert_int_equal(k, 1);
+    assert_int_equal(it_log_count(h, "plugins_dir changed (watch_plugins)"), 1);
     assert_int_equal(it_host_stop(h, 15000), 0);
     free(v2);
     it_pass();

@@ -906,6 +906,22 @@ static void socket_room_is_measured_again_after_reconnect(void **state)
 /* ========================================================================= */
 /* 7. outcomes and bad input                                                 */
 
+/* The Retry event `conv` back on svc.events from the default exchange: a
+ * retry copy after `attempt` failures. */
+static fb_msg_t retry_copy(const char *conv, const char *body, unsigned attempt)
+{
+    return (fb_msg_t){.exchange = "",
+                      .routing_key = "svc.events",
+                      .content_type = "application/json",
+                      .conversation_id = conv,
+                      .reply_to = "",
+                      .correlation_id = "",
+                      .body = body,
+                      .attempt = attempt,
+                      .first_exchange = "events",
+                      .first_routing_key = "Retry"};
+}
+
 /* Requeue once, counting failures: the first failure of an event puts a
  * copy with x-bushost-attempt 1 straight back on the service's queue and
  * acks the original once the copy is confirmed; the copy failing again is
@@ -930,16 +946,7 @@ static void retry_copies_the_message_back_once_then_gives_up(void **state)
     assert_json_str(g, "_conversation_id", "conv-7a");
     json_decref(g);
 
-    fb_msg_t back = {.exchange = "",
-                     .routing_key = "svc.events",
-                     .content_type = "application/json",
-                     .conversation_id = "conv-7a",
-                     .reply_to = "",
-                     .correlation_id = "",
-                     .body = "{}",
-                     .attempt = 1,
-                     .first_exchange = "events",
-                     .first_routing_key = "Retry"};
+    fb_msg_t back = retry_copy("conv-7a", "{}", 1);
     uint64_t t2 = fb_deliver(&back);
     assert_true(fb_wait_tag(conn1, t2, FB_TAG_DEAD, WAIT_MS));
     g = wait_gelf("svc.EMERGENCY", "Giving up on");
@@ -993,16 +1000,7 @@ static void delayed_retry_parks_a_copy_then_gives_up_after_the_last_delay(void *
     assert_true(fb_wait_log("svc.ALERT", "retry 1 of 2 in 1000 ms", WAIT_MS));
 
     /* Back after 1 s: it is the Retry event again; next stop: the 10 s queue. */
-    fb_msg_t back = {.exchange = "",
-                     .routing_key = "svc.events",
-                     .content_type = "application/json",
-                     .conversation_id = "conv-7r",
-                     .reply_to = "",
-                     .correlation_id = "",
-                     .body = "{\"k\":1}",
-                     .attempt = 1,
-                     .first_exchange = "events",
-                     .first_routing_key = "Retry"};
+    fb_msg_t back = retry_copy("conv-7r", "{\"k\":1}", 1);
     uint64_t t2 = fb_deliver(&back);
     assert_true(fb_wait_count(FB_PUBLISH, conn1, 2, WAIT_MS));
     p = fb_nth(FB_PUBLISH, conn1, 1);
