@@ -84,6 +84,11 @@ static amqp_socket_t *tls_socket(amqp_connection_state_t conn)
 
 amqp_connection_state_t bench_connect(const char *url, int channels)
 {
+    return bench_connect_hb(url, channels, 0);
+}
+
+amqp_connection_state_t bench_connect_hb(const char *url, int channels, int heartbeat)
+{
     struct amqp_connection_info ci;
     char *copy = strdup(url);
     amqp_connection_state_t conn = amqp_new_connection();
@@ -97,7 +102,7 @@ amqp_connection_state_t bench_connect(const char *url, int channels)
     if (!sock) bench_die("cannot create a socket");
     bench_status(amqp_socket_open(sock, ci.host, ci.port), "connect");
     setsockopt(amqp_socket_get_sockfd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    amqp_rpc_reply_t r = amqp_login(conn, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
+    amqp_rpc_reply_t r = amqp_login(conn, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat,
                                     AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) bench_die("login to %s:%d failed", ci.host, ci.port);
     for (int ch = 1; ch <= channels; ch++) {
@@ -125,9 +130,13 @@ void bench_declare_exchanges(amqp_connection_state_t conn, amqp_channel_t ch)
 }
 
 void bench_declare_queue(amqp_connection_state_t conn, amqp_channel_t ch, const char *queue,
-                         const char *const *bindings)
+                         bool quorum, const char *const *bindings)
 {
-    amqp_queue_declare(conn, ch, amqp_cstring_bytes(queue), 0, 1, 0, 0, amqp_empty_table);
+    amqp_table_entry_t arg = {
+        .key = amqp_cstring_bytes("x-queue-type"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
+    amqp_table_t args = quorum ? (amqp_table_t){1, &arg} : amqp_empty_table;
+    amqp_queue_declare(conn, ch, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
     bench_rpc(conn, "queue.declare");
     for (; bindings && bindings[0]; bindings += 2) {
         amqp_queue_bind(conn, ch, amqp_cstring_bytes(queue), amqp_cstring_bytes(bindings[0]),

@@ -31,14 +31,18 @@ uint64_t bench_count(const char *s, const char *what);
  * open channels 1..channels. An amqps:// URL connects over TLS, verified
  * against the CA file named by the environment variable BENCH_TLS_CA. */
 amqp_connection_state_t bench_connect(const char *url, int channels);
+/* The same with AMQP heartbeats of `heartbeat` seconds (0: none). */
+amqp_connection_state_t bench_connect_hb(const char *url, int channels, int heartbeat);
 void bench_close(amqp_connection_state_t conn);
 
 /* The bus topology, declared with exactly bushost's flags (durable topic
- * exchanges, durable classic queues without arguments), so either side may
- * declare first. `bindings` holds exchange/key pairs, ended by NULL. */
+ * exchanges, durable queues: classic without arguments, or with `quorum`
+ * the one argument bushost's `queue_type = quorum` gives, x-queue-type
+ * "quorum"), so either side may declare first. `bindings` holds
+ * exchange/key pairs, ended by NULL. */
 void bench_declare_exchanges(amqp_connection_state_t conn, amqp_channel_t ch);
 void bench_declare_queue(amqp_connection_state_t conn, amqp_channel_t ch, const char *queue,
-                         const char *const *bindings);
+                         bool quorum, const char *const *bindings);
 void bench_purge(amqp_connection_state_t conn, amqp_channel_t ch, const char *queue);
 
 /* A CBOR map {fields..., "pad": "xxx"} padded to exactly `size` bytes,

@@ -27,13 +27,22 @@ static void setup(amqp_connection_state_t conn)
                                                 NULL};
     static const char *const soak_sink[] = {"events", "CartUpdated", "commands", "soak.EchoDone",
                                             NULL};
+    /* The quorum rows' service, benchq (plugins-quorum/benchq.so): keys
+     * of its own, so that no message of the classic rows reaches it. */
+    static const char *const benchq_events[] = {"events", "BenchEventQ", NULL};
+    static const char *const benchq_commands[] = {"commands", "benchq.Run", NULL};
+    static const char *const benchq_sink[] = {"events", "BenchFannedQ", "commands", "benchq.Done",
+                                              NULL};
     bench_declare_exchanges(conn, 1);
-    bench_declare_queue(conn, 1, "bench.events", bench_events);
-    bench_declare_queue(conn, 1, "bench.commands", bench_commands);
-    bench_declare_queue(conn, 1, "bench.sink", bench_sink);
-    bench_declare_queue(conn, 1, "cart.events", cart_events);
-    bench_declare_queue(conn, 1, "echo.commands", echo_commands);
-    bench_declare_queue(conn, 1, "soak.sink", soak_sink);
+    bench_declare_queue(conn, 1, "bench.events", false, bench_events);
+    bench_declare_queue(conn, 1, "bench.commands", false, bench_commands);
+    bench_declare_queue(conn, 1, "bench.sink", false, bench_sink);
+    bench_declare_queue(conn, 1, "benchq.events", true, benchq_events);
+    bench_declare_queue(conn, 1, "benchq.commands", true, benchq_commands);
+    bench_declare_queue(conn, 1, "benchq.sink", true, benchq_sink);
+    bench_declare_queue(conn, 1, "cart.events", false, cart_events);
+    bench_declare_queue(conn, 1, "echo.commands", false, echo_commands);
+    bench_declare_queue(conn, 1, "soak.sink", false, soak_sink);
 }
 
 static void fill(amqp_connection_state_t conn, const char *exchange, const char *key, uint64_t n,

@@ -1,5 +1,10 @@
 /* bench.c -- the plugin bushost runs in the benchmark (service "bench").
  *
+ * Built more than once from this file (bench/CMakeLists.txt): the name (and
+ * service), the event key and the key of the fanned copies are compile
+ * definitions, so that variants (the quorum rows' benchq, the idle services
+ * of workload 7) have config sections and queues of their own.
+ *
  *   event   BenchEvent  burns burn_us of CPU, then publishes `fanout` copies
  *                       of itself as BenchFanned (0 by default: a no-op)
  *   command Run         answers a success result {"ok": true}
@@ -14,6 +19,16 @@
 
 #include "bushost.h"
 #include "stamp.h"
+
+#ifndef BENCH_PLUGIN_NAME
+#define BENCH_PLUGIN_NAME "bench"
+#endif
+#ifndef BENCH_EVENT_KEY
+#define BENCH_EVENT_KEY "BenchEvent"
+#endif
+#ifndef BENCH_FANNED_KEY
+#define BENCH_FANNED_KEY "BenchFanned"
+#endif
 
 typedef struct bench {
     int64_t fanout;
@@ -48,10 +63,10 @@ static bh_outcome_t on_event(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     bench_stamp_first(b->stamp);
     if (b->burn_ns) burn(b->burn_ns);
     for (int64_t i = 0; i < b->fanout; i++) {
-        int rc =
-            bh_publish_event_raw(ctx, "BenchFanned", msg->content_type, msg->body, msg->body_len);
+        int rc = bh_publish_event_raw(ctx, BENCH_FANNED_KEY, msg->content_type, msg->body,
+                                      msg->body_len);
         if (rc != BH_OK) {
-            bh_log(ctx, BH_ERROR, "cannot publish BenchFanned: %s", bh_strerror(rc));
+            bh_log(ctx, BH_ERROR, "cannot publish %s: %s", BENCH_FANNED_KEY, bh_strerror(rc));
             return finished(b, BH_RETRY);
         }
     }
@@ -101,7 +116,7 @@ static void bench_fini(bh_ctx_t *ctx, void *state)
 }
 
 static const bh_route_t events[] = {
-    {.key = "BenchEvent", .handler = on_event},
+    {.key = BENCH_EVENT_KEY, .handler = on_event},
     {0},
 };
 
@@ -126,5 +141,6 @@ static const bh_config_key_t config[] = {
     {.key = NULL},
 };
 
-BH_PLUGIN(.name = "bench", .version = "1.0.0", .service = "bench", .events = events,
-          .commands = commands, .config = config, .init = bench_init, .fini = bench_fini);
+BH_PLUGIN(.name = BENCH_PLUGIN_NAME, .version = "1.0.0", .service = BENCH_PLUGIN_NAME,
+          .events = events, .commands = commands, .config = config, .init = bench_init,
+          .fini = bench_fini);
