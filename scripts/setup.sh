@@ -22,6 +22,7 @@ PACKAGES=(
     libmicrohttpd-dev # the HTTP endpoint: /metrics, the probes, /status
     libcurl4-openssl-dev # buscli top/status
     curl python3-prometheus-client # the HTTP endpoint's tests, the dashboard check, the bench row
+    gnuplot-nox # bench/charts.sh: the benchmark's charts (bench-throughput.png, bench-latency.png)
     rabbitmq-server # only its binaries: scripts/broker.sh runs a private node
     clang-14 libclang-rt-14-dev # scripts/fuzz.sh: clang and its libFuzzer runtime; tests/sdk: clang, clang++
     g++ # tests/sdk: the C++ example plugin
