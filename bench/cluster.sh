@@ -127,8 +127,10 @@ node() {
 pids=()
 cluster_up=0
 cleanup() {
-    local pid
+    local pid child
     for pid in "${pids[@]}"; do
+        # bench_launch's hosts first: it dies of SIGTERM without passing it on.
+        for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill -TERM "$child" 2>/dev/null || true; done
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
