@@ -97,13 +97,42 @@ const char *bh__tracestate_check(const char *s, size_t n)
     return NULL;
 }
 
+/* xoshiro256** (Blackman and Vigna), one per thread, seeded once from
+ * getrandom(): a syscall per id was a tenth of the host's CPU on cheap
+ * messages. Ids must be unique and unpredictable enough to not collide
+ * across hosts, not secret. */
+static _Thread_local uint64_t rng[4];
+static _Thread_local bool rng_seeded;
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(void)
+{
+    uint64_t r = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
+    rng[2] ^= rng[0];
+    rng[3] ^= rng[1];
+    rng[1] ^= rng[2];
+    rng[0] ^= rng[3];
+    rng[2] ^= t;
+    rng[3] = rotl(rng[3], 45);
+    return r;
+}
+
 void bh__trace_random(uint8_t *out, size_t n)
 {
-    do {
+    while (!rng_seeded) {
+        uint8_t *b = (uint8_t *)rng;
         size_t got = 0;
-        while (got < n) {
-            ssize_t r = getrandom(out + got, n - got, 0);
+        while (got < sizeof rng) {
+            ssize_t r = getrandom(b + got, sizeof rng - got, 0);
             if (r > 0) got += (size_t)r;
+        }
+        rng_seeded = !all_zero(b, sizeof rng);
+    }
+    do {
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t v = rng_next();
+            memcpy(out + i, &v, n - i < 8 ? n - i : 8);
         }
     } while (all_zero(out, n));
 }

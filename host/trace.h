@@ -49,8 +49,9 @@ const char *bh__trace_activity_parse(const char *s, size_t n, bh__tctx_t *out);
  * BH__TRACESTATE_MAX bytes of printable ASCII; else why not. */
 const char *bh__tracestate_check(const char *s, size_t n);
 
-/* n random bytes from getrandom(), never all zero (an invalid trace or span
- * id); also the randomness of bh__uuid. */
+/* n random bytes, never all zero (an invalid trace or span id), from a
+ * per-thread generator seeded by getrandom(); also the randomness of
+ * bh__uuid. */
 void bh__trace_random(uint8_t *out, size_t n);
 /* b[0..n) as 2n lowercase hex characters and a NUL. */
 void bh__trace_hex(char *out, const uint8_t *b, size_t n);
