@@ -57,7 +57,8 @@ static bool invalid_payload(const bh__run_t *r, bh__ctx_t *ctx, bh__job_t *job)
     return true;
 }
 
-void bh__run_one(const bh__run_t *r, bh__job_t *job)
+/* bh__run_one with the clock already read (t0: now, uv_hrtime). */
+static void run_at(const bh__run_t *r, bh__job_t *job, uint64_t t0)
 {
     bh__delivery_t *d = job->d;
     /* In the crash journal from the decoding on: a crash there is the
@@ -67,7 +68,7 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     if (jr && !job->ident) job->ident = bh__journal_ident(d, job->attempt);
     bh__journal_begin(jr, job->ident, job);
     bh__metrics_running(m, 1);
-    job->start_ns = uv_hrtime();
+    job->start_ns = t0;
     bh__span_begin(job, r->otlp, r->service, r->log);
     if (bh__payload_decode(bh__api(), d->content_type, d->body, d->body_len, &job->payload,
                            job->err, sizeof job->err)) {
@@ -121,15 +122,23 @@ void bh__run_one(const bh__run_t *r, bh__job_t *job)
     bh__span_end(job);
 }
 
+void bh__run_one(const bh__run_t *r, bh__job_t *job) { run_at(r, job, uv_hrtime()); }
+
+/* A job a handler finished off the I/O thread, back to it. */
+static void hand_back(bh__run_t *r, bh__job_t *job, bool urgent)
+{
+    /* Refused after the shutdown deadline: nobody can settle the message
+     * any more, and the broker will redeliver it. */
+    if (!bh__cq_push(r->cq, job, urgent || job->outs || job->outcome != BH_DONE || job->origin) &&
+        !job->origin) /* an origin job stays on its list, for the shutdown (origin.h) */
+        bh__job_free(job);
+}
+
 void bh__run_worker(void *ud, bh__job_t *job)
 {
     bh__run_t *r = ud;
     bh__run_one(r, job);
-    /* Refused after the shutdown deadline: nobody can settle the message
-     * any more, and the broker will redeliver it. */
-    if (!bh__cq_push(r->cq, job, job->outs || job->outcome != BH_DONE || job->origin) &&
-        !job->origin) /* an origin job stays on its list, for the shutdown (origin.h) */
-        bh__job_free(job);
+    hand_back(r, job, false);
 }
 
 void bh__run_submit(bh__run_t *r, bh__job_t *job)
@@ -160,6 +169,11 @@ void bh__run_add(bh__run_t *r, bh__job_t *job)
 /* A handler returned: its counts go once it is settled where it came from. */
 static void complete(bh__run_t *r, bh__job_t *j)
 {
+    if (r->relay && j->end_ns > j->start_ns) { /* smoothed over the last ~8 */
+        uint64_t dt = j->end_ns - j->start_ns;
+        r->ewma_ns = dt > r->ewma_ns ? r->ewma_ns + (dt - r->ewma_ns) / 8
+                                     : r->ewma_ns - (r->ewma_ns - dt) / 8;
+    }
     if (r->guard && !j->origin && j->gen == r->settle->conn->gen) bh__guard_done(r->guard, j);
     bh__settle_complete(r->settle, j);
 }
@@ -184,7 +198,7 @@ static void run_inline(bh__run_t *r, bh__job_t *j)
     }
 }
 
-void bh__run_flush(bh__run_t *r)
+static void hand_over(bh__run_t *r)
 {
     bh__job_t *batch = r->batch, **tail = r->batch_tail;
     size_t n = r->batch_n;
@@ -198,6 +212,48 @@ void bh__run_flush(bh__run_t *r)
     }
     bh__cq_arm(r->cq); /* before the hand-over, so that no job finishes unseen */
     bh__workers_push_list(r->workers, batch, tail, n);
+}
+
+void bh__run_flush(bh__run_t *r)
+{
+    if (!r->relay) hand_over(r);
+}
+
+int bh__run_lead(bh__run_t *r)
+{
+    int ran = 0;
+    /* The burst runs here on one worker's slot (workers.h). */
+    bool slot =
+        r->batch && !r->hold && r->ewma_ns < BH__RELAY_CHEAP_NS && bh__workers_borrow(r->workers);
+    while (slot && r->batch && !r->hold && r->ewma_ns < BH__RELAY_CHEAP_NS) {
+        /* From bh__relay_begin on, the standby may lead: the job is taken
+         * off the batch first, and nothing shared is touched until
+         * bh__relay_end says the lead is still here. */
+        bh__job_t *j = r->batch;
+        if (!(r->batch = j->next)) r->batch_tail = &r->batch;
+        r->batch_n--;
+        uint64_t t = uv_hrtime();            /* the relay's and the handler's start */
+        if (!bh__relay_begin(r->relay, t)) { /* no standby: back in front */
+            if (!(j->next = r->batch)) r->batch_tail = &j->next;
+            r->batch = j;
+            r->batch_n++;
+            break;
+        }
+        j->next = NULL;
+        run_at(r, j, t);
+        if (!bh__relay_end(r->relay)) { /* the standby leads now; the slot stays with j */
+            hand_back(r, j, true);
+            bh__workers_repay(r->workers);
+            bh__relay_stray_done(r->relay);
+            return -1;
+        }
+        complete(r, j);
+        ran++;
+    }
+    bh__relay_idle(r->relay);
+    if (slot) bh__workers_repay(r->workers);
+    hand_over(r);
+    return ran;
 }
 
 void bh__run_hold(bh__run_t *r)

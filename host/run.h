@@ -20,6 +20,7 @@
 #include "loader.h"
 #include "log.h"
 #include "otlp.h"
+#include "relay.h"
 #include "requests.h"
 #include "settle.h"
 #include "workers.h"
@@ -41,6 +42,8 @@ typedef struct bh__run {
     /* I/O thread: */
     bh__workers_t *workers; /* a pool without threads: run inline */
     bool inline_;
+    bh__relay_t *relay; /* leader/follower (relay.h); NULL: every job to a worker */
+    uint64_t ewma_ns;   /* relay: handler run time, smoothed (the leader's) */
     bh__cq_t *cq;
     bh__settle_t *settle;
     bh__job_t *batch, **batch_tail;
@@ -65,8 +68,14 @@ void bh__run_add(bh__run_t *r, bh__job_t *job);
 /* Queue a job of the host's own making (job.h: a timer run, the end of a
  * request) with this poll's. */
 void bh__run_submit(bh__run_t *r, bh__job_t *job);
-/* Hand this poll's jobs over (or run them inline). */
+/* Hand this poll's jobs over (or run them inline). With a relay, nothing:
+ * the jobs wait for bh__run_lead after the loop's turn. */
 void bh__run_flush(bh__run_t *r);
+/* Relay: run the waiting jobs on this thread while handlers are cheap and
+ * the standby can take over, and hand the rest to the workers. The number
+ * run here, or -1 when the lead was lost during one: the job is handed back
+ * as a worker's, and this thread must not touch the service any more. */
+int bh__run_lead(bh__run_t *r);
 /* Hold every job no handler has started (service_swap.h): what the workers have
  * not taken comes back in front of this poll's, and nothing is handed over
  * until hold is cleared and the batch flushed. */

@@ -266,13 +266,31 @@ static void init_loop(bh__service_t *s)
     s->loop_ready = true;
 }
 
-static void io_main(void *arg)
+static void loop_ended(void *arg)
 {
     bh__service_t *s = arg;
-    uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
     atomic_store(&s->exited, true);
     if (s->on_exit) s->on_exit(s->on_exit_ud);
+}
+
+static void io_main(void *arg)
+{
+    uv_run(&((bh__service_t *)arg)->loop, UV_RUN_DEFAULT);
+    loop_ended(arg);
+}
+
+/* One turn of the loop as the relay's leader (relay.h), then the handlers
+ * of what it delivered, then what they left to send. */
+static int lead(void *arg)
+{
+    bh__service_t *s = arg;
+    bool pending = s->run.batch && !s->run.hold;
+    int alive = uv_run(&s->loop, pending ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    int ran = bh__run_lead(&s->run);
+    if (ran < 0) return BH__RELAY_LOST;
+    if (ran) tick(s, false);
+    return alive || s->run.batch ? BH__RELAY_ON : BH__RELAY_ENDED;
 }
 
 int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, char *err,
@@ -306,7 +324,13 @@ int bh__service_start(bh__service_t *s, void (*on_exit)(void *ud), void *ud, cha
             s->plugin->desc->name, s->plugin->desc->version, s->conf.workers, s->conf.prefetch,
             bh__format_content_type(s->conf.format));
     bh__conn_start(&s->conn);
-    if (uv_thread_create(&s->io, io_main, s)) {
+    if (s->conf.workers) {
+        s->run.relay = &s->relay;
+        if (bh__relay_start(&s->relay, BH__RELAY_BUDGET_NS, lead, loop_ended, s)) {
+            snprintf(err, errlen, "%s: cannot start the I/O threads", s->conf.service);
+            return BH_ENOMEM;
+        }
+    } else if (uv_thread_create(&s->io, io_main, s)) {
         snprintf(err, errlen, "%s: cannot start the I/O thread", s->conf.service);
         return BH_ENOMEM;
     }
@@ -323,12 +347,15 @@ void bh__service_stop(bh__service_t *s)
 bool bh__service_join(bh__service_t *s)
 {
     if (!s->io_started) return true;
-    uv_thread_join(&s->io);
+    if (s->run.relay) bh__relay_wait_end(&s->relay);
+    else uv_thread_join(&s->io);
     s->io_started = false;
     bh__workers_stop(s->workers);
     /* The deadline already ran on the I/O thread; a handler still running
      * now is stuck: wait only briefly more. */
-    if (bh__workers_join(s->workers, atomic_load(&s->clean) ? UINT64_MAX : 100) == 0) {
+    uint64_t wait_ms = atomic_load(&s->clean) ? UINT64_MAX : 100;
+    if (s->run.relay && bh__relay_join(&s->relay, wait_ms)) s->relay_stuck = true;
+    if (bh__workers_join(s->workers, wait_ms) == 0 && !s->relay_stuck) {
         bh__workers_free(s->workers);
         s->workers = NULL;
     } else {
@@ -345,6 +372,7 @@ bool bh__service_free(bh__service_t *s)
     /* A handler is still running plugin code: neither fini nor unload is
      * safe. The process is about to exit anyway. */
     if (s->workers) return false;
+    if (s->run.relay) bh__relay_free(&s->relay);
     bh__origins_end(&s->orig, &s->run);
     if (s->inited) bh__service_fini_version(s, s->plugin, s->state);
     bh__origins_free(&s->orig); /* its threads may publish until fini returns */

@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "origin.h"
 #include "outbox.h"
+#include "relay.h"
 #include "retry.h"
 #include "run.h"
 #include "service.h"
@@ -33,7 +34,9 @@ struct bh__service {
     bh__topology_t topo;
     char conn_name[256];
 
-    uv_thread_t io;
+    uv_thread_t io;    /* workers = 0; else the relay's two threads */
+    bh__relay_t relay; /* the loop's lead, passed between them (relay.h) */
+    bool relay_stuck;  /* one of them is still in a handler after the join */
     bool io_started, loop_ready;
     bh__workers_t *workers;
     uv_loop_t loop;

@@ -171,7 +171,7 @@ void bh__swap_tick(bh__service_t *s)
     if (ph == BH__SWAP_HOLDING) {
         bh__workers_stats_t ws = {0};
         bh__workers_stats(s->workers, &ws);
-        if (ws.running) again(s, 1);
+        if (ws.running || (s->run.relay && bh__relay_strays(&s->relay))) again(s, 1);
         else switch_now(s);
     } else if (ph == BH__SWAP_RETIRING) {
         if (calls_into(s, s->swap.old)) again(s, 10);

@@ -14,6 +14,7 @@ struct bh__workers {
     uv_cond_t exit_cv; /* a thread started or exited */
     bh__job_t *head, **tail;
     size_t queued, running;
+    size_t lent;   /* slots lent out (bh__workers_borrow): handlers running elsewhere */
     size_t idle;   /* threads waiting on cv */
     size_t waking; /* signalled, not yet running */
     int n, exited;
@@ -54,6 +55,8 @@ size_t bh__workers_want(size_t queued, uint64_t ewma_ns, uint64_t budget_ns)
 static void wake_some(bh__workers_t *w)
 {
     size_t want = bh__workers_want(w->queued, w->ewma_ns, w->budget_ns), have = w->waking;
+    size_t slots = (size_t)w->n - w->running - w->lent;
+    if (want > slots) want = slots;
     if (w->ewma_ns < w->budget_ns && w->running) {
         uint64_t now = uv_hrtime();
         for (int i = 0; i < w->n; i++)
@@ -86,7 +89,8 @@ static void worker_main(void *arg)
     w->started_n++;
     uv_cond_broadcast(&w->exit_cv);
     for (;;) {
-        while (!w->head && !w->stopping) {
+        /* A job, and a slot for it: handlers run elsewhere on lent slots. */
+        while ((!w->head || w->running + w->lent >= (size_t)w->n) && !(w->stopping && !w->head)) {
             w->idle++;
             uv_cond_wait(&w->cv, &w->mu);
             w->idle--;
@@ -157,6 +161,23 @@ void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, 
     *w->tail = head;
     w->tail = tail;
     w->queued += n;
+    wake_some(w);
+    uv_mutex_unlock(&w->mu);
+}
+
+bool bh__workers_borrow(bh__workers_t *w)
+{
+    uv_mutex_lock(&w->mu);
+    bool ok = !w->queued && w->running + w->lent < (size_t)w->n;
+    if (ok) w->lent++;
+    uv_mutex_unlock(&w->mu);
+    return ok;
+}
+
+void bh__workers_repay(bh__workers_t *w)
+{
+    uv_mutex_lock(&w->mu);
+    w->lent--;
     wake_some(w);
     uv_mutex_unlock(&w->mu);
 }

@@ -40,6 +40,12 @@ int bh__workers_policy_error(bh__workers_t *w);
 /* Queue n jobs linked through ->next at once, FIFO (tail: the last one's
  * next). Thread: any. */
 void bh__workers_push_list(bh__workers_t *w, bh__job_t *head, bh__job_t **tail, size_t n);
+/* Lend one thread's slot to a handler that runs on another thread (the
+ * relay's leader, relay.h), so that at most n handlers run at once and
+ * workers = 1 stays one at a time, in order. False when every slot is taken
+ * or jobs are queued. Repay when that handler returned. */
+bool bh__workers_borrow(bh__workers_t *w);
+void bh__workers_repay(bh__workers_t *w);
 /* Wake threads for jobs still queued behind a handler that turned out long.
  * The I/O thread calls it shortly after a hand-over, and again while it
  * returns true: jobs wait (behind a handler still young) while threads

@@ -142,3 +142,15 @@ bh__job_t *bh__workers_take_queued(bh__workers_t *w)
     fio.queued = NULL;
     return j;
 }
+
+bool bh__workers_borrow(bh__workers_t *w)
+{
+    (void)w;
+    return record(FIO_BORROW)->flag = !fio.no_slot;
+}
+
+void bh__workers_repay(bh__workers_t *w)
+{
+    (void)w;
+    record(FIO_REPAY);
+}

@@ -25,6 +25,8 @@ typedef enum fio_op {
     FIO_CQ_TAKE,      /* bh__cq_take_all: flag = disarm */
     FIO_WORKERS_PUSH, /* bh__workers_push_list: ptr = head, n */
     FIO_WORKERS_TAKE, /* bh__workers_take_queued */
+    FIO_BORROW,       /* bh__workers_borrow: flag = lent */
+    FIO_REPAY,        /* bh__workers_repay */
     FIO_MARK,         /* fio_mark: text, ptr */
 } fio_op_t;
 
@@ -43,6 +45,7 @@ enum { FIO_MAX = 64 };
 typedef struct fio_state {
     bool ready;               /* bh__conn_ready (default true) */
     bool cq_closed;           /* bh__cq_push refuses (default false) */
+    bool no_slot;             /* bh__workers_borrow refuses (default false) */
     bh__job_t *cq_jobs;       /* what bh__cq_take_all hands out (a list), then NULL */
     bh__job_t *queued;        /* what bh__workers_take_queued hands out, then NULL */
     bh__out_t *sent[FIO_MAX]; /* every message bh__outbox_send took, in order */

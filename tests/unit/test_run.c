@@ -96,6 +96,7 @@ static struct {
     int ret[8];     /* what call i returns (0: BH_DONE) */
     uint64_t ms[8]; /* how long call i takes, on the fake clock */
     bool result[8]; /* call i publishes its result */
+    bool take[8];   /* during call i the relay's standby takes the lead */
     unsigned calls;
     bool payload_seen;        /* the handler saw the decoded payload */
     size_t journaled;         /* handlers the journal showed running, seen from the handler */
@@ -103,6 +104,7 @@ static struct {
 } H;
 
 static const bh__run_t *the_run;
+static bh__relay_t relay; /* its threads never run: the tests play the standby */
 
 static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
 {
@@ -125,6 +127,7 @@ static bh_outcome_t handler(bh_ctx_t *ctx, const bh_msg_t *msg, void *state)
     bh__trace_current(&H.trace, &H.span);
     fio_mark("handler", c->job);
     now_ns += H.ms[i] * 1000000u;
+    if (H.take[i]) assert_true(bh__relay_take(&relay, atomic_load(&relay.word)));
     return H.ret[i] ? (bh_outcome_t)H.ret[i] : BH_DONE;
 }
 
@@ -373,6 +376,118 @@ static void collect_settles_each_finished_job_in_order(void **state)
     assert_int_equal(st.inflight, 0);
 }
 
+/* -- relay mode (leader/follower) --------------------------------------------------- */
+
+static void relay_on(void)
+{
+    relay = (bh__relay_t){.tfd = -1, .budget_ns = BH__RELAY_BUDGET_NS};
+    atomic_store(&relay.standby, true);
+    run.relay = &relay;
+}
+
+/* Cheap jobs run on the leader itself, one after the other, on one slot
+ * lent by the pool; the flush inside the loop's turn hands nothing over. */
+static void leader_runs_cheap_jobs_itself_on_a_lent_slot(void **state)
+{
+    (void)state;
+    relay_on();
+    bh__job_t *a = event(1), *b = event(2);
+    bh__run_add(&run, a);
+    bh__run_add(&run, b);
+    bh__run_flush(&run);
+    assert_int_equal(fio_n(), 0);
+    assert_int_equal(bh__run_lead(&run), 2);
+    assert_int_equal(fio_n(), 6);
+    assert_int_equal(fio_at(0)->op, FIO_BORROW);
+    assert_true(fio_at(0)->flag);
+    assert_mark(1, "handler", a);
+    assert_mark(2, "settled", a);
+    assert_mark(3, "handler", b);
+    assert_mark(4, "settled", b);
+    assert_int_equal(fio_at(5)->op, FIO_REPAY);
+    assert_null(run.batch);
+    assert_int_equal(st.inflight, 0);
+}
+
+/* A handler that took long makes the smoothed time too high to run the next
+ * ones on the leader: they go to the workers. */
+static void after_a_slow_handler_the_next_jobs_go_to_the_workers(void **state)
+{
+    (void)state;
+    relay_on();
+    H.ms[0] = 1;
+    bh__job_t *a = event(1), *b = event(2);
+    bh__run_add(&run, a);
+    bh__run_add(&run, b);
+    assert_int_equal(bh__run_lead(&run), 1);
+    assert_mark(1, "handler", a);
+    assert_mark(2, "settled", a);
+    assert_int_equal(fio_at(3)->op, FIO_REPAY);
+    assert_int_equal(fio_at(4)->op, FIO_CQ_ARM);
+    assert_int_equal(fio_at(5)->op, FIO_WORKERS_PUSH);
+    assert_ptr_equal(fio_at(5)->ptr, b);
+    assert_true(run.ewma_ns >= BH__RELAY_CHEAP_NS);
+    assert_null(run.batch);
+    bh__settle_drop(&st, b);
+}
+
+/* No slot free (workers all busy, or jobs queued) or no standby to take
+ * over: everything goes to the workers, and a lent slot is repaid. */
+static void without_a_slot_or_a_standby_everything_goes_to_the_workers(void **state)
+{
+    (void)state;
+    relay_on();
+    fio.no_slot = true;
+    bh__job_t *a = event(1);
+    bh__run_add(&run, a);
+    assert_int_equal(bh__run_lead(&run), 0);
+    assert_int_equal(fio_n(), 3);
+    assert_false(fio_at(0)->flag);
+    assert_int_equal(fio_at(1)->op, FIO_CQ_ARM);
+    assert_ptr_equal(fio_at(2)->ptr, a);
+    fio_reset();
+    fio.no_slot = false;
+    atomic_store(&relay.standby, false);
+    bh__job_t *b = event(2);
+    bh__run_add(&run, b);
+    assert_int_equal(bh__run_lead(&run), 0);
+    assert_int_equal(fio_n(), 4);
+    assert_true(fio_at(0)->flag);
+    assert_int_equal(fio_at(1)->op, FIO_REPAY);
+    assert_ptr_equal(fio_at(3)->ptr, b);
+    assert_int_equal(H.calls, 0);
+    bh__settle_drop(&st, a);
+    bh__settle_drop(&st, b);
+}
+
+/* The standby took the lead while a handler ran: the old leader hands its
+ * job back like a worker (urgent), repays the slot, leaves the rest of the
+ * batch to the new leader and touches nothing else. */
+static void a_lead_taken_during_a_handler_leaves_the_rest_to_the_new_leader(void **state)
+{
+    (void)state;
+    relay_on();
+    H.take[0] = true;
+    bh__job_t *a = event(1), *b = event(2);
+    bh__run_add(&run, a);
+    bh__run_add(&run, b);
+    assert_int_equal(bh__run_lead(&run), -1);
+    assert_int_equal(fio_n(), 4);
+    assert_mark(1, "handler", a);
+    assert_int_equal(fio_at(2)->op, FIO_CQ_PUSH);
+    assert_ptr_equal(fio_at(2)->ptr, a);
+    assert_true(fio_at(2)->flag);
+    assert_int_equal(fio_at(3)->op, FIO_REPAY);
+    assert_int_equal(bh__relay_strays(&relay), 0);
+    assert_false(atomic_load(&relay.standby)); /* the taker leads */
+    assert_ptr_equal(run.batch, b);
+    assert_int_equal(run.batch_n, 1);
+    /* Only a running handler can be taken: not between two. */
+    assert_false(bh__relay_take(&relay, atomic_load(&relay.word)));
+    bh__settle_drop(&st, a);
+    bh__settle_drop(&st, b);
+}
+
 /* -- inline mode (workers = 0) ---------------------------------------------------- */
 
 static void inline_runs_each_handler_then_settles_it_in_order(void **state)
@@ -565,6 +680,10 @@ int main(void)
         T(worker_pushes_the_job_urgent_when_it_must_be),
         T(job_refused_by_a_closed_queue_is_freed),
         T(collect_settles_each_finished_job_in_order),
+        T(leader_runs_cheap_jobs_itself_on_a_lent_slot),
+        T(after_a_slow_handler_the_next_jobs_go_to_the_workers),
+        T(without_a_slot_or_a_standby_everything_goes_to_the_workers),
+        T(a_lead_taken_during_a_handler_leaves_the_rest_to_the_new_leader),
         T(inline_runs_each_handler_then_settles_it_in_order),
         T(slow_inline_handler_is_logged),
         T(hold_keeps_every_unstarted_job_in_order_until_lifted),

@@ -1206,7 +1206,35 @@ static void command_result_goes_to_reply_to_with_correlation_and_status(void **s
     start(4, 5000);
     compute_round_trip();
     stop_ok();
-    assert_false(uv_thread_equal(&compute_thread, &io_thread)); /* on a worker */
+}
+
+/* One worker: Blocking runs (and waits for the gate), n Plain events are
+ * delivered behind it and wait. Returns Blocking's tag. */
+static uint64_t blocking_with_plain_behind(const char *conv, uint64_t *tags, int n)
+{
+    start(1, 5000);
+    uint64_t blocked = deliver_event("Blocking", conv, "{}");
+    assert_true(fb_wait_mark("enter:Blocking", 1, WAIT_MS));
+    for (int i = 0; i < n; i++) tags[i] = deliver_event("Plain", conv, "{}");
+    assert_true(fb_settle(WAIT_MS));
+    return blocked;
+}
+
+/* A handler that blocks on the thread that read it loses the lead of the
+ * loop (relay.h), which carries on: the next deliveries are dispatched. With
+ * workers = 1 they still run one at a time, in order, after it. */
+static void one_worker_stays_one_at_a_time_while_a_blocked_leader_hands_over(void **state)
+{
+    (void)state;
+    uint64_t tags[3], blocked = blocking_with_plain_behind("conv-7r", tags, 3);
+    assert_int_equal(fb_count_mark("enter:Plain"), 0);
+    gate_set(&blocker, true);
+    assert_true(fb_wait_mark("enter:Plain", 3, WAIT_MS));
+    assert_true(fb_wait_count(FB_PUBLISH, conn1, 1, WAIT_MS));
+    assert_true(fb_confirm(1, false, true));
+    assert_true(fb_wait_tag(conn1, blocked, FB_TAG_ACKED, WAIT_MS));
+    for (int i = 0; i < 3; i++) assert_true(fb_wait_tag(conn1, tags[i], FB_TAG_ACKED, WAIT_MS));
+    stop_ok();
 }
 
 /* workers = 0: the same, with the handler on the I/O thread itself. */
@@ -1270,12 +1298,7 @@ static void returned_message_is_logged_as_an_error(void **state)
 static void graceful_stop_requeues_queued_finishes_running_then_closes(void **state)
 {
     (void)state;
-    start(1, 5000);
-    uint64_t run = deliver_event("Blocking", "conv-8", "{}");
-    assert_true(fb_wait_mark("enter:Blocking", 1, WAIT_MS));
-    uint64_t queued[5];
-    for (int i = 0; i < 5; i++) queued[i] = deliver_event("Plain", "conv-8", "{}");
-    assert_true(fb_settle(WAIT_MS)); /* all five sit in the worker queue */
+    uint64_t queued[5], run = blocking_with_plain_behind("conv-8", queued, 5);
 
     bh__service_stop(svc);
     tag_range_t back = {conn1, queued[0], queued[4], FB_TAG_REQUEUED};
@@ -1455,6 +1478,7 @@ int main(void)
         T(message_without_handler_or_valid_envelope_is_dead_lettered),
         T(command_result_goes_to_reply_to_with_correlation_and_status),
         T(conversation_id_goes_on_byte_for_byte_with_its_kind),
+        T(one_worker_stays_one_at_a_time_while_a_blocked_leader_hands_over),
         T(zero_workers_run_handlers_on_the_io_thread),
         T(zero_workers_log_a_slow_handler),
         T(result_is_handed_to_the_results_handler),
