@@ -80,8 +80,11 @@ static void relay_main(void *arg)
             break;
         }
     }
+    uv_thread_t self = uv_thread_self();
     uv_mutex_lock(&rl->mu);
     rl->exited++;
+    for (int i = 0; i < 2; i++)
+        if (uv_thread_equal(&self, &rl->thread[i])) rl->done[i] = true;
     uv_cond_broadcast(&rl->cv);
     uv_mutex_unlock(&rl->mu);
 }
@@ -101,11 +104,15 @@ int bh__relay_start(bh__relay_t *rl, uint64_t budget_ns, int (*turn)(void *ud),
     rl->ended = ended;
     rl->ud = ud;
     rl->started = rl->exited = 0;
+    rl->done[0] = rl->done[1] = rl->joined[0] = rl->joined[1] = false;
     uv_mutex_init(&rl->mu);
     uv_cond_init(&rl->cv);
     int n = 0;
+    /* Held while the ids are stored: a thread reads its own at exit. */
+    uv_mutex_lock(&rl->mu);
     for (; n < 2; n++)
         if (uv_thread_create(&rl->thread[n], relay_main, rl)) break;
+    uv_mutex_unlock(&rl->mu);
     if (n == 2) return 0;
     atomic_store(&rl->ending, true); /* the standby alone: let it go */
     set_timer(rl, 1);
@@ -166,11 +173,15 @@ int bh__relay_join(bh__relay_t *rl, uint64_t timeout_ms)
                  uv_cond_timedwait(&rl->cv, &rl->mu, deadline - now) == UV_ETIMEDOUT)
             break;
     }
-    bool both = rl->exited == 2;
+    bool done[2] = {rl->done[0], rl->done[1]};
     uv_mutex_unlock(&rl->mu);
-    if (!both) return -1;
-    for (int i = 0; i < 2; i++) uv_thread_join(&rl->thread[i]);
-    return 0;
+    /* The one that exited is joined even if the other is stuck in a handler. */
+    for (int i = 0; i < 2; i++)
+        if (done[i] && !rl->joined[i]) {
+            uv_thread_join(&rl->thread[i]);
+            rl->joined[i] = true;
+        }
+    return done[0] && done[1] ? 0 : -1;
 }
 
 void bh__relay_free(bh__relay_t *rl)

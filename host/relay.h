@@ -33,13 +33,13 @@
 enum { BH__RELAY_ON, BH__RELAY_LOST, BH__RELAY_ENDED };
 
 typedef struct bh__relay {
-    _Atomic uint64_t word;  /* start_ns << 2 | state (relay.c) */
-    atomic_bool standby;    /* a thread waits to take the lead */
-    atomic_bool ending;     /* the loop ended: the standby exits */
-    atomic_int stray;       /* handlers still running on a thread that lost the lead */
-    int tfd;                /* the standby's timer; -1: no relay */
+    _Atomic uint64_t word; /* start_ns << 2 | state (relay.c) */
+    atomic_bool standby;   /* a thread waits to take the lead */
+    atomic_bool ending;    /* the loop ended: the standby exits */
+    atomic_int stray;      /* handlers still running on a thread that lost the lead */
+    int tfd;               /* the standby's timer; -1: no relay */
     uint64_t budget_ns;
-    bool armed;             /* leader only: the timer runs for this burst */
+    bool armed; /* leader only: the timer runs for this burst */
     /* One turn of the loop as the leader (BH__RELAY_*); ended: once, on the
      * thread that ended the loop, before the threads exit. */
     int (*turn)(void *ud);
@@ -50,6 +50,8 @@ typedef struct bh__relay {
     uv_mutex_t mu;
     uv_cond_t cv; /* a thread exited */
     int exited;
+    bool done[2];   /* thread[i] has exited (under mu) */
+    bool joined[2]; /* the joiner's */
 } bh__relay_t;
 
 /* Start both threads; the first leads. 0, or BH_ENOMEM (nothing started:

@@ -208,7 +208,9 @@ static void on_deadline(uv_timer_t *t)
     bh__log(s->log, BH_ERROR, NULL,
             "shutdown deadline reached with %zu message(s) in flight (%zu handler(s) running, "
             "%zu publish(es) unconfirmed): they stay unacked and the broker will redeliver them",
-            s->settle.inflight, ws.running, bh__outbox_unconfirmed(&s->out));
+            s->settle.inflight,
+            ws.running + (s->run.relay ? (size_t)bh__relay_strays(&s->relay) : 0),
+            bh__outbox_unconfirmed(&s->out));
     atomic_store(&s->clean, false);
     finish(s);
 }
