@@ -18,15 +18,15 @@ static struct {
     uv_mutex_t mu;
     uv_cond_t cv;
     int turns;
-    int slow_left;     /* turns that still run one blocking handler */
-    int fast_left;     /* cheap handlers still to run, one per turn */
-    int fast_lost;     /* cheap handlers whose lead was taken (must stay 0) */
-    bool blocked;      /* a handler waits for `release` */
+    int slow_left; /* turns that still run one blocking handler */
+    int fast_left; /* cheap handlers still to run, one per turn */
+    int fast_lost; /* cheap handlers whose lead was taken (must stay 0) */
+    bool blocked;  /* a handler waits for `release` */
     bool release;
     int handovers; /* turns on another thread while a handler waited */
     uv_thread_t blocker, blocked_on[2];
     int stray_seen[2]; /* bh__relay_strays, seen by the other thread then */
-    bool end;       /* the next turn ends the loop */
+    bool end;          /* the next turn ends the loop */
     int ended;
     uv_thread_t ended_on, last_turn;
 } T;
