@@ -50,6 +50,7 @@ typedef struct bh__config {
     bool watch_plugins;        /* a changed *.so in plugins_dir reloads (docs/reload.md) */
     char *http_listen;         /* ADDR:PORT of the HTTP endpoint (http.h); NULL: none */
     char *otlp_endpoint;       /* OTLP/HTTP traces URL (otlp.h); NULL: no export */
+    int otlp_sample_percent;   /* of the traces bushost starts, recorded (otlp.h) */
     struct bh__otlp *otlp;     /* its exporter, started by the host generation; NULL: none */
     bh__section_t *sections;   /* every other section, unvalidated */
 } bh__config_t;

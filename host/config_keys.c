@@ -133,6 +133,15 @@ const bh__keyspec_t bh__config_host_keys[] = {
      .offset = CFG(otlp_endpoint),
      .help = "OTLP/HTTP traces URL (JSON), e.g. http://127.0.0.1:4318/v1/traces; none: spans "
              "are not exported"},
+    {.section = "host",
+     .key = "otlp_sample_percent",
+     .kind = BH__K_INT,
+     .def = "100",
+     .min = 0,
+     .max = 100,
+     .offset = CFG(otlp_sample_percent),
+     .help = "with otlp_endpoint: the share of the traces bushost starts that are recorded "
+             "and exported (a trace that arrives keeps its sampled flag)"},
     {.section = "broker",
      .key = "password_file",
      .kind = BH__K_FILE,

@@ -11,7 +11,7 @@
 
 /* Their sizes, fixed so that the loader can keep a line per key (a table
  * with another number of rows does not compile). */
-enum { BH__CONFIG_N_HOST_KEYS = 23, BH__CONFIG_N_SERVICE_KEYS = 10 };
+enum { BH__CONFIG_N_HOST_KEYS = 24, BH__CONFIG_N_SERVICE_KEYS = 10 };
 extern const bh__keyspec_t bh__config_host_keys[BH__CONFIG_N_HOST_KEYS];
 extern const bh__keyspec_t bh__config_service_keys[BH__CONFIG_N_SERVICE_KEYS];
 

@@ -26,6 +26,7 @@ static int setup(bh__host_t *h, const char *path, char *err, size_t errlen)
      * with them (bh__host_start), so that --check starts none. */
     if (h->cfg.otlp_endpoint && !(h->cfg.otlp = bh__otlp_new(h->cfg.otlp_endpoint, err, errlen)))
         return BH__EXIT_RUNTIME;
+    bh__otlp_set_sampling(h->cfg.otlp, h->cfg.otlp_sample_percent);
     bh__trust_mode_t trust = h->cfg.plugin_trust_relaxed ? BH__TRUST_RELAXED : BH__TRUST_STRICT;
     if (bh__loader_open_dir(h->cfg.plugins_dir, trust, &h->plugins, &h->n_plugins, err, errlen))
         return BH__EXIT_CONFIG;

@@ -38,6 +38,7 @@ struct bh__otlp {
     bool stop;                     /* under mu */
     bool running;                  /* its thread was started (read by the thread that owns x) */
     atomic_uint_fast64_t dropped, sent, overflow; /* overflow: dropped for a full list */
+    int sample_percent;                           /* set before any span starts */
     /* The exporter's thread only: */
     CURL *curl;
     struct curl_slist *headers;
@@ -308,6 +309,7 @@ bh__otlp_t *bh__otlp_new(const char *url, char *err, size_t errlen)
     }
     bh__redact(url, x->shown, sizeof x->shown);
     x->tail = &x->head;
+    x->sample_percent = 100;
     atomic_init(&x->dropped, 0);
     atomic_init(&x->sent, 0);
     atomic_init(&x->overflow, 0);
@@ -347,6 +349,19 @@ int bh__otlp_run(bh__otlp_t *x, char *err, size_t errlen)
     x->running = true;
     bh__log(NULL, BH_NOTICE, NULL, "exporting spans to %s (OTLP/HTTP, JSON)", x->shown);
     return 0;
+}
+
+void bh__otlp_set_sampling(bh__otlp_t *x, int percent)
+{
+    if (x) x->sample_percent = percent < 0 ? 0 : percent > 100 ? 100 : percent;
+}
+
+bool bh__otlp_samples(const bh__otlp_t *x, const uint8_t trace[BH__TRACE_ID_LEN])
+{
+    if (!x || x->sample_percent >= 100) return true;
+    uint64_t v = 0;
+    for (int i = BH__TRACE_ID_LEN - 8; i < BH__TRACE_ID_LEN; i++) v = v << 8 | trace[i];
+    return v < (UINT64_MAX / 100) * (uint64_t)x->sample_percent; /* v / 2^64 < percent / 100 */
 }
 
 void bh__otlp_push(bh__otlp_t *x, bh__otlp_span_t *s)

@@ -55,6 +55,12 @@ char *bh__otlp_render(const bh__otlp_span_t *spans, size_t *len);
 /* An exporter for url (as bh__http_url_check takes), not running yet:
  * spans pushed meanwhile wait. NULL with err set when out of memory. */
 bh__otlp_t *bh__otlp_new(const char *url, char *err, size_t errlen);
+/* Record this share of the traces the host starts (0..100; 100 by default). */
+void bh__otlp_set_sampling(bh__otlp_t *x, int percent);
+/* Whether a trace the host starts with this id is recorded: always without
+ * an exporter (the flag is still carried on), else by the id's last 8
+ * bytes against the share, so that every host decides alike. */
+bool bh__otlp_samples(const bh__otlp_t *x, const uint8_t trace[BH__TRACE_ID_LEN]);
 /* Start its thread (once; x NULL: nothing to do). 0, or BH_ENOMEM with err. */
 int bh__otlp_run(bh__otlp_t *x, char *err, size_t errlen);
 /* Hand a finished span over (takes it; x NULL frees it). Thread: any. */

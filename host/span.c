@@ -85,9 +85,9 @@ void bh__span_begin(bh__job_t *job, bh__otlp_t *otlp, const char *service, bh__l
         t->has_parent = in.has_span;
         t->flags = in.flags;
     } else {
-        /* A new trace, recorded: bushost samples every trace it starts. */
+        /* A new trace: recorded unless otlp_sample_percent leaves it out. */
         bh__trace_random(t->trace, sizeof t->trace);
-        t->flags = BH__TRACE_SAMPLED;
+        t->flags = bh__otlp_samples(otlp, t->trace) ? BH__TRACE_SAMPLED : 0;
     }
     bh__trace_random(t->span, sizeof t->span);
     bh__trace_hex(t->trace_hex, t->trace, sizeof t->trace);

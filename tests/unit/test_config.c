@@ -197,6 +197,12 @@ static void size_and_decoding_limits_are_bounded(void **state)
                       "1..100000000");
     assert_load_error("[host]\nmax_nodes = 16MiB\n",
                       "etc/x.ini:2: [host] max_nodes = '16MiB': expected an integer 1..1000000000");
+    assert_load_error(
+        "[host]\notlp_sample_percent = 0.5\n",
+        "etc/x.ini:2: [host] otlp_sample_percent = '0.5': expected an integer 0..100");
+    assert_load_error(
+        "[host]\notlp_sample_percent = 101\n",
+        "etc/x.ini:2: [host] otlp_sample_percent = '101': expected an integer 0..100");
 }
 
 static void integer_bounds_are_inclusive(void **state)
@@ -451,7 +457,7 @@ static void unknown_host_key_lists_known_keys(void **state)
                       "log_level, healthcheck_interval, shutdown_timeout, max_message_size, "
                       "state_dir, crash_limit, max_depth, max_map_entries, max_nodes, "
                       "plugin_trust, watch_plugins, "
-                      "http_listen, otlp_endpoint)");
+                      "http_listen, otlp_endpoint, otlp_sample_percent)");
     assert_load_error("[broker]\nurls = amqp://x/\n",
                       "etc/x.ini:2: [broker] unknown key 'urls' (known: url, heartbeat, "
                       "password_file, tls_ca, tls_cert, tls_key, tls_verify, tls_server_name, "

@@ -326,6 +326,48 @@ static void no_trace_context_starts_a_sampled_trace(void **state)
     bh__job_free(again);
 }
 
+/* otlp_sample_percent: the traces the host starts are recorded by their
+ * id's share, and the flag goes on with them; a trace that arrives keeps
+ * its own flag whatever the share. */
+static void new_traces_are_sampled_by_the_exporters_share(void **state)
+{
+    char err[256];
+    bh__hdr_t h[] = {{JU_STR("conversation_id", "conv-1")}};
+    bh__otlp_t *x = bh__otlp_new("http://127.0.0.1:1/v1/traces", err, sizeof err);
+    (void)state;
+    assert_non_null(x);
+    int sampled[3] = {0};
+    const int percent[3] = {0, 30, 100};
+    for (int k = 0; k < 3; k++) {
+        bh__otlp_set_sampling(x, percent[k]);
+        for (int i = 0; i < 1000; i++) {
+            bh__job_t *job = job_with(h, 1);
+            bh__span_begin(job, x, "echo", fl_logger());
+            bool on = job->trace.flags & BH__TRACE_SAMPLED;
+            assert_int_equal(on, bh__otlp_samples(x, job->trace.trace));
+            sampled[k] += on;
+            bh__tctx_t out;
+            check_publish(job, &out);
+            assert_int_equal(out.flags & BH__TRACE_SAMPLED, job->trace.flags & BH__TRACE_SAMPLED);
+            job->outcome = BH_DONE;
+            bh__span_end(job);
+            bh__job_free(job);
+        }
+    }
+    assert_int_equal(sampled[0], 0);
+    assert_in_range(sampled[1], 220, 380); /* 300 expected, sd 14.5 */
+    assert_int_equal(sampled[2], 1000);
+    /* Arrived sampled, with a share of 0: still recorded. */
+    bh__otlp_set_sampling(x, 0);
+    bh__hdr_t in[] = {{JU_STR("conversation_id", "conv-1")}, {JU_STR("traceparent", TP_OK)}};
+    bh__job_t *job = job_with(in, 2);
+    bh__span_begin(job, x, "echo", fl_logger());
+    assert_int_equal(job->trace.flags, BH__TRACE_SAMPLED);
+    bh__span_end(job);
+    bh__job_free(job);
+    bh__otlp_stop(x);
+}
+
 static void mt_activity_id_is_used_without_traceparent(void **state)
 {
     bh__hdr_t h[] = {{JU_STR("MT-Activity-Id", TP_OK)},
@@ -415,6 +457,7 @@ int main(void)
         cmocka_unit_test(incoming_traceparent_is_continued),
         cmocka_unit_test(header_names_are_matched_in_any_case),
         cmocka_unit_test(no_trace_context_starts_a_sampled_trace),
+        cmocka_unit_test(new_traces_are_sampled_by_the_exporters_share),
         cmocka_unit_test(mt_activity_id_is_used_without_traceparent),
         cmocka_unit_test(invalid_traceparent_starts_a_new_trace_and_is_noted_once),
         cmocka_unit_test(publish_without_a_span_carries_no_traceparent),
