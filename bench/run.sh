@@ -20,7 +20,7 @@
 #                  for the TLS rows; certificates are made at run time
 #   --keep-broker  leave the broker running afterwards (scripts/broker.sh
 #                  stop, with the same BH_BROKER_* variables, stops it)
-#   --only LIST    run only these workloads (numbers 1-7, e.g. 2,6; the
+#   --only LIST    run only these workloads (numbers 1-8, e.g. 2,6; the
 #                  tables keep the rows they fill), and no idle or soak
 #   --soak N       messages through the soak (default 1,000,000; given
 #                  with --quick, the soak runs)
@@ -95,7 +95,7 @@ fi
 LAT_RATES=(1000 5000)
 MANY=20 # workload 7: services in one host
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds takes a positive number" >&2; exit 2; }
-[[ -z $only || $only =~ ^[1-7](,[1-7])*$ ]] || { echo "run.sh: --only takes workload numbers 1-7, e.g. 2,6" >&2; exit 2; }
+[[ -z $only || $only =~ ^[1-8](,[1-8])*$ ]] || { echo "run.sh: --only takes workload numbers 1-8, e.g. 2,6" >&2; exit 2; }
 FAN_IN=$((N / 10))   # fan-out: N/10 events in, N published
 SCALE_N=$((N / 10))  # scale-out: 1 ms of CPU each, so fewer messages
 SOAK_N=$soak_n
@@ -128,6 +128,11 @@ $1 == "many" { # many SIDE ROUND rss_kb cpu_pct threads connections
     for (i = 4; i <= 7; i++) add("many" SUBSEP $2 SUBSEP i, $i)
     next
 }
+$1 == "clusterfail" { # clusterfail SIDE ROUND handled= expected= lost= left= duplicated= ...
+    for (i = 4; i <= NF; i++) { split($i, kv, "="); cf[$3, kv[1]] = kv[2] }
+    cf_rounds = cf_rounds " " $3; next
+}
+$1 == "clusterbroker" { add("clusterbroker" SUBSEP $2, $4); next }
 $1 == "soak" {
     for (i = 3; i <= NF; i++) { split($i, kv, "="); soak[kv[1]] = kv[2] }
     have_soak = 1; next
@@ -206,6 +211,7 @@ END {
     row("3q as 3, quorum queues (raw pub.)", "fanout_q", "raw", "bushost", 1)
     row(sprintf("4a 1 ms CPU x %d: 2 hosts vs 1 (workers 1)", scale_n), "scale", "one_w1", "two_w1")
     row(sprintf("4b 1 ms CPU x %d: workers 2 vs 1, one host", scale_n), "scale", "one_w1", "one_w2")
+    row("8  as 4a, 3-node cluster, quorum (2 hosts vs 1)", "cluster", "one_w1", "two_w1")
     row("5  as 2, both over TLS (raw: rabbitmq-c TLS)", "tls", "raw_tls", "bushost_tls", 1)
     row("5r TLS cost, raw: TLS vs plain (ref: plain)", "tls", "raw_plain", "raw_tls")
     row("5b TLS cost, bushost: TLS vs plain (ref: plain)", "tls", "bushost_plain", "bushost_tls")
@@ -235,6 +241,13 @@ END {
         many_row(sprintf("bushost, %d services, workers 4 (default)", many), "bushost_w4")
         many_row(sprintf("bushost, %d services, workers 1", many), "bushost_w1")
         many_row(sprintf("bushost, %d services, workers 0", many), "bushost_w0")
+    }
+    if (cf_rounds != "") {
+        n = split(cf_rounds, cr, " ")
+        printf "\n8: a node stopped mid-run under 2 hosts (3-node cluster, quorum queues; brokers used %.1f s CPU per 100k with 1 host, %.1f with 2)\n", median(vals["clusterbroker", "one_w1"]), median(vals["clusterbroker", "two_w1"])
+        for (i = 1; i <= n; i++)
+            printf "8f round %s: stopped %s (leader: %s) at %s handled; handled %s of %s, lost %s, left %s, duplicated %s\n", cr[i],
+                cf[cr[i], "stopped"], cf[cr[i], "leader"], cf[cr[i], "at"], cf[cr[i], "handled"], cf[cr[i], "expected"], cf[cr[i], "lost"], cf[cr[i], "left"], cf[cr[i], "duplicated"]
     }
     if (have_idle) printf "idle host with echo + cart: RSS %.1f MiB (peak %.1f MiB)\n", idle_rss / 1024, idle_hwm / 1024
     if (have_soak) {
@@ -767,6 +780,11 @@ purge
 if [[ -z $only || ,$only, == *,7,* ]]; then
     say "workload 7: $MANY idle services"
     w7
+fi
+if [[ -z $only || ,$only, == *,8,* ]]; then
+    say "workload 8: scale-out and a node failure on a 3-node cluster"
+    "$ROOT/bench/cluster.sh" --build-dir "$build_dir" --results "$RESULTS" --rounds "$rounds" $( ((quick)) && echo --quick) \
+        || die "workload 8 (bench/cluster.sh) failed"
 fi
 [[ -n $only ]] || examples_and_soak
 
