@@ -205,6 +205,7 @@ END {
     row("2p same, bushost prefetch = 100", "pipeline", "raw", "bushost_p100")
     row("2m as 2 (ref), http_listen + /metrics every 1 s", "pipeline", "bushost", "bushost_metrics")
     row("2t as 2m, + spans exported over OTLP (ref: 2)", "pipeline", "bushost", "bushost_trace")
+    row("2s as 2t, otlp_sample_percent = 1 (ref: 2)", "pipeline", "bushost", "bushost_trace1")
     row("2q as 2, quorum queues (raw: I/O+4 workers)", "pipeline_q", "raw", "bushost", 1)
     row("3  fan-out x10, published+confirmed (raw pub.)", "fanout", "raw", "bushost", 1)
     row("3p same, bushost prefetch = 100", "fanout", "raw", "bushost_p100")
@@ -383,6 +384,9 @@ CONF_METRICS=$(host_conf metrics "$BENCH_DIR" "http_listen = 127.0.0.1:$http_por
 # Row 2t: the same, exporting its spans to the run's OTLP sink as well.
 CONF_TRACE=$(host_conf trace "$BENCH_DIR" "http_listen = 127.0.0.1:$http_port" \
     "otlp_endpoint = http://127.0.0.1:$otlp_port/v1/traces" "[bench]" "workers = 4")
+# Row 2s: as 2t, with 1% of the traces sampled (otlp_sample_percent).
+CONF_TRACE1=$(host_conf trace1 "$BENCH_DIR" "http_listen = 127.0.0.1:$http_port" \
+    "otlp_endpoint = http://127.0.0.1:$otlp_port/v1/traces" "otlp_sample_percent = 1" "[bench]" "workers = 4")
 # Rows 1aq, 2q, 3q: plugin benchq (bench.c with keys of its own), quorum
 # queues benchq.events and benchq.commands (bench_fill setup declares them
 # alike, and the sink benchq.sink).
@@ -489,13 +493,13 @@ sink_stop() {
     sink_pid=
     local posts
     posts=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^posts=/) print substr($i, 7) }' "$WORK/otlp-sink-$1")
-    ((${posts:-0} > 0)) || die "row 2t: no span reached the OTLP sink; see $WORK/otlp-sink-$1"
+    ((${posts:-0} > 0)) || die "rows 2t/2s: no span reached the OTLP sink; see $WORK/otlp-sink-$1"
     say "  OTLP sink: $(cat "$WORK/otlp-sink-$1")"
 }
 
 w2() { # command -> result, the command acked after its result is confirmed
     local r=$1 side
-    for side in $(order "$r" raw bushost bushost_p100 bushost_metrics bushost_trace); do
+    for side in $(order "$r" raw bushost bushost_p100 bushost_metrics bushost_trace bushost_trace1); do
         case $side in
         raw) consume_run pipeline "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
             "$B/bench_pipeline" "$URL" bench.commands "$N" 4 100 1000 ;;
@@ -516,6 +520,14 @@ w2() { # command -> result, the command acked after its result is confirmed
                 "$BUSHOST" -c "$CONF_TRACE"
             scrape_stop
             sink_stop "$r"
+            ;;
+        bushost_trace1)
+            scrape_start
+            sink_start "$r-1pct"
+            consume_run pipeline "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
+                "$BUSHOST" -c "$CONF_TRACE1"
+            scrape_stop
+            sink_stop "$r-1pct"
             ;;
         esac
     done
