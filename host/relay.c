@@ -82,7 +82,6 @@ static void relay_main(void *arg)
     }
     uv_thread_t self = uv_thread_self();
     uv_mutex_lock(&rl->mu);
-    rl->exited++;
     for (int i = 0; i < 2; i++)
         if (uv_thread_equal(&self, &rl->thread[i])) rl->done[i] = true;
     uv_cond_broadcast(&rl->cv);
@@ -103,7 +102,7 @@ int bh__relay_start(bh__relay_t *rl, uint64_t budget_ns, int (*turn)(void *ud),
     rl->turn = turn;
     rl->ended = ended;
     rl->ud = ud;
-    rl->started = rl->exited = 0;
+    rl->started = 0;
     rl->done[0] = rl->done[1] = rl->joined[0] = rl->joined[1] = false;
     uv_mutex_init(&rl->mu);
     uv_cond_init(&rl->cv);
@@ -158,7 +157,7 @@ int bh__relay_strays(bh__relay_t *rl) { return atomic_load(&rl->stray); }
 void bh__relay_wait_end(bh__relay_t *rl)
 {
     uv_mutex_lock(&rl->mu);
-    while (!rl->exited) uv_cond_wait(&rl->cv, &rl->mu);
+    while (!rl->done[0] && !rl->done[1]) uv_cond_wait(&rl->cv, &rl->mu);
     uv_mutex_unlock(&rl->mu);
 }
 
@@ -166,7 +165,7 @@ int bh__relay_join(bh__relay_t *rl, uint64_t timeout_ms)
 {
     uv_mutex_lock(&rl->mu);
     uint64_t deadline = timeout_ms == UINT64_MAX ? UINT64_MAX : uv_hrtime() + timeout_ms * 1000000u;
-    while (rl->exited < 2) {
+    while (!rl->done[0] || !rl->done[1]) {
         uint64_t now = uv_hrtime();
         if (deadline == UINT64_MAX) uv_cond_wait(&rl->cv, &rl->mu);
         else if (now >= deadline ||

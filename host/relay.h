@@ -48,8 +48,7 @@ typedef struct bh__relay {
     uv_thread_t thread[2];
     int started;
     uv_mutex_t mu;
-    uv_cond_t cv; /* a thread exited */
-    int exited;
+    uv_cond_t cv;   /* a thread exited */
     bool done[2];   /* thread[i] has exited (under mu) */
     bool joined[2]; /* the joiner's */
 } bh__relay_t;

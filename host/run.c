@@ -169,11 +169,8 @@ void bh__run_add(bh__run_t *r, bh__job_t *job)
 /* A handler returned: its counts go once it is settled where it came from. */
 static void complete(bh__run_t *r, bh__job_t *j)
 {
-    if (r->relay && j->end_ns > j->start_ns) { /* smoothed over the last ~8 */
-        uint64_t dt = j->end_ns - j->start_ns;
-        r->ewma_ns = dt > r->ewma_ns ? r->ewma_ns + (dt - r->ewma_ns) / 8
-                                     : r->ewma_ns - (r->ewma_ns - dt) / 8;
-    }
+    if (r->relay && j->end_ns > j->start_ns)
+        r->ewma_ns = bh__workers_smooth(r->ewma_ns, j->end_ns - j->start_ns);
     if (r->guard && !j->origin && j->gen == r->settle->conn->gen) bh__guard_done(r->guard, j);
     bh__settle_complete(r->settle, j);
 }
@@ -219,13 +216,18 @@ void bh__run_flush(bh__run_t *r)
     if (!r->relay) hand_over(r);
 }
 
+/* A job waits that the leader may run itself. */
+static bool cheap_job_waits(const bh__run_t *r)
+{
+    return r->batch && !r->hold && r->ewma_ns < BH__RELAY_CHEAP_NS;
+}
+
 int bh__run_lead(bh__run_t *r)
 {
     int ran = 0;
     /* The burst runs here on one worker's slot (workers.h). */
-    bool slot =
-        r->batch && !r->hold && r->ewma_ns < BH__RELAY_CHEAP_NS && bh__workers_borrow(r->workers);
-    while (slot && r->batch && !r->hold && r->ewma_ns < BH__RELAY_CHEAP_NS) {
+    bool slot = cheap_job_waits(r) && bh__workers_borrow(r->workers);
+    while (slot && cheap_job_waits(r)) {
         /* From bh__relay_begin on, the standby may lead: the job is taken
          * off the batch first, and nothing shared is touched until
          * bh__relay_end says the lead is still here. */

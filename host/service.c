@@ -356,8 +356,9 @@ bool bh__service_join(bh__service_t *s)
     /* The deadline already ran on the I/O thread; a handler still running
      * now is stuck: wait only briefly more. */
     uint64_t wait_ms = atomic_load(&s->clean) ? UINT64_MAX : 100;
-    if (s->run.relay && bh__relay_join(&s->relay, wait_ms)) s->relay_stuck = true;
-    if (bh__workers_join(s->workers, wait_ms) == 0 && !s->relay_stuck) {
+    /* A thread left in a handler keeps the pool too: bh__service_free then refuses. */
+    bool stuck = s->run.relay && bh__relay_join(&s->relay, wait_ms);
+    if (bh__workers_join(s->workers, wait_ms) == 0 && !stuck) {
         bh__workers_free(s->workers);
         s->workers = NULL;
     } else {

@@ -36,7 +36,6 @@ struct bh__service {
 
     uv_thread_t io;    /* workers = 0; else the relay's two threads */
     bh__relay_t relay; /* the loop's lead, passed between them (relay.h) */
-    bool relay_stuck;  /* one of them is still in a handler after the join */
     bool io_started, loop_ready;
     bh__workers_t *workers;
     uv_loop_t loop;

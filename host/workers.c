@@ -108,8 +108,7 @@ static void worker_main(void *arg)
         uint64_t dt = uv_hrtime() - t0;
         uv_mutex_lock(&w->mu);
         me->started = 0;
-        w->ewma_ns = dt > w->ewma_ns ? w->ewma_ns + (dt - w->ewma_ns) / 8
-                                     : w->ewma_ns - (w->ewma_ns - dt) / 8;
+        w->ewma_ns = bh__workers_smooth(w->ewma_ns, dt);
         w->running--;
     }
     w->exited++;

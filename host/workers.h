@@ -19,6 +19,11 @@ typedef struct bh__workers bh__workers_t;
  * jobs before a sleeping thread is woken for it. */
 #define BH__WORKERS_BUDGET_NS 200000u
 typedef void (*bh__work_fn)(void *ud, bh__job_t *job);
+/* A handler run time added to an average smoothed over the last ~8. */
+static inline uint64_t bh__workers_smooth(uint64_t avg, uint64_t dt)
+{
+    return dt > avg ? avg + (dt - avg) / 8 : avg - (avg - dt) / 8;
+}
 /* The policy of worker_scheduling = batch: SCHED_BATCH where the system has
  * it, else -1 (nothing changes). */
 #ifdef SCHED_BATCH
