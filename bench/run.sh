@@ -497,6 +497,16 @@ sink_stop() {
     say "  OTLP sink: $(cat "$WORK/otlp-sink-$1")"
 }
 
+# traced_run SIDE ROUND SINK_TAG CONF: row 2's run, scraped and exporting
+# spans to a sink of its own.
+traced_run() {
+    scrape_start
+    sink_start "$3"
+    consume_run pipeline "$1" "$2" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- "$BUSHOST" -c "$4"
+    scrape_stop
+    sink_stop "$3"
+}
+
 w2() { # command -> result, the command acked after its result is confirmed
     local r=$1 side
     for side in $(order "$r" raw bushost bushost_p100 bushost_metrics bushost_trace bushost_trace1); do
@@ -513,22 +523,8 @@ w2() { # command -> result, the command acked after its result is confirmed
                 "$BUSHOST" -c "$CONF_METRICS"
             scrape_stop
             ;;
-        bushost_trace)
-            scrape_start
-            sink_start "$r"
-            consume_run pipeline "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
-                "$BUSHOST" -c "$CONF_TRACE"
-            scrape_stop
-            sink_stop "$r"
-            ;;
-        bushost_trace1)
-            scrape_start
-            sink_start "$r-1pct"
-            consume_run pipeline "$side" "$r" "${CMD[@]}" "$N" "$N" bench.Done "$N" -- \
-                "$BUSHOST" -c "$CONF_TRACE1"
-            scrape_stop
-            sink_stop "$r-1pct"
-            ;;
+        bushost_trace) traced_run "$side" "$r" "$r" "$CONF_TRACE" ;;
+        bushost_trace1) traced_run "$side" "$r" "$r-1pct" "$CONF_TRACE1" ;;
         esac
     done
     for side in $(order "$r" raw bushost); do # 2q: quorum queues
